@@ -1,0 +1,117 @@
+//! The field conventions every track call follows (see `docs/FIELDS.md`).
+
+use std::fmt;
+
+/// The `tracing` target of every telemetry event.
+///
+/// ```
+/// assert_eq!(telemetry::TARGET, "telemetry");
+/// ```
+pub const TARGET: &str = "telemetry";
+
+/// Field holding the record's [`Kind`] as a string: `"event"`, `"metric"` or `"timing"`.
+///
+/// ```
+/// assert_eq!(telemetry::fields::KIND, "telemetry.kind");
+/// ```
+pub const KIND: &str = "telemetry.kind";
+
+/// Field holding the event, metric or operation name.
+///
+/// ```
+/// assert_eq!(telemetry::fields::NAME, "telemetry.name");
+/// ```
+pub const NAME: &str = "telemetry.name";
+
+/// Field holding a metric's value, an `f64`.
+///
+/// ```
+/// assert_eq!(telemetry::fields::VALUE, "telemetry.value");
+/// ```
+pub const VALUE: &str = "telemetry.value";
+
+/// Field holding a timing's duration in milliseconds, an `f64`.
+///
+/// ```
+/// assert_eq!(telemetry::fields::DURATION_MS, "telemetry.duration_ms");
+/// ```
+pub const DURATION_MS: &str = "telemetry.duration_ms";
+
+/// Field carrying the tags of the function form (`track_event(name, &[(key, value)])`),
+/// whose keys are runtime strings and so cannot be `tracing` field names.
+///
+/// Other layers see it as a `key=value` list; [`TelemetryLayer`](crate::TelemetryLayer)
+/// reads the pairs without copying them.
+///
+/// ```
+/// assert_eq!(telemetry::fields::TAGS, "telemetry.tags");
+/// ```
+pub const TAGS: &str = "telemetry.tags";
+
+/// What a record measures.
+///
+/// ```
+/// use telemetry::Kind;
+///
+/// assert_eq!(Kind::Metric.as_str(), "metric");
+/// assert_eq!("timing".parse::<Kind>(), Ok(Kind::Timing));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Something happened: `track_event`.
+    Event,
+    /// A measured value: `track_metric`.
+    Metric,
+    /// How long an operation took, in milliseconds: `track_timing`.
+    Timing,
+}
+
+impl Kind {
+    /// The value of the [`KIND`] field for this kind.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::Kind::Event.as_str(), "event");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Event => "event",
+            Kind::Metric => "metric",
+            Kind::Timing => "timing",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error returned when a string is not one of `event`, `metric` or `timing`.
+///
+/// ```
+/// assert!("gauge".parse::<telemetry::Kind>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseKindError(());
+
+impl fmt::Display for ParseKindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected event, metric or timing")
+    }
+}
+
+impl std::error::Error for ParseKindError {}
+
+impl std::str::FromStr for Kind {
+    type Err = ParseKindError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "event" => Ok(Kind::Event),
+            "metric" => Ok(Kind::Metric),
+            "timing" => Ok(Kind::Timing),
+            _ => Err(ParseKindError(())),
+        }
+    }
+}

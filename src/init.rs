@@ -1,0 +1,243 @@
+//! Installing telemetry in an app: `try_init`, `init`, the guard and the runtime toggle.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tracing_core::{LevelFilter, Subscriber};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::exporter;
+use crate::fields::TARGET;
+use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
+use crate::sink::Sink;
+
+/// The sink behind the layer that [`try_init`] and [`layer`] build.
+pub type ExporterSink = Arc<dyn Sink>;
+
+/// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
+/// logs (fmt to stdout, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
+///
+/// Keep the returned [`Guard`] for the life of the app: dropping it flushes every
+/// buffered record. Fails, without installing anything, if a variable is invalid or
+/// the telemetry file cannot be opened; fails if a global subscriber is already
+/// installed. An invalid configuration never turns telemetry on.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _guard = telemetry::try_init()?;
+///     tracing::info!("app started");
+///     telemetry::track_event("app.started", &[]);
+///     Ok(())
+/// }
+/// ```
+pub fn try_init() -> Result<Guard, Error> {
+    try_init_with(&Config::from_env()?)
+}
+
+/// [`try_init`] with a configuration built in code instead of read from the
+/// environment.
+///
+/// ```no_run
+/// use telemetry::{Config, Exporter};
+///
+/// let _guard = telemetry::try_init_with(&Config::new().with_enabled(true).with_exporter(Exporter::Stdout))?;
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
+    let (telemetry, guard) = layer_with(config)?;
+    let app_logs = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy()
+        // Records go to the exporter only, never into the app's own logs.
+        .and(filter_fn(|meta| meta.target() != TARGET));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_filter(app_logs))
+        .with(telemetry)
+        .try_init()
+        .map_err(Error::already_installed)?;
+    Ok(guard)
+}
+
+/// Like [`try_init`], but panics with the error's message.
+///
+/// ```no_run
+/// let _guard = telemetry::init();
+/// ```
+pub fn init() -> Guard {
+    try_init().unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Reads the `TELEMETRY_*` variables and builds the telemetry layer, for an app that
+/// builds its own subscriber.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let (telemetry, _guard) = telemetry::layer()?;
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+///     .with(telemetry);
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_event("app.started", &[]);
+/// });
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+pub fn layer<S>() -> Result<(FilteredTelemetryLayer<ExporterSink, S>, Guard), Error>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    layer_with(&Config::from_env()?)
+}
+
+/// [`layer`] with a configuration built in code.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{Config, Exporter};
+///
+/// let config = Config::new().with_enabled(true).with_exporter(Exporter::None);
+/// let (telemetry, guard) = telemetry::layer_with(&config)?;
+/// assert!(guard.handle().is_enabled());
+/// let subscriber = tracing_subscriber::registry().with(telemetry);
+/// # let _ = subscriber;
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+pub fn layer_with<S>(
+    config: &Config,
+) -> Result<(FilteredTelemetryLayer<ExporterSink, S>, Guard), Error>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let sink = exporter::build(config)?;
+    let filter = TelemetryFilter::new(config.enabled());
+    let guard = Guard {
+        sink: Arc::clone(&sink),
+        handle: filter.handle(),
+    };
+    Ok((TelemetryLayer::new(sink).with_filter(filter), guard))
+}
+
+/// Keeps telemetry export running; dropping it flushes every buffered record.
+///
+/// ```no_run
+/// let guard = telemetry::try_init()?;
+/// telemetry::track_event("app.started", &[]);
+/// drop(guard); // every record is written before this returns
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+#[must_use = "dropping the guard flushes telemetry and ends export; keep it for the life of the app"]
+pub struct Guard {
+    sink: ExporterSink,
+    handle: TelemetryHandle,
+}
+
+impl Guard {
+    /// A handle that turns telemetry on and off while the app runs.
+    ///
+    /// ```
+    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// assert!(!guard.handle().is_enabled());
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn handle(&self) -> TelemetryHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.sink.flush();
+    }
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns telemetry on and off while the app runs, from a signal handler or an admin
+/// endpoint.
+///
+/// A switch rebuilds `tracing`'s callsite interest cache, so while off the track calls
+/// stay a cached check: no per-event flag is ever read.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+///
+/// let filter = TelemetryFilter::new(true);
+/// let handle = filter.handle();
+/// let sink = MemorySink::new();
+/// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
+/// tracing::subscriber::with_default(subscriber, || {
+///     handle.disable();
+///     telemetry::track_event("while.off", &[]);
+///     handle.enable();
+///     telemetry::track_event("while.on", &[]);
+/// });
+/// assert_eq!(sink.names(), ["while.on"]);
+/// ```
+#[derive(Clone)]
+pub struct TelemetryHandle {
+    on: Arc<AtomicBool>,
+}
+
+impl TelemetryHandle {
+    pub(crate) fn new(on: Arc<AtomicBool>) -> Self {
+        TelemetryHandle { on }
+    }
+
+    /// Turns telemetry on.
+    ///
+    /// ```
+    /// let handle = telemetry::TelemetryFilter::new(false).handle();
+    /// handle.enable();
+    /// assert!(handle.is_enabled());
+    /// ```
+    pub fn enable(&self) {
+        self.set(true);
+    }
+
+    /// Turns telemetry off.
+    ///
+    /// ```
+    /// let handle = telemetry::TelemetryFilter::new(true).handle();
+    /// handle.disable();
+    /// assert!(!handle.is_enabled());
+    /// ```
+    pub fn disable(&self) {
+        self.set(false);
+    }
+
+    /// Whether telemetry is on.
+    ///
+    /// ```
+    /// assert!(telemetry::TelemetryFilter::new(true).handle().is_enabled());
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+
+    fn set(&self, on: bool) {
+        if self.on.swap(on, Ordering::AcqRel) != on {
+            tracing_core::callsite::rebuild_interest_cache();
+        }
+    }
+}
+
+impl fmt::Debug for TelemetryHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryHandle")
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}

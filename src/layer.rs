@@ -1,0 +1,349 @@
+//! `TelemetryLayer`: turns telemetry events, and only those, into records for a sink.
+
+use std::error::Error;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use tracing_core::field::{Field, Visit};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, LevelFilter, Metadata, Subscriber};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{self, Context, Layer};
+
+use crate::fields::{self, Kind, TARGET};
+use crate::record::{Record, Tag, TagValue};
+use crate::sink::Sink;
+use crate::track::DynTags;
+
+/// Tags held inline before a record's tag list moves to the heap.
+const INLINE_TAGS: usize = 16;
+/// Bytes of string values (macro-form names and values) held inline.
+const INLINE_TEXT: usize = 256;
+
+/// [`TelemetryLayer`] behind its [`TelemetryFilter`], as it goes into a registry.
+///
+/// The filter is a per-layer filter, so the layer composes with other layers (fmt,
+/// `EnvFilter`) without changing what they see, and `tracing` caches its decision per
+/// callsite.
+pub type FilteredTelemetryLayer<K, S> = Filtered<TelemetryLayer<K>, TelemetryFilter, S>;
+
+/// A [`Layer`] that turns telemetry events into [`Record`]s and hands them to a [`Sink`].
+///
+/// Put it behind a [`TelemetryFilter`] (as [`TelemetryLayer::with_telemetry_filter`]
+/// does) so that it sees telemetry events and nothing else, and so that turning
+/// telemetry off disables the callsites themselves.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{MemorySink, TelemetryLayer};
+///
+/// let sink = MemorySink::new();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+///     .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+///
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+/// });
+/// assert_eq!(sink.records()[0].value(), Some(42.0));
+/// ```
+#[derive(Debug)]
+pub struct TelemetryLayer<K> {
+    sink: K,
+}
+
+impl<K: Sink> TelemetryLayer<K> {
+    /// A layer that hands every telemetry record to `sink`.
+    ///
+    /// ```
+    /// let layer = telemetry::TelemetryLayer::new(telemetry::NoopSink);
+    /// # let _ = layer;
+    /// ```
+    pub fn new(sink: K) -> Self {
+        TelemetryLayer { sink }
+    }
+
+    /// The sink records go to.
+    ///
+    /// ```
+    /// let layer = telemetry::TelemetryLayer::new(telemetry::MemorySink::new());
+    /// assert!(layer.sink().records().is_empty());
+    /// ```
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// Puts this layer behind a [`TelemetryFilter`] that is on.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let subscriber = tracing_subscriber::registry()
+    ///     .with(telemetry::TelemetryLayer::new(telemetry::NoopSink).with_telemetry_filter());
+    /// # let _ = subscriber;
+    /// ```
+    pub fn with_telemetry_filter<S>(self) -> FilteredTelemetryLayer<K, S>
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        self.with_filter(TelemetryFilter::new(true))
+    }
+}
+
+impl<S, K> Layer<S> for TelemetryLayer<K>
+where
+    S: Subscriber,
+    K: Sink,
+{
+    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+        let mut visitor = RecordVisitor::default();
+        event.record(&mut visitor);
+        visitor.finish(event.metadata(), |record| self.sink.record(record));
+    }
+}
+
+/// The per-layer filter for [`TelemetryLayer`]: enables events with target
+/// [`TARGET`](crate::TARGET) while it is on, and nothing at all while it is off.
+///
+/// On and off are decided when `tracing` registers a callsite, so an off filter costs
+/// nothing per event: its level hint is `OFF` and its callsites' cached interest is
+/// "never". [`TelemetryHandle`](crate::TelemetryHandle) flips it at run time and
+/// rebuilds that cache.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+///
+/// let filter = TelemetryFilter::new(false);
+/// let handle = filter.handle();
+/// let sink = MemorySink::new();
+/// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_event("ignored", &[]);
+///     handle.enable();
+///     telemetry::track_event("kept", &[]);
+/// });
+/// assert_eq!(sink.names(), ["kept"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TelemetryFilter {
+    on: Arc<AtomicBool>,
+}
+
+impl TelemetryFilter {
+    /// A filter that starts on or off.
+    ///
+    /// ```
+    /// let filter = telemetry::TelemetryFilter::new(true);
+    /// assert!(filter.handle().is_enabled());
+    /// ```
+    pub fn new(enabled: bool) -> Self {
+        TelemetryFilter {
+            on: Arc::new(AtomicBool::new(enabled)),
+        }
+    }
+
+    /// A handle that turns this filter on and off while the app runs.
+    ///
+    /// ```
+    /// let handle = telemetry::TelemetryFilter::new(false).handle();
+    /// assert!(!handle.is_enabled());
+    /// ```
+    pub fn handle(&self) -> crate::TelemetryHandle {
+        crate::TelemetryHandle::new(Arc::clone(&self.on))
+    }
+
+    fn wants(&self, meta: &Metadata<'_>) -> bool {
+        self.on.load(Ordering::Acquire) && !meta.is_span() && meta.target() == TARGET
+    }
+}
+
+impl<S> layer::Filter<S> for TelemetryFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        self.wants(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.wants(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        if self.on.load(Ordering::Acquire) {
+            Some(LevelFilter::TRACE)
+        } else {
+            Some(LevelFilter::OFF)
+        }
+    }
+}
+
+/// A value as the visitor first holds it: strings from the macro form live only as
+/// long as the `record_str` call, so their bytes are copied into the visitor's buffer.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// `start..end` in the visitor's text buffer.
+    Text(usize, usize),
+    Value(TagValue<'static>),
+}
+
+/// Collects one event's fields without allocating (up to [`INLINE_TAGS`] tags and
+/// [`INLINE_TEXT`] bytes of macro-form strings).
+#[derive(Default)]
+struct RecordVisitor {
+    kind: Option<Kind>,
+    name: Option<Slot>,
+    value: Option<f64>,
+    /// The function form's payload; see [`RecordVisitor::finish`] for why a pointer.
+    dyn_tags: Option<*const DynTags>,
+    fields: SmallVec<[(&'static str, Slot); INLINE_TAGS]>,
+    text: SmallVec<[u8; INLINE_TEXT]>,
+}
+
+impl RecordVisitor {
+    fn push_text(&mut self, s: &str) -> Slot {
+        let start = self.text.len();
+        self.text.extend_from_slice(s.as_bytes());
+        Slot::Text(start, self.text.len())
+    }
+
+    fn push_fmt(&mut self, args: fmt::Arguments<'_>) -> Slot {
+        let start = self.text.len();
+        // Writing into memory cannot fail; if a `Debug`/`Display` impl itself errors,
+        // the text written so far is kept rather than losing the tag.
+        let _ = TextWriter(&mut self.text).write_fmt(args);
+        Slot::Text(start, self.text.len())
+    }
+
+    fn set(&mut self, field: &Field, slot: Slot) {
+        match field.name() {
+            fields::NAME => self.name = Some(slot),
+            fields::KIND => {}
+            name => self.fields.push((name, slot)),
+        }
+    }
+
+    /// Builds the record (borrowing this visitor's buffers) and passes it to `f`.
+    /// Events without a valid `telemetry.kind` and a name are not telemetry: ignored.
+    fn finish(self, meta: &Metadata<'_>, f: impl FnOnce(&Record<'_>)) {
+        let Some(kind) = self.kind else { return };
+        let text = &self.text[..];
+        let resolve = |slot: Slot| -> TagValue<'_> {
+            match slot {
+                // Ranges are cut at `str` boundaries by `push_text`/`push_fmt`.
+                Slot::Text(start, end) => {
+                    TagValue::Str(std::str::from_utf8(&text[start..end]).unwrap_or_default())
+                }
+                Slot::Value(value) => value,
+            }
+        };
+
+        let mut tags: SmallVec<[Tag<'_>; INLINE_TAGS]> = SmallVec::new();
+        let (name, module_path, file, line) = match self.dyn_tags {
+            Some(dyn_tags) => {
+                // SAFETY: the pointer came from the `telemetry.tags` value of the event
+                // being visited; `finish` runs inside `on_event`, while that event (and
+                // the track call that owns the value) is still being dispatched.
+                let (name, pairs, location) = unsafe { &*dyn_tags }.get();
+                tags.extend(pairs.iter().map(|&(k, v)| Tag::new(k, v)));
+                (name, None, Some(location.file()), Some(location.line()))
+            }
+            None => match self.name.map(resolve) {
+                Some(TagValue::Str(name)) => (name, meta.module_path(), meta.file(), meta.line()),
+                _ => return,
+            },
+        };
+        tags.extend(self.fields.iter().map(|&(k, slot)| Tag::new(k, resolve(slot))));
+
+        let mut record = Record::new(kind, name, &tags).with_source(module_path, file, line);
+        if let Some(value) = self.value {
+            record = record.with_value(value);
+        }
+        f(&record);
+    }
+}
+
+impl Visit for RecordVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match field.name() {
+            fields::VALUE | fields::DURATION_MS => self.value = Some(value),
+            _ => self.set(field, Slot::Value(TagValue::F64(value))),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match field.name() {
+            // `track_metric!(name, 3)` converts with `as f64`, but a hand-written event
+            // may pass an integer.
+            fields::VALUE | fields::DURATION_MS => self.value = Some(value as f64),
+            _ => self.set(field, Slot::Value(TagValue::I64(value))),
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            fields::VALUE | fields::DURATION_MS => self.value = Some(value as f64),
+            _ => self.set(field, Slot::Value(TagValue::U64(value))),
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        let slot = match i64::try_from(value) {
+            Ok(v) => Slot::Value(TagValue::I64(v)),
+            Err(_) => self.push_fmt(format_args!("{value}")),
+        };
+        self.set(field, slot);
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        let slot = match u64::try_from(value) {
+            Ok(v) => Slot::Value(TagValue::U64(v)),
+            Err(_) => self.push_fmt(format_args!("{value}")),
+        };
+        self.set(field, slot);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field, Slot::Value(TagValue::Bool(value)));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            fields::KIND => self.kind = value.parse().ok(),
+            // The function form's name arrives, uncopied, with its tags.
+            fields::NAME if self.dyn_tags.is_some() => {}
+            _ => {
+                let slot = self.push_text(value);
+                self.set(field, slot);
+            }
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        if field.name() == fields::TAGS {
+            if let Some(dyn_tags) = value.downcast_ref::<DynTags>() {
+                self.dyn_tags = Some(dyn_tags);
+                return;
+            }
+        }
+        let slot = self.push_fmt(format_args!("{value}"));
+        self.set(field, slot);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let slot = self.push_fmt(format_args!("{value:?}"));
+        self.set(field, slot);
+    }
+}
+
+struct TextWriter<'a>(&'a mut SmallVec<[u8; INLINE_TEXT]>);
+
+impl fmt::Write for TextWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,596 @@
+//! What a sink receives: a borrowed view of one track call.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::fields::Kind;
+
+/// The value of a tag or property, typed as it was given.
+///
+/// The function form (`track_event(name, &[("plan", "pro")])`) gives strings; the macro
+/// form keeps integers, floats and booleans as such (`seats = 3` is [`TagValue::I64`]).
+///
+/// ```
+/// use telemetry::TagValue;
+///
+/// assert_eq!(TagValue::from(3_i64).as_i64(), Some(3));
+/// assert_eq!(TagValue::from("pro").as_str(), Some("pro"));
+/// assert_eq!(TagValue::from(true).to_string(), "true");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TagValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer too large for `i64`, or given as unsigned.
+    U64(u64),
+    /// A floating-point number (possibly NaN or infinite).
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl<'a> TagValue<'a> {
+    /// The string, if this is a [`TagValue::Str`].
+    ///
+    /// ```
+    /// assert_eq!(telemetry::TagValue::Str("emails").as_str(), Some("emails"));
+    /// ```
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            TagValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer that fits in an `i64`.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::TagValue::U64(7).as_i64(), Some(7));
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            TagValue::I64(v) => Some(v),
+            TagValue::U64(v) => i64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is a non-negative integer.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::TagValue::I64(-1).as_u64(), None);
+    /// ```
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            TagValue::U64(v) => Some(v),
+            TagValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The float, if this is a [`TagValue::F64`].
+    ///
+    /// ```
+    /// assert_eq!(telemetry::TagValue::F64(0.5).as_f64(), Some(0.5));
+    /// ```
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            TagValue::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a [`TagValue::Bool`].
+    ///
+    /// ```
+    /// assert_eq!(telemetry::TagValue::Bool(false).as_bool(), Some(false));
+    /// ```
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            TagValue::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// An owned copy, for keeping past the sink call.
+    ///
+    /// ```
+    /// use telemetry::{OwnedTagValue, TagValue};
+    ///
+    /// assert_eq!(TagValue::Str("a").into_owned(), OwnedTagValue::Str("a".to_owned()));
+    /// ```
+    pub fn into_owned(self) -> OwnedTagValue {
+        match self {
+            TagValue::Str(s) => OwnedTagValue::Str(s.to_owned()),
+            TagValue::I64(v) => OwnedTagValue::I64(v),
+            TagValue::U64(v) => OwnedTagValue::U64(v),
+            TagValue::F64(v) => OwnedTagValue::F64(v),
+            TagValue::Bool(v) => OwnedTagValue::Bool(v),
+        }
+    }
+}
+
+impl fmt::Display for TagValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TagValue::Str(s) => f.write_str(s),
+            TagValue::I64(v) => fmt::Display::fmt(v, f),
+            TagValue::U64(v) => fmt::Display::fmt(v, f),
+            TagValue::F64(v) => fmt::Display::fmt(v, f),
+            TagValue::Bool(v) => fmt::Display::fmt(v, f),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for TagValue<'a> {
+    fn from(v: &'a str) -> Self {
+        TagValue::Str(v)
+    }
+}
+
+impl From<i64> for TagValue<'_> {
+    fn from(v: i64) -> Self {
+        TagValue::I64(v)
+    }
+}
+
+impl From<u64> for TagValue<'_> {
+    fn from(v: u64) -> Self {
+        TagValue::U64(v)
+    }
+}
+
+impl From<f64> for TagValue<'_> {
+    fn from(v: f64) -> Self {
+        TagValue::F64(v)
+    }
+}
+
+impl From<bool> for TagValue<'_> {
+    fn from(v: bool) -> Self {
+        TagValue::Bool(v)
+    }
+}
+
+/// An owned [`TagValue`], as kept by [`MemorySink`](crate::MemorySink).
+///
+/// ```
+/// use telemetry::OwnedTagValue;
+///
+/// let v = OwnedTagValue::from("emails");
+/// assert_eq!(v.as_str(), Some("emails"));
+/// assert_eq!(v, "emails");
+/// assert_eq!(OwnedTagValue::from(3_i64), 3_i64);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedTagValue {
+    /// A string.
+    Str(String),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A floating-point number.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl OwnedTagValue {
+    /// Borrows this value as a [`TagValue`].
+    ///
+    /// ```
+    /// use telemetry::{OwnedTagValue, TagValue};
+    ///
+    /// assert_eq!(OwnedTagValue::Bool(true).as_tag_value(), TagValue::Bool(true));
+    /// ```
+    pub fn as_tag_value(&self) -> TagValue<'_> {
+        match self {
+            OwnedTagValue::Str(s) => TagValue::Str(s),
+            OwnedTagValue::I64(v) => TagValue::I64(*v),
+            OwnedTagValue::U64(v) => TagValue::U64(*v),
+            OwnedTagValue::F64(v) => TagValue::F64(*v),
+            OwnedTagValue::Bool(v) => TagValue::Bool(*v),
+        }
+    }
+
+    /// The string, if this is a string.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OwnedTagValue::I64(1).as_str(), None);
+    /// ```
+    pub fn as_str(&self) -> Option<&str> {
+        self.as_tag_value().as_str()
+    }
+
+    /// The integer, if this is an integer that fits in an `i64`.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OwnedTagValue::I64(3).as_i64(), Some(3));
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_tag_value().as_i64()
+    }
+
+    /// The integer, if this is a non-negative integer.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OwnedTagValue::U64(3).as_u64(), Some(3));
+    /// ```
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_tag_value().as_u64()
+    }
+
+    /// The float, if this is a float.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OwnedTagValue::F64(2.5).as_f64(), Some(2.5));
+    /// ```
+    pub fn as_f64(&self) -> Option<f64> {
+        self.as_tag_value().as_f64()
+    }
+
+    /// The boolean, if this is a boolean.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OwnedTagValue::Bool(true).as_bool(), Some(true));
+    /// ```
+    pub fn as_bool(&self) -> Option<bool> {
+        self.as_tag_value().as_bool()
+    }
+}
+
+impl fmt::Display for OwnedTagValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.as_tag_value(), f)
+    }
+}
+
+impl From<&str> for OwnedTagValue {
+    fn from(v: &str) -> Self {
+        OwnedTagValue::Str(v.to_owned())
+    }
+}
+
+impl From<String> for OwnedTagValue {
+    fn from(v: String) -> Self {
+        OwnedTagValue::Str(v)
+    }
+}
+
+impl From<i64> for OwnedTagValue {
+    fn from(v: i64) -> Self {
+        OwnedTagValue::I64(v)
+    }
+}
+
+impl From<u64> for OwnedTagValue {
+    fn from(v: u64) -> Self {
+        OwnedTagValue::U64(v)
+    }
+}
+
+impl From<f64> for OwnedTagValue {
+    fn from(v: f64) -> Self {
+        OwnedTagValue::F64(v)
+    }
+}
+
+impl From<bool> for OwnedTagValue {
+    fn from(v: bool) -> Self {
+        OwnedTagValue::Bool(v)
+    }
+}
+
+/// Compares with a plain value, so tests read `assert_eq!(record.tag("plan").unwrap(), "pro")`.
+macro_rules! eq_plain {
+    ($($ty:ty => $as:ident),* $(,)?) => {$(
+        impl PartialEq<$ty> for OwnedTagValue {
+            fn eq(&self, other: &$ty) -> bool {
+                self.$as() == Some(*other)
+            }
+        }
+
+        impl PartialEq<$ty> for &OwnedTagValue {
+            fn eq(&self, other: &$ty) -> bool {
+                self.$as() == Some(*other)
+            }
+        }
+    )*};
+}
+
+eq_plain!(&str => as_str, i64 => as_i64, u64 => as_u64, f64 => as_f64, bool => as_bool);
+
+/// One tag or property: a key as given and its typed value.
+///
+/// ```
+/// use telemetry::{Tag, TagValue};
+///
+/// let tag = Tag::new("queue", "emails");
+/// assert_eq!(tag.key(), "queue");
+/// assert_eq!(tag.value(), TagValue::Str("emails"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tag<'a> {
+    key: &'a str,
+    value: TagValue<'a>,
+}
+
+impl<'a> Tag<'a> {
+    /// A tag with this key and value.
+    ///
+    /// ```
+    /// let tag = telemetry::Tag::new("seats", 3_i64);
+    /// assert_eq!(tag.value().as_i64(), Some(3));
+    /// ```
+    pub fn new(key: &'a str, value: impl Into<TagValue<'a>>) -> Self {
+        Tag {
+            key,
+            value: value.into(),
+        }
+    }
+
+    /// The key, exactly as given.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::Tag::new("plan", "pro").key(), "plan");
+    /// ```
+    pub fn key(&self) -> &'a str {
+        self.key
+    }
+
+    /// The typed value.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::Tag::new("trial", false).value().as_bool(), Some(false));
+    /// ```
+    pub fn value(&self) -> TagValue<'a> {
+        self.value
+    }
+}
+
+/// One track call, as a [`Sink`](crate::Sink) sees it.
+///
+/// Everything is borrowed from the call: building a record allocates nothing. The
+/// timestamp is read from the clock the first time a sink asks for it, so a sink that
+/// never looks (such as [`NoopSink`](crate::NoopSink)) never pays for a clock read.
+///
+/// ```
+/// use telemetry::{Kind, Record, Tag};
+///
+/// let tags = [Tag::new("queue", "emails")];
+/// let record = Record::new(Kind::Metric, "queue.depth", &tags).with_value(42.0);
+/// assert_eq!(record.value(), Some(42.0));
+/// assert_eq!(record.tag("queue").and_then(|v| v.as_str()), Some("emails"));
+/// ```
+pub struct Record<'a> {
+    kind: Kind,
+    name: &'a str,
+    value: Option<f64>,
+    tags: &'a [Tag<'a>],
+    module_path: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    timestamp: OnceCell<SystemTime>,
+}
+
+impl<'a> Record<'a> {
+    /// A record of this kind and name with these tags, no value and no source location.
+    ///
+    /// Sinks receive records from [`TelemetryLayer`](crate::TelemetryLayer); this
+    /// constructor is for testing a sink on its own.
+    ///
+    /// ```
+    /// let record = telemetry::Record::new(telemetry::Kind::Event, "app.started", &[]);
+    /// assert_eq!(record.name(), "app.started");
+    /// ```
+    pub fn new(kind: Kind, name: &'a str, tags: &'a [Tag<'a>]) -> Self {
+        Record {
+            kind,
+            name,
+            value: None,
+            tags,
+            module_path: None,
+            file: None,
+            line: None,
+            timestamp: OnceCell::new(),
+        }
+    }
+
+    /// Sets the metric value, or the timing's duration in milliseconds.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    ///
+    /// let record = Record::new(Kind::Timing, "db.query", &[]).with_value(12.5);
+    /// assert_eq!(record.duration_ms(), Some(12.5));
+    /// ```
+    #[must_use]
+    pub fn with_value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Sets where the call came from.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    ///
+    /// let record = Record::new(Kind::Event, "e", &[]).with_source(Some("app::jobs"), Some("src/jobs.rs"), Some(7));
+    /// assert_eq!(record.module_path(), Some("app::jobs"));
+    /// ```
+    #[must_use]
+    pub fn with_source(
+        mut self,
+        module_path: Option<&'a str>,
+        file: Option<&'a str>,
+        line: Option<u32>,
+    ) -> Self {
+        self.module_path = module_path;
+        self.file = file;
+        self.line = line;
+        self
+    }
+
+    /// Fixes the timestamp instead of reading the clock.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use telemetry::{Kind, Record};
+    ///
+    /// let at = UNIX_EPOCH + Duration::from_secs(1);
+    /// assert_eq!(Record::new(Kind::Event, "e", &[]).with_timestamp(at).timestamp(), at);
+    /// ```
+    #[must_use]
+    pub fn with_timestamp(self, timestamp: SystemTime) -> Self {
+        // A fresh record's cell is empty, so this cannot fail.
+        let _ = self.timestamp.set(timestamp);
+        self
+    }
+
+    /// Event, metric or timing.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Metric, "m", &[]).kind(), Kind::Metric);
+    /// ```
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The event, metric or operation name, as given.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Event, "user.signup", &[]).name(), "user.signup");
+    /// ```
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The metric's value; `None` for events and timings.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Timing, "t", &[]).with_value(1.0).value(), None);
+    /// ```
+    pub fn value(&self) -> Option<f64> {
+        match self.kind {
+            Kind::Metric => self.value,
+            _ => None,
+        }
+    }
+
+    /// The timing's duration in milliseconds; `None` for events and metrics.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Metric, "m", &[]).with_value(1.0).duration_ms(), None);
+    /// ```
+    pub fn duration_ms(&self) -> Option<f64> {
+        match self.kind {
+            Kind::Timing => self.value,
+            _ => None,
+        }
+    }
+
+    /// The unit of the number this record carries: `"ms"` for timings, `None` otherwise.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Timing, "t", &[]).unit(), Some("ms"));
+    /// ```
+    pub fn unit(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Timing => Some("ms"),
+            _ => None,
+        }
+    }
+
+    /// The tags (metrics, timings) or properties (events), in the order given.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record, Tag};
+    /// let tags = [Tag::new("a", 1_i64), Tag::new("b", "x")];
+    /// let keys: Vec<_> = Record::new(Kind::Event, "e", &tags).tags().iter().map(|t| t.key()).collect();
+    /// assert_eq!(keys, ["a", "b"]);
+    /// ```
+    pub fn tags(&self) -> &'a [Tag<'a>] {
+        self.tags
+    }
+
+    /// The value of the first tag with this key.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record, Tag};
+    /// let tags = [Tag::new("plan", "pro")];
+    /// assert_eq!(Record::new(Kind::Event, "e", &tags).tag("plan").and_then(|v| v.as_str()), Some("pro"));
+    /// ```
+    pub fn tag(&self, key: &str) -> Option<TagValue<'a>> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value)
+    }
+
+    /// The module the call was written in, for the macro form.
+    ///
+    /// A function cannot learn its caller's module, so records from the function form
+    /// carry only [`file`](Self::file) and [`line`](Self::line).
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Event, "e", &[]).module_path(), None);
+    /// ```
+    pub fn module_path(&self) -> Option<&'a str> {
+        self.module_path
+    }
+
+    /// The source file of the call.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(3));
+    /// assert_eq!(r.file(), Some("src/main.rs"));
+    /// ```
+    pub fn file(&self) -> Option<&'a str> {
+        self.file
+    }
+
+    /// The source line of the call.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(3));
+    /// assert_eq!(r.line(), Some(3));
+    /// ```
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// When the call happened: the clock is read on the first call and kept, so every
+    /// sink sees the same instant.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]);
+    /// assert_eq!(r.timestamp(), r.timestamp());
+    /// ```
+    pub fn timestamp(&self) -> SystemTime {
+        *self.timestamp.get_or_init(SystemTime::now)
+    }
+}
+
+impl fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .field("tags", &self.tags)
+            .field("module_path", &self.module_path)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,289 @@
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::fields::Kind;
+use crate::record::{OwnedTagValue, Record};
+use crate::sink::Sink;
+
+/// An owned copy of a [`Record`], as kept by [`MemorySink`].
+///
+/// ```
+/// use telemetry::{Kind, MemorySink, Record, Sink, Tag};
+///
+/// let sink = MemorySink::new();
+/// let tags = [Tag::new("queue", "emails")];
+/// sink.record(&Record::new(Kind::Metric, "queue.depth", &tags).with_value(3.0));
+/// let record = &sink.records()[0];
+/// assert_eq!(record.kind(), Kind::Metric);
+/// assert_eq!(record.tag("queue").unwrap(), "emails");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedRecord {
+    kind: Kind,
+    name: String,
+    value: Option<f64>,
+    duration_ms: Option<f64>,
+    unit: Option<&'static str>,
+    tags: Vec<(String, OwnedTagValue)>,
+    module_path: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    timestamp: SystemTime,
+}
+
+impl OwnedRecord {
+    /// Copies a borrowed record.
+    ///
+    /// ```
+    /// use telemetry::{Kind, OwnedRecord, Record};
+    /// let owned = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]));
+    /// assert_eq!(owned.name(), "e");
+    /// ```
+    pub fn from_record(record: &Record<'_>) -> Self {
+        OwnedRecord {
+            kind: record.kind(),
+            name: record.name().to_owned(),
+            value: record.value(),
+            duration_ms: record.duration_ms(),
+            unit: record.unit(),
+            tags: record
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().into_owned()))
+                .collect(),
+            module_path: record.module_path().map(str::to_owned),
+            file: record.file().map(str::to_owned),
+            line: record.line(),
+            timestamp: record.timestamp(),
+        }
+    }
+
+    /// Event, metric or timing.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[])).kind(), Kind::Event);
+    /// ```
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The event, metric or operation name.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[])).name(), "e");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The metric's value; `None` for events and timings.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Metric, "m", &[]).with_value(2.0));
+    /// assert_eq!(r.value(), Some(2.0));
+    /// ```
+    pub fn value(&self) -> Option<f64> {
+        self.value
+    }
+
+    /// The timing's duration in milliseconds; `None` for events and metrics.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Timing, "t", &[]).with_value(2.0));
+    /// assert_eq!(r.duration_ms(), Some(2.0));
+    /// ```
+    pub fn duration_ms(&self) -> Option<f64> {
+        self.duration_ms
+    }
+
+    /// `"ms"` for timings, `None` otherwise.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Timing, "t", &[])).unit(), Some("ms"));
+    /// ```
+    pub fn unit(&self) -> Option<&'static str> {
+        self.unit
+    }
+
+    /// The tags or properties, in the order given.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// let tags = [Tag::new("k", "v")];
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &tags));
+    /// assert_eq!(r.tags()[0].0, "k");
+    /// ```
+    pub fn tags(&self) -> &[(String, OwnedTagValue)] {
+        &self.tags
+    }
+
+    /// The value of the first tag with this key.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// let tags = [Tag::new("seats", 3_i64)];
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &tags));
+    /// assert_eq!(r.tag("seats").and_then(|v| v.as_i64()), Some(3));
+    /// ```
+    pub fn tag(&self, key: &str) -> Option<&OwnedTagValue> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The module the call was written in (macro form only).
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]).with_source(Some("app"), None, None);
+    /// assert_eq!(OwnedRecord::from_record(&r).module_path(), Some("app"));
+    /// ```
+    pub fn module_path(&self) -> Option<&str> {
+        self.module_path.as_deref()
+    }
+
+    /// The source file of the call.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(1));
+    /// assert_eq!(OwnedRecord::from_record(&r).file(), Some("src/main.rs"));
+    /// ```
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// The source line of the call.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(1));
+    /// assert_eq!(OwnedRecord::from_record(&r).line(), Some(1));
+    /// ```
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// When the call happened.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]));
+    /// assert!(r.timestamp() <= std::time::SystemTime::now());
+    /// ```
+    pub fn timestamp(&self) -> SystemTime {
+        self.timestamp
+    }
+}
+
+/// A sink that keeps every record in memory, for tests.
+///
+/// Library authors use it to assert their own telemetry: install it in a scoped
+/// subscriber, run the code, look at what arrived. Clones share the same records.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{MemorySink, TelemetryLayer};
+///
+/// let sink = MemorySink::new();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
+/// });
+///
+/// let records = sink.records();
+/// assert_eq!(records.len(), 1);
+/// assert_eq!(records[0].tag("plan").unwrap(), "team");
+/// assert_eq!(records[0].tag("seats").unwrap(), 3_i64);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemorySink {
+    records: Arc<Mutex<Vec<OwnedRecord>>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    ///
+    /// ```
+    /// assert!(telemetry::MemorySink::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every record so far, in arrival order.
+    ///
+    /// ```
+    /// assert!(telemetry::MemorySink::new().records().is_empty());
+    /// ```
+    pub fn records(&self) -> Vec<OwnedRecord> {
+        self.lock().clone()
+    }
+
+    /// Removes and returns every record so far.
+    ///
+    /// ```
+    /// let sink = telemetry::MemorySink::new();
+    /// assert!(sink.take().is_empty());
+    /// ```
+    pub fn take(&self) -> Vec<OwnedRecord> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// The names of the records so far, in arrival order.
+    ///
+    /// ```
+    /// use telemetry::{Kind, MemorySink, Record, Sink};
+    /// let sink = MemorySink::new();
+    /// sink.record(&Record::new(Kind::Event, "a", &[]));
+    /// assert_eq!(sink.names(), ["a"]);
+    /// ```
+    pub fn names(&self) -> Vec<String> {
+        self.lock().iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// How many records arrived.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::MemorySink::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no record arrived.
+    ///
+    /// ```
+    /// assert!(telemetry::MemorySink::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Forgets every record so far.
+    ///
+    /// ```
+    /// let sink = telemetry::MemorySink::new();
+    /// sink.clear();
+    /// assert!(sink.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OwnedRecord>> {
+        // A panic while holding the lock leaves a valid Vec: keep using it.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Sink for MemorySink {
+    fn record(&self, record: &Record<'_>) {
+        let owned = OwnedRecord::from_record(record);
+        self.lock().push(owned);
+    }
+}

@@ -1,0 +1,84 @@
+//! Where records go: the [`Sink`] trait and the sinks the crate ships.
+
+mod json;
+mod memory;
+mod noop;
+
+pub use json::JsonLinesSink;
+pub use memory::{MemorySink, OwnedRecord};
+pub use noop::NoopSink;
+
+
+use std::sync::Arc;
+
+use crate::record::Record;
+
+/// Receives every telemetry record from [`TelemetryLayer`](crate::TelemetryLayer).
+///
+/// # For implementors
+///
+/// `record` runs on the thread that made the track call, inside that call: keep it
+/// short, never block on I/O, and never panic. The [`Record`] is borrowed from the
+/// call; copy what you keep. [`Record::timestamp`] reads the clock on first use, so a
+/// sink that needs no time pays none. `flush` is called when the app's
+/// [`Guard`](crate::Guard) is dropped and must not return before everything recorded
+/// so far has reached its destination.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use telemetry::{Record, Sink};
+///
+/// /// Counts records by kind.
+/// #[derive(Default)]
+/// struct CountingSink(AtomicU64);
+///
+/// impl Sink for CountingSink {
+///     fn record(&self, _record: &Record<'_>) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let sink = CountingSink::default();
+/// sink.record(&Record::new(telemetry::Kind::Event, "app.started", &[]));
+/// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+/// ```
+pub trait Sink: Send + Sync + 'static {
+    /// Takes one record.
+    fn record(&self, record: &Record<'_>);
+
+    /// Pushes buffered records to their destination. The default does nothing.
+    fn flush(&self) {}
+}
+
+impl<T: Sink + ?Sized> Sink for Box<T> {
+    #[inline]
+    fn record(&self, record: &Record<'_>) {
+        (**self).record(record)
+    }
+
+    fn flush(&self) {
+        (**self).flush()
+    }
+}
+
+impl<T: Sink + ?Sized> Sink for Arc<T> {
+    #[inline]
+    fn record(&self, record: &Record<'_>) {
+        (**self).record(record)
+    }
+
+    fn flush(&self) {
+        (**self).flush()
+    }
+}
+
+impl<T: Sink + ?Sized> Sink for &'static T {
+    #[inline]
+    fn record(&self, record: &Record<'_>) {
+        (**self).record(record)
+    }
+
+    fn flush(&self) {
+        (**self).flush()
+    }
+}

@@ -1,0 +1,296 @@
+//! The track calls libraries make: three functions, their macro twins and a timer.
+
+use std::error::Error;
+use std::fmt;
+use std::panic::Location;
+use std::time::Instant;
+
+use tracing::Level;
+
+use crate::fields::TARGET;
+
+/// Records that something happened, with string properties whose keys may be runtime
+/// strings.
+///
+/// Emits a `tracing` event (target `telemetry`, level TRACE) with `telemetry.kind =
+/// "event"` and `telemetry.name = name`. When telemetry is off this is one cached
+/// check, like a disabled `tracing` callsite. For typed properties (integers,
+/// booleans), use [`track_event!`](crate::track_event!).
+///
+/// ```
+/// telemetry::track_event("user.signup", &[("plan", "pro")]);
+/// telemetry::track_event("app.started", &[]);
+/// let key = format!("flag.{}", "beta");
+/// telemetry::track_event(&format!("feature.{}", "used"), &[(&key, "on")]);
+/// ```
+#[inline]
+#[track_caller]
+pub fn track_event(name: &str, properties: &[(&str, &str)]) {
+    let location = Location::caller();
+    tracing::event!(
+        target: TARGET,
+        Level::TRACE,
+        telemetry.tags = DynTags::new(name, properties, location).as_value(),
+        telemetry.kind = "event",
+        telemetry.name = name,
+    );
+}
+
+/// Records a measured value, with string tags whose keys may be runtime strings.
+///
+/// Emits a `tracing` event with `telemetry.kind = "metric"`, `telemetry.name` and
+/// `telemetry.value`. For typed tags, use [`track_metric!`](crate::track_metric!).
+///
+/// ```
+/// telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+/// ```
+#[inline]
+#[track_caller]
+pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
+    let location = Location::caller();
+    tracing::event!(
+        target: TARGET,
+        Level::TRACE,
+        telemetry.tags = DynTags::new(name, tags, location).as_value(),
+        telemetry.kind = "metric",
+        telemetry.name = name,
+        telemetry.value = value,
+    );
+}
+
+/// Records how long an operation took, in milliseconds, with string tags.
+///
+/// Emits a `tracing` event with `telemetry.kind = "timing"`, `telemetry.name` and
+/// `telemetry.duration_ms`. To time a scope, use [`timer`] or [`timed`].
+///
+/// ```
+/// telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+/// ```
+#[inline]
+#[track_caller]
+pub fn track_timing(operation: &str, duration_ms: f64, tags: &[(&str, &str)]) {
+    timing_at(operation, duration_ms, tags, Location::caller());
+}
+
+#[inline]
+fn timing_at(
+    operation: &str,
+    duration_ms: f64,
+    tags: &[(&str, &str)],
+    location: &'static Location<'static>,
+) {
+    tracing::event!(
+        target: TARGET,
+        Level::TRACE,
+        telemetry.tags = DynTags::new(operation, tags, location).as_value(),
+        telemetry.kind = "timing",
+        telemetry.name = operation,
+        telemetry.duration_ms = duration_ms,
+    );
+}
+
+/// Starts timing a scope: when the returned guard is dropped, the elapsed time is
+/// recorded with [`track_timing`].
+///
+/// When telemetry is off the clock is not read at all.
+///
+/// ```
+/// fn load_user() {
+///     let _timer = telemetry::timer("db.query", &[("table", "users")]);
+///     // ... the query ...
+/// } // recorded here
+/// # load_user();
+/// ```
+#[inline]
+#[track_caller]
+pub fn timer<'a>(operation: &'a str, tags: &'a [(&'a str, &'a str)]) -> TimingGuard<'a> {
+    let start = tracing::enabled!(target: TARGET, Level::TRACE).then(Instant::now);
+    TimingGuard {
+        operation,
+        tags,
+        start,
+        location: Location::caller(),
+    }
+}
+
+/// Runs `f` and records how long it took with [`track_timing`]; returns what `f`
+/// returns.
+///
+/// ```
+/// let rows = telemetry::timed("db.query", &[("table", "users")], || vec![1, 2, 3]);
+/// assert_eq!(rows.len(), 3);
+/// ```
+#[inline]
+#[track_caller]
+pub fn timed<T>(operation: &str, tags: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+    let _timer = timer(operation, tags);
+    f()
+}
+
+/// Times a scope and records it when dropped; returned by [`timer`].
+///
+/// ```
+/// let timer = telemetry::timer("cache.warm", &[]);
+/// // ... work ...
+/// drop(timer); // records telemetry.kind = "timing", telemetry.name = "cache.warm"
+/// ```
+#[must_use = "the timing is recorded when the guard is dropped; bind it with `let _timer = ...`"]
+pub struct TimingGuard<'a> {
+    operation: &'a str,
+    tags: &'a [(&'a str, &'a str)],
+    /// `None` when telemetry was off at the start: nothing to record, no clock read.
+    start: Option<Instant>,
+    location: &'static Location<'static>,
+}
+
+impl Drop for TimingGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(start) = self.start {
+            let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+            timing_at(self.operation, elapsed_ms, self.tags, self.location);
+        }
+    }
+}
+
+impl fmt::Debug for TimingGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimingGuard")
+            .field("operation", &self.operation)
+            .field("tags", &self.tags)
+            .field("started", &self.start.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name, runtime-keyed tags and caller location of a function-form call, carried
+/// in the `telemetry.tags` field.
+///
+/// `tracing` field names are `&'static str`, so tags with runtime keys cannot be
+/// fields of their own. `tracing` can hand a visitor a `&(dyn Error + 'static)` that
+/// the visitor may downcast, so this type erases the borrow's lifetime to be
+/// `'static` and [`TelemetryLayer`](crate::TelemetryLayer) downcasts it to read the
+/// pairs in place: no copy, no allocation. Any other layer sees its `Display`, a
+/// `key=value` list.
+pub(crate) struct DynTags {
+    name: *const str,
+    tags: *const [(&'static str, &'static str)],
+    location: &'static Location<'static>,
+}
+
+impl DynTags {
+    #[inline]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the cast erases the lifetimes, which clippy does not count as a change"
+    )]
+    fn new(name: &str, tags: &[(&str, &str)], location: &'static Location<'static>) -> Self {
+        DynTags {
+            name,
+            // Only the lifetimes change; `get` gives them back, bounded by `&self`.
+            tags: tags as *const [(&str, &str)] as *const [(&'static str, &'static str)],
+            location,
+        }
+    }
+
+    #[inline]
+    fn as_value(&self) -> &(dyn Error + 'static) {
+        self
+    }
+
+    /// The call's name, tags and location, borrowed for as long as `self` is.
+    pub(crate) fn get(&self) -> (&str, &[(&str, &str)], &'static Location<'static>) {
+        // SAFETY: a `DynTags` is only built inside a track function from that call's
+        // own arguments, lives in that call's frame, and is only ever reached through
+        // a shared reference (it is neither `Clone` nor `Copy`, and nothing outside
+        // this module can build one). Any `&self` therefore ends before the call
+        // returns, while the borrowed name and tags are still alive.
+        unsafe { (&*self.name, &*self.tags, self.location) }
+    }
+}
+
+impl fmt::Display for DynTags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (_, tags, _) = self.get();
+        for (i, (key, value)) in tags.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{key}={value:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DynTags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Error for DynTags {}
+
+/// Records that something happened, with typed properties.
+///
+/// `track_event!(name, key = value, ...)`: keys are identifiers (dotted paths allowed),
+/// values keep their type (string, integer, float, bool). Any field syntax `tracing`
+/// accepts works, including `?debug` and `%display` values. Like the function, it is a
+/// TRACE event with target `telemetry` and costs a cached check when telemetry is off.
+///
+/// ```
+/// telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);
+/// telemetry::track_event!("app.started");
+/// ```
+#[macro_export]
+macro_rules! track_event {
+    ($name:expr $(, $($fields:tt)*)?) => {
+        $crate::__private::tracing::event!(
+            target: $crate::TARGET,
+            $crate::__private::tracing::Level::TRACE,
+            telemetry.kind = "event",
+            telemetry.name = $name,
+            $($($fields)*)?
+        )
+    };
+}
+
+/// Records a measured value, with typed tags.
+///
+/// `track_metric!(name, value, key = value, ...)`: the value is converted to `f64` with
+/// `as`, so integers work too.
+///
+/// ```
+/// telemetry::track_metric!("queue.depth", 42.0, queue = "emails", shard = 3);
+/// telemetry::track_metric!("pool.size", 8);
+/// ```
+#[macro_export]
+macro_rules! track_metric {
+    ($name:expr, $value:expr $(, $($fields:tt)*)?) => {
+        $crate::__private::tracing::event!(
+            target: $crate::TARGET,
+            $crate::__private::tracing::Level::TRACE,
+            telemetry.kind = "metric",
+            telemetry.name = $name,
+            telemetry.value = ($value) as f64,
+            $($($fields)*)?
+        )
+    };
+}
+
+/// Records how long an operation took in milliseconds, with typed tags.
+///
+/// ```
+/// telemetry::track_timing!("db.query", 12.5, table = "users", cached = false);
+/// ```
+#[macro_export]
+macro_rules! track_timing {
+    ($operation:expr, $duration_ms:expr $(, $($fields:tt)*)?) => {
+        $crate::__private::tracing::event!(
+            target: $crate::TARGET,
+            $crate::__private::tracing::Level::TRACE,
+            telemetry.kind = "timing",
+            telemetry.name = $operation,
+            telemetry.duration_ms = ($duration_ms) as f64,
+            $($($fields)*)?
+        )
+    };
+}
