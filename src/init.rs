@@ -1,16 +1,18 @@
 //! Installing telemetry in an app: `try_init`, `init`, the guard and the runtime toggle.
 
 use std::fmt;
+use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tracing_core::{LevelFilter, Subscriber};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::Config;
+use crate::config::{Config, Exporter};
 use crate::error::Error;
 use crate::exporter;
 use crate::fields::TARGET;
@@ -21,7 +23,10 @@ use crate::sink::Sink;
 pub type ExporterSink = Arc<dyn Sink>;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
-/// logs (fmt to stdout, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
+/// logs (fmt, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
+///
+/// The app's logs go to stdout, or to stderr when telemetry is on with the `stdout`
+/// exporter, so that stdout then carries nothing but JSON lines.
 ///
 /// Keep the returned [`Guard`] for the life of the app: dropping it flushes every
 /// buffered record. Fails, without installing anything, if a variable is invalid or
@@ -56,8 +61,21 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
         .from_env_lossy()
         // Records go to the exporter only, never into the app's own logs.
         .and(filter_fn(|meta| meta.target() != TARGET));
+    // Telemetry owns stdout when it is the exporter: the app's logs move to stderr so
+    // that stdout stays pure JSON lines.
+    let logs_to_stderr = config.enabled() && config.exporter() == Exporter::Stdout;
+    let (app_writer, ansi) = if logs_to_stderr {
+        (BoxMakeWriter::new(io::stderr), io::stderr().is_terminal())
+    } else {
+        (BoxMakeWriter::new(io::stdout), io::stdout().is_terminal())
+    };
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(app_logs))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(app_writer)
+                .with_ansi(ansi)
+                .with_filter(app_logs),
+        )
         .with(telemetry)
         .try_init()
         .map_err(Error::already_installed)?;

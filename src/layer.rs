@@ -256,7 +256,11 @@ impl RecordVisitor {
                 _ => return,
             },
         };
-        tags.extend(self.fields.iter().map(|&(k, slot)| Tag::new(k, resolve(slot))));
+        tags.extend(
+            self.fields
+                .iter()
+                .map(|&(k, slot)| Tag::new(k, resolve(slot))),
+        );
 
         let mut record = Record::new(kind, name, &tags).with_source(module_path, file, line);
         if let Some(value) = self.value {

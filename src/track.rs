@@ -92,6 +92,8 @@ fn timing_at(
 /// Starts timing a scope: when the returned guard is dropped, the elapsed time is
 /// recorded with [`track_timing`].
 ///
+/// Tags may be given by reference (`&[("table", "users")]`) or, when they hold values
+/// computed at run time, by value (`[("queue", queue)]`), so the guard keeps them.
 /// When telemetry is off the clock is not read at all.
 ///
 /// ```
@@ -99,11 +101,19 @@ fn timing_at(
 ///     let _timer = telemetry::timer("db.query", &[("table", "users")]);
 ///     // ... the query ...
 /// } // recorded here
+///
+/// fn drain(queue: &str) {
+///     let _timer = telemetry::timer("queue.drain", [("queue", queue)]);
+/// }
 /// # load_user();
+/// # drain("emails");
 /// ```
 #[inline]
 #[track_caller]
-pub fn timer<'a>(operation: &'a str, tags: &'a [(&'a str, &'a str)]) -> TimingGuard<'a> {
+pub fn timer<'a, T>(operation: &'a str, tags: T) -> TimingGuard<'a, T>
+where
+    T: AsRef<[(&'a str, &'a str)]>,
+{
     let start = tracing::enabled!(target: TARGET, Level::TRACE).then(Instant::now);
     TimingGuard {
         operation,
@@ -122,7 +132,7 @@ pub fn timer<'a>(operation: &'a str, tags: &'a [(&'a str, &'a str)]) -> TimingGu
 /// ```
 #[inline]
 #[track_caller]
-pub fn timed<T>(operation: &str, tags: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+pub fn timed<R>(operation: &str, tags: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     let _timer = timer(operation, tags);
     f()
 }
@@ -135,28 +145,33 @@ pub fn timed<T>(operation: &str, tags: &[(&str, &str)], f: impl FnOnce() -> T) -
 /// drop(timer); // records telemetry.kind = "timing", telemetry.name = "cache.warm"
 /// ```
 #[must_use = "the timing is recorded when the guard is dropped; bind it with `let _timer = ...`"]
-pub struct TimingGuard<'a> {
+pub struct TimingGuard<'a, T: AsRef<[(&'a str, &'a str)]>> {
     operation: &'a str,
-    tags: &'a [(&'a str, &'a str)],
+    tags: T,
     /// `None` when telemetry was off at the start: nothing to record, no clock read.
     start: Option<Instant>,
     location: &'static Location<'static>,
 }
 
-impl Drop for TimingGuard<'_> {
+impl<'a, T: AsRef<[(&'a str, &'a str)]>> Drop for TimingGuard<'a, T> {
     fn drop(&mut self) {
         if let Some(start) = self.start {
-            let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-            timing_at(self.operation, elapsed_ms, self.tags, self.location);
+            let elapsed_ms = start.elapsed().as_nanos() as f64 / 1e6;
+            timing_at(
+                self.operation,
+                elapsed_ms,
+                self.tags.as_ref(),
+                self.location,
+            );
         }
     }
 }
 
-impl fmt::Debug for TimingGuard<'_> {
+impl<'a, T: AsRef<[(&'a str, &'a str)]>> fmt::Debug for TimingGuard<'a, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimingGuard")
             .field("operation", &self.operation)
-            .field("tags", &self.tags)
+            .field("tags", &self.tags.as_ref())
             .field("started", &self.start.is_some())
             .finish_non_exhaustive()
     }

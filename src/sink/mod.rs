@@ -8,7 +8,6 @@ pub use json::JsonLinesSink;
 pub use memory::{MemorySink, OwnedRecord};
 pub use noop::NoopSink;
 
-
 use std::sync::Arc;
 
 use crate::record::Record;

@@ -1,0 +1,194 @@
+//! The quickstart example run as a separate process, the way a user runs it: its exit
+//! code, what it prints, and every JSON line it writes, parsed.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The example, built for this test run: a filtered `cargo test --test quickstart`
+/// does not build examples, so build it here (quick when it is already up to date).
+fn quickstart() -> Command {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let path = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "quickstart"])
+            .args((!cfg!(debug_assertions)).then_some("--release"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example quickstart");
+        assert!(status.success(), "cargo build --example quickstart failed");
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
+        dir.join("examples")
+            .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
+    });
+    let mut cmd = Command::new(path);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TELEMETRY_") || name == "RUST_LOG" {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("run quickstart");
+    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
+    let stderr = String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8");
+    (out, stdout, stderr)
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect()
+}
+
+/// The quickstart's library makes seven track calls.
+const CALLS: usize = 7;
+
+#[test]
+fn unset_it_runs_says_telemetry_is_off_and_emits_nothing() {
+    let (out, stdout, stderr) = run(&mut quickstart());
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("telemetry is off; turn it on with TELEMETRY_ENABLED=true"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("signing up a user"), "{stdout}");
+    assert_eq!(stderr, "", "nothing but logs may appear while off");
+    assert!(!stdout.contains('{'), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no colour codes when not a terminal: {stdout:?}"
+    );
+}
+
+#[test]
+fn an_invalid_value_exits_non_zero_with_the_one_line_error() {
+    let (out, stdout, stderr) = run(quickstart().env("TELEMETRY_ENABLED", "banana"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: invalid value \"banana\" for TELEMETRY_ENABLED (expected true, false, 1 or 0)\n"
+    );
+    assert_eq!(stdout, "");
+}
+
+#[test]
+fn every_rejected_setting_gets_its_message_from_try_init() {
+    let cases = [
+        (
+            "TELEMETRY_ENABLED",
+            "yes",
+            r#"invalid value "yes" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#,
+        ),
+        (
+            "TELEMETRY_EXPORTER",
+            "kafka",
+            r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)"#,
+        ),
+        (
+            "TELEMETRY_ENABLE",
+            "true",
+            "unknown variable TELEMETRY_ENABLE (did you mean TELEMETRY_ENABLED?)",
+        ),
+        (
+            "TELEMETRY_EXPORTR",
+            "file",
+            "unknown variable TELEMETRY_EXPORTR (did you mean TELEMETRY_EXPORTER?)",
+        ),
+    ];
+    for (name, value, message) in cases {
+        let (out, _, stderr) = run(quickstart().env(name, value));
+        assert_eq!(out.status.code(), Some(1), "{name}={value}");
+        assert_eq!(stderr, format!("error: {message}\n"), "{name}={value}");
+    }
+}
+
+#[test]
+fn enabled_it_writes_one_json_line_per_call_to_stderr() {
+    let (out, stdout, stderr) = run(quickstart().env("TELEMETRY_ENABLED", "TRUE"));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("telemetry is on"), "{stdout}");
+    let records = json_lines(&stderr);
+    assert_eq!(records.len(), CALLS, "{stderr}");
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "user.signup",
+            "user.upgrade",
+            "queue.depth",
+            "queue.drain",
+            "db.query",
+            "cache.hit_ratio",
+            "cache.warmup"
+        ]
+    );
+    assert_eq!(records[1]["tags"]["seats"], 3);
+    assert_eq!(records[1]["tags"]["trial"], false);
+    assert_eq!(records[1]["module"], "quickstart::library");
+}
+
+#[test]
+fn with_the_stdout_exporter_stdout_is_pure_json_and_logs_move_to_stderr() {
+    let (out, stdout, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "1")
+        .env("TELEMETRY_EXPORTER", "stdout"));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(json_lines(&stdout).len(), CALLS);
+    assert!(stderr.contains("telemetry is on"), "{stderr}");
+}
+
+#[test]
+fn with_the_file_exporter_every_call_is_a_line_in_the_file() {
+    let dir = std::env::temp_dir().join(format!("telemetry-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("telemetry.jsonl");
+    let _ = std::fs::remove_file(&file);
+
+    for run_number in 1..=2 {
+        let (out, _, stderr) = run(quickstart()
+            .env("TELEMETRY_ENABLED", "TRUE")
+            .env("TELEMETRY_EXPORTER", "file")
+            .env("TELEMETRY_FILE", &file));
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr, "", "records go to the file only");
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Appended, never truncated.
+        assert_eq!(json_lines(&text).len(), CALLS * run_number);
+    }
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "telemetry files are readable by their owner only"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exporter_none_emits_nothing_even_when_enabled() {
+    let (out, stdout, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "none"));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr, "");
+    assert!(!stdout.contains('{'), "{stdout}");
+}
