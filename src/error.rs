@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 
 /// Why telemetry could not be set up: an invalid `TELEMETRY_*` variable, a telemetry
-/// file that cannot be opened, or a global subscriber that is already installed.
+/// file that cannot be opened, an export thread that cannot start, or a global
+/// subscriber that is already installed.
 ///
 /// The message is one line naming the variable or path, the value as given and what
 /// to do about it.
@@ -26,6 +27,7 @@ pub struct Error {
 enum ErrorKind {
     Config(ConfigError),
     Open { path: PathBuf, source: io::Error },
+    Spawn(io::Error),
     AlreadyInstalled(tracing_subscriber::util::TryInitError),
 }
 
@@ -33,6 +35,12 @@ impl Error {
     pub(crate) fn open(path: PathBuf, source: io::Error) -> Self {
         Error {
             kind: ErrorKind::Open { path, source },
+        }
+    }
+
+    pub(crate) fn spawn(source: io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Spawn(source),
         }
     }
 
@@ -72,6 +80,9 @@ impl fmt::Display for Error {
                 f,
                 "cannot open TELEMETRY_FILE {path:?}: {source} (check that the directory exists and is writable)"
             ),
+            ErrorKind::Spawn(source) => {
+                write!(f, "cannot start the telemetry export thread: {source}")
+            }
             ErrorKind::AlreadyInstalled(_) => f.write_str(
                 "a global tracing subscriber is already installed (telemetry::try_init can run once per process; \
                  to keep your own subscriber, add the layer from telemetry::layer() to it)",
@@ -85,7 +96,7 @@ impl std::error::Error for Error {
         match &self.kind {
             // The message is the configuration error's own.
             ErrorKind::Config(_) => None,
-            ErrorKind::Open { source, .. } => Some(source),
+            ErrorKind::Open { source, .. } | ErrorKind::Spawn(source) => Some(source),
             ErrorKind::AlreadyInstalled(source) => Some(source),
         }
     }

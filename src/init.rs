@@ -14,13 +14,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, Exporter};
 use crate::error::Error;
-use crate::exporter;
+use crate::exporter::{ExportStats, ExporterSink};
 use crate::fields::TARGET;
 use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
-use crate::sink::Sink;
-
-/// The sink behind the layer that [`try_init`] and [`layer`] build.
-pub type ExporterSink = Arc<dyn Sink>;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
 /// logs (fmt, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
@@ -106,7 +102,7 @@ pub fn init() -> Guard {
 /// });
 /// # Ok::<(), telemetry::Error>(())
 /// ```
-pub fn layer<S>() -> Result<(FilteredTelemetryLayer<ExporterSink, S>, Guard), Error>
+pub fn layer<S>() -> Result<(FilteredTelemetryLayer<Arc<ExporterSink>, S>, Guard), Error>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -128,11 +124,11 @@ where
 /// ```
 pub fn layer_with<S>(
     config: &Config,
-) -> Result<(FilteredTelemetryLayer<ExporterSink, S>, Guard), Error>
+) -> Result<(FilteredTelemetryLayer<Arc<ExporterSink>, S>, Guard), Error>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let sink = exporter::build(config)?;
+    let sink = Arc::new(ExporterSink::from_config(config)?);
     let filter = TelemetryFilter::new(config.enabled());
     let guard = Guard {
         sink: Arc::clone(&sink),
@@ -141,7 +137,10 @@ where
     Ok((TelemetryLayer::new(sink).with_filter(filter), guard))
 }
 
-/// Keeps telemetry export running; dropping it flushes every buffered record.
+/// Keeps telemetry export running; dropping it writes every queued record and stops
+/// the export thread.
+///
+/// If records were dropped or lost, dropping the guard says so in one line on stderr.
 ///
 /// ```no_run
 /// let guard = telemetry::try_init()?;
@@ -151,7 +150,7 @@ where
 /// ```
 #[must_use = "dropping the guard flushes telemetry and ends export; keep it for the life of the app"]
 pub struct Guard {
-    sink: ExporterSink,
+    sink: Arc<ExporterSink>,
     handle: TelemetryHandle,
 }
 
@@ -166,11 +165,23 @@ impl Guard {
     pub fn handle(&self) -> TelemetryHandle {
         self.handle.clone()
     }
+
+    /// What the exporter did so far: records written, dropped (buffer full) and lost
+    /// to write errors. Worth exporting as a health metric of its own.
+    ///
+    /// ```
+    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// assert_eq!(guard.stats().dropped(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn stats(&self) -> ExportStats {
+        self.sink.stats()
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.sink.flush();
+        self.sink.shutdown();
     }
 }
 

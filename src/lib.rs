@@ -80,10 +80,9 @@ mod track;
 
 pub use config::{Config, ConfigError, Exporter};
 pub use error::Error;
+pub use exporter::{ExportStats, ExporterSink};
 pub use fields::{Kind, TARGET};
-pub use init::{
-    init, layer, layer_with, try_init, try_init_with, ExporterSink, Guard, TelemetryHandle,
-};
+pub use init::{init, layer, layer_with, try_init, try_init_with, Guard, TelemetryHandle};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
 pub use record::{OwnedTagValue, Record, Tag, TagValue};
 pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};

@@ -1,54 +1,12 @@
 //! The quickstart example run as a separate process, the way a user runs it: its exit
 //! code, what it prints, and every JSON line it writes, parsed.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod support;
 
-use serde_json::Value;
+use support::{example, json_lines, run, temp_dir};
 
-/// The example, built for this test run: a filtered `cargo test --test quickstart`
-/// does not build examples, so build it here (quick when it is already up to date).
-fn quickstart() -> Command {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let path = BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "quickstart"])
-            .args((!cfg!(debug_assertions)).then_some("--release"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example quickstart");
-        assert!(status.success(), "cargo build --example quickstart failed");
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir");
-        dir.join("examples")
-            .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
-    });
-    let mut cmd = Command::new(path);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TELEMETRY_") || name == "RUST_LOG" {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("run quickstart");
-    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
-    let stderr = String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8");
-    (out, stdout, stderr)
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-        })
-        .collect()
+fn quickstart() -> std::process::Command {
+    example("quickstart")
 }
 
 /// The quickstart's library makes seven track calls.
@@ -153,10 +111,8 @@ fn with_the_stdout_exporter_stdout_is_pure_json_and_logs_move_to_stderr() {
 
 #[test]
 fn with_the_file_exporter_every_call_is_a_line_in_the_file() {
-    let dir = std::env::temp_dir().join(format!("telemetry-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("quickstart-file");
     let file = dir.join("telemetry.jsonl");
-    let _ = std::fs::remove_file(&file);
 
     for run_number in 1..=2 {
         let (out, _, stderr) = run(quickstart()

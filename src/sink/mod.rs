@@ -8,6 +8,8 @@ pub use json::JsonLinesSink;
 pub use memory::{MemorySink, OwnedRecord};
 pub use noop::NoopSink;
 
+pub(crate) use json::{encode_line, report_write_error};
+
 use std::sync::Arc;
 
 use crate::record::Record;

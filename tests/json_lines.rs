@@ -1,0 +1,204 @@
+//! The JSON-lines encoding: any input gives exactly one valid JSON line that parses back
+//! to what went in, with the documented keys and types.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tracing_subscriber::prelude::*;
+
+use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
+
+fn encode(record: &Record<'_>) -> String {
+    let sink = JsonLinesSink::new(Vec::new());
+    sink.record(record);
+    String::from_utf8(sink.into_inner()).unwrap()
+}
+
+fn parse_one(text: &str) -> Value {
+    assert!(text.ends_with('\n'), "a record ends its line: {text:?}");
+    assert_eq!(
+        text.matches('\n').count(),
+        1,
+        "a record is exactly one line: {text:?}"
+    );
+    serde_json::from_str(text.trim_end_matches('\n')).unwrap()
+}
+
+#[test]
+fn keys_and_types_are_as_documented() {
+    let tags = [
+        Tag::new("queue", "emails"),
+        Tag::new("shard", 3_i64),
+        Tag::new("big", u64::MAX),
+        Tag::new("ratio", 0.25),
+        Tag::new("warm", true),
+    ];
+    let at = UNIX_EPOCH + Duration::from_micros(1_764_198_022_335_106);
+    let record = Record::new(Kind::Metric, "queue.depth", &tags)
+        .with_value(42.0)
+        .with_source(Some("app::jobs"), Some("src/jobs.rs"), Some(12))
+        .with_timestamp(at);
+    let line = encode(&record);
+    assert_eq!(
+        line,
+        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"kind\":\"metric\",\"name\":\"queue.depth\",\"value\":42.0,\
+         \"tags\":{\"queue\":\"emails\",\"shard\":3,\"big\":18446744073709551615,\"ratio\":0.25,\"warm\":true},\
+         \"module\":\"app::jobs\",\"file\":\"src/jobs.rs\",\"line\":12}\n"
+    );
+}
+
+#[test]
+fn timings_carry_duration_and_unit_events_neither() {
+    let timing = parse_one(&encode(
+        &Record::new(Kind::Timing, "db.query", &[]).with_value(12.5),
+    ));
+    assert_eq!(timing["duration_ms"], 12.5);
+    assert_eq!(timing["unit"], "ms");
+    assert!(timing.get("value").is_none());
+
+    let event = parse_one(&encode(&Record::new(Kind::Event, "app.started", &[])));
+    assert_eq!(event["kind"], "event");
+    assert_eq!(event["tags"], json!({}));
+    for key in ["value", "duration_ms", "unit", "module", "file", "line"] {
+        assert!(event.get(key).is_none(), "{key} on a bare event");
+    }
+}
+
+#[test]
+fn hostile_strings_round_trip_exactly() {
+    let nasty = [
+        "",
+        "\"quoted\"",
+        "back\\slash",
+        "new\nline",
+        "carriage\rreturn",
+        "tab\tchar",
+        "nul\u{0}byte",
+        "bell\u{7}and\u{1b}[31mescape",
+        "\u{2028}line separator\u{2029}",
+        "non-ascii: é ü 日本語 🚀",
+        "{\"looks\":\"like json\"}",
+        "</script>",
+    ];
+    for s in nasty {
+        let tags = [Tag::new(s, s)];
+        let line = parse_one(&encode(&Record::new(Kind::Event, s, &tags)));
+        assert_eq!(line["name"], s);
+        assert_eq!(line["tags"][s], s, "tag {s:?}");
+    }
+}
+
+#[test]
+fn tag_keys_that_collide_with_fixed_keys_stay_in_tags() {
+    let tags = [
+        Tag::new("name", "tag-name"),
+        Tag::new("kind", "tag-kind"),
+        Tag::new("timestamp", 1_i64),
+        Tag::new("tags", "nested?"),
+    ];
+    let line = parse_one(&encode(&Record::new(Kind::Event, "real.name", &tags)));
+    assert_eq!(line["name"], "real.name");
+    assert_eq!(line["kind"], "event");
+    assert!(line["timestamp"].is_string());
+    assert_eq!(
+        line["tags"],
+        json!({"name": "tag-name", "kind": "tag-kind", "timestamp": 1, "tags": "nested?"})
+    );
+}
+
+#[test]
+fn a_key_given_twice_is_written_once_with_the_last_value() {
+    let tags = [
+        Tag::new("plan", "free"),
+        Tag::new("seats", 1_i64),
+        Tag::new("plan", "pro"),
+    ];
+    let text = encode(&Record::new(Kind::Event, "e", &tags));
+    assert_eq!(text.matches("\"plan\"").count(), 1, "{text}");
+    assert_eq!(parse_one(&text)["tags"], json!({"seats": 1, "plan": "pro"}));
+}
+
+#[test]
+fn nan_and_infinities_become_strings_and_keep_the_line_valid() {
+    for (value, written) in [
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "+Inf"),
+        (f64::NEG_INFINITY, "-Inf"),
+    ] {
+        let tags = [Tag::new("x", value)];
+        let metric = parse_one(&encode(
+            &Record::new(Kind::Metric, "m", &tags).with_value(value),
+        ));
+        assert_eq!(metric["value"], written);
+        assert_eq!(metric["tags"]["x"], written);
+        let timing = parse_one(&encode(
+            &Record::new(Kind::Timing, "t", &[]).with_value(value),
+        ));
+        assert_eq!(timing["duration_ms"], written);
+        // The spelling parses back to the same float.
+        let back: f64 = written.parse().unwrap();
+        assert!(back.is_nan() == value.is_nan() && (value.is_nan() || back == value));
+    }
+    assert_eq!(
+        parse_one(&encode(
+            &Record::new(Kind::Metric, "m", &[]).with_value(-0.0)
+        ))["value"],
+        -0.0
+    );
+    assert_eq!(
+        parse_one(&encode(
+            &Record::new(Kind::Metric, "m", &[]).with_value(f64::MAX)
+        ))["value"],
+        f64::MAX
+    );
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn through_the_layer_macro_tags_keep_their_json_types() {
+    let out = Shared::default();
+    let sink = JsonLinesSink::new(out.clone());
+    let subscriber =
+        tracing_subscriber::registry().with(TelemetryLayer::new(sink).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        telemetry::track_event!(
+            "user.upgrade",
+            plan = "team",
+            seats = 3,
+            trial = false,
+            ratio = 0.5
+        );
+        telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["tags"],
+        json!({"plan": "team", "seats": 3, "trial": false, "ratio": 0.5})
+    );
+    assert_eq!(lines[0]["module"], "json_lines");
+    assert_eq!(lines[1]["value"], 42.0);
+    assert_eq!(lines[1]["tags"], json!({"queue": "emails"}));
+    assert!(
+        lines[1].get("module").is_none(),
+        "the function form has no module"
+    );
+    assert_eq!(lines[1]["file"], file!());
+}

@@ -1,0 +1,62 @@
+//! Running the examples as separate processes, as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Builds `example` for this test run (a filtered `cargo test --test x` does not build
+/// examples; quick when it is up to date) and returns a command for it with no
+/// `TELEMETRY_*` or `RUST_LOG` inherited from the developer's shell.
+pub fn example(name: &str) -> Command {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path: PathBuf = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    {
+        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name])
+            .args((!cfg!(debug_assertions)).then_some("--release"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    let mut cmd = Command::new(path);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TELEMETRY_") || var == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+/// Runs it to the end; stdout and stderr as text.
+pub fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("run the example");
+    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
+    let stderr = String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8");
+    (out, stdout, stderr)
+}
+
+/// Parses every line as JSON, failing on the first that is not.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"))
+        })
+        .collect()
+}
+
+/// A fresh directory for this test's files.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("telemetry-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
