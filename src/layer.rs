@@ -13,14 +13,14 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{self, Context, Layer};
 
 use crate::fields::{self, Kind, TARGET};
-use crate::record::{Record, Tag, TagValue};
+use crate::record::{FieldValue, Record, TagSource, TagValue};
 use crate::sink::Sink;
 use crate::track::DynTags;
 
-/// Tags held inline before a record's tag list moves to the heap.
-const INLINE_TAGS: usize = 16;
-/// Bytes of string values (macro-form names and values) held inline.
-const INLINE_TEXT: usize = 256;
+/// Macro-form fields held inline before the visitor's list moves to the heap.
+const INLINE_TAGS: usize = 8;
+/// Bytes of macro-form strings (name and values) held inline.
+const INLINE_TEXT: usize = 128;
 
 /// [`TelemetryLayer`] behind its [`TelemetryFilter`], as it goes into a registry.
 ///
@@ -181,88 +181,79 @@ impl<S> layer::Filter<S> for TelemetryFilter {
     }
 }
 
-/// A value as the visitor first holds it: strings from the macro form live only as
-/// long as the `record_str` call, so their bytes are copied into the visitor's buffer.
-#[derive(Clone, Copy)]
-enum Slot {
-    /// `start..end` in the visitor's text buffer.
-    Text(usize, usize),
-    Value(TagValue<'static>),
-}
-
-/// Collects one event's fields without allocating (up to [`INLINE_TAGS`] tags and
-/// [`INLINE_TEXT`] bytes of macro-form strings).
+/// Collects one event's fields without allocating (up to [`INLINE_TAGS`] macro-form
+/// fields and [`INLINE_TEXT`] bytes of their strings).
 #[derive(Default)]
 struct RecordVisitor {
     kind: Option<Kind>,
-    name: Option<Slot>,
+    name: Option<FieldValue>,
     value: Option<f64>,
     /// The function form's payload; see [`RecordVisitor::finish`] for why a pointer.
     dyn_tags: Option<*const DynTags>,
-    fields: SmallVec<[(&'static str, Slot); INLINE_TAGS]>,
+    fields: SmallVec<[(&'static str, FieldValue); INLINE_TAGS]>,
     text: SmallVec<[u8; INLINE_TEXT]>,
 }
 
 impl RecordVisitor {
-    fn push_text(&mut self, s: &str) -> Slot {
+    fn push_text(&mut self, s: &str) -> FieldValue {
         let start = self.text.len();
         self.text.extend_from_slice(s.as_bytes());
-        Slot::Text(start, self.text.len())
+        FieldValue::Text(start, self.text.len())
     }
 
-    fn push_fmt(&mut self, args: fmt::Arguments<'_>) -> Slot {
+    fn push_fmt(&mut self, args: fmt::Arguments<'_>) -> FieldValue {
         let start = self.text.len();
         // Writing into memory cannot fail; if a `Debug`/`Display` impl itself errors,
         // the text written so far is kept rather than losing the tag.
         let _ = TextWriter(&mut self.text).write_fmt(args);
-        Slot::Text(start, self.text.len())
+        FieldValue::Text(start, self.text.len())
     }
 
-    fn set(&mut self, field: &Field, slot: Slot) {
+    #[inline]
+    fn set(&mut self, field: &Field, value: FieldValue) {
         match field.name() {
-            fields::NAME => self.name = Some(slot),
+            fields::NAME => self.name = Some(value),
             fields::KIND => {}
-            name => self.fields.push((name, slot)),
+            name => self.fields.push((name, value)),
         }
     }
 
     /// Builds the record (borrowing this visitor's buffers) and passes it to `f`.
     /// Events without a valid `telemetry.kind` and a name are not telemetry: ignored.
-    fn finish(self, meta: &Metadata<'_>, f: impl FnOnce(&Record<'_>)) {
+    fn finish(&self, meta: &Metadata<'_>, f: impl FnOnce(&Record<'_>)) {
         let Some(kind) = self.kind else { return };
-        let text = &self.text[..];
-        let resolve = |slot: Slot| -> TagValue<'_> {
-            match slot {
-                // Ranges are cut at `str` boundaries by `push_text`/`push_fmt`.
-                Slot::Text(start, end) => {
-                    TagValue::Str(std::str::from_utf8(&text[start..end]).unwrap_or_default())
-                }
-                Slot::Value(value) => value,
-            }
+        // Every byte was copied from a `&str` or written by `fmt::Write`, so this
+        // only fails if that invariant breaks; then the record is skipped, not torn.
+        let Ok(text) = std::str::from_utf8(&self.text) else {
+            return;
         };
-
-        let mut tags: SmallVec<[Tag<'_>; INLINE_TAGS]> = SmallVec::new();
-        let (name, module_path, file, line) = match self.dyn_tags {
+        let mut record = match self.dyn_tags {
             Some(dyn_tags) => {
                 // SAFETY: the pointer came from the `telemetry.tags` value of the event
                 // being visited; `finish` runs inside `on_event`, while that event (and
                 // the track call that owns the value) is still being dispatched.
                 let (name, pairs, location) = unsafe { &*dyn_tags }.get();
-                tags.extend(pairs.iter().map(|&(k, v)| Tag::new(k, v)));
-                (name, None, Some(location.file()), Some(location.line()))
+                Record::with_tag_source(kind, name, TagSource::Pairs(pairs)).with_source(
+                    None,
+                    Some(location.file()),
+                    Some(location.line()),
+                )
             }
-            None => match self.name.map(resolve) {
-                Some(TagValue::Str(name)) => (name, meta.module_path(), meta.file(), meta.line()),
-                _ => return,
-            },
+            None => {
+                let Some(TagValue::Str(name)) = self.name.map(|n| n.resolve(text)) else {
+                    return;
+                };
+                let tags = TagSource::Fields {
+                    fields: &self.fields,
+                    text,
+                };
+                Record::with_tag_source(kind, name, tags).with_source(
+                    meta.module_path(),
+                    meta.file(),
+                    meta.line(),
+                )
+            }
         };
-        tags.extend(
-            self.fields
-                .iter()
-                .map(|&(k, slot)| Tag::new(k, resolve(slot))),
-        );
-
-        let mut record = Record::new(kind, name, &tags).with_source(module_path, file, line);
         if let Some(value) = self.value {
             record = record.with_value(value);
         }
@@ -274,7 +265,7 @@ impl Visit for RecordVisitor {
     fn record_f64(&mut self, field: &Field, value: f64) {
         match field.name() {
             fields::VALUE | fields::DURATION_MS => self.value = Some(value),
-            _ => self.set(field, Slot::Value(TagValue::F64(value))),
+            _ => self.set(field, FieldValue::Value(TagValue::F64(value))),
         }
     }
 
@@ -283,20 +274,20 @@ impl Visit for RecordVisitor {
             // `track_metric!(name, 3)` converts with `as f64`, but a hand-written event
             // may pass an integer.
             fields::VALUE | fields::DURATION_MS => self.value = Some(value as f64),
-            _ => self.set(field, Slot::Value(TagValue::I64(value))),
+            _ => self.set(field, FieldValue::Value(TagValue::I64(value))),
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         match field.name() {
             fields::VALUE | fields::DURATION_MS => self.value = Some(value as f64),
-            _ => self.set(field, Slot::Value(TagValue::U64(value))),
+            _ => self.set(field, FieldValue::Value(TagValue::U64(value))),
         }
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         let slot = match i64::try_from(value) {
-            Ok(v) => Slot::Value(TagValue::I64(v)),
+            Ok(v) => FieldValue::Value(TagValue::I64(v)),
             Err(_) => self.push_fmt(format_args!("{value}")),
         };
         self.set(field, slot);
@@ -304,14 +295,14 @@ impl Visit for RecordVisitor {
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         let slot = match u64::try_from(value) {
-            Ok(v) => Slot::Value(TagValue::U64(v)),
+            Ok(v) => FieldValue::Value(TagValue::U64(v)),
             Err(_) => self.push_fmt(format_args!("{value}")),
         };
         self.set(field, slot);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, Slot::Value(TagValue::Bool(value)));
+        self.set(field, FieldValue::Value(TagValue::Bool(value)));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -320,8 +311,8 @@ impl Visit for RecordVisitor {
             // The function form's name arrives, uncopied, with its tags.
             fields::NAME if self.dyn_tags.is_some() => {}
             _ => {
-                let slot = self.push_text(value);
-                self.set(field, slot);
+                let value = self.push_text(value);
+                self.set(field, value);
             }
         }
     }

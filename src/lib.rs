@@ -84,7 +84,7 @@ pub use exporter::{ExportStats, ExporterSink};
 pub use fields::{Kind, TARGET};
 pub use init::{init, layer, layer_with, try_init, try_init_with, Guard, TelemetryHandle};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
-pub use record::{OwnedTagValue, Record, Tag, TagValue};
+pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
 pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGuard};
 

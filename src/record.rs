@@ -370,7 +370,7 @@ pub struct Record<'a> {
     kind: Kind,
     name: &'a str,
     value: Option<f64>,
-    tags: &'a [Tag<'a>],
+    tags: TagSource<'a>,
     module_path: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
@@ -388,6 +388,12 @@ impl<'a> Record<'a> {
     /// assert_eq!(record.name(), "app.started");
     /// ```
     pub fn new(kind: Kind, name: &'a str, tags: &'a [Tag<'a>]) -> Self {
+        Self::with_tag_source(kind, name, TagSource::Tags(tags))
+    }
+
+    /// A record whose tags stay in the form they arrived in, so that building it copies
+    /// nothing.
+    pub(crate) fn with_tag_source(kind: Kind, name: &'a str, tags: TagSource<'a>) -> Self {
         Record {
             kind,
             name,
@@ -515,11 +521,14 @@ impl<'a> Record<'a> {
     /// ```
     /// use telemetry::{Kind, Record, Tag};
     /// let tags = [Tag::new("a", 1_i64), Tag::new("b", "x")];
-    /// let keys: Vec<_> = Record::new(Kind::Event, "e", &tags).tags().iter().map(|t| t.key()).collect();
+    /// let keys: Vec<_> = Record::new(Kind::Event, "e", &tags).tags().map(|t| t.key()).collect();
     /// assert_eq!(keys, ["a", "b"]);
     /// ```
-    pub fn tags(&self) -> &'a [Tag<'a>] {
-        self.tags
+    pub fn tags(&self) -> Tags<'a> {
+        Tags {
+            source: self.tags,
+            next: 0,
+        }
     }
 
     /// The value of the first tag with this key.
@@ -530,7 +539,7 @@ impl<'a> Record<'a> {
     /// assert_eq!(Record::new(Kind::Event, "e", &tags).tag("plan").and_then(|v| v.as_str()), Some("pro"));
     /// ```
     pub fn tag(&self, key: &str) -> Option<TagValue<'a>> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value)
+        self.tags().find(|t| t.key == key).map(|t| t.value)
     }
 
     /// The module the call was written in, for the macro form.
@@ -587,10 +596,105 @@ impl fmt::Debug for Record<'_> {
             .field("kind", &self.kind)
             .field("name", &self.name)
             .field("value", &self.value)
-            .field("tags", &self.tags)
+            .field("tags", &self.tags())
             .field("module_path", &self.module_path)
             .field("file", &self.file)
             .field("line", &self.line)
             .finish_non_exhaustive()
+    }
+}
+
+/// A macro-form field's value as the layer's visitor holds it: strings from the macro
+/// form live only as long as `tracing`'s `record_str` call, so their bytes are copied
+/// into the visitor's text buffer and referred to by position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldValue {
+    /// `start..end` in the visitor's text.
+    Text(usize, usize),
+    Value(TagValue<'static>),
+}
+
+impl FieldValue {
+    pub(crate) fn resolve(self, text: &str) -> TagValue<'_> {
+        match self {
+            FieldValue::Text(start, end) => TagValue::Str(text.get(start..end).unwrap_or_default()),
+            FieldValue::Value(value) => value,
+        }
+    }
+}
+
+/// Where a record's tags live. Keeping them in the form they arrived in saves copying
+/// them into one shape for every event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TagSource<'a> {
+    /// Built by hand with [`Record::new`].
+    Tags(&'a [Tag<'a>]),
+    /// The function form's pairs, borrowed from the call.
+    Pairs(&'a [(&'a str, &'a str)]),
+    /// The macro form's typed fields, with the text their strings point into.
+    Fields {
+        fields: &'a [(&'static str, FieldValue)],
+        text: &'a str,
+    },
+}
+
+impl<'a> TagSource<'a> {
+    fn len(&self) -> usize {
+        match self {
+            TagSource::Tags(tags) => tags.len(),
+            TagSource::Pairs(pairs) => pairs.len(),
+            TagSource::Fields { fields, .. } => fields.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<Tag<'a>> {
+        match *self {
+            TagSource::Tags(tags) => tags.get(i).copied(),
+            TagSource::Pairs(pairs) => pairs.get(i).map(|&(key, value)| Tag::new(key, value)),
+            TagSource::Fields { fields, text } => fields.get(i).map(|&(key, value)| Tag {
+                key,
+                value: value.resolve(text),
+            }),
+        }
+    }
+}
+
+/// The tags of a [`Record`], in the order given; from [`Record::tags`].
+///
+/// ```
+/// use telemetry::{Kind, Record, Tag};
+///
+/// let tags = [Tag::new("queue", "emails"), Tag::new("shard", 3_i64)];
+/// let record = Record::new(Kind::Metric, "queue.depth", &tags);
+/// assert_eq!(record.tags().len(), 2);
+/// assert_eq!(record.tags().map(|t| t.to_string()).collect::<Vec<_>>(), ["queue=emails", "shard=3"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tags<'a> {
+    source: TagSource<'a>,
+    next: usize,
+}
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = Tag<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Tag<'a>> {
+        let tag = self.source.get(self.next)?;
+        self.next += 1;
+        Some(tag)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.source.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Tags<'_> {}
+
+impl fmt::Display for Tag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
     }
 }

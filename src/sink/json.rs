@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::record::{Record, Tag, TagValue};
+use crate::record::{Record, TagValue, Tags};
 use crate::sink::Sink;
 
 /// Appends `record` to `buf` as one JSON object and a newline.
@@ -89,14 +89,18 @@ impl Serialize for JsonNumber {
 
 /// Tags as one JSON object, types kept. A key given twice is written once, with the
 /// last value given (what most JSON readers would keep anyway).
-struct JsonTags<'r, 'a>(&'r [Tag<'a>]);
+struct JsonTags<'a>(Tags<'a>);
 
-impl Serialize for JsonTags<'_, '_> {
+impl Serialize for JsonTags<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let tags = self.0;
         let mut map = serializer.serialize_map(None)?;
-        for (i, tag) in tags.iter().enumerate() {
-            if tags[i + 1..].iter().any(|later| later.key() == tag.key()) {
+        for (i, tag) in self.0.clone().enumerate() {
+            if self
+                .0
+                .clone()
+                .skip(i + 1)
+                .any(|later| later.key() == tag.key())
+            {
                 continue;
             }
             map.serialize_key(tag.key())?;

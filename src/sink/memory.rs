@@ -48,7 +48,6 @@ impl OwnedRecord {
             unit: record.unit(),
             tags: record
                 .tags()
-                .iter()
                 .map(|t| (t.key().to_owned(), t.value().into_owned()))
                 .collect(),
             module_path: record.module_path().map(str::to_owned),

@@ -1,0 +1,297 @@
+//! What a track call costs, next to its baseline in the same group.
+//!
+//! Groups (see docs/PERFORMANCE.md):
+//! - `off_no_subscriber/*`: telemetry off, nothing installed. Baseline: a disabled
+//!   plain `tracing` callsite.
+//! - `off_app/*`: telemetry off in an app whose subscriber is what `try_init` builds
+//!   (fmt at INFO plus the telemetry layer, switched off). Same baseline.
+//! - `on_noop/*`, `on_memory/*`, `on_json_sink/*`, `on_json_file/*`, `on_exporter_file/*`:
+//!   telemetry on into each sink. Baseline: a registry with a trivial field-visiting
+//!   layer, the floor for any layer.
+//! - `threads/*`: throughput of one and two threads emitting at once.
+//!
+//! `cargo bench --bench track`; `cargo bench --bench track -- off_app` for one group.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{self, BufWriter};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+use telemetry::{
+    Config, JsonLinesSink, MemorySink, NoopSink, Sink, TelemetryFilter, TelemetryLayer,
+};
+
+const TAGS4: [(&str, &str); 4] = [
+    ("queue", "emails"),
+    ("region", "eu"),
+    ("shard", "7"),
+    ("tier", "gold"),
+];
+
+/// A layer that visits every field and keeps nothing: the floor for any layer.
+struct TrivialLayer;
+
+struct TrivialVisitor;
+
+impl Visit for TrivialVisitor {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        black_box((field, value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        black_box((field, value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        black_box((field, value));
+    }
+}
+
+impl<S: Subscriber> Layer<S> for TrivialLayer {
+    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+        event.record(&mut TrivialVisitor);
+    }
+}
+
+/// The six track calls measured in every group, plus the plain `tracing` baseline
+/// (`baseline_event`: the same event shape, emitted directly).
+fn track_calls(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group.bench_function("baseline_tracing_event", |b| {
+        b.iter(|| {
+            tracing::event!(target: "telemetry", Level::TRACE, telemetry.kind = "metric", telemetry.name = black_box("queue.depth"), telemetry.value = black_box(42.0), queue = "emails")
+        })
+    });
+    group.bench_function("event_function_0_tags", |b| {
+        b.iter(|| telemetry::track_event("app.started", &[]))
+    });
+    group.bench_function("event_function_4_tags", |b| {
+        b.iter(|| telemetry::track_event("user.signup", &TAGS4))
+    });
+    group.bench_function("event_macro_0_tags", |b| {
+        b.iter(|| telemetry::track_event!(black_box("app.started")))
+    });
+    group.bench_function("event_macro_4_tags", |b| {
+        b.iter(|| {
+            telemetry::track_event!(
+                black_box("user.upgrade"),
+                plan = "team",
+                seats = black_box(3),
+                trial = false,
+                ratio = 0.5
+            )
+        })
+    });
+    group.bench_function("metric_function_4_tags", |b| {
+        b.iter(|| telemetry::track_metric("queue.depth", 42.0, &TAGS4))
+    });
+    group.bench_function("metric_macro_4_tags", |b| {
+        b.iter(|| {
+            telemetry::track_metric!(
+                black_box("queue.depth"),
+                black_box(42.0),
+                queue = "emails",
+                region = "eu",
+                shard = 7,
+                warm = true
+            )
+        })
+    });
+    group.bench_function("timing_function_4_tags", |b| {
+        b.iter(|| telemetry::track_timing("db.query", 12.5, &TAGS4))
+    });
+    group.bench_function("timing_macro_4_tags", |b| {
+        b.iter(|| {
+            telemetry::track_timing!(
+                black_box("db.query"),
+                black_box(12.5),
+                table = "users",
+                rows = 3,
+                cached = false,
+                region = "eu"
+            )
+        })
+    });
+}
+
+fn configure<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    group
+}
+
+fn off_no_subscriber(c: &mut Criterion) {
+    let mut group = configure(c, "off_no_subscriber");
+    group.bench_function("baseline_disabled_tracing", |b| {
+        b.iter(|| tracing::event!(target: "app", Level::TRACE, value = black_box(42.0)))
+    });
+    track_calls(&mut group);
+    group.finish();
+}
+
+/// What `try_init` builds, with fmt writing to `io::sink` and telemetry off.
+fn app_subscriber(telemetry_on: bool) -> impl Subscriber + Send + Sync {
+    let app_logs = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy("")
+        .and(filter_fn(|meta| meta.target() != telemetry::TARGET));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(io::sink)
+                .with_filter(app_logs),
+        )
+        .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(telemetry_on)))
+}
+
+fn off_app(c: &mut Criterion) {
+    let _default = tracing::subscriber::set_default(app_subscriber(false));
+    let mut group = configure(c, "off_app");
+    group.bench_function("baseline_disabled_tracing", |b| {
+        b.iter(|| tracing::event!(target: "app", Level::TRACE, value = black_box(42.0)))
+    });
+    track_calls(&mut group);
+    group.finish();
+}
+
+fn on_group(c: &mut Criterion, name: &str, sink: impl Sink) {
+    {
+        let _default =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(TrivialLayer));
+        let mut group = configure(c, name);
+        group.bench_function("baseline_trivial_layer", |b| {
+            b.iter(|| {
+                tracing::event!(target: "telemetry", Level::TRACE, telemetry.kind = "metric", telemetry.name = black_box("queue.depth"), telemetry.value = black_box(42.0), queue = "emails")
+            })
+        });
+        group.finish();
+    }
+    let _default = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(TelemetryLayer::new(sink).with_telemetry_filter()),
+    );
+    let mut group = configure(c, name);
+    track_calls(&mut group);
+    group.finish();
+}
+
+fn on_noop(c: &mut Criterion) {
+    on_group(c, "on_noop", NoopSink);
+}
+
+/// Keeps at most a million records, so memory stays flat however long criterion runs.
+struct BoundedMemory(MemorySink);
+
+impl Sink for BoundedMemory {
+    fn record(&self, record: &telemetry::Record<'_>) {
+        if self.0.len() >= 1_000_000 {
+            self.0.clear();
+        }
+        self.0.record(record);
+    }
+}
+
+fn on_memory(c: &mut Criterion) {
+    on_group(c, "on_memory", BoundedMemory(MemorySink::new()));
+}
+
+fn on_json_sink(c: &mut Criterion) {
+    on_group(c, "on_json_sink", JsonLinesSink::new(io::sink()));
+}
+
+fn on_json_file(c: &mut Criterion) {
+    let path = std::env::temp_dir().join(format!("telemetry-bench-{}.jsonl", std::process::id()));
+    let file = File::create(&path).expect("bench file");
+    on_group(c, "on_json_file", JsonLinesSink::new(BufWriter::new(file)));
+    let _ = std::fs::remove_file(&path);
+}
+
+fn on_exporter_file(c: &mut Criterion) {
+    let path = std::env::temp_dir().join(format!(
+        "telemetry-bench-exporter-{}.jsonl",
+        std::process::id()
+    ));
+    let config = Config::new().with_enabled(true).with_file(&path);
+    let (layer, guard) = telemetry::layer_with(&config).expect("exporter");
+    {
+        let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        let mut group = configure(c, "on_exporter_file");
+        group.bench_function("metric_function_4_tags", |b| {
+            b.iter(|| telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4))
+        });
+        group.finish();
+    }
+    let stats = guard.stats();
+    drop(guard);
+    eprintln!(
+        "on_exporter_file: {} written, {} dropped",
+        stats.written(),
+        stats.dropped()
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Each of `threads` threads makes `iters` calls at once; reports the time per call
+/// per thread, so equal times mean perfect scaling.
+fn parallel(threads: usize, iters: u64, dispatch: &tracing::Dispatch) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    barrier.wait();
+                    for _ in 0..iters {
+                        telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4);
+                    }
+                })
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        h.join().expect("bench thread");
+    }
+    start.elapsed()
+}
+
+fn threads(c: &mut Criterion) {
+    let mut group = configure(c, "threads");
+    let noop = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(TelemetryLayer::new(NoopSink).with_telemetry_filter()),
+    );
+    let memory = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(BoundedMemory(MemorySink::new())).with_telemetry_filter()),
+    );
+    for (name, dispatch) in [("noop", &noop), ("memory", &memory)] {
+        for n in [1, 2] {
+            group.bench_function(format!("{name}_{n}_threads"), |b| {
+                b.iter_custom(|iters| parallel(n, iters, dispatch))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    off_no_subscriber,
+    off_app,
+    on_noop,
+    on_memory,
+    on_json_sink,
+    on_json_file,
+    on_exporter_file,
+    threads
+);
+criterion_main!(benches);
