@@ -1,7 +1,10 @@
 //! `TelemetryLayer`: turns telemetry events, and only those, into records for a sink.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::fmt::{self, Write as _};
+use std::io::{self, Write as _};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -99,7 +102,36 @@ where
     fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
         let mut visitor = RecordVisitor::default();
         event.record(&mut visitor);
-        visitor.finish(event.metadata(), |record| self.sink.record(record));
+        visitor.finish(event.metadata(), |record| deliver(&self.sink, record));
+    }
+}
+
+thread_local! {
+    /// Set while this thread is inside a sink.
+    static IN_SINK: Cell<bool> = const { Cell::new(false) };
+}
+
+static SINK_PANIC_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Hands `record` to `sink`, so that no sink can take the app down with it:
+///
+/// * telemetry that a sink emits while recording is ignored, rather than recursing
+///   without end (or deadlocking on the sink's own lock); its other events reach the
+///   other layers as usual;
+/// * a sink that panics loses that record, and the panic stops here. The first one is
+///   reported on stderr (the panic hook reports each as usual).
+fn deliver<K: Sink>(sink: &K, record: &Record<'_>) {
+    if IN_SINK.with(|busy| busy.replace(true)) {
+        return;
+    }
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| sink.record(record)));
+    IN_SINK.with(|busy| busy.set(false));
+    if outcome.is_err() && !SINK_PANIC_REPORTED.swap(true, Ordering::Relaxed) {
+        let _ = writeln!(
+            io::stderr(),
+            "telemetry: a sink panicked while recording {:?}; that record is lost and the app goes on (later panics are not reported here)",
+            record.name()
+        );
     }
 }
 

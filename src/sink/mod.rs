@@ -19,7 +19,11 @@ use crate::record::Record;
 /// # For implementors
 ///
 /// `record` runs on the thread that made the track call, inside that call: keep it
-/// short, never block on I/O, and never panic. The [`Record`] is borrowed from the
+/// short, never block on I/O, and never panic. (A panic is caught and costs only that
+/// record, and telemetry a sink emits while recording is ignored rather than recursing;
+/// but avoid `tracing` events in `record` altogether: with per-layer filters,
+/// `tracing-subscriber` may not deliver events dispatched from inside another layer's
+/// callback to the other layers, tokio-rs/tracing#2704.) The [`Record`] is borrowed from the
 /// call; copy what you keep. [`Record::timestamp`] reads the clock on first use, so a
 /// sink that needs no time pays none. `flush` is called when the app's
 /// [`Guard`](crate::Guard) is dropped and must not return before everything recorded
