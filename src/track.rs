@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::Level;
 
-use crate::fields::TARGET;
+use crate::fields::{Kind, TARGET};
 
 /// Records that something happened, with string properties whose keys may be runtime
 /// strings.
@@ -26,11 +26,19 @@ use crate::fields::TARGET;
 #[inline]
 #[track_caller]
 pub fn track_event(name: &str, properties: &[(&str, &str)]) {
-    let location = Location::caller();
+    // Only the level check is inlined at the call site: while telemetry is off, the
+    // call is exactly a disabled `tracing` callsite, with no argument set up.
+    if tracing::level_enabled!(Level::TRACE) {
+        event_at(name, properties, Location::caller());
+    }
+}
+
+#[inline(never)]
+fn event_at(name: &str, properties: &[(&str, &str)], location: &'static Location<'static>) {
     tracing::event!(
         target: TARGET,
         Level::TRACE,
-        telemetry.tags = DynTags::new(name, properties, location).as_value(),
+        telemetry.tags = DynTags::new(Kind::Event, name, properties, location).as_value(),
         telemetry.kind = "event",
         telemetry.name = name,
     );
@@ -47,11 +55,17 @@ pub fn track_event(name: &str, properties: &[(&str, &str)]) {
 #[inline]
 #[track_caller]
 pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
-    let location = Location::caller();
+    if tracing::level_enabled!(Level::TRACE) {
+        metric_at(name, value, tags, Location::caller());
+    }
+}
+
+#[inline(never)]
+fn metric_at(name: &str, value: f64, tags: &[(&str, &str)], location: &'static Location<'static>) {
     tracing::event!(
         target: TARGET,
         Level::TRACE,
-        telemetry.tags = DynTags::new(name, tags, location).as_value(),
+        telemetry.tags = DynTags::new(Kind::Metric, name, tags, location).as_value(),
         telemetry.kind = "metric",
         telemetry.name = name,
         telemetry.value = value,
@@ -69,10 +83,12 @@ pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
 #[inline]
 #[track_caller]
 pub fn track_timing(operation: &str, duration_ms: f64, tags: &[(&str, &str)]) {
-    timing_at(operation, duration_ms, tags, Location::caller());
+    if tracing::level_enabled!(Level::TRACE) {
+        timing_at(operation, duration_ms, tags, Location::caller());
+    }
 }
 
-#[inline]
+#[inline(never)]
 fn timing_at(
     operation: &str,
     duration_ms: f64,
@@ -82,7 +98,7 @@ fn timing_at(
     tracing::event!(
         target: TARGET,
         Level::TRACE,
-        telemetry.tags = DynTags::new(operation, tags, location).as_value(),
+        telemetry.tags = DynTags::new(Kind::Timing, operation, tags, location).as_value(),
         telemetry.kind = "timing",
         telemetry.name = operation,
         telemetry.duration_ms = duration_ms,
@@ -187,6 +203,7 @@ impl<'a, T: AsRef<[(&'a str, &'a str)]>> fmt::Debug for TimingGuard<'a, T> {
 /// pairs in place: no copy, no allocation. Any other layer sees its `Display`, a
 /// `key=value` list.
 pub(crate) struct DynTags {
+    kind: Kind,
     name: *const str,
     tags: *const [(&'static str, &'static str)],
     location: &'static Location<'static>,
@@ -198,8 +215,14 @@ impl DynTags {
         clippy::unnecessary_cast,
         reason = "the cast erases the lifetimes, which clippy does not count as a change"
     )]
-    fn new(name: &str, tags: &[(&str, &str)], location: &'static Location<'static>) -> Self {
+    fn new(
+        kind: Kind,
+        name: &str,
+        tags: &[(&str, &str)],
+        location: &'static Location<'static>,
+    ) -> Self {
         DynTags {
+            kind,
             name,
             // Only the lifetimes change; `get` gives them back, bounded by `&self`.
             tags: tags as *const [(&str, &str)] as *const [(&'static str, &'static str)],
@@ -210,6 +233,12 @@ impl DynTags {
     #[inline]
     fn as_value(&self) -> &(dyn Error + 'static) {
         self
+    }
+
+    /// The call's kind; the `telemetry.kind` field says the same, but this saves
+    /// parsing it.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The call's name, tags and location, borrowed for as long as `self` is.
