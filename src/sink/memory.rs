@@ -1,9 +1,12 @@
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use crate::fields::Kind;
 use crate::record::{OwnedTagValue, Record};
 use crate::sink::Sink;
+
+use thread_local::ThreadLocal;
 
 /// An owned copy of a [`Record`], as kept by [`MemorySink`].
 ///
@@ -182,6 +185,8 @@ impl OwnedRecord {
 ///
 /// Library authors use it to assert their own telemetry: install it in a scoped
 /// subscriber, run the code, look at what arrived. Clones share the same records.
+/// Each thread appends to its own shard, so threads recording at once do not contend
+/// for one lock; [`records`](Self::records) merges them in arrival order.
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -201,7 +206,14 @@ impl OwnedRecord {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
-    records: Arc<Mutex<Vec<OwnedRecord>>>,
+    inner: Arc<Shards>,
+}
+
+#[derive(Debug, Default)]
+struct Shards {
+    /// Orders records across threads.
+    next: AtomicU64,
+    by_thread: ThreadLocal<Mutex<Vec<(u64, OwnedRecord)>>>,
 }
 
 impl MemorySink {
@@ -220,17 +232,17 @@ impl MemorySink {
     /// assert!(telemetry::MemorySink::new().records().is_empty());
     /// ```
     pub fn records(&self) -> Vec<OwnedRecord> {
-        self.lock().clone()
+        self.collect(|shard| shard.clone())
     }
 
-    /// Removes and returns every record so far.
+    /// Removes and returns every record so far, in arrival order.
     ///
     /// ```
     /// let sink = telemetry::MemorySink::new();
     /// assert!(sink.take().is_empty());
     /// ```
     pub fn take(&self) -> Vec<OwnedRecord> {
-        std::mem::take(&mut *self.lock())
+        self.collect(std::mem::take)
     }
 
     /// The names of the records so far, in arrival order.
@@ -242,7 +254,7 @@ impl MemorySink {
     /// assert_eq!(sink.names(), ["a"]);
     /// ```
     pub fn names(&self) -> Vec<String> {
-        self.lock().iter().map(|r| r.name.clone()).collect()
+        self.records().into_iter().map(|r| r.name).collect()
     }
 
     /// How many records arrived.
@@ -251,7 +263,11 @@ impl MemorySink {
     /// assert_eq!(telemetry::MemorySink::new().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.inner
+            .by_thread
+            .iter()
+            .map(|shard| lock(shard).len())
+            .sum()
     }
 
     /// Whether no record arrived.
@@ -260,7 +276,7 @@ impl MemorySink {
     /// assert!(telemetry::MemorySink::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// Forgets every record so far.
@@ -271,18 +287,35 @@ impl MemorySink {
     /// assert!(sink.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.lock().clear();
+        for shard in self.inner.by_thread.iter() {
+            lock(shard).clear();
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OwnedRecord>> {
-        // A panic while holding the lock leaves a valid Vec: keep using it.
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    fn collect(
+        &self,
+        mut from_shard: impl FnMut(&mut Vec<(u64, OwnedRecord)>) -> Vec<(u64, OwnedRecord)>,
+    ) -> Vec<OwnedRecord> {
+        let mut all: Vec<(u64, OwnedRecord)> = self
+            .inner
+            .by_thread
+            .iter()
+            .flat_map(|shard| from_shard(&mut lock(shard)))
+            .collect();
+        all.sort_unstable_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, record)| record).collect()
     }
+}
+
+/// A panic while holding a shard's lock leaves a valid Vec: keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Sink for MemorySink {
     fn record(&self, record: &Record<'_>) {
         let owned = OwnedRecord::from_record(record);
-        self.lock().push(owned);
+        let seq = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        lock(self.inner.by_thread.get_or_default()).push((seq, owned));
     }
 }
