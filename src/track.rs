@@ -33,7 +33,7 @@ pub fn track_event(name: &str, properties: &[(&str, &str)]) {
     }
 }
 
-#[inline(never)]
+#[inline]
 fn event_at(name: &str, properties: &[(&str, &str)], location: &'static Location<'static>) {
     tracing::event!(
         target: TARGET,
@@ -60,7 +60,7 @@ pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
     }
 }
 
-#[inline(never)]
+#[inline]
 fn metric_at(name: &str, value: f64, tags: &[(&str, &str)], location: &'static Location<'static>) {
     tracing::event!(
         target: TARGET,
@@ -88,7 +88,7 @@ pub fn track_timing(operation: &str, duration_ms: f64, tags: &[(&str, &str)]) {
     }
 }
 
-#[inline(never)]
+#[inline]
 fn timing_at(
     operation: &str,
     duration_ms: f64,

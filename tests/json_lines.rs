@@ -155,6 +155,32 @@ fn nan_and_infinities_become_strings_and_keep_the_line_valid() {
     );
 }
 
+#[test]
+fn timestamps_keep_microseconds_and_clamp_impossible_clocks() {
+    let at = |secs: u64, micros: u32| UNIX_EPOCH + Duration::new(secs, micros * 1000);
+    let stamp = |t| {
+        parse_one(&encode(
+            &Record::new(Kind::Event, "e", &[]).with_timestamp(t),
+        ))["timestamp"]
+            .clone()
+    };
+    assert_eq!(stamp(at(0, 0)), "1970-01-01T00:00:00.000000Z");
+    assert_eq!(stamp(at(1_764_198_022, 7)), "2025-11-26T23:00:22.000007Z");
+    // The same second again (served from the per-thread cache), then the next one.
+    assert_eq!(
+        stamp(at(1_764_198_022, 999_999)),
+        "2025-11-26T23:00:22.999999Z"
+    );
+    assert_eq!(stamp(at(1_764_198_023, 0)), "2025-11-26T23:00:23.000000Z");
+    assert_eq!(stamp(at(951_782_400, 0)), "2000-02-29T00:00:00.000000Z");
+    // Before 1970 and after 9999: the nearest bound, never a panic or a broken line.
+    assert_eq!(
+        stamp(UNIX_EPOCH - Duration::from_secs(86_400)),
+        "1970-01-01T00:00:00.000000Z"
+    );
+    assert_eq!(stamp(at(300_000_000_000, 0)), "9999-12-31T23:59:59.999999Z");
+}
+
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<u8>>>);
 

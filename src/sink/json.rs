@@ -3,7 +3,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::{Record, TagValue};
 use crate::sink::Sink;
@@ -21,12 +22,7 @@ use crate::sink::Sink;
 /// 40% of the encoding's instructions.
 pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"{\"timestamp\":\"");
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        buf,
-        "{}",
-        humantime::format_rfc3339_micros(record.timestamp())
-    );
+    write_timestamp(buf, record.timestamp());
     buf.extend_from_slice(b"\",\"kind\":\"");
     buf.extend_from_slice(record.kind().as_str().as_bytes());
     buf.extend_from_slice(b"\",\"name\":");
@@ -84,6 +80,48 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
         json_value(buf, &line);
     }
     buf.extend_from_slice(b"}\n");
+}
+
+/// The latest instant RFC 3339 can write with a four-digit year.
+const LATEST: Duration = Duration::new(253_402_300_799, 999_999_999);
+
+thread_local! {
+    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS` text:
+    /// records come many to a second, so most only format their microseconds.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// Writes `at` as RFC 3339 in UTC with microseconds (`2026-11-26T23:00:22.335106Z`).
+///
+/// A time before 1970 or after 9999 (a clock that is badly wrong, or one set by hand
+/// in a test) is written as the nearest of those bounds: the line stays valid.
+fn write_timestamp(buf: &mut Vec<u8>, at: SystemTime) {
+    let since_epoch = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(LATEST);
+    let secs = since_epoch.as_secs();
+    let prefix = SECOND.with(|cache| {
+        let (cached, prefix) = cache.get();
+        if cached == secs {
+            return prefix;
+        }
+        let mut text = [0; 20]; // `YYYY-MM-DDTHH:MM:SSZ`
+        let second = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+        // In range, by the clamp above, so the 20 bytes are always written.
+        let _ = write!(&mut text[..], "{second}");
+        let mut prefix = [0; 19];
+        prefix.copy_from_slice(&text[..19]);
+        cache.set((secs, prefix));
+        prefix
+    });
+    buf.extend_from_slice(&prefix);
+    // Six zero-padded digits: the last six of the seven in `1_000_000 + micros`.
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(1_000_000 + since_epoch.subsec_micros());
+    buf.push(b'.');
+    buf.extend_from_slice(&digits.as_bytes()[1..]);
+    buf.push(b'Z');
 }
 
 /// A JSON string, quoted and escaped by serde_json.
