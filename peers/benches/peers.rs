@@ -1,0 +1,337 @@
+//! Peer comparison: one metric event (one name, one f64 value, one tag) through
+//! `tracing` with telemetry off and on, next to the `metrics` crate,
+//! `tracing-opentelemetry`'s `MetricsLayer` and `tracing-subscriber`'s JSON formatter.
+//!
+//! `cargo bench --manifest-path peers/Cargo.toml` runs every entry with criterion, then
+//! prints a markdown table read from criterion's `estimates.json` files. See README.md
+//! for what each entry is and how to read the table.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use tracing::subscriber::NoSubscriber;
+use tracing::{Dispatch, Level};
+use tracing_opentelemetry::MetricsLayer;
+use tracing_subscriber::prelude::*;
+
+use telemetry::{JsonLinesSink, MemorySink, NoopSink, TelemetryFilter, TelemetryLayer};
+use telemetry_peers::{
+    read_median, table, Entry, NoopExporter, NothingInstalled, SharedBuf, TrivialLayer,
+};
+
+/// The criterion group every entry is measured in.
+const GROUP: &str = "peers";
+
+/// The rows of the table, in the order they are measured.
+const ENTRIES: &[Entry] = &[
+    Entry {
+        key: "1a",
+        id: "1a_off_tracing_nothing_installed",
+        label: "off: disabled `tracing` callsite, no subscriber (max level OFF)",
+        baseline: None,
+        pair: None,
+    },
+    Entry {
+        key: "1b",
+        id: "1b_off_tracing_filter_off",
+        label: "off: disabled `tracing` callsite, registry + telemetry filter off",
+        baseline: None,
+        pair: None,
+    },
+    Entry {
+        key: "1c",
+        id: "1c_off_tracing_nosubscriber",
+        label: "off: disabled `tracing` callsite, scoped `NoSubscriber` (no level hint: max level TRACE)",
+        baseline: None,
+        pair: None,
+    },
+    Entry {
+        key: "2a",
+        id: "2a_off_telemetry_nothing_installed",
+        label: "off: `telemetry::track_metric`, no subscriber (max level OFF)",
+        baseline: Some("1a"),
+        pair: None,
+    },
+    Entry {
+        key: "2b",
+        id: "2b_off_telemetry_filter_off",
+        label: "off: `telemetry::track_metric`, registry + telemetry filter off",
+        baseline: Some("1b"),
+        pair: None,
+    },
+    Entry {
+        key: "2c",
+        id: "2c_off_telemetry_nosubscriber",
+        label: "off: `telemetry::track_metric`, scoped `NoSubscriber` (max level TRACE)",
+        baseline: Some("1c"),
+        pair: None,
+    },
+    Entry {
+        key: "3",
+        id: "3_off_metrics_no_recorder",
+        label: "off: `metrics::histogram!(..).record(..)`, no recorder",
+        baseline: Some("1a"),
+        pair: Some("2a"),
+    },
+    Entry {
+        key: "4",
+        id: "4_floor_trivial_layer",
+        label: "floor: registry + trivial field-visiting layer, plain `tracing` event",
+        baseline: None,
+        pair: None,
+    },
+    Entry {
+        key: "4b",
+        id: "4b_floor_trivial_layer_track_metric",
+        label: "floor: registry + trivial layer, the `track_metric` event",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "5",
+        id: "5_on_telemetry_noop",
+        label: "on: `telemetry` into `NoopSink`",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "6",
+        id: "6_on_otel_metrics_layer",
+        label: "on: `tracing-opentelemetry` `MetricsLayer` + SDK meter provider",
+        baseline: Some("4"),
+        pair: Some("5"),
+    },
+    Entry {
+        key: "7",
+        id: "7_on_fmt_json_io_sink",
+        label: "on: `fmt::layer().json()` to `io::sink()`",
+        baseline: Some("4"),
+        pair: Some("8"),
+    },
+    Entry {
+        key: "8",
+        id: "8_on_telemetry_json_io_sink",
+        label: "on: `telemetry` `JsonLinesSink` to `io::sink()`",
+        baseline: Some("4"),
+        pair: None,
+    },
+];
+
+// The event, in each form. Each is one callsite (a function, not repeated macro
+// invocations), so the pre-flight checks exercise exactly the callsite that is timed.
+
+/// The plain `tracing` event: name, f64 value, one tag. INFO, the level an app's
+/// `fmt` output keeps by default (`fmt()` filters at INFO).
+#[inline]
+fn plain_event(value: f64) {
+    tracing::event!(target: "telemetry", Level::INFO, name = "queue.depth", value = value, queue = "emails");
+}
+
+/// The same event for `MetricsLayer`: the metric name is in the field name.
+/// (`event!` with an explicit level: `info!(target: .., histogram.x = ..)` is a macro
+/// parsing ambiguity.)
+#[inline]
+fn otel_event(value: f64) {
+    tracing::event!(target: "telemetry", Level::INFO, histogram.queue_depth = value, queue = "emails");
+}
+
+/// The `telemetry` call.
+#[inline]
+fn telemetry_metric(value: f64) {
+    telemetry::track_metric("queue.depth", value, &[("queue", "emails")]);
+}
+
+/// The `metrics` crate's call.
+#[inline]
+fn metrics_histogram(value: f64) {
+    metrics::histogram!("queue.depth", "queue" => "emails").record(value);
+}
+
+/// A process with no subscriber: nothing enabled, max level OFF.
+fn nothing_installed() -> Dispatch {
+    Dispatch::new(NothingInstalled)
+}
+
+/// `tracing`'s `NoSubscriber`: nothing enabled, but no max-level hint (read as TRACE).
+fn no_subscriber() -> Dispatch {
+    Dispatch::new(NoSubscriber::new())
+}
+
+fn telemetry_filter_off() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(false))),
+    )
+}
+
+fn trivial_layer() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(TrivialLayer))
+}
+
+fn telemetry_noop() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry().with(TelemetryLayer::new(NoopSink).with_telemetry_filter()),
+    )
+}
+
+/// An SDK meter provider that never exports during the run (the interval is an hour;
+/// the exporter sends nothing anywhere) and the layer on top of it.
+fn otel_metrics_layer() -> (Dispatch, SdkMeterProvider, NoopExporter) {
+    let exporter = NoopExporter::new("queue_depth");
+    let reader = PeriodicReader::builder(exporter.clone())
+        .with_interval(Duration::from_secs(3600))
+        .build();
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let dispatch =
+        Dispatch::new(tracing_subscriber::registry().with(MetricsLayer::new(provider.clone())));
+    (dispatch, provider, exporter)
+}
+
+fn fmt_json<W>(writer: W) -> Dispatch
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer)),
+    )
+}
+
+fn telemetry_json<W: std::io::Write + Send + 'static>(writer: W) -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(JsonLinesSink::new(writer)).with_telemetry_filter()),
+    )
+}
+
+/// Checks, before anything is timed, that every "on" entry does its work (a layer that
+/// silently ignored the event would look fast) and that the "off" ones record nothing.
+fn preflight() {
+    let buf = SharedBuf::default();
+    let writer = buf.clone();
+    tracing::dispatcher::with_default(&fmt_json(move || writer.clone()), || plain_event(42.0));
+    let out = buf.contents();
+    assert!(
+        out.lines().count() == 1 && out.contains("\"queue.depth\"") && out.contains("\"emails\""),
+        "fmt().json() wrote {out:?}"
+    );
+
+    let buf = SharedBuf::default();
+    tracing::dispatcher::with_default(&telemetry_json(buf.clone()), || telemetry_metric(42.0));
+    let out = buf.contents();
+    assert!(
+        out.lines().count() == 1
+            && out.contains("\"name\":\"queue.depth\"")
+            && out.contains("\"queue\":\"emails\""),
+        "telemetry JSON wrote {out:?}"
+    );
+
+    let on = MemorySink::new();
+    let off = MemorySink::new();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(on.clone()).with_telemetry_filter())
+            .with(TelemetryLayer::new(off.clone()).with_filter(TelemetryFilter::new(false))),
+    );
+    tracing::dispatcher::with_default(&dispatch, || telemetry_metric(42.0));
+    assert_eq!((on.len(), off.len()), (1, 0), "telemetry filter on/off");
+}
+
+/// Measures `f` with `dispatch` as the scoped default, then drops the dispatcher and
+/// rebuilds `tracing`'s interest cache, so no entry sees the previous one's
+/// cached interest or max level.
+fn measure(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    dispatch: Dispatch,
+    f: impl Fn(f64),
+) {
+    {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        group.bench_function(id, |b| b.iter(|| f(black_box(42.0))));
+    }
+    drop(dispatch);
+    tracing::callsite::rebuild_interest_cache();
+}
+
+fn run(c: &mut Criterion) {
+    let mut group = c.benchmark_group(GROUP);
+    let id = |key: &str| {
+        ENTRIES
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.id)
+            .expect("entry")
+    };
+
+    measure(&mut group, id("1a"), nothing_installed(), plain_event);
+    measure(&mut group, id("1b"), telemetry_filter_off(), plain_event);
+    measure(&mut group, id("1c"), no_subscriber(), plain_event);
+    measure(&mut group, id("2a"), nothing_installed(), telemetry_metric);
+    measure(
+        &mut group,
+        id("2b"),
+        telemetry_filter_off(),
+        telemetry_metric,
+    );
+    measure(&mut group, id("2c"), no_subscriber(), telemetry_metric);
+    measure(&mut group, id("3"), nothing_installed(), metrics_histogram);
+    measure(&mut group, id("4"), trivial_layer(), plain_event);
+    measure(&mut group, id("4b"), trivial_layer(), telemetry_metric);
+    measure(&mut group, id("5"), telemetry_noop(), telemetry_metric);
+
+    let (dispatch, provider, exporter) = otel_metrics_layer();
+    measure(&mut group, id("6"), dispatch, otel_event);
+    provider.force_flush().expect("flush the meter provider");
+    let recorded = exporter.histogram_count();
+    provider.shutdown().expect("shut the meter provider down");
+    eprintln!("MetricsLayer: the SDK histogram holds {recorded} values");
+
+    measure(&mut group, id("7"), fmt_json(std::io::sink), plain_event);
+    measure(
+        &mut group,
+        id("8"),
+        telemetry_json(std::io::sink()),
+        telemetry_metric,
+    );
+    group.finish();
+}
+
+/// Where criterion writes its reports: `$CRITERION_HOME`, else `peers/target/criterion`.
+/// Set explicitly so that this binary reads back exactly what criterion wrote.
+fn output_directory() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion"))
+}
+
+fn main() {
+    let started = SystemTime::now();
+    let dir = output_directory();
+    preflight();
+
+    // Command-line flags (`--warm-up-time`, `--measurement-time`, a filter, ...) override
+    // these defaults.
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .without_plots()
+        .output_directory(&dir)
+        .configure_from_args();
+    run(&mut c);
+    c.final_summary();
+
+    let medians: Vec<_> = ENTRIES
+        .iter()
+        .map(|e| (*e, read_median(&dir, GROUP, e.id, started)))
+        .collect();
+    if medians.iter().all(|(_, m)| m.is_none()) {
+        println!("\nNo estimates were written by this run (test or list mode?): no table.");
+        return;
+    }
+    println!("\n{}", table(&medians));
+}
