@@ -7,7 +7,8 @@
 //!   (fmt at INFO plus the telemetry layer, switched off). Same baseline.
 //! - `on_noop/*`, `on_memory/*`, `on_json_sink/*`, `on_json_file/*`, `on_exporter_file/*`:
 //!   telemetry on into each sink. Baseline: a registry with a trivial field-visiting
-//!   layer, the floor for any layer.
+//!   layer, the floor for any layer (`baseline_trivial_layer`, one plain event). In
+//!   `on_noop`, `floor_<call>` is that floor for each call's own event.
 //! - `threads/*`: throughput of one and two threads emitting at once.
 //!
 //! `cargo bench --bench track`; `cargo bench --bench track -- off_app` for one group.
@@ -63,21 +64,27 @@ impl<S: Subscriber> Layer<S> for TrivialLayer {
 /// The six track calls measured in every group, plus the plain `tracing` baseline
 /// (`baseline_event`: the same event shape, emitted directly).
 fn track_calls(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group.bench_function("baseline_tracing_event", |b| {
+    track_calls_named(group, "");
+}
+
+/// `track_calls` with every id prefixed, so a group can hold the same calls twice.
+fn track_calls_named(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
+    let id = |name: &str| format!("{prefix}{name}");
+    group.bench_function(id("baseline_tracing_event"), |b| {
         b.iter(|| {
             tracing::event!(target: "telemetry", Level::TRACE, telemetry.kind = "metric", telemetry.name = black_box("queue.depth"), telemetry.value = black_box(42.0), queue = "emails")
         })
     });
-    group.bench_function("event_function_0_tags", |b| {
+    group.bench_function(id("event_function_0_tags"), |b| {
         b.iter(|| telemetry::track_event("app.started", &[]))
     });
-    group.bench_function("event_function_4_tags", |b| {
+    group.bench_function(id("event_function_4_tags"), |b| {
         b.iter(|| telemetry::track_event("user.signup", &TAGS4))
     });
-    group.bench_function("event_macro_0_tags", |b| {
+    group.bench_function(id("event_macro_0_tags"), |b| {
         b.iter(|| telemetry::track_event!(black_box("app.started")))
     });
-    group.bench_function("event_macro_4_tags", |b| {
+    group.bench_function(id("event_macro_4_tags"), |b| {
         b.iter(|| {
             telemetry::track_event!(
                 black_box("user.upgrade"),
@@ -88,10 +95,10 @@ fn track_calls(group: &mut BenchmarkGroup<'_, WallTime>) {
             )
         })
     });
-    group.bench_function("metric_function_4_tags", |b| {
+    group.bench_function(id("metric_function_4_tags"), |b| {
         b.iter(|| telemetry::track_metric("queue.depth", 42.0, &TAGS4))
     });
-    group.bench_function("metric_macro_4_tags", |b| {
+    group.bench_function(id("metric_macro_4_tags"), |b| {
         b.iter(|| {
             telemetry::track_metric!(
                 black_box("queue.depth"),
@@ -103,10 +110,10 @@ fn track_calls(group: &mut BenchmarkGroup<'_, WallTime>) {
             )
         })
     });
-    group.bench_function("timing_function_4_tags", |b| {
+    group.bench_function(id("timing_function_4_tags"), |b| {
         b.iter(|| telemetry::track_timing("db.query", 12.5, &TAGS4))
     });
-    group.bench_function("timing_macro_4_tags", |b| {
+    group.bench_function(id("timing_macro_4_tags"), |b| {
         b.iter(|| {
             telemetry::track_timing!(
                 black_box("db.query"),
@@ -183,6 +190,14 @@ fn on_group(c: &mut Criterion, name: &str, sink: impl Sink) {
 }
 
 fn on_noop(c: &mut Criterion) {
+    // The floor for each call: the same event, visited by a layer that keeps nothing.
+    {
+        let _default =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(TrivialLayer));
+        let mut group = configure(c, "on_noop");
+        track_calls_named(&mut group, "floor_");
+        group.finish();
+    }
     on_group(c, "on_noop", NoopSink);
 }
 
