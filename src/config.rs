@@ -209,9 +209,12 @@ impl Config {
             };
             if !KNOWN.contains(&name.as_str()) {
                 if let Some(suggestion) = near_miss(suffix) {
+                    // Escaped, so that a name with control characters still gives
+                    // one clean line; ordinary names print as they are.
+                    let shown = name.escape_debug();
                     return Err(ConfigError::new(
                         name.clone(),
-                        format!("unknown variable {name} (did you mean {suggestion}?)"),
+                        format!("unknown variable {shown} (did you mean {suggestion}?)"),
                     ));
                 }
                 continue;

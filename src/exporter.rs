@@ -21,6 +21,7 @@ use crossbeam_channel::{
 use crate::config::{Config, Exporter};
 use crate::error::Error;
 use crate::record::Record;
+use crate::report::stderr_line;
 use crate::sink::{encode_line, report_write_error, Sink};
 
 /// Lines the queue holds before the full-buffer policy applies.
@@ -94,10 +95,9 @@ impl Counters {
     fn drop_one(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         if !self.reported_drop.swap(true, Ordering::Relaxed) {
-            let _ = writeln!(
-                io::stderr(),
-                "telemetry: the export buffer is full (the destination is not keeping up); dropping records and counting them"
-            );
+            stderr_line(format_args!(
+                "the export buffer is full (the destination is not keeping up); dropping records and counting them"
+            ));
         }
     }
 
@@ -160,6 +160,9 @@ pub struct ExporterSink {
 
 struct Running {
     tx: Sender<Msg>,
+    /// The worker's queue, kept until shutdown to count what is abandoned if the
+    /// worker hangs; released then, so that later records are refused and counted.
+    rx: Mutex<Option<Receiver<Msg>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -224,7 +227,7 @@ impl ExporterSink {
         let (tx, rx) = bounded(self.capacity);
         let worker = Worker {
             out,
-            rx,
+            rx: rx.clone(),
             counters: Arc::clone(&self.counters),
             half: self.capacity / 2,
             batch: Vec::with_capacity(BATCH_BYTES),
@@ -237,6 +240,7 @@ impl ExporterSink {
             .map_err(Error::spawn)?;
         Ok(Some(Running {
             tx,
+            rx: Mutex::new(Some(rx)),
             worker: Mutex::new(Some(handle)),
         }))
     }
@@ -246,10 +250,9 @@ impl ExporterSink {
             .get_or_init(|| match self.start() {
                 Ok(running) => running,
                 Err(err) => {
-                    let _ = writeln!(
-                        io::stderr(),
-                        "telemetry: cannot start exporting: {err} (records are dropped and counted)"
-                    );
+                    stderr_line(format_args!(
+                        "cannot start exporting: {err} (records are dropped and counted)"
+                    ));
                     Some(Running::stopped())
                 }
             })
@@ -329,11 +332,25 @@ impl ExporterSink {
                 let _ = handle.join();
             }
         }
+        let rx = running
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (false, Some(rx)) = (finished, rx) {
+            // The worker is stuck writing: count what it will never take as dropped.
+            let abandoned = rx
+                .try_iter()
+                .filter(|msg| matches!(msg, Msg::Line(_)))
+                .count() as u64;
+            self.counters
+                .dropped
+                .fetch_add(abandoned, Ordering::Relaxed);
+        }
         let stats = self.stats();
         if !finished || stats.dropped > 0 || stats.failed > 0 {
-            let _ = writeln!(
-                io::stderr(),
-                "telemetry: export summary: {} written, {} dropped (buffer full), {} lost to write errors{}",
+            stderr_line(format_args!(
+                "export summary: {} written, {} dropped (buffer full), {} lost to write errors{}",
                 stats.written,
                 stats.dropped,
                 stats.failed,
@@ -341,11 +358,11 @@ impl ExporterSink {
                     String::new()
                 } else {
                     format!(
-                        "; gave up on the records still queued: the destination made no progress for {:?}",
+                        "; gave up waiting: the destination made no progress for {:?} (the records still queued are counted as dropped)",
                         self.stall
                     )
                 }
-            );
+            ));
         }
     }
 }
@@ -353,9 +370,11 @@ impl ExporterSink {
 impl Running {
     /// A running state whose channel is closed: every record is dropped and counted.
     fn stopped() -> Running {
-        let (tx, _) = bounded(1);
+        // Nothing will ever receive: sends are refused and counted.
+        let (tx, _) = bounded(0);
         Running {
             tx,
+            rx: Mutex::new(None),
             worker: Mutex::new(None),
         }
     }
@@ -415,10 +434,7 @@ impl Output {
                 out.flush()
             }
             Output::Stderr => io::stderr().lock().write_all(batch),
-            Output::File(file) => {
-                file.reopen_if_moved();
-                file.file.write_all(batch)
-            }
+            Output::File(file) => file.writable()?.write_all(batch),
             #[cfg(test)]
             Output::Writer(w) => {
                 w.write_all(batch)?;
@@ -431,7 +447,8 @@ impl Output {
 /// The telemetry file, with what is needed to notice that it was rotated or deleted.
 struct OpenFile {
     path: PathBuf,
-    file: File,
+    /// `None` while the path could not be re-created (its directory was removed, say).
+    file: Option<File>,
     last_check: Instant,
 }
 
@@ -440,26 +457,41 @@ impl OpenFile {
         let file = open_append(path).map_err(|err| Error::open(path.to_owned(), err))?;
         Ok(OpenFile {
             path: path.to_owned(),
-            file,
+            file: Some(file),
             last_check: Instant::now(),
         })
     }
 
-    /// Log rotation moves the file away and deletion unlinks it; either way the lines
-    /// would go to a file nobody reads. Re-create the path when it no longer names the
-    /// open file (checked at most once a second).
-    fn reopen_if_moved(&mut self) {
-        if self.last_check.elapsed() < REOPEN_CHECK {
-            return;
+    /// The file to write to. Log rotation moves the file away and deletion unlinks
+    /// it; either way lines would go to a file nobody reads, so the path is
+    /// re-created when it no longer names the open file (checked at most once a
+    /// second). While it cannot be, writes fail, and so are counted as lost.
+    fn writable(&mut self) -> io::Result<&mut File> {
+        if self.last_check.elapsed() >= REOPEN_CHECK {
+            self.last_check = Instant::now();
+            let current = self
+                .file
+                .as_ref()
+                .is_some_and(|file| same_file(file, &self.path));
+            if !current {
+                match open_append(&self.path) {
+                    Ok(file) => self.file = Some(file),
+                    Err(err) => {
+                        self.file = None;
+                        return Err(err);
+                    }
+                }
+            }
         }
-        self.last_check = Instant::now();
-        if same_file(&self.file, &self.path) {
-            return;
-        }
-        match open_append(&self.path) {
-            Ok(file) => self.file = file,
-            Err(err) => report_write_error(&err),
-        }
+        self.file.as_mut().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} was removed and cannot be re-created",
+                    self.path.display()
+                ),
+            )
+        })
     }
 }
 
@@ -682,10 +714,7 @@ mod tests {
 
     impl Write for Failing {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device",
-            ))
+            Err(io::Error::other("no space left on device"))
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
@@ -726,10 +755,7 @@ mod tests {
                     .lock()
                     .unwrap()
                     .extend_from_slice(&buf[..buf.len() / 2]);
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device",
-                ));
+                return Err(io::Error::other("no space left on device"));
             }
             self.out.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::exporter::{ExportStats, ExporterSink};
 use crate::fields::TARGET;
 use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
+use crate::sink::Sink;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
 /// logs (fmt, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
@@ -176,6 +177,20 @@ impl Guard {
     /// ```
     pub fn stats(&self) -> ExportStats {
         self.sink.stats()
+    }
+
+    /// Writes every record queued so far before returning (as long as the
+    /// destination makes progress), without stopping export. Dropping the guard does
+    /// this too.
+    ///
+    /// ```
+    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// guard.flush();
+    /// assert_eq!(guard.stats().written(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn flush(&self) {
+        self.sink.flush();
     }
 }
 

@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt::{self, Write as _};
-use std::io::{self, Write as _};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use tracing_subscriber::layer::{self, Context, Layer};
 
 use crate::fields::{self, Kind, TARGET};
 use crate::record::{FieldValue, Record, TagSource, TagValue};
+use crate::report::stderr_line;
 use crate::sink::Sink;
 use crate::track::DynTags;
 
@@ -127,11 +127,10 @@ fn deliver<K: Sink>(sink: &K, record: &Record<'_>) {
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| sink.record(record)));
     IN_SINK.with(|busy| busy.set(false));
     if outcome.is_err() && !SINK_PANIC_REPORTED.swap(true, Ordering::Relaxed) {
-        let _ = writeln!(
-            io::stderr(),
-            "telemetry: a sink panicked while recording {:?}; that record is lost and the app goes on (later panics are not reported here)",
+        stderr_line(format_args!(
+            "a sink panicked while recording {:?}; that record is lost and the app goes on (later panics are not reported here)",
             record.name()
-        );
+        ));
     }
 }
 

@@ -75,6 +75,7 @@ pub mod fields;
 mod init;
 mod layer;
 mod record;
+mod report;
 mod sink;
 mod track;
 

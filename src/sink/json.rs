@@ -4,9 +4,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::{Record, TagValue};
+use crate::report::stderr_line;
 use crate::sink::Sink;
 
 /// Appends `record` to `buf` as one JSON object and a newline.
@@ -41,15 +43,25 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
     }
     buf.extend_from_slice(b",\"tags\":{");
     let tags = record.tags();
+    // A key given twice is written once, with the last value given (what most JSON
+    // readers would keep anyway). Few tags: compare with the later ones; many: look up
+    // each key's last position, so wide records stay linear.
+    let last_positions: Option<HashMap<&str, usize>> = (tags.len() > WIDE_RECORD).then(|| {
+        tags.clone()
+            .enumerate()
+            .map(|(i, t)| (t.key(), i))
+            .collect()
+    });
     let mut first = true;
     for (i, tag) in tags.clone().enumerate() {
-        // A key given twice is written once, with the last value given (what most
-        // JSON readers would keep anyway).
-        if tags
-            .clone()
-            .skip(i + 1)
-            .any(|later| later.key() == tag.key())
-        {
+        let repeated_later = match &last_positions {
+            Some(last) => last.get(tag.key()) != Some(&i),
+            None => tags
+                .clone()
+                .skip(i + 1)
+                .any(|later| later.key() == tag.key()),
+        };
+        if repeated_later {
             continue;
         }
         if !first {
@@ -123,6 +135,9 @@ fn write_timestamp(buf: &mut Vec<u8>, at: SystemTime) {
     buf.extend_from_slice(&digits.as_bytes()[1..]);
     buf.push(b'Z');
 }
+
+/// Past this many tags, repeated keys are found with a map instead of by comparison.
+const WIDE_RECORD: usize = 16;
 
 /// A JSON string, quoted and escaped by serde_json.
 fn json_str(buf: &mut Vec<u8>, s: &str) {
@@ -230,10 +245,9 @@ impl<W: Write> JsonLinesSink<W> {
 /// Says once, on standard error, that telemetry lines are being lost. Never panics:
 /// standard error itself may be the broken destination.
 pub(crate) fn report_write_error(err: &io::Error) {
-    let _ = writeln!(
-        io::stderr(),
-        "telemetry: cannot write records: {err} (records are being dropped; further errors are counted, not printed)"
-    );
+    stderr_line(format_args!(
+        "cannot write records: {err} (records are being dropped; further errors are counted, not printed)"
+    ));
 }
 
 impl<W: Write + Send + 'static> Sink for JsonLinesSink<W> {

@@ -1,0 +1,12 @@
+//! The crate's own messages on standard error.
+
+use std::fmt;
+use std::io::{self, Write};
+
+/// Writes `telemetry: <message>` as one line with a single write, so that another
+/// thread's output (a panic message, say) cannot land in the middle of it. Never
+/// panics: standard error itself may be the broken destination.
+pub(crate) fn stderr_line(message: fmt::Arguments<'_>) {
+    let line = format!("telemetry: {message}\n");
+    let _ = io::stderr().write_all(line.as_bytes());
+}
