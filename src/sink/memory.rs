@@ -1,6 +1,5 @@
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::fields::Kind;
 use crate::record::{OwnedTagValue, Record};
@@ -211,9 +210,9 @@ pub struct MemorySink {
 
 #[derive(Debug, Default)]
 struct Shards {
-    /// Orders records across threads.
-    next: AtomicU64,
-    by_thread: ThreadLocal<Mutex<Vec<(u64, OwnedRecord)>>>,
+    /// Each thread's records, with the monotonic instant each arrived at: merging by
+    /// instant gives arrival order without a counter that every thread would write.
+    by_thread: ThreadLocal<Mutex<Vec<(Instant, OwnedRecord)>>>,
 }
 
 impl MemorySink {
@@ -294,15 +293,16 @@ impl MemorySink {
 
     fn collect(
         &self,
-        mut from_shard: impl FnMut(&mut Vec<(u64, OwnedRecord)>) -> Vec<(u64, OwnedRecord)>,
+        mut from_shard: impl FnMut(&mut Vec<(Instant, OwnedRecord)>) -> Vec<(Instant, OwnedRecord)>,
     ) -> Vec<OwnedRecord> {
-        let mut all: Vec<(u64, OwnedRecord)> = self
+        let mut all: Vec<(Instant, OwnedRecord)> = self
             .inner
             .by_thread
             .iter()
             .flat_map(|shard| from_shard(&mut lock(shard)))
             .collect();
-        all.sort_unstable_by_key(|(seq, _)| *seq);
+        // Stable: a thread's records, already in order, keep it even at equal instants.
+        all.sort_by_key(|(at, _)| *at);
         all.into_iter().map(|(_, record)| record).collect()
     }
 }
@@ -315,7 +315,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Sink for MemorySink {
     fn record(&self, record: &Record<'_>) {
         let owned = OwnedRecord::from_record(record);
-        let seq = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        lock(self.inner.by_thread.get_or_default()).push((seq, owned));
+        let arrived = Instant::now();
+        lock(self.inner.by_thread.get_or_default()).push((arrived, owned));
     }
 }
