@@ -1,0 +1,155 @@
+//! Instruction counts per track call, for `valgrind --tool=callgrind`: counts are
+//! exact and repeatable on a noisy machine, where timings of a nanosecond are not.
+//!
+//! `benches/count-instructions.sh` runs every scenario twice (0 and N calls) under
+//! callgrind and prints the difference per call. By hand:
+//!
+//! ```text
+//! cargo bench --bench instructions --no-run
+//! valgrind --tool=callgrind target/release/deps/instructions-<hash> off_app/function 100000
+//! ```
+//!
+//! Run by `cargo bench` with no scenario, it only lists them.
+
+use std::hint::black_box;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+use telemetry::{JsonLinesSink, NoopSink, TelemetryFilter, TelemetryLayer};
+
+const TAGS: [(&str, &str); 4] = [
+    ("queue", "emails"),
+    ("region", "eu"),
+    ("shard", "7"),
+    ("tier", "gold"),
+];
+
+struct TrivialLayer;
+struct TrivialVisitor;
+
+impl Visit for TrivialVisitor {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        black_box((field, value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        black_box((field, value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        black_box((field, value));
+    }
+}
+
+impl<S: Subscriber> Layer<S> for TrivialLayer {
+    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+        event.record(&mut TrivialVisitor);
+    }
+}
+
+fn disabled_callsite() {
+    tracing::event!(target: "app", Level::TRACE, value = black_box(42.0))
+}
+
+fn function() {
+    telemetry::track_metric("queue.depth", 42.0, &TAGS)
+}
+
+fn function_1_tag() {
+    telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")])
+}
+
+fn macro_form() {
+    telemetry::track_metric!(
+        "queue.depth",
+        42.0,
+        queue = "emails",
+        region = "eu",
+        shard = 7,
+        warm = true
+    )
+}
+
+fn fmt_json_event() {
+    tracing::event!(target: "telemetry", Level::INFO, name = "queue.depth", value = black_box(42.0), queue = "emails")
+}
+
+/// `subscriber/call`: what is installed, and what is called.
+const SCENARIOS: &[&str] = &[
+    "off_none/disabled_callsite",
+    "off_none/function",
+    "off_none/macro",
+    "off_app/disabled_callsite",
+    "off_app/function",
+    "off_app/macro",
+    "trivial/function",
+    "trivial/macro",
+    "noop/function",
+    "noop/macro",
+    "json/function_1_tag",
+    "fmt_json/event",
+];
+
+fn install(subscriber: &str) {
+    match subscriber {
+        "off_none" => {}
+        // What `try_init` builds, with telemetry off.
+        "off_app" => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::sink)
+                    .with_filter(LevelFilter::INFO),
+            )
+            .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(false)))
+            .init(),
+        "trivial" => tracing_subscriber::registry().with(TrivialLayer).init(),
+        "noop" => tracing_subscriber::registry()
+            .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
+            .init(),
+        "json" => tracing_subscriber::registry()
+            .with(TelemetryLayer::new(JsonLinesSink::new(std::io::sink())).with_telemetry_filter())
+            .init(),
+        "fmt_json" => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::sink),
+            )
+            .init(),
+        other => panic!("unknown subscriber {other:?}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let (Some(scenario), Some(calls)) = (
+        args.first(),
+        args.get(1).and_then(|n| n.parse::<u64>().ok()),
+    ) else {
+        println!("usage: instructions SCENARIO CALLS, under valgrind --tool=callgrind; scenarios:");
+        for s in SCENARIOS {
+            println!("  {s}");
+        }
+        return;
+    };
+    let (subscriber, call) = scenario.split_once('/').expect("SUBSCRIBER/CALL");
+    install(subscriber);
+    let f: fn() = match call {
+        "disabled_callsite" => disabled_callsite,
+        "function" => function,
+        "function_1_tag" => function_1_tag,
+        "macro" => macro_form,
+        "event" => fmt_json_event,
+        other => panic!("unknown call {other:?}"),
+    };
+    // Chosen once, called through a pointer: every scenario pays the same loop.
+    let f = black_box(f);
+    for _ in 0..calls {
+        f();
+    }
+}
