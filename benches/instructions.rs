@@ -13,12 +13,13 @@
 
 use std::hint::black_box;
 
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+mod support;
+
+use support::TrivialLayer;
 use telemetry::{JsonLinesSink, NoopSink, TelemetryFilter, TelemetryLayer};
 
 const TAGS: [(&str, &str); 4] = [
@@ -27,27 +28,6 @@ const TAGS: [(&str, &str); 4] = [
     ("shard", "7"),
     ("tier", "gold"),
 ];
-
-struct TrivialLayer;
-struct TrivialVisitor;
-
-impl Visit for TrivialVisitor {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        black_box((field, value));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        black_box((field, value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        black_box((field, value));
-    }
-}
-
-impl<S: Subscriber> Layer<S> for TrivialLayer {
-    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        event.record(&mut TrivialVisitor);
-    }
-}
 
 fn disabled_callsite() {
     tracing::event!(target: "app", Level::TRACE, value = black_box(42.0))

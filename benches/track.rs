@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Level, Subscriber};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+mod support;
+
+use support::TrivialLayer;
 use telemetry::{
     Config, JsonLinesSink, MemorySink, NoopSink, Sink, TelemetryFilter, TelemetryLayer,
 };
@@ -37,29 +38,6 @@ const TAGS4: [(&str, &str); 4] = [
     ("shard", "7"),
     ("tier", "gold"),
 ];
-
-/// A layer that visits every field and keeps nothing: the floor for any layer.
-struct TrivialLayer;
-
-struct TrivialVisitor;
-
-impl Visit for TrivialVisitor {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        black_box((field, value));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        black_box((field, value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        black_box((field, value));
-    }
-}
-
-impl<S: Subscriber> Layer<S> for TrivialLayer {
-    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        event.record(&mut TrivialVisitor);
-    }
-}
 
 /// The six track calls measured in every group, plus the plain `tracing` baseline
 /// (`baseline_event`: the same event shape, emitted directly).
