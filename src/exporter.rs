@@ -144,10 +144,13 @@ pub(crate) enum Destination {
 ///   on stderr, the lines lost are counted, and the next successful write starts on a
 ///   new line, so a line torn by the failure never merges with the next.
 /// * **Files** are created readable by their owner only (0600) and appended to. If the
-///   file is rotated away or deleted, it is re-created within a second.
+///   file is rotated away or deleted, it is re-created within a second; while it
+///   cannot be (its directory was removed), records are counted as lost.
 /// * **Shutdown** (dropping the [`Guard`](crate::Guard)) writes everything queued. It
 ///   waits as long as the destination makes progress, and gives up after 5 s without
-///   any, reporting what was not written.
+///   any, counting what was still queued as dropped. Later records are dropped and
+///   counted. [`Guard::flush`](crate::Guard::flush) writes what is queued without
+///   stopping.
 /// * **Lazy start:** the thread starts, and the file opens, with the first record; so
 ///   an app where telemetry is off has neither.
 pub struct ExporterSink {
