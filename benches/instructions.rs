@@ -14,7 +14,7 @@
 use std::hint::black_box;
 
 use tracing::Level;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::prelude::*;
 
 mod support;
@@ -68,6 +68,8 @@ const SCENARIOS: &[&str] = &[
     "trivial/macro",
     "noop/function",
     "noop/macro",
+    "app_noop/function",
+    "app_noop/macro",
     "json/function_1_tag",
     "fmt_json/event",
 ];
@@ -86,6 +88,19 @@ fn install(subscriber: &str) {
             .init(),
         "trivial" => tracing_subscriber::registry().with(TrivialLayer).init(),
         "noop" => tracing_subscriber::registry()
+            .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
+            .init(),
+        // What `try_init` builds with telemetry on (fmt at INFO, excluding telemetry;
+        // the telemetry layer into the no-op sink): the callsites' interest is then
+        // "sometimes", so every event asks both filters.
+        "app_noop" => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::sink)
+                    .with_filter(LevelFilter::INFO.and(tracing_subscriber::filter::filter_fn(
+                        |meta| meta.target() != telemetry::TARGET,
+                    ))),
+            )
             .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
             .init(),
         "json" => tracing_subscriber::registry()
