@@ -7,7 +7,7 @@
 //! Into the memory sink the test runs the full 8 x 100,000 calls (about 2.5 s in a
 //! debug build). Into the file exporter the always-run test makes 8 x 10,000 calls and
 //! checks the same properties (8 x 100,000, written and parsed back, takes about 10 s
-//! in a debug build); the 8 x 100,000 version is `#[ignore]`d as slow and runs in the nightly
+//! in a debug build); the 8 x 100,000 version is marked `#[ignore = "slow: ..."]` and runs in the nightly
 //! (`cargo test --test load -- --ignored`).
 
 #[allow(dead_code, reason = "not every shared helper is used here")]
