@@ -21,8 +21,8 @@ use crossbeam_channel::{
 use crate::config::{Config, Exporter};
 use crate::error::Error;
 use crate::record::Record;
-use crate::report::stderr_line;
-use crate::sink::{encode_line, report_write_error, Sink};
+use crate::report::{report_write_error, stderr_line};
+use crate::sink::{encode_line, Sink};
 
 /// Lines the queue holds before the full-buffer policy applies.
 pub(crate) const BUFFER_LINES: usize = 16_384;

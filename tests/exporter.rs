@@ -1,6 +1,7 @@
 //! The exporters ops select: every line a process writes is parsed; N records in from
 //! many threads is N whole lines out; failing destinations never crash the app.
 
+#[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
 use std::collections::HashSet;

@@ -1,13 +1,15 @@
 //! The JSON-lines encoding: any input gives exactly one valid JSON line that parses back
 //! to what went in, with the documented keys and types.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tracing_subscriber::prelude::*;
 
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
+
+use support::Shared;
 use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
 
 fn encode(record: &Record<'_>) -> String {
@@ -181,19 +183,6 @@ fn timestamps_keep_microseconds_and_clamp_impossible_clocks() {
     assert_eq!(stamp(at(300_000_000_000, 0)), "9999-12-31T23:59:59.999999Z");
 }
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn through_the_layer_macro_tags_keep_their_json_types() {
     let out = Shared::default();
@@ -210,7 +199,7 @@ fn through_the_layer_macro_tags_keep_their_json_types() {
         );
         telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
     });
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

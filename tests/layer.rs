@@ -1,43 +1,16 @@
 //! `TelemetryLayer` in a subscriber: it takes telemetry events and only those, composes
 //! with fmt and `EnvFilter`, and leaves the app's own logs exactly as they were.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use tracing::{debug, error, info, warn};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_test::traced_test;
 
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
+
+use support::Shared;
 use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
-
-/// A writer that keeps what fmt writes, to compare log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// What an app does: logs at every level, and (if `track`) makes every kind of track call.
 fn app_work(track: bool) {
@@ -59,7 +32,7 @@ fn app_work(track: bool) {
 /// Runs `app_work` under fmt at INFO (as `try_init` builds it) plus, if `telemetry` is
 /// given, the telemetry layer on or off; returns fmt's output.
 fn app_logs(track: bool, telemetry: Option<bool>) -> (String, usize) {
-    let logs = Captured::default();
+    let logs = Shared::default();
     let sink = MemorySink::new();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(logs.clone())
@@ -115,7 +88,7 @@ fn only_telemetry_events_become_records() {
 
 #[test]
 fn composes_with_fmt_and_env_filter() {
-    let logs = Captured::default();
+    let logs = Shared::default();
     let sink = MemorySink::new();
     let subscriber = tracing_subscriber::registry()
         .with(

@@ -12,7 +12,8 @@ mod support;
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
 
-use reliability::{float_of, one_line, parse_line, raw_value, Shared};
+use reliability::{float_of, one_line, parse_line, raw_value};
+use support::Shared;
 use telemetry::{
     Config, JsonLinesSink, Kind, MemorySink, OwnedRecord, OwnedTagValue, TelemetryLayer,
 };

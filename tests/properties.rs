@@ -9,6 +9,8 @@
 
 #[allow(dead_code, reason = "each test binary uses some of the shared helpers")]
 mod reliability;
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -17,9 +19,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
 
-use reliability::{
-    expected_json_tags, float_of, one_line, raw_entries, raw_value, same_float, Shared,
-};
+use reliability::{expected_json_tags, float_of, one_line, raw_entries, raw_value, same_float};
+use support::Shared;
 use telemetry::{
     Config, Exporter, JsonLinesSink, Kind, MemorySink, OwnedTagValue, Record, Sink, Tag, TagValue,
     TelemetryLayer,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::{Record, TagValue};
-use crate::report::stderr_line;
+use crate::report::report_write_error;
 use crate::sink::Sink;
 
 /// Appends `record` to `buf` as one JSON object and a newline.
@@ -240,14 +240,6 @@ impl<W: Write> JsonLinesSink<W> {
             report_write_error(err);
         }
     }
-}
-
-/// Says once, on standard error, that telemetry lines are being lost. Never panics:
-/// standard error itself may be the broken destination.
-pub(crate) fn report_write_error(err: &io::Error) {
-    stderr_line(format_args!(
-        "cannot write records: {err} (records are being dropped; further errors are counted, not printed)"
-    ));
 }
 
 impl<W: Write + Send + 'static> Sink for JsonLinesSink<W> {

@@ -8,7 +8,7 @@ pub use json::JsonLinesSink;
 pub use memory::{MemorySink, OwnedRecord};
 pub use noop::NoopSink;
 
-pub(crate) use json::{encode_line, report_write_error};
+pub(crate) use json::encode_line;
 
 use std::sync::Arc;
 

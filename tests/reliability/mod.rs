@@ -4,34 +4,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-
-/// An in-memory writer whose clones share one buffer, for `JsonLinesSink`.
-#[derive(Clone, Default)]
-pub struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Shared {
-    /// Everything written so far, as text (JSON lines are UTF-8).
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).expect("the sink writes UTF-8")
-    }
-}
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A JSON object's entries in the order written, repeated keys included (a
 /// `serde_json::Value` would sort them and keep one of each).

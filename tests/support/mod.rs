@@ -1,4 +1,5 @@
-//! Running the examples as separate processes, as a user would.
+//! Running the examples as separate processes, as a user would, and capturing what a
+//! writer is given.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -59,4 +60,33 @@ pub fn temp_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+/// An in-memory writer whose clones share one buffer: for `JsonLinesSink`, and (as a
+/// `MakeWriter`) for fmt layers whose log output a test compares.
+#[derive(Clone, Default)]
+pub struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    /// Everything written so far, as text (JSON lines and logs are UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("the writer got UTF-8")
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Shared {
+    type Writer = Shared;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
