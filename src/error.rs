@@ -78,7 +78,8 @@ impl fmt::Display for Error {
             ErrorKind::Config(err) => fmt::Display::fmt(err, f),
             ErrorKind::Open { path, source } => write!(
                 f,
-                "cannot open TELEMETRY_FILE {path:?}: {source} (check that the directory exists and is writable)"
+                "cannot open TELEMETRY_FILE {path:?}: {source} ({})",
+                crate::export::open_hint(source)
             ),
             ErrorKind::Spawn(source) => {
                 write!(f, "cannot start the telemetry export thread: {source}")

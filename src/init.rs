@@ -14,7 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, Exporter};
 use crate::error::Error;
-use crate::exporter::{ExportStats, ExporterSink};
+use crate::export::{ExportStats, ExporterSink};
 use crate::fields::TARGET;
 use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
 use crate::sink::Sink;

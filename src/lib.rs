@@ -69,8 +69,9 @@
 )]
 
 mod config;
+mod encode;
 mod error;
-mod exporter;
+mod export;
 pub mod fields;
 mod init;
 mod layer;
@@ -81,7 +82,7 @@ mod track;
 
 pub use config::{Config, ConfigError, Exporter};
 pub use error::Error;
-pub use exporter::{ExportStats, ExporterSink};
+pub use export::{ExportStats, ExporterSink};
 pub use fields::{Kind, TARGET};
 pub use init::{init, layer, layer_with, try_init, try_init_with, Guard, TelemetryHandle};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};

@@ -8,8 +8,6 @@ pub use json::JsonLinesSink;
 pub use memory::{MemorySink, OwnedRecord};
 pub use noop::NoopSink;
 
-pub(crate) use json::encode_line;
-
 use std::sync::Arc;
 
 use crate::record::Record;

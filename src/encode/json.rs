@@ -1,0 +1,161 @@
+//! JSON lines: one record, one line, one object.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::record::{Record, TagValue};
+
+/// Appends `record` to `buf` as one JSON object and a newline.
+///
+/// Keys, in order: `timestamp` (RFC 3339, UTC, microseconds), `kind`, `name`, `value`
+/// (metrics) or `duration_ms` and `unit` (timings), `tags`, then `module`, `file` and
+/// `line` where known. `docs/FIELDS.md` is the reference.
+///
+/// Every string and number that comes from the caller is encoded by `serde_json`;
+/// only the fixed ASCII keys and punctuation, and the timestamp (digits and `-:.TZ`),
+/// are written directly. Letting serde_json serialize the whole object as a map
+/// escapes every key and every piece of the timestamp separately, which measured at
+/// 40% of the encoding's instructions.
+pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(buf, record.timestamp());
+    buf.extend_from_slice(b"\",\"kind\":\"");
+    buf.extend_from_slice(record.kind().as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"name\":");
+    json_str(buf, record.name());
+    if let Some(value) = record.value() {
+        buf.extend_from_slice(b",\"value\":");
+        json_f64(buf, value);
+    }
+    if let Some(duration) = record.duration_ms() {
+        buf.extend_from_slice(b",\"duration_ms\":");
+        json_f64(buf, duration);
+    }
+    if let Some(unit) = record.unit() {
+        buf.extend_from_slice(b",\"unit\":");
+        json_str(buf, unit);
+    }
+    buf.extend_from_slice(b",\"tags\":{");
+    let tags = record.tags();
+    // A key given twice is written once, with the last value given (what most JSON
+    // readers would keep anyway). Few tags: compare with the later ones; many: look up
+    // each key's last position, so wide records stay linear.
+    let last_positions: Option<HashMap<&str, usize>> = (tags.len() > WIDE_RECORD).then(|| {
+        tags.clone()
+            .enumerate()
+            .map(|(i, t)| (t.key(), i))
+            .collect()
+    });
+    let mut first = true;
+    for (i, tag) in tags.clone().enumerate() {
+        let repeated_later = match &last_positions {
+            Some(last) => last.get(tag.key()) != Some(&i),
+            None => tags
+                .clone()
+                .skip(i + 1)
+                .any(|later| later.key() == tag.key()),
+        };
+        if repeated_later {
+            continue;
+        }
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        json_str(buf, tag.key());
+        buf.push(b':');
+        match tag.value() {
+            TagValue::Str(s) => json_str(buf, s),
+            TagValue::I64(v) => json_value(buf, &v),
+            TagValue::U64(v) => json_value(buf, &v),
+            TagValue::F64(v) => json_f64(buf, v),
+            TagValue::Bool(v) => json_value(buf, &v),
+        }
+    }
+    buf.push(b'}');
+    if let Some(module) = record.module_path() {
+        buf.extend_from_slice(b",\"module\":");
+        json_str(buf, module);
+    }
+    if let Some(file) = record.file() {
+        buf.extend_from_slice(b",\"file\":");
+        json_str(buf, file);
+    }
+    if let Some(line) = record.line() {
+        buf.extend_from_slice(b",\"line\":");
+        json_value(buf, &line);
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+/// The latest instant RFC 3339 can write with a four-digit year.
+const LATEST: Duration = Duration::new(253_402_300_799, 999_999_999);
+
+thread_local! {
+    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS` text:
+    /// records come many to a second, so most only format their microseconds.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// Writes `at` as RFC 3339 in UTC with microseconds (`2026-11-26T23:00:22.335106Z`).
+///
+/// A time before 1970 or after 9999 (a clock that is badly wrong, or one set by hand
+/// in a test) is written as the nearest of those bounds: the line stays valid.
+fn write_timestamp(buf: &mut Vec<u8>, at: SystemTime) {
+    let since_epoch = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(LATEST);
+    let secs = since_epoch.as_secs();
+    let prefix = SECOND.with(|cache| {
+        let (cached, prefix) = cache.get();
+        if cached == secs {
+            return prefix;
+        }
+        let mut text = [0; 20]; // `YYYY-MM-DDTHH:MM:SSZ`
+        let second = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+        // In range, by the clamp above, so the 20 bytes are always written.
+        let _ = write!(&mut text[..], "{second}");
+        let mut prefix = [0; 19];
+        prefix.copy_from_slice(&text[..19]);
+        cache.set((secs, prefix));
+        prefix
+    });
+    buf.extend_from_slice(&prefix);
+    // Six zero-padded digits: the last six of the seven in `1_000_000 + micros`.
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(1_000_000 + since_epoch.subsec_micros());
+    buf.push(b'.');
+    buf.extend_from_slice(&digits.as_bytes()[1..]);
+    buf.push(b'Z');
+}
+
+/// Past this many tags, repeated keys are found with a map instead of by comparison.
+const WIDE_RECORD: usize = 16;
+
+/// A JSON string, quoted and escaped by serde_json.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    json_value(buf, s);
+}
+
+/// Serializing a string, integer or bool into a Vec cannot fail.
+fn json_value<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(&mut *buf, value);
+}
+
+/// A float that stays valid JSON: NaN and the infinities, which JSON numbers cannot
+/// hold, are written as the strings `"NaN"`, `"+Inf"` and `"-Inf"` (the spellings
+/// Prometheus uses, and that `f64::from_str` parses back).
+fn json_f64(buf: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        json_value(buf, &v);
+    } else if v.is_nan() {
+        buf.extend_from_slice(b"\"NaN\"");
+    } else if v > 0.0 {
+        buf.extend_from_slice(b"\"+Inf\"");
+    } else {
+        buf.extend_from_slice(b"\"-Inf\"");
+    }
+}

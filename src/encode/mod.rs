@@ -1,0 +1,5 @@
+//! Turning a record into bytes for a destination.
+
+mod json;
+
+pub(crate) use json::encode_line;
