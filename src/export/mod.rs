@@ -403,8 +403,16 @@ impl ExporterSink {
         Ok(ExporterSink { destinations })
     }
 
-    /// What the exporters did so far, added up.
-    pub(crate) fn stats(&self) -> ExportStats {
+    /// What the exporters did so far, added up over the destinations. Also readable
+    /// after the [`Guard`](crate::Guard) is gone, to account for records made later.
+    ///
+    /// ```
+    /// let config = telemetry::Config::new().with_enabled(true).with_exporter(telemetry::Exporter::None);
+    /// let (layer, _guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
+    /// assert_eq!(layer.inner().sink().stats().written(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn stats(&self) -> ExportStats {
         self.destinations
             .iter()
             .fold(ExportStats::default(), |sum, d| sum.add(d.stats()))

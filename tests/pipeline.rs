@@ -1,0 +1,465 @@
+//! The export pipeline under the conditions that used to hurt the app: a stalled
+//! reader, a FIFO nobody reads, the guard dropped while threads emit, a symbolic link
+//! at the file's path, and an app that changes directory.
+//!
+//! Tests that need the global subscriber re-run this test binary as a child process
+//! (`reliability::rerun_self`), so each installs its own.
+
+#![cfg(unix)]
+
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod reliability;
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+use reliability::{child_role, drain, rerun_self};
+use support::temp_dir;
+use telemetry::Config;
+
+/// The longest a track call may take while a destination is stalled: the documented
+/// 100 ms wait for room, with a wide margin for a loaded 2-core machine.
+const CALL_BOUND: Duration = Duration::from_secs(1);
+/// How long the tests keep a reader stalled: well past [`CALL_BOUND`].
+const STALL: Duration = Duration::from_secs(4);
+
+/// Kills the child when dropped, so a failing test leaves no process behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {path:?}");
+}
+
+/// Waits for `path` to hold a line; its text.
+fn wait_for_result(path: &Path, within: Duration, what: &str) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no result within {within:?}: the emitting thread is blocked"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The child for the stalled-reader tests: emits enough records to fill any pipe
+/// and the exporter's buffer many times over, times every call, and writes the
+/// slowest to the file named by `RESULT` (its stdout and stderr may be the stalled
+/// pipe).
+fn emitting_child() {
+    let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
+    let guard = telemetry::try_init().unwrap();
+    let mut slowest = Duration::ZERO;
+    for i in 0..200_000_u32 {
+        let started = Instant::now();
+        telemetry::track_metric("stall.record", f64::from(i), &[("pad", &"x".repeat(64))]);
+        slowest = slowest.max(started.elapsed());
+    }
+    std::fs::write(&result, format!("slowest {}\n", slowest.as_micros())).unwrap();
+    drop(guard);
+}
+
+fn slowest_call(result: &str) -> Duration {
+    let micros: u64 = result
+        .trim()
+        .strip_prefix("slowest ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected result {result:?}"));
+    Duration::from_micros(micros)
+}
+
+/// The default `stderr` exporter, and a stderr reader that stops reading: every
+/// track call returns within the bound while the reader is away (the "buffer full"
+/// message is said by a thread of its own, not by the emitting thread).
+#[test]
+fn a_stalled_stderr_reader_never_blocks_a_track_call() {
+    if child_role().as_deref() == Some("emit") {
+        return emitting_child();
+    }
+    let dir = temp_dir("pipeline-stalled-stderr");
+    let result = dir.join("result");
+    let mut child = Killed(
+        rerun_self("a_stalled_stderr_reader_never_blocks_a_track_call", "emit")
+            .env("TELEMETRY_ENABLED", "true")
+            .env("RESULT", &result)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    // Nobody reads stderr until the child has finished emitting.
+    let text = wait_for_result(&result, STALL, "stderr exporter, stalled reader");
+    let slowest = slowest_call(&text);
+    assert!(slowest < CALL_BOUND, "a track call took {slowest:?}");
+    let stderr = drain(stderr);
+    let status = child.0.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("telemetry: the export buffer is full"),
+        "the drops were reported: {}",
+        &stderr[stderr.len().saturating_sub(500)..]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `stdout` exporter with stderr on the same pipe (`2>&1`), and that pipe
+/// stalled: the same bound holds.
+#[test]
+fn a_stalled_pipe_shared_by_stdout_and_stderr_never_blocks_a_track_call() {
+    if child_role().as_deref() == Some("emit") {
+        return emitting_child();
+    }
+    let dir = temp_dir("pipeline-stalled-both");
+    let result = dir.join("result");
+    // `2>&1`, as a shell would do it: one pipe for both.
+    let child_cmd = rerun_self(
+        "a_stalled_pipe_shared_by_stdout_and_stderr_never_blocks_a_track_call",
+        "emit",
+    );
+    let mut shell = Command::new("sh");
+    shell
+        .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
+        .arg(child_cmd.get_program())
+        .args(child_cmd.get_args());
+    for (var, value) in child_cmd.get_envs() {
+        match value {
+            Some(value) => shell.env(var, value),
+            None => shell.env_remove(var),
+        };
+    }
+    let mut child = Killed(
+        shell
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", "stdout")
+            .env("RESULT", &result)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let reader = child.0.stdout.take().unwrap();
+    let text = wait_for_result(&result, STALL, "stdout exporter, 2>&1, stalled pipe");
+    let slowest = slowest_call(&text);
+    assert!(slowest < CALL_BOUND, "a track call took {slowest:?}");
+    let output = drain(reader);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{}", output.join().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `TELEMETRY_FILE` naming a FIFO that no process reads: `try_init` fails at once,
+/// naming the path and what to do, instead of hanging in `open`.
+#[test]
+fn a_fifo_without_a_reader_fails_try_init_at_once() {
+    let dir = temp_dir("pipeline-fifo-init");
+    let fifo = dir.join("t.fifo");
+    mkfifo(&fifo);
+    let started = Instant::now();
+    let mut child = Killed(
+        support::example("quickstart")
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", "file")
+            .env("TELEMETRY_FILE", &fifo)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = drain(child.0.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "try_init hangs on a FIFO without a reader");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot open TELEMETRY_FILE {fifo:?}: No such device or address (os error 6) \
+             (it is a FIFO that no process is reading: start the reader first)\n"
+        )
+    );
+    // The example is built before the clock starts mattering; the run itself is quick.
+    let _ = started;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The child for the test below: telemetry off at start, turned on at run time by
+/// the handle, then a track call: the file is opened on the writer thread, so the
+/// call returns at once; the failure is reported and the records counted.
+fn fifo_enabled_at_run_time_child() {
+    let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
+    let guard = telemetry::try_init().unwrap();
+    guard.handle().enable();
+    let started = Instant::now();
+    for _ in 0..3 {
+        telemetry::track_event("after.enable", &[]);
+    }
+    let took = started.elapsed();
+    guard.flush();
+    let stats = guard.stats();
+    std::fs::write(
+        &result,
+        format!(
+            "took {} written {} dropped {} failed {}\n",
+            took.as_micros(),
+            stats.written(),
+            stats.dropped(),
+            stats.failed()
+        ),
+    )
+    .unwrap();
+    drop(guard);
+}
+
+#[test]
+fn a_fifo_without_a_reader_never_blocks_a_track_call_after_enabling_at_run_time() {
+    if child_role().as_deref() == Some("fifo-enable") {
+        return fifo_enabled_at_run_time_child();
+    }
+    let dir = temp_dir("pipeline-fifo-enable");
+    let fifo = dir.join("t.fifo");
+    mkfifo(&fifo);
+    let result = dir.join("result");
+    let mut child = Killed(
+        rerun_self(
+            "a_fifo_without_a_reader_never_blocks_a_track_call_after_enabling_at_run_time",
+            "fifo-enable",
+        )
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", &fifo)
+        .env("RESULT", &result)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let stderr = drain(child.0.stderr.take().unwrap());
+    let text = wait_for_result(&result, Duration::from_secs(30), "enabling with a FIFO");
+    let status = child.0.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let took = Duration::from_micros(words[1].parse().unwrap());
+    assert!(took < CALL_BOUND, "three track calls took {took:?}");
+    assert_eq!(
+        &words[2..],
+        ["written", "0", "dropped", "0", "failed", "3"],
+        "{text}"
+    );
+    assert_eq!(
+        stderr
+            .matches("telemetry: cannot write records: No such device or address (os error 6)")
+            .count(),
+        1,
+        "reported once: {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Dropping the guard while four threads still emit: every record made is accounted
+/// for, as written, dropped or failed, and exactly the written ones are in the file.
+#[test]
+fn dropping_the_guard_while_threads_emit_accounts_for_every_record() {
+    let dir = temp_dir("pipeline-drop-guard");
+    let path = dir.join("t.jsonl");
+    let config = Config::new().with_enabled(true).with_file(&path);
+    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let sink = Arc::clone(layer.inner().sink());
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let made = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let emitters: Vec<_> = (0..4)
+        .map(|t| {
+            let (dispatch, made, stop) = (dispatch.clone(), Arc::clone(&made), Arc::clone(&stop));
+            thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let thread = t.to_string();
+                    let mut seq = 0_u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        telemetry::track_metric(
+                            "drop.record",
+                            seq as f64,
+                            &[("thread", &thread), ("seq", &seq.to_string())],
+                        );
+                        made.fetch_add(1, Ordering::Relaxed);
+                        seq += 1;
+                    }
+                })
+            })
+        })
+        .collect();
+    while made.load(Ordering::Relaxed) < 50_000 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(guard);
+    // Keep emitting after the guard is gone, then stop.
+    thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    for emitter in emitters {
+        emitter.join().unwrap();
+    }
+    let made = made.load(Ordering::Relaxed);
+    let stats = sink.stats();
+    assert_eq!(
+        stats.written() + stats.dropped() + stats.failed(),
+        made,
+        "made {made}: {stats:?}"
+    );
+    assert!(stats.written() > 0 && stats.dropped() > 0, "{stats:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'));
+    assert_eq!(text.lines().count() as u64, stats.written());
+    support::json_lines(&text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A symbolic link at `TELEMETRY_FILE` is refused, not followed: the file it points
+/// at is never written.
+#[test]
+fn a_symbolic_link_at_the_path_is_refused_not_followed() {
+    let dir = temp_dir("pipeline-symlink");
+    let target = dir.join("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let link = dir.join("t.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = support::example("quickstart")
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", &link)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot open TELEMETRY_FILE {link:?}: Too many levels of symbolic links (os error 40) \
+             (it is a symbolic link, which telemetry does not follow: name the file itself)\n"
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The child for the test below: the file is replaced by a link to another file while
+/// the app runs; the re-open refuses the link, the loss is counted, the other file is
+/// untouched.
+fn link_swapped_in_child() {
+    let path = PathBuf::from(std::env::var_os("TELEMETRY_FILE").unwrap());
+    let target = PathBuf::from(std::env::var_os("TARGET").unwrap());
+    let guard = telemetry::try_init().unwrap();
+    telemetry::track_event("before", &[]);
+    guard.flush();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    thread::sleep(Duration::from_millis(1_100));
+    telemetry::track_event("after", &[]);
+    guard.flush();
+    let stats = guard.stats();
+    println!("stats: {} written, {} failed", stats.written(), stats.failed());
+}
+
+#[test]
+fn a_link_swapped_in_after_start_is_not_followed_on_reopen() {
+    if child_role().as_deref() == Some("link-swap") {
+        return link_swapped_in_child();
+    }
+    let dir = temp_dir("pipeline-link-swap");
+    let target = dir.join("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let out = rerun_self("a_link_swapped_in_after_start_is_not_followed_on_reopen", "link-swap")
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", dir.join("t.jsonl"))
+        .env("TARGET", &target)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stats: 1 written, 1 failed"), "{stdout}");
+    assert!(
+        stderr.contains("telemetry: cannot write records: Too many levels of symbolic links"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The child for the test below: a relative `TELEMETRY_FILE`, and the app changes
+/// directory after `try_init`, for longer than the re-open check.
+fn chdir_child() {
+    let elsewhere = PathBuf::from(std::env::var_os("ELSEWHERE").unwrap());
+    let guard = telemetry::try_init().unwrap();
+    telemetry::track_event("before.chdir", &[]);
+    std::env::set_current_dir(&elsewhere).unwrap();
+    for i in 0..3 {
+        thread::sleep(Duration::from_millis(600));
+        telemetry::track_event("after.chdir", &[("i", &i.to_string())]);
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_relative_path_is_resolved_once_so_chdir_does_not_move_the_stream() {
+    if child_role().as_deref() == Some("chdir") {
+        return chdir_child();
+    }
+    let dir = temp_dir("pipeline-chdir");
+    let start = dir.join("start");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&start).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut out = rerun_self(
+        "a_relative_path_is_resolved_once_so_chdir_does_not_move_the_stream",
+        "chdir",
+    );
+    let out = out
+        .current_dir(&start)
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", "t.jsonl")
+        .env("ELSEWHERE", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(start.join("t.jsonl")).unwrap();
+    let names: Vec<String> = support::json_lines(&text)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["before.chdir", "after.chdir", "after.chdir", "after.chdir"]);
+    assert!(
+        !elsewhere.join("t.jsonl").exists(),
+        "nothing was written in the new working directory"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
