@@ -215,7 +215,7 @@ fn a_file_whose_directory_is_removed_reports_the_loss_once_and_counts_it() {
 #[test]
 fn a_destination_that_hangs_never_blocks_the_app_for_ever() {
     let mut child = example("load")
-        .args(["--threads", "2", "--records", "20000"])
+        .args(["--threads", "2", "--records", "100000"]) // past the 16 MiB buffer
         .env("TELEMETRY_ENABLED", "true")
         .env("TELEMETRY_EXPORTER", "stdout")
         .stdout(Stdio::piped()) // never read until the app has exited

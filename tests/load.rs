@@ -249,15 +249,16 @@ fn count_before(line: &str, word: &str) -> u64 {
 }
 
 /// The stdout exporter writing into a pipe that the reader stops reading: once the
-/// buffer (16,384 lines) and the pipe are full, records are dropped and counted, the
+/// buffer (16 MiB) and the pipe are full, records are dropped and counted, the
 /// drop is reported once, and at exit the summary accounts for every record:
 /// written + dropped + lost == emitted, and exactly the written ones are on stdout.
 #[cfg(unix)]
 #[test]
 fn a_burst_into_a_stalled_reader_is_dropped_and_counted_never_silently() {
-    const EMITTED: u64 = 2 * 40_000;
+    // Well past the exporter's 16 MiB buffer and the pipe (about 140 bytes a line).
+    const EMITTED: u64 = 2 * 200_000;
     let mut child = support::example("load")
-        .args(["--threads", "2", "--records", "40000"])
+        .args(["--threads", "2", "--records", "200000"])
         .env("TELEMETRY_ENABLED", "true")
         .env("TELEMETRY_EXPORTER", "stdout")
         .stdout(Stdio::piped())

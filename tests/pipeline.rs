@@ -43,7 +43,10 @@ impl Drop for Killed {
 }
 
 fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
     assert!(status.success(), "mkfifo {path:?}");
 }
 
@@ -194,7 +197,10 @@ fn a_fifo_without_a_reader_fails_try_init_at_once() {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "try_init hangs on a FIFO without a reader");
+        assert!(
+            Instant::now() < deadline,
+            "try_init hangs on a FIFO without a reader"
+        );
         thread::sleep(Duration::from_millis(20));
     };
     let stderr = stderr.join().unwrap();
@@ -384,7 +390,11 @@ fn link_swapped_in_child() {
     telemetry::track_event("after", &[]);
     guard.flush();
     let stats = guard.stats();
-    println!("stats: {} written, {} failed", stats.written(), stats.failed());
+    println!(
+        "stats: {} written, {} failed",
+        stats.written(),
+        stats.failed()
+    );
 }
 
 #[test]
@@ -395,13 +405,16 @@ fn a_link_swapped_in_after_start_is_not_followed_on_reopen() {
     let dir = temp_dir("pipeline-link-swap");
     let target = dir.join("precious.txt");
     std::fs::write(&target, "keep me\n").unwrap();
-    let out = rerun_self("a_link_swapped_in_after_start_is_not_followed_on_reopen", "link-swap")
-        .env("TELEMETRY_ENABLED", "true")
-        .env("TELEMETRY_EXPORTER", "file")
-        .env("TELEMETRY_FILE", dir.join("t.jsonl"))
-        .env("TARGET", &target)
-        .output()
-        .unwrap();
+    let out = rerun_self(
+        "a_link_swapped_in_after_start_is_not_followed_on_reopen",
+        "link-swap",
+    )
+    .env("TELEMETRY_ENABLED", "true")
+    .env("TELEMETRY_EXPORTER", "file")
+    .env("TELEMETRY_FILE", dir.join("t.jsonl"))
+    .env("TARGET", &target)
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -450,13 +463,20 @@ fn a_relative_path_is_resolved_once_so_chdir_does_not_move_the_stream() {
         .env("ELSEWHERE", &elsewhere)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(start.join("t.jsonl")).unwrap();
     let names: Vec<String> = support::json_lines(&text)
         .iter()
         .map(|l| l["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["before.chdir", "after.chdir", "after.chdir", "after.chdir"]);
+    assert_eq!(
+        names,
+        ["before.chdir", "after.chdir", "after.chdir", "after.chdir"]
+    );
     assert!(
         !elsewhere.join("t.jsonl").exists(),
         "nothing was written in the new working directory"

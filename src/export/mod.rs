@@ -338,7 +338,7 @@ impl fmt::Debug for JsonLines {
 ///   reaches the destination at most about 0.1 s after its call. No lock that the
 ///   writer holds while writing is ever taken by an emitting thread, and the crate's
 ///   own messages are written by a thread of their own.
-/// * **Memory is bounded in bytes**: at most 4 MiB of batches wait for the writer,
+/// * **Memory is bounded in bytes**: at most 16 MiB of batches wait for the writer,
 ///   plus the batch each emitting thread is filling (64 KiB and one record).
 /// * **A full buffer** means the destination is not keeping up: the emitter waits up
 ///   to 100 ms for room, which absorbs bursts without loss. If no room comes, records
