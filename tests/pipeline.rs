@@ -483,3 +483,76 @@ fn a_relative_path_is_resolved_once_so_chdir_does_not_move_the_stream() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Peak resident memory of this process, from /proc/self/status.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// The child for the test below: 2,000 records of 64 KiB each (125 MiB in all) into
+/// stdout, which nobody reads until the child reports its peak memory.
+fn large_records_child() {
+    let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
+    let before = peak_rss();
+    let guard = telemetry::try_init().unwrap();
+    let payload = "x".repeat(64 * 1024);
+    for i in 0..2_000_u32 {
+        telemetry::track_event("large.record", &[("i", &i.to_string()), ("payload", &payload)]);
+    }
+    let stats = guard.stats();
+    std::fs::write(
+        &result,
+        format!(
+            "grew {} dropped {}\n",
+            peak_rss().saturating_sub(before),
+            stats.dropped()
+        ),
+    )
+    .unwrap();
+    drop(guard);
+}
+
+/// Memory is bounded in bytes, not in records: large records into a stalled reader
+/// grow the process by about the 16 MiB buffer, not by what was emitted.
+#[cfg(target_os = "linux")]
+#[test]
+fn large_records_into_a_stalled_reader_keep_memory_bounded_in_bytes() {
+    if child_role().as_deref() == Some("large") {
+        return large_records_child();
+    }
+    let dir = temp_dir("pipeline-large");
+    let result = dir.join("result");
+    let mut child = Killed(
+        rerun_self(
+            "large_records_into_a_stalled_reader_keep_memory_bounded_in_bytes",
+            "large",
+        )
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stdout")
+        .env("RESULT", &result)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let text = wait_for_result(&result, Duration::from_secs(60), "large records");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let grew: u64 = words[1].parse().unwrap();
+    let dropped: u64 = words[3].parse().unwrap();
+    assert!(dropped > 1_000, "most of the 125 MiB was dropped: {text}");
+    assert!(
+        grew < 64 * 1024 * 1024,
+        "the process grew by {} MiB",
+        grew / (1024 * 1024)
+    );
+    drop(drain(stdout));
+    child.0.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
