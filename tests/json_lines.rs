@@ -123,26 +123,40 @@ fn a_key_given_twice_is_written_once_with_the_last_value() {
 }
 
 #[test]
-fn nan_and_infinities_become_strings_and_keep_the_line_valid() {
+fn nan_and_infinities_become_null_and_are_named_in_nonfinite() {
     for (value, written) in [
         (f64::NAN, "NaN"),
         (f64::INFINITY, "+Inf"),
         (f64::NEG_INFINITY, "-Inf"),
     ] {
-        let tags = [Tag::new("x", value)];
+        let tags = [Tag::new("x", value), Tag::new("a/b~c", value)];
         let metric = parse_one(&encode(
             &Record::new(Kind::Metric, "m", &tags).with_value(value),
         ));
-        assert_eq!(metric["value"], written);
-        assert_eq!(metric["tags"]["x"], written);
+        // Every key keeps its JSON type: a number key holds a number or null.
+        assert_eq!(metric["value"], Value::Null);
+        assert_eq!(metric["tags"], json!({"x": null, "a/b~c": null}));
+        assert_eq!(
+            metric["nonfinite"],
+            json!({"/value": written, "/tags/x": written, "/tags/a~1b~0c": written})
+        );
         let timing = parse_one(&encode(
             &Record::new(Kind::Timing, "t", &[]).with_value(value),
         ));
-        assert_eq!(timing["duration_ms"], written);
+        assert_eq!(timing["duration_ms"], Value::Null);
+        assert_eq!(timing["nonfinite"], json!({"/duration_ms": written}));
         // The spelling parses back to the same float.
         let back: f64 = written.parse().unwrap();
         assert!(back.is_nan() == value.is_nan() && (value.is_nan() || back == value));
     }
+    let finite = parse_one(&encode(
+        &Record::new(Kind::Metric, "m", &[]).with_value(1.5),
+    ));
+    assert_eq!(
+        finite.get("nonfinite"),
+        None,
+        "only when something was not finite"
+    );
     assert_eq!(
         parse_one(&encode(
             &Record::new(Kind::Metric, "m", &[]).with_value(-0.0)

@@ -12,7 +12,7 @@ mod support;
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
 
-use reliability::{float_of, one_line, parse_line, raw_value};
+use reliability::{float_at, one_line, parse_line};
 use support::Shared;
 use telemetry::{
     Config, JsonLinesSink, Kind, MemorySink, OwnedRecord, OwnedTagValue, TelemetryLayer,
@@ -202,12 +202,21 @@ fn nan_and_infinities_are_kept_in_memory_and_written_as_strings() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines[0]["value"], "NaN");
-    assert_eq!(lines[1]["duration_ms"], "+Inf");
-    assert_eq!(lines[2]["value"], "-Inf");
+    assert_eq!(lines[0]["value"], Value::Null);
+    assert_eq!(lines[0]["nonfinite"], serde_json::json!({"/value": "NaN"}));
+    assert_eq!(lines[1]["duration_ms"], Value::Null);
+    assert_eq!(
+        lines[1]["nonfinite"],
+        serde_json::json!({"/duration_ms": "+Inf"})
+    );
+    assert_eq!(lines[2]["value"], Value::Null);
     assert_eq!(
         lines[2]["tags"],
-        serde_json::json!({"nan": "NaN", "inf": "+Inf", "neg": "-Inf"})
+        serde_json::json!({"nan": null, "inf": null, "neg": null})
+    );
+    assert_eq!(
+        lines[2]["nonfinite"],
+        serde_json::json!({"/value": "-Inf", "/tags/nan": "NaN", "/tags/inf": "+Inf", "/tags/neg": "-Inf"})
     );
 }
 
@@ -285,7 +294,7 @@ fn the_file_exporter_writes_huge_records_whole() {
     assert_eq!(lines.len(), 2);
     let (top, tags) = one_line(lines[0]);
     assert_eq!(top.get("name"), Some(Value::from(big.as_str())));
-    assert!(float_of(raw_value(lines[0], "value", false)).is_nan());
+    assert!(float_at(lines[0], "value", false).is_nan());
     assert_eq!(tags.0.len(), 501);
     assert_eq!(tags.get("k499"), Some(Value::from("499")));
     assert_eq!(tags.get("big"), Some(Value::from(big.as_str())));
@@ -306,6 +315,8 @@ fn a_record_built_by_hand_keeps_its_kind_with_huge_input() {
     );
     let text = String::from_utf8(sink.into_inner()).unwrap();
     let (top, tags) = one_line(&text);
-    assert_eq!(top.get("duration_ms"), Some(Value::from("+Inf")));
-    assert_eq!(tags.0, [(big.clone(), Value::from("NaN"))]);
+    assert_eq!(top.get("duration_ms"), Some(Value::Null));
+    assert_eq!(tags.0, [(big.clone(), Value::Null)]);
+    assert_eq!(float_at(&text, "duration_ms", false), f64::INFINITY);
+    assert!(float_at(&text, &big, true).is_nan());
 }

@@ -503,7 +503,10 @@ fn large_records_child() {
     let guard = telemetry::try_init().unwrap();
     let payload = "x".repeat(64 * 1024);
     for i in 0..2_000_u32 {
-        telemetry::track_event("large.record", &[("i", &i.to_string()), ("payload", &payload)]);
+        telemetry::track_event(
+            "large.record",
+            &[("i", &i.to_string()), ("payload", &payload)],
+        );
     }
     let stats = guard.stats();
     std::fs::write(

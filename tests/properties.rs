@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
 
-use reliability::{expected_json_tags, float_of, one_line, raw_entries, raw_value, same_float};
+use reliability::{expected_json_tags, float_at, one_line, raw_entries, same_float};
 use support::Shared;
 use telemetry::{
     Config, Exporter, JsonLinesSink, Kind, MemorySink, OwnedTagValue, Record, Sink, Tag, TagValue,
@@ -439,16 +439,16 @@ impl AnyValue {
         }
     }
 
-    /// Whether `json` (and `raw`, its text in the line) is this value as docs/FIELDS.md
-    /// says it is written. Floats are checked on the raw text, exactly.
-    fn written_as(&self, json: &Value, raw: &str) -> bool {
+    /// Whether `json` (the tag `key` of `line`) is this value as docs/FIELDS.md says
+    /// it is written. Floats are checked on the raw text, exactly.
+    fn written_as(&self, json: &Value, line: &str, key: &str) -> bool {
         match (self, json) {
             (AnyValue::Str(s), Value::String(j)) => s == j,
             (AnyValue::I64(v), j) => j.as_i64() == Some(*v),
             (AnyValue::U64(v), j) => j.as_u64() == Some(*v),
             (AnyValue::Bool(v), j) => j.as_bool() == Some(*v),
-            (AnyValue::F64(v), Value::String(_) | Value::Number(_)) => {
-                same_float(float_of(raw), *v)
+            (AnyValue::F64(v), Value::Null | Value::Number(_)) => {
+                same_float(float_at(line, key, true), *v)
             }
             _ => false,
         }
@@ -485,18 +485,24 @@ proptest! {
         let (top, json_tags) = one_line(&text);
         let line = text.trim_end();
 
-        let expected_keys: &[&str] = match kind {
-            Kind::Event => &["timestamp", "kind", "name", "tags"],
-            Kind::Metric => &["timestamp", "kind", "name", "value", "tags"],
-            Kind::Timing => &["timestamp", "kind", "name", "duration_ms", "unit", "tags"],
+        let mut expected_keys: Vec<&str> = match kind {
+            Kind::Event => vec!["timestamp", "kind", "name", "tags"],
+            Kind::Metric => vec!["timestamp", "kind", "name", "value", "tags"],
+            Kind::Timing => vec!["timestamp", "kind", "name", "duration_ms", "unit", "tags"],
         };
+        let nonfinite_tag = expected_json_tags(&tags)
+            .iter()
+            .any(|(_, v)| matches!(v, AnyValue::F64(f) if !f.is_finite()));
+        if (kind != Kind::Event && !value.is_finite()) || nonfinite_tag {
+            expected_keys.push("nonfinite");
+        }
         prop_assert_eq!(top.keys(), expected_keys);
         prop_assert_eq!(top.get("kind"), Some(Value::from(kind.as_str())));
         prop_assert_eq!(top.get("name"), Some(Value::from(name.as_str())));
         match kind {
-            Kind::Metric => prop_assert!(same_float(float_of(raw_value(line, "value", false)), value), "{} in {:.200}", value, line),
+            Kind::Metric => prop_assert!(same_float(float_at(line, "value", false), value), "{} in {:.200}", value, line),
             Kind::Timing => {
-                prop_assert!(same_float(float_of(raw_value(line, "duration_ms", false)), value), "{} in {:.200}", value, line);
+                prop_assert!(same_float(float_at(line, "duration_ms", false), value), "{} in {:.200}", value, line);
                 prop_assert_eq!(top.get("unit"), Some(Value::from("ms")));
             }
             Kind::Event => {}
@@ -510,7 +516,50 @@ proptest! {
         let (_, raw_tags) = raw_entries(line);
         prop_assert_eq!(raw_tags.len(), expected.len());
         for (((key, want), (_, got)), (_, raw)) in expected.iter().zip(&json_tags.0).zip(&raw_tags) {
-            prop_assert!(want.written_as(got, raw), "tag {:?}: {:?} written as {}", key, want, raw);
+            prop_assert!(want.written_as(got, line, key), "tag {:?}: {:?} written as {}", key, want, raw);
+        }
+    }
+
+    /// Across any records, every top-level key of the JSON lines keeps one JSON type;
+    /// `null` appears only where the line's `nonfinite` object names the number that
+    /// was not finite (typed stores read null as "no value" for any type).
+    #[test]
+    fn no_json_key_changes_type_between_records(
+        records in proptest::collection::vec(
+            (kind(), text(), float(), proptest::collection::vec((key(), any_value()), 0..6)),
+            1..24,
+        ),
+    ) {
+        let mut types: std::collections::BTreeMap<String, &'static str> = Default::default();
+        for (kind, name, value, tags) in &records {
+            let tag_list: Vec<Tag<'_>> = tags.iter().map(|(k, v)| Tag::new(k, v.as_tag_value())).collect();
+            let sink = JsonLinesSink::new(Vec::new());
+            sink.record(&Record::new(*kind, name, &tag_list).with_value(*value));
+            let text = String::from_utf8(sink.into_inner()).expect("UTF-8");
+            let json: Value = serde_json::from_str(&text).expect("one JSON line");
+            let object = json.as_object().expect("an object");
+            for (key, got) in object {
+                let type_name = match got {
+                    Value::Null => {
+                        let pointer = format!("/{key}");
+                        prop_assert!(json["nonfinite"][&pointer].is_string(), "null {} not named in {}", key, text);
+                        continue;
+                    }
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                };
+                let first = *types.entry(key.clone()).or_insert(type_name);
+                prop_assert_eq!(first, type_name, "key {} in {}", key, text);
+            }
+            for (tag, got) in json["tags"].as_object().expect("tags") {
+                if got.is_null() {
+                    let pointer = format!("/tags/{}", tag.replace('~', "~0").replace('/', "~1"));
+                    prop_assert!(json["nonfinite"][&pointer].is_string(), "null tag {} not named in {}", tag, text);
+                }
+            }
         }
     }
 
@@ -560,7 +609,7 @@ proptest! {
             .collect();
         prop_assert_eq!(json_tags.0, expected);
         if kind == Kind::Metric {
-            prop_assert!(same_float(float_of(raw_value(&text, "value", false)), value));
+            prop_assert!(same_float(float_at(&text, "value", false), value));
         }
     }
 
@@ -601,12 +650,12 @@ proptest! {
         let (top, json_tags) = one_line(&text);
         let line = text.trim_end();
         prop_assert_eq!(top.get("name"), Some(Value::from(name.as_str())));
-        prop_assert!(same_float(float_of(raw_value(line, "value", false)), value));
+        prop_assert!(same_float(float_at(line, "value", false), value));
         prop_assert_eq!(json_tags.keys(), ["s", "i", "u", "f", "b", "d"]);
         prop_assert_eq!(json_tags.get("s"), Some(Value::from(s.as_str())));
         prop_assert_eq!(json_tags.get("i"), Some(Value::from(i)));
         prop_assert_eq!(json_tags.get("u"), Some(Value::from(u)));
-        prop_assert!(same_float(float_of(raw_value(line, "f", true)), f), "f = {} in {:.300}", f, line);
+        prop_assert!(same_float(float_at(line, "f", true), f), "f = {} in {:.300}", f, line);
         prop_assert_eq!(json_tags.get("b"), Some(Value::from(b)));
         prop_assert_eq!(json_tags.get("d"), Some(Value::from(s.as_str())));
     }

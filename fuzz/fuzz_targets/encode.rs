@@ -28,15 +28,13 @@ struct Input {
     tags: Vec<(String, AnyValue)>,
 }
 
+/// How a float is written: a number, or null when not finite (the line's `nonfinite`
+/// object then names its spelling).
 fn float(v: f64) -> Value {
-    if v.is_nan() {
-        Value::from("NaN")
-    } else if v == f64::INFINITY {
-        Value::from("+Inf")
-    } else if v == f64::NEG_INFINITY {
-        Value::from("-Inf")
-    } else {
+    if v.is_finite() {
         Value::from(v)
+    } else {
+        Value::Null
     }
 }
 

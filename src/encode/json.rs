@@ -11,7 +11,8 @@ use crate::record::{Record, TagValue};
 ///
 /// Keys, in order: `timestamp` (RFC 3339, UTC, microseconds), `kind`, `name`, `value`
 /// (metrics) or `duration_ms` and `unit` (timings), `tags`, then `module`, `file` and
-/// `line` where known. `docs/FIELDS.md` is the reference.
+/// `line` where known, and `nonfinite` when a number was NaN or infinite.
+/// `docs/FIELDS.md` is the reference.
 ///
 /// Every string and number that comes from the caller is encoded by `serde_json`;
 /// only the fixed ASCII keys and punctuation, and the timestamp (digits and `-:.TZ`),
@@ -25,13 +26,20 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(record.kind().as_str().as_bytes());
     buf.extend_from_slice(b"\",\"name\":");
     json_str(buf, record.name());
+    // Non-finite numbers are written as null, and named with their spelling in
+    // `nonfinite` at the end: every key keeps one JSON type, and nothing is lost.
+    let mut nonfinite: Vec<(&str, Option<&str>, f64)> = Vec::new();
     if let Some(value) = record.value() {
         buf.extend_from_slice(b",\"value\":");
-        json_f64(buf, value);
+        if !json_f64(buf, value) {
+            nonfinite.push(("value", None, value));
+        }
     }
     if let Some(duration) = record.duration_ms() {
         buf.extend_from_slice(b",\"duration_ms\":");
-        json_f64(buf, duration);
+        if !json_f64(buf, duration) {
+            nonfinite.push(("duration_ms", None, duration));
+        }
     }
     if let Some(unit) = record.unit() {
         buf.extend_from_slice(b",\"unit\":");
@@ -70,7 +78,11 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
             TagValue::Str(s) => json_str(buf, s),
             TagValue::I64(v) => json_value(buf, &v),
             TagValue::U64(v) => json_value(buf, &v),
-            TagValue::F64(v) => json_f64(buf, v),
+            TagValue::F64(v) => {
+                if !json_f64(buf, v) {
+                    nonfinite.push(("tags", Some(tag.key()), v));
+                }
+            }
             TagValue::Bool(v) => json_value(buf, &v),
         }
     }
@@ -87,7 +99,41 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
         buf.extend_from_slice(b",\"line\":");
         json_value(buf, &line);
     }
+    if !nonfinite.is_empty() {
+        write_nonfinite(buf, &nonfinite);
+    }
     buf.extend_from_slice(b"}\n");
+}
+
+/// `,"nonfinite":{"/value":"NaN","/tags/ratio":"+Inf"}`: each non-finite number
+/// written as null, by its JSON Pointer (RFC 6901), with the spelling Prometheus uses
+/// (which `f64::from_str` parses back).
+fn write_nonfinite(buf: &mut Vec<u8>, nonfinite: &[(&str, Option<&str>, f64)]) {
+    buf.extend_from_slice(b",\"nonfinite\":{");
+    let mut pointer = String::new();
+    for (i, &(key, tag, v)) in nonfinite.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        pointer.clear();
+        pointer.push('/');
+        pointer.push_str(key);
+        if let Some(tag) = tag {
+            pointer.push('/');
+            pointer.push_str(&tag.replace('~', "~0").replace('/', "~1"));
+        }
+        json_str(buf, &pointer);
+        buf.push(b':');
+        let spelling = if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
+        json_str(buf, spelling);
+    }
+    buf.push(b'}');
 }
 
 /// The latest instant RFC 3339 can write with a four-digit year.
@@ -145,17 +191,15 @@ fn json_value<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
     let _ = serde_json::to_writer(&mut *buf, value);
 }
 
-/// A float that stays valid JSON: NaN and the infinities, which JSON numbers cannot
-/// hold, are written as the strings `"NaN"`, `"+Inf"` and `"-Inf"` (the spellings
-/// Prometheus uses, and that `f64::from_str` parses back).
-fn json_f64(buf: &mut Vec<u8>, v: f64) {
+/// A float as a JSON number; NaN and the infinities, which JSON numbers cannot hold,
+/// as `null` (a number key stays a number, or absent, for typed stores). Returns
+/// whether it was finite.
+fn json_f64(buf: &mut Vec<u8>, v: f64) -> bool {
     if v.is_finite() {
         json_value(buf, &v);
-    } else if v.is_nan() {
-        buf.extend_from_slice(b"\"NaN\"");
-    } else if v > 0.0 {
-        buf.extend_from_slice(b"\"+Inf\"");
+        true
     } else {
-        buf.extend_from_slice(b"\"-Inf\"");
+        buf.extend_from_slice(b"null");
+        false
     }
 }

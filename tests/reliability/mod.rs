@@ -153,16 +153,27 @@ pub fn raw_value<'l>(line: &'l str, key: &str, in_tags: bool) -> &'l str {
         .unwrap_or_else(|| panic!("no {key:?} in {:.300?}", line))
 }
 
-/// The float a raw token stands for: a JSON number, parsed exactly, or one of the
-/// strings `"NaN"`, `"+Inf"` and `"-Inf"`.
-pub fn float_of(raw: &str) -> f64 {
-    match raw {
-        "\"NaN\"" => f64::NAN,
-        "\"+Inf\"" => f64::INFINITY,
-        "\"-Inf\"" => f64::NEG_INFINITY,
-        number => number
+/// The float written at `key` (in the line's `tags` object when `in_tags`): a JSON
+/// number, parsed exactly from its text, or, for `null`, the spelling (`"NaN"`,
+/// `"+Inf"`, `"-Inf"`) that the line's `nonfinite` object gives for that key.
+pub fn float_at(line: &str, key: &str, in_tags: bool) -> f64 {
+    let raw = raw_value(line, key, in_tags);
+    if raw != "null" {
+        return raw
             .parse()
-            .unwrap_or_else(|e| panic!("{number:?} is not a number ({e})")),
+            .unwrap_or_else(|e| panic!("{raw:?} is not a number ({e})"));
+    }
+    let pointer = if in_tags {
+        format!("/tags/{}", key.replace('~', "~0").replace('/', "~1"))
+    } else {
+        format!("/{key}")
+    };
+    let json: Value = serde_json::from_str(line).expect("a JSON line");
+    match json["nonfinite"][&pointer].as_str() {
+        Some("NaN") => f64::NAN,
+        Some("+Inf") => f64::INFINITY,
+        Some("-Inf") => f64::NEG_INFINITY,
+        other => panic!("null at {pointer} but nonfinite says {other:?}: {line:.300}"),
     }
 }
 
