@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::io::{self, IsTerminal};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tracing_core::{LevelFilter, Subscriber};
@@ -16,7 +15,7 @@ use crate::config::{Config, Exporter};
 use crate::error::Error;
 use crate::exporter::{ExportStats, ExporterSink};
 use crate::fields::TARGET;
-use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
+use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
 use crate::sink::Sink;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
@@ -205,83 +204,5 @@ impl fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("handle", &self.handle)
             .finish_non_exhaustive()
-    }
-}
-
-/// Turns telemetry on and off while the app runs, from a signal handler or an admin
-/// endpoint.
-///
-/// A switch rebuilds `tracing`'s callsite interest cache, so while off the track calls
-/// stay a cached check: no per-event flag is ever read.
-///
-/// ```
-/// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
-///
-/// let filter = TelemetryFilter::new(true);
-/// let handle = filter.handle();
-/// let sink = MemorySink::new();
-/// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
-/// tracing::subscriber::with_default(subscriber, || {
-///     handle.disable();
-///     telemetry::track_event("while.off", &[]);
-///     handle.enable();
-///     telemetry::track_event("while.on", &[]);
-/// });
-/// assert_eq!(sink.names(), ["while.on"]);
-/// ```
-#[derive(Clone)]
-pub struct TelemetryHandle {
-    on: Arc<AtomicBool>,
-}
-
-impl TelemetryHandle {
-    pub(crate) fn new(on: Arc<AtomicBool>) -> Self {
-        TelemetryHandle { on }
-    }
-
-    /// Turns telemetry on.
-    ///
-    /// ```
-    /// let handle = telemetry::TelemetryFilter::new(false).handle();
-    /// handle.enable();
-    /// assert!(handle.is_enabled());
-    /// ```
-    pub fn enable(&self) {
-        self.set(true);
-    }
-
-    /// Turns telemetry off.
-    ///
-    /// ```
-    /// let handle = telemetry::TelemetryFilter::new(true).handle();
-    /// handle.disable();
-    /// assert!(!handle.is_enabled());
-    /// ```
-    pub fn disable(&self) {
-        self.set(false);
-    }
-
-    /// Whether telemetry is on.
-    ///
-    /// ```
-    /// assert!(telemetry::TelemetryFilter::new(true).handle().is_enabled());
-    /// ```
-    pub fn is_enabled(&self) -> bool {
-        self.on.load(Ordering::Acquire)
-    }
-
-    fn set(&self, on: bool) {
-        if self.on.swap(on, Ordering::AcqRel) != on {
-            tracing_core::callsite::rebuild_interest_cache();
-        }
-    }
-}
-
-impl fmt::Debug for TelemetryHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelemetryHandle")
-            .field("enabled", &self.is_enabled())
-            .finish()
     }
 }
