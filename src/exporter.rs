@@ -18,7 +18,7 @@ use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
 };
 
-use crate::config::{Config, Exporter};
+use crate::config::{self, Config};
 use crate::error::Error;
 use crate::record::Record;
 use crate::report::{report_write_error, stderr_line};
@@ -188,16 +188,32 @@ impl ExporterSink {
         }
     }
 
-    /// The exporter `config` asks for; started at once (so that a file that cannot be
-    /// opened fails `try_init`) when telemetry is on.
+    /// The JSON-lines exporter `config` asks for; started at once (so that a file that
+    /// cannot be opened fails `try_init`) when telemetry is on.
+    ///
+    /// This sink writes to one JSON-lines destination; a list naming two of them
+    /// (`stderr,file`) is refused here rather than silently writing to one. Other
+    /// destinations (Prometheus, OTLP) are not JSON lines and are left to their own
+    /// exporters.
     pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
-        let destination = match (config.exporter(), config.file()) {
-            (Exporter::None, _) => Destination::None,
-            (Exporter::Stdout, _) => Destination::Stdout,
-            (Exporter::File, Some(path)) => Destination::File(path.to_owned()),
-            // `Config` guarantees a file for the file exporter; stderr is the default.
-            _ => Destination::Stderr,
-        };
+        let mut json = config.destinations().iter().filter_map(|d| match d {
+            config::Destination::Stdout => Some(Destination::Stdout),
+            config::Destination::Stderr => Some(Destination::Stderr),
+            config::Destination::File(path) => Some(Destination::File(path.clone())),
+            #[allow(
+                unreachable_patterns,
+                reason = "reachable with the prometheus or otlp feature"
+            )]
+            _ => None,
+        });
+        let destination = json.next().unwrap_or(Destination::None);
+        if json.next().is_some() {
+            let names: Vec<&str> = config.exporters().map(|e| e.as_str()).collect();
+            return Err(Error::unsupported(format!(
+                "TELEMETRY_EXPORTER lists more than one JSON-lines destination ({}); this version writes JSON lines to one destination at a time",
+                names.join(",")
+            )));
+        }
         let sink = ExporterSink::new(destination, BUFFER_LINES);
         if config.enabled() {
             let running = sink.start()?;

@@ -68,26 +68,47 @@
     unsafe_op_in_unsafe_fn
 )]
 
+#[cfg(feature = "subscriber")]
 mod config;
+#[cfg(feature = "subscriber")]
 mod error;
+#[cfg(feature = "subscriber")]
 mod exporter;
 pub mod fields;
+#[cfg(feature = "subscriber")]
 mod install;
+#[cfg(feature = "subscriber")]
 mod layer;
+#[cfg(feature = "subscriber")]
 mod record;
+#[cfg(feature = "subscriber")]
 mod report;
+#[cfg(feature = "subscriber")]
 mod sink;
 mod track;
 
-pub use config::{Config, ConfigError, Exporter};
-pub use error::Error;
-pub use exporter::{ExportStats, ExporterSink};
+// For libraries: the track calls and the conventions they follow. This is all there
+// is without the `subscriber` feature.
 pub use fields::{Kind, TARGET};
-pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
-pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
-pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
-pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGuard};
+
+// For apps: configuration, installation, the guard and the runtime switch.
+#[cfg(feature = "subscriber")]
+pub use config::{Config, ConfigError, Destination, Exporter, DEFAULT_PROMETHEUS_ADDR};
+#[cfg(feature = "subscriber")]
+pub use error::Error;
+#[cfg(feature = "subscriber")]
+pub use exporter::{ExportStats, ExporterSink};
+#[cfg(feature = "subscriber")]
+pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
+#[cfg(feature = "subscriber")]
+pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
+
+// For sink authors and tests: what a sink receives, and the sinks the crate ships.
+#[cfg(feature = "subscriber")]
+pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
+#[cfg(feature = "subscriber")]
+pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 
 /// Not public API: what the macros expand to.
 #[doc(hidden)]

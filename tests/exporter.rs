@@ -9,7 +9,7 @@ use std::io::Read;
 use std::process::Stdio;
 
 use support::{example, json_lines, run, temp_dir};
-use telemetry::{Config, Exporter};
+use telemetry::Config;
 use tracing_subscriber::prelude::*;
 
 fn load(threads: u64, records: u64) -> std::process::Command {
@@ -207,9 +207,7 @@ fn a_rotated_file_is_recreated_and_nothing_is_lost() {
 
 #[test]
 fn exporter_none_starts_nothing_and_writes_nothing() {
-    let config = Config::new()
-        .with_enabled(true)
-        .with_exporter(Exporter::None);
+    let config = Config::new().with_enabled(true).with_destinations([]);
     let (layer, guard) = telemetry::layer_with(&config).unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || telemetry::track_event("e", &[]));

@@ -52,17 +52,17 @@ fn every_rejected_setting_gets_its_message_from_try_init() {
         (
             "TELEMETRY_EXPORTER",
             "kafka",
-            r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)"#,
+            r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
         ),
         (
             "TELEMETRY_ENABLE",
             "true",
-            "unknown variable TELEMETRY_ENABLE (did you mean TELEMETRY_ENABLED?)",
+            r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#,
         ),
         (
             "TELEMETRY_EXPORTR",
             "file",
-            "unknown variable TELEMETRY_EXPORTR (did you mean TELEMETRY_EXPORTER?)",
+            r#"unknown variable "TELEMETRY_EXPORTR" (did you mean TELEMETRY_EXPORTER?)"#,
         ),
     ];
     for (name, value, message) in cases {
@@ -108,6 +108,16 @@ fn with_the_stdout_exporter_stdout_is_pure_json_and_logs_move_to_stderr() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(json_lines(&stdout).len(), CALLS);
     assert!(stderr.contains("telemetry is on"), "{stderr}");
+}
+
+#[test]
+fn with_the_stdout_exporter_configured_but_off_logs_are_already_on_stderr() {
+    // So that turning telemetry on at run time never mixes log lines into the JSON.
+    let (out, stdout, stderr) = run(quickstart().env("TELEMETRY_EXPORTER", "stdout"));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "", "stdout is reserved for JSON lines");
+    assert!(stderr.contains("telemetry is off"), "{stderr}");
+    assert!(stderr.contains("signing up a user"), "{stderr}");
 }
 
 #[test]
