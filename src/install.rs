@@ -14,8 +14,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::config::{Config, Destination};
 use crate::error::Error;
 use crate::exporter::{ExportStats, ExporterSink};
-use crate::fields::TARGET;
-use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
+use crate::layer::{
+    is_track_call, FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer,
+};
 use crate::sink::Sink;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
@@ -64,8 +65,9 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
     let app_logs = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy()
-        // Records go to the exporter only, never into the app's own logs.
-        .and(filter_fn(|meta| meta.target() != TARGET));
+        // Track calls go to the exporter only, never into the app's own logs; other
+        // events with the `telemetry` target are the app's and stay.
+        .and(filter_fn(|meta| !is_track_call(meta)));
     // Telemetry owns stdout whenever the stdout exporter is configured, on or off: the
     // app's logs go to stderr, so that turning telemetry on at run time never mixes
     // JSON lines with log lines.

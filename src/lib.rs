@@ -113,5 +113,6 @@ pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::track::{macro_call, MacroCall};
     pub use tracing;
 }

@@ -9,10 +9,23 @@ use tracing_core::subscriber::Interest;
 use tracing_core::{LevelFilter, Metadata};
 use tracing_subscriber::layer::{self, Context};
 
-use crate::fields::TARGET;
+use crate::fields::{TAGS, TARGET};
 
-/// The per-layer filter for [`TelemetryLayer`]: enables events with target
-/// [`TARGET`](crate::TARGET) while it is on, and nothing at all while it is off.
+/// Whether a callsite is one of the crate's track calls: an event (or the `timer`'s
+/// `enabled!` hint) with target `telemetry` that has a `telemetry.tags` field, whose
+/// value the layer then checks. Decided from static metadata, so `tracing` caches it
+/// per callsite.
+pub(crate) fn is_track_call(meta: &Metadata<'_>) -> bool {
+    !meta.is_span() && meta.target() == TARGET && meta.fields().field(TAGS).is_some()
+}
+
+/// The per-layer filter for [`TelemetryLayer`](crate::TelemetryLayer): enables the
+/// crate's own track calls while it is on, and nothing at all while it is off.
+///
+/// A track call is an event with target [`TARGET`](crate::TARGET) and a
+/// [`telemetry.tags`](crate::fields::TAGS) field; other events with that target (an
+/// app's `tracing::error!(target: "telemetry", ..)`) are not telemetry, and stay the
+/// app's logs.
 ///
 /// On and off are decided when `tracing` registers a callsite, so an off filter costs
 /// nothing per event: its level hint is `OFF` and its callsites' cached interest is
@@ -63,7 +76,7 @@ impl TelemetryFilter {
     }
 
     fn wants(&self, meta: &Metadata<'_>) -> bool {
-        self.on.load(Ordering::Acquire) && !meta.is_span() && meta.target() == TARGET
+        self.on.load(Ordering::Acquire) && is_track_call(meta)
     }
 }
 

@@ -15,6 +15,7 @@ use crate::sink::Sink;
 mod filter;
 mod visitor;
 
+pub(crate) use filter::is_track_call;
 pub use filter::{TelemetryFilter, TelemetryHandle};
 use visitor::RecordVisitor;
 
@@ -93,9 +94,9 @@ where
     K: Sink,
 {
     fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        let mut visitor = RecordVisitor::default();
+        let mut visitor = RecordVisitor::new(|record: &Record<'_>| deliver(&self.sink, record));
         event.record(&mut visitor);
-        visitor.finish(event.metadata(), |record| deliver(&self.sink, record));
+        visitor.finish(event.metadata());
     }
 }
 
