@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_core::subscriber::Interest;
 use tracing_core::{LevelFilter, Metadata};
@@ -102,11 +102,17 @@ impl<S> layer::Filter<S> for TelemetryFilter {
     }
 }
 
-/// Turns telemetry on and off while the app runs, from a signal handler or an admin
-/// endpoint.
+/// Turns telemetry on and off while the app runs, from an admin endpoint or a thread
+/// that waits for signals.
 ///
 /// A switch rebuilds `tracing`'s callsite interest cache, so while off the track calls
-/// stay a cached check: no per-event flag is ever read.
+/// stay a cached check: no per-event flag is ever read. Switches are serialized
+/// process-wide, so concurrent `enable` and `disable` calls leave the flag and the
+/// callsites in agreement.
+///
+/// **Not from a signal handler:** rebuilding the cache takes locks and allocates, which
+/// is not async-signal-safe. Let a thread wait for the signal and switch from there
+/// (`examples/toggle.rs` does it with `signal-hook`'s iterator).
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -166,11 +172,19 @@ impl TelemetryHandle {
     }
 
     fn set(&self, on: bool) {
+        // One switch at a time, process-wide: the store and the rebuild of `tracing`'s
+        // interest cache happen together, so the last rebuild always sees the last
+        // store. (Without this, two threads switching at once could leave the flag
+        // on while the callsites stayed cached as off, or the reverse.)
+        let _one_switch = SWITCH.lock().unwrap_or_else(PoisonError::into_inner);
         if self.on.swap(on, Ordering::AcqRel) != on {
             tracing_core::callsite::rebuild_interest_cache();
         }
     }
 }
+
+/// Serializes every [`TelemetryHandle`] switch with its interest-cache rebuild.
+static SWITCH: Mutex<()> = Mutex::new(());
 
 impl fmt::Debug for TelemetryHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
