@@ -5,6 +5,8 @@
 //! logs, while an app's own event that merely uses the `telemetry` target is an
 //! ordinary log line.
 
+#![cfg(feature = "subscriber")]
+
 use std::process::Command;
 
 /// Set in the child, which then installs telemetry and emits.

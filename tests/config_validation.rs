@@ -1,6 +1,8 @@
 //! `TELEMETRY_*` validation: every accepted spelling, and the exact message for what is
 //! rejected. Uses `Config::from_iter`, so no test touches the process environment.
 
+#![cfg(feature = "subscriber")]
+
 use std::path::{Path, PathBuf};
 
 use telemetry::{Config, Destination, Exporter};

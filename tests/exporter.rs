@@ -1,6 +1,8 @@
 //! The exporters ops select: every line a process writes is parsed; N records in from
 //! many threads is N whole lines out; failing destinations never crash the app.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 

@@ -1,6 +1,8 @@
 //! `TelemetryLayer` in a subscriber: it takes telemetry events and only those, composes
 //! with fmt and `EnvFilter`, and leaves the app's own logs exactly as they were.
 
+#![cfg(feature = "subscriber")]
+
 use tracing::{debug, error, info, warn};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;

@@ -7,6 +7,8 @@
 //! The oracles below are written from docs/OPERATIONS.md ("Variables") and
 //! docs/FIELDS.md ("JSON lines"), not from the code.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "each test binary uses some of the shared helpers")]
 mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]

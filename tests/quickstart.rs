@@ -1,6 +1,8 @@
 //! The quickstart example run as a separate process, the way a user runs it: its exit
 //! code, what it prints, and every JSON line it writes, parsed.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 

@@ -1,6 +1,8 @@
 //! The runtime switch under contention. Its own process: the subscriber is the global
 //! one, so that every thread sees the same callsites and the same interest cache.
 
+#![cfg(feature = "subscriber")]
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
