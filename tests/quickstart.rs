@@ -161,3 +161,37 @@ fn exporter_none_emits_nothing_even_when_enabled() {
     assert_eq!(stderr, "");
     assert!(!stdout.contains('{'), "{stdout}");
 }
+
+#[test]
+fn a_bad_exporter_list_stops_startup_with_its_message() {
+    for (value, message) in [
+        (
+            "none,stderr",
+            r#"invalid value "none,stderr" for TELEMETRY_EXPORTER ("none" cannot be combined with other exporters; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
+        ),
+        (
+            "file,file",
+            r#"invalid value "file,file" for TELEMETRY_EXPORTER ("file" is listed twice; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
+        ),
+    ] {
+        let (out, stdout, stderr) = run(quickstart()
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", value));
+        assert_eq!(out.status.code(), Some(1), "{value}");
+        assert_eq!(stderr, format!("error: {message}\n"));
+        assert_eq!(stdout, "");
+    }
+}
+
+#[cfg(not(feature = "prometheus"))]
+#[test]
+fn an_exporter_left_out_of_the_build_names_the_feature_to_enable() {
+    let (out, _, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stderr,prometheus"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: invalid value \"stderr,prometheus\" for TELEMETRY_EXPORTER (this app was built without the prometheus exporter; enable the \"prometheus\" feature of the telemetry crate)\n"
+    );
+}
