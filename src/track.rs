@@ -386,6 +386,11 @@ impl Error for MacroCall {}
 /// accepts works, including `?debug` and `%display` values. Like the function, it is a
 /// TRACE event with target `telemetry` and costs a cached check when telemetry is off.
 ///
+/// Keys starting with `telemetry.` are reserved: the macro writes its own
+/// (`telemetry.tags`, a mark that only this crate makes, then `telemetry.kind` and
+/// `telemetry.name`), and a reserved key given again is never a tag (see
+/// `docs/FIELDS.md`).
+///
 /// ```
 /// telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);
 /// telemetry::track_event!("app.started");

@@ -136,7 +136,7 @@ pub struct TelemetryHandle {
 }
 
 impl TelemetryHandle {
-    pub(crate) fn new(on: Arc<AtomicBool>) -> Self {
+    fn new(on: Arc<AtomicBool>) -> Self {
         TelemetryHandle { on }
     }
 

@@ -1,4 +1,8 @@
-//! `TelemetryLayer`: turns telemetry events, and only those, into records for a sink.
+//! `TelemetryLayer`: turns the crate's track calls, and only those, into records for a
+//! sink, delivered so that no sink can take the app down with it.
+//!
+//! Which callsites are track calls is decided by the per-layer filter
+//! ([`filter`]); reading one event's fields into a record is the [`visitor`]'s job.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
