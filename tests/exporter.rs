@@ -216,3 +216,24 @@ fn exporter_none_starts_nothing_and_writes_nothing() {
     assert_eq!(guard.stats().written(), 0);
     assert_eq!(guard.stats().dropped(), 0);
 }
+
+#[test]
+fn two_json_lines_destinations_are_refused_not_narrowed_to_one() {
+    let dir = temp_dir("two-json-destinations");
+    let config = Config::from_iter([
+        ("TELEMETRY_ENABLED", "true"),
+        ("TELEMETRY_EXPORTER", "stderr,file"),
+        (
+            "TELEMETRY_FILE",
+            dir.join("t.jsonl").to_str().expect("a UTF-8 temp dir"),
+        ),
+    ])
+    .expect("the list is a valid configuration");
+    let err = telemetry::layer_with::<tracing_subscriber::Registry>(&config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TELEMETRY_EXPORTER lists more than one JSON-lines destination (stderr,file); this version writes JSON lines to one destination at a time"
+    );
+    assert!(!dir.join("t.jsonl").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
