@@ -151,6 +151,6 @@ pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::track::{macro_call, MacroCall};
+    pub use crate::track::{MacroCall, EVENT_CALL, METRIC_CALL, TIMING_CALL};
     pub use tracing;
 }

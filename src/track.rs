@@ -353,16 +353,14 @@ impl MacroCall {
     }
 }
 
-/// The mark for a macro-form call of `kind` (a promoted constant: no allocation).
+/// The marks the macros put in `telemetry.tags`: constants, so a macro call sets up no
+/// more than a pointer pair for them.
 #[doc(hidden)]
-#[inline]
-pub fn macro_call(kind: Kind) -> &'static (dyn Error + 'static) {
-    match kind {
-        Kind::Event => &MacroCall(Kind::Event),
-        Kind::Metric => &MacroCall(Kind::Metric),
-        Kind::Timing => &MacroCall(Kind::Timing),
-    }
-}
+pub const EVENT_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Event);
+#[doc(hidden)]
+pub const METRIC_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Metric);
+#[doc(hidden)]
+pub const TIMING_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Timing);
 
 impl fmt::Display for MacroCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -401,7 +399,7 @@ macro_rules! track_event {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
-            telemetry.tags = $crate::__private::macro_call($crate::Kind::Event),
+            telemetry.tags = $crate::__private::EVENT_CALL,
             telemetry.kind = "event",
             telemetry.name = $name,
             $($($fields)*)?
@@ -424,7 +422,7 @@ macro_rules! track_metric {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
-            telemetry.tags = $crate::__private::macro_call($crate::Kind::Metric),
+            telemetry.tags = $crate::__private::METRIC_CALL,
             telemetry.kind = "metric",
             telemetry.name = $name,
             telemetry.value = ($value) as f64,
@@ -444,7 +442,7 @@ macro_rules! track_timing {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
-            telemetry.tags = $crate::__private::macro_call($crate::Kind::Timing),
+            telemetry.tags = $crate::__private::TIMING_CALL,
             telemetry.kind = "timing",
             telemetry.name = $operation,
             telemetry.duration_ms = ($duration_ms) as f64,

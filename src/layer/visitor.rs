@@ -122,7 +122,7 @@ impl<D: FnMut(&Record<'_>)> RecordVisitor<D> {
 
     /// Delivers the macro form's record (borrowing this visitor's buffers). Events
     /// without the mark, or without a name, are not telemetry: ignored.
-    pub(super) fn finish(mut self, meta: &Metadata<'_>) {
+    pub(super) fn finish(&mut self, meta: &Metadata<'_>) {
         if self.delivered {
             return;
         }
