@@ -1,33 +1,70 @@
 //! Reading and validating the `TELEMETRY_*` environment variables.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 const PREFIX: &str = "TELEMETRY_";
 const ENABLED: &str = "TELEMETRY_ENABLED";
 const EXPORTER: &str = "TELEMETRY_EXPORTER";
 const FILE: &str = "TELEMETRY_FILE";
-const KNOWN: [&str; 3] = [ENABLED, EXPORTER, FILE];
+const PROMETHEUS_ADDR: &str = "TELEMETRY_PROMETHEUS_ADDR";
+const SPAN_FIELDS: &str = "TELEMETRY_SPAN_FIELDS";
+const SPOOL_DIR: &str = "TELEMETRY_SPOOL_DIR";
+const KNOWN: [&str; 6] = [
+    ENABLED,
+    EXPORTER,
+    FILE,
+    PROMETHEUS_ADDR,
+    SPAN_FIELDS,
+    SPOOL_DIR,
+];
 const ENABLED_EXPECTED: &str = "expected true, false, 1 or 0";
-const EXPORTER_EXPECTED: &str = "expected none, stdout, stderr or file";
+const EXPORTER_EXPECTED: &str =
+    "expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once";
+const ADDR_EXPECTED: &str =
+    "expected host:port with an IP address or localhost as the host, such as 127.0.0.1:9464 or 0.0.0.0:9464";
+const SPAN_FIELDS_EXPECTED: &str =
+    "expected a comma-separated list of span field names, each at most once";
+/// Characters of a value (or name) quoted in a message; a longer one is cut there and
+/// its length given, so that a megabyte of garbage still makes a one-line message.
+const SHOWN_CHARS: usize = 64;
 
-/// Where records go when telemetry is on: the value of `TELEMETRY_EXPORTER`.
+/// The address the `prometheus` exporter serves `GET /metrics` on when
+/// `TELEMETRY_PROMETHEUS_ADDR` is not set: `127.0.0.1:9464`.
+///
+/// ```
+/// assert_eq!(telemetry::DEFAULT_PROMETHEUS_ADDR.to_string(), "127.0.0.1:9464");
+/// ```
+pub const DEFAULT_PROMETHEUS_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464));
+
+/// The name of an exporter, as `TELEMETRY_EXPORTER` spells it.
+///
+/// A name says *which* exporter; a [`Destination`] is a configured one, carrying what
+/// it needs (the file's path, the address to serve on). Every name parses, whatever
+/// cargo features the app was built with: [`Config::from_iter`] is what refuses an
+/// exporter that is not built in, naming the feature.
 ///
 /// ```
 /// use telemetry::Exporter;
 ///
 /// assert_eq!("file".parse::<Exporter>(), Ok(Exporter::File));
+/// assert_eq!(" OTLP ".parse::<Exporter>(), Ok(Exporter::Otlp));
 /// assert_eq!(Exporter::default(), Exporter::Stderr);
 /// assert!("kafka".parse::<Exporter>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Exporter {
-    /// Records are built and discarded (useful to measure the cost of the calls).
+    /// Records are built and discarded (useful to measure the cost of the calls). Only
+    /// ever alone in `TELEMETRY_EXPORTER`; a [`Config`] with no destination.
     None,
     /// JSON lines on standard output.
     Stdout,
@@ -36,9 +73,23 @@ pub enum Exporter {
     Stderr,
     /// JSON lines appended to the file named by `TELEMETRY_FILE`.
     File,
+    /// Aggregated series served for Prometheus to scrape (cargo feature `prometheus`).
+    Prometheus,
+    /// Log records and metrics pushed to an OpenTelemetry collector (cargo feature
+    /// `otlp`).
+    Otlp,
 }
 
 impl Exporter {
+    const ALL: [Exporter; 6] = [
+        Exporter::None,
+        Exporter::Stdout,
+        Exporter::Stderr,
+        Exporter::File,
+        Exporter::Prometheus,
+        Exporter::Otlp,
+    ];
+
     /// The spelling `TELEMETRY_EXPORTER` uses for this exporter.
     ///
     /// ```
@@ -50,7 +101,43 @@ impl Exporter {
             Exporter::Stdout => "stdout",
             Exporter::Stderr => "stderr",
             Exporter::File => "file",
+            Exporter::Prometheus => "prometheus",
+            Exporter::Otlp => "otlp",
         }
+    }
+
+    /// The cargo feature of this crate that builds this exporter in, if it needs one.
+    ///
+    /// ```
+    /// use telemetry::Exporter;
+    /// assert_eq!(Exporter::Prometheus.feature(), Some("prometheus"));
+    /// assert_eq!(Exporter::File.feature(), None);
+    /// ```
+    pub const fn feature(self) -> Option<&'static str> {
+        match self {
+            Exporter::Prometheus => Some("prometheus"),
+            Exporter::Otlp => Some("otlp"),
+            _ => None,
+        }
+    }
+
+    /// Whether this build of the crate has this exporter (its cargo feature is on).
+    ///
+    /// ```
+    /// assert!(telemetry::Exporter::Stderr.is_built_in());
+    /// assert_eq!(telemetry::Exporter::Otlp.is_built_in(), cfg!(feature = "otlp"));
+    /// ```
+    pub const fn is_built_in(self) -> bool {
+        !matches!(
+            (self, cfg!(feature = "prometheus"), cfg!(feature = "otlp")),
+            (Exporter::Prometheus, false, _) | (Exporter::Otlp, _, false)
+        )
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|e| name.eq_ignore_ascii_case(e.as_str()))
     }
 }
 
@@ -63,15 +150,76 @@ impl fmt::Display for Exporter {
 impl FromStr for Exporter {
     type Err = ConfigError;
 
-    /// Accepts `none`, `stdout`, `stderr` and `file` in any letter case, surrounding
-    /// whitespace ignored.
+    /// Accepts one exporter name in any letter case, surrounding ASCII whitespace
+    /// ignored. (`TELEMETRY_EXPORTER`, a list, is parsed by [`Config::from_iter`].)
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(Exporter::None),
-            "stdout" => Ok(Exporter::Stdout),
-            "stderr" => Ok(Exporter::Stderr),
-            "file" => Ok(Exporter::File),
-            _ => Err(ConfigError::invalid(EXPORTER, s, EXPORTER_EXPECTED)),
+        Exporter::from_name(s.trim_ascii())
+            .ok_or_else(|| ConfigError::invalid(EXPORTER, s, EXPORTER_EXPECTED))
+    }
+}
+
+/// One place records go, with what it needs: the configured form of an [`Exporter`].
+///
+/// A file destination cannot be built without its path, nor a Prometheus one without
+/// its address. The `Prometheus` and `Otlp` variants exist only with their cargo
+/// features.
+///
+/// ```
+/// use telemetry::{Destination, Exporter};
+///
+/// let file = Destination::file("/var/log/app/telemetry.jsonl");
+/// assert_eq!(file.exporter(), Exporter::File);
+/// assert_eq!(Destination::Stderr.exporter(), Exporter::Stderr);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Destination {
+    /// JSON lines on standard output. [`try_init`](crate::try_init) then sends the
+    /// app's own logs to stderr.
+    Stdout,
+    /// JSON lines on standard error.
+    Stderr,
+    /// JSON lines appended to this file. [`Destination::file`] makes a relative path
+    /// absolute at once, so a later change of directory changes nothing.
+    File(PathBuf),
+    /// Aggregated series served on `GET /metrics` at this address.
+    #[cfg(feature = "prometheus")]
+    Prometheus(SocketAddr),
+    /// Records pushed to the collector the `OTEL_EXPORTER_OTLP_*` variables name.
+    #[cfg(feature = "otlp")]
+    Otlp,
+}
+
+impl Destination {
+    /// A file destination; a relative `path` is taken relative to the working
+    /// directory now (if that cannot be read, the path is kept as given).
+    ///
+    /// ```
+    /// use telemetry::Destination;
+    ///
+    /// let Destination::File(path) = Destination::file("telemetry.jsonl") else { unreachable!() };
+    /// assert_eq!(path, std::env::current_dir()?.join("telemetry.jsonl"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        Destination::File(absolute(&path).unwrap_or(path))
+    }
+
+    /// Which exporter this is.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::Destination::Stdout.exporter(), telemetry::Exporter::Stdout);
+    /// ```
+    pub fn exporter(&self) -> Exporter {
+        match self {
+            Destination::Stdout => Exporter::Stdout,
+            Destination::Stderr => Exporter::Stderr,
+            Destination::File(_) => Exporter::File,
+            #[cfg(feature = "prometheus")]
+            Destination::Prometheus(_) => Exporter::Prometheus,
+            #[cfg(feature = "otlp")]
+            Destination::Otlp => Exporter::Otlp,
         }
     }
 }
@@ -83,62 +231,60 @@ impl FromStr for Exporter {
 ///
 /// | variable | values | default |
 /// |---|---|---|
-/// | `TELEMETRY_ENABLED` | `true`/`false` in any letter case, `1`/`0`; surrounding whitespace ignored; empty = unset | `false` |
-/// | `TELEMETRY_EXPORTER` | `none`, `stdout`, `stderr`, `file` (any letter case) | `stderr` |
-/// | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporter is `file` | none |
+/// | `TELEMETRY_ENABLED` | `true`/`false` in any letter case, `1`/`0`; surrounding ASCII whitespace ignored; empty = unset | `false` |
+/// | `TELEMETRY_EXPORTER` | one or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp`, comma-separated; each at most once; `none` only alone | `stderr` |
+/// | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporters include `file` | none |
+/// | `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
+/// | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
+/// | `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
 ///
 /// ```
-/// use telemetry::{Config, Exporter};
+/// use telemetry::{Config, Destination};
 ///
-/// let config = Config::from_iter([("TELEMETRY_ENABLED", "TRUE"), ("TELEMETRY_EXPORTER", "stdout")])?;
+/// let config = Config::from_iter([("TELEMETRY_ENABLED", "TRUE"), ("TELEMETRY_EXPORTER", "stdout, stderr")])?;
 /// assert!(config.enabled());
-/// assert_eq!(config.exporter(), Exporter::Stdout);
+/// assert_eq!(config.destinations(), [Destination::Stdout, Destination::Stderr]);
 ///
 /// let err = Config::from_iter([("TELEMETRY_ENABLED", "banana")]).unwrap_err();
 /// assert_eq!(err.to_string(), r#"invalid value "banana" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#);
 /// # Ok::<(), telemetry::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     enabled: bool,
-    exporter: Exporter,
-    file: Option<PathBuf>,
+    destinations: Vec<Destination>,
+    span_fields: Vec<String>,
+    spool_dir: Option<PathBuf>,
 }
 
-/// The variables as `envy` reads them; checked for consistency in [`Config::from_iter`].
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: false,
+            destinations: vec![Destination::Stderr],
+            span_fields: Vec::new(),
+            spool_dir: None,
+        }
+    }
+}
+
+/// The variables as `envy` reads them (each known name at most once, checked before);
+/// parsed and checked for consistency in [`Config::from_iter`], where each value's
+/// error can name its own variable.
 #[derive(Deserialize)]
 struct RawConfig {
-    #[serde(default, deserialize_with = "deserialize_enabled")]
-    enabled: bool,
-    #[serde(default, deserialize_with = "deserialize_exporter")]
-    exporter: Option<Exporter>,
-    #[serde(default, deserialize_with = "deserialize_file")]
-    file: Option<PathBuf>,
-}
-
-fn deserialize_enabled<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let raw = String::deserialize(d)?;
-    parse_enabled(&raw).map_err(serde::de::Error::custom)
-}
-
-fn deserialize_exporter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Exporter>, D::Error> {
-    let raw = String::deserialize(d)?;
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    raw.parse().map(Some).map_err(serde::de::Error::custom)
-}
-
-fn deserialize_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let raw = String::deserialize(d)?;
-    let path = raw.trim();
-    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
+    enabled: Option<String>,
+    exporter: Option<String>,
+    file: Option<String>,
+    prometheus_addr: Option<String>,
+    span_fields: Option<String>,
+    spool_dir: Option<String>,
 }
 
 /// `envy` parses a `bool` with `str::parse`, which rejects `TRUE`, `1` and the empty
 /// string that `TELEMETRY_ENABLED` accepts.
 fn parse_enabled(raw: &str) -> Result<bool, ConfigError> {
-    let value = raw.trim();
+    let value = raw.trim_ascii();
     if value.is_empty() || value == "0" || value.eq_ignore_ascii_case("false") {
         Ok(false)
     } else if value == "1" || value.eq_ignore_ascii_case("true") {
@@ -148,18 +294,139 @@ fn parse_enabled(raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// The exporters `TELEMETRY_EXPORTER` lists, in order; `none` gives an empty list.
+fn parse_exporters(raw: &str) -> Result<Vec<Exporter>, ConfigError> {
+    let value = raw.trim_ascii();
+    if value.is_empty() {
+        return Ok(vec![Exporter::Stderr]);
+    }
+    let wrong = |why: String| {
+        ConfigError::new(
+            EXPORTER,
+            format!(
+                "invalid value {} for {EXPORTER} ({why}; {EXPORTER_EXPECTED})",
+                Shown(raw)
+            ),
+        )
+    };
+    let mut exporters = Vec::new();
+    for entry in value.split(',').map(str::trim_ascii) {
+        if entry.is_empty() {
+            return Err(wrong("an entry is empty".to_owned()));
+        }
+        let Some(exporter) = Exporter::from_name(entry) else {
+            // A single unknown name is the whole value: no need to quote it twice.
+            return Err(if entry == value {
+                ConfigError::invalid(EXPORTER, raw, EXPORTER_EXPECTED)
+            } else {
+                wrong(format!("unknown exporter {}", Shown(entry)))
+            });
+        };
+        if exporters.contains(&exporter) {
+            return Err(wrong(format!("\"{exporter}\" is listed twice")));
+        }
+        exporters.push(exporter);
+    }
+    if exporters.len() > 1 && exporters.contains(&Exporter::None) {
+        return Err(wrong(
+            "\"none\" cannot be combined with other exporters".to_owned(),
+        ));
+    }
+    if let Some(missing) = exporters.iter().find(|e| !e.is_built_in()) {
+        let feature = missing.feature().unwrap_or_default();
+        return Err(ConfigError::new(
+            EXPORTER,
+            format!(
+                "invalid value {} for {EXPORTER} (this app was built without the {missing} exporter; enable the \"{feature}\" feature of the telemetry crate)",
+                Shown(raw)
+            ),
+        ));
+    }
+    exporters.retain(|e| *e != Exporter::None);
+    Ok(exporters)
+}
+
+/// `host:port`, with an IP address or `localhost` as the host: no name is looked up
+/// while the configuration is read.
+fn parse_addr(raw: &str) -> Result<SocketAddr, ConfigError> {
+    let value = raw.trim_ascii();
+    let parsed = match value.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse()
+            .ok()
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        _ => value.parse().ok(),
+    };
+    parsed.ok_or_else(|| ConfigError::invalid(PROMETHEUS_ADDR, raw, ADDR_EXPECTED))
+}
+
+fn parse_span_fields(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let value = raw.trim_ascii();
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut fields: Vec<String> = Vec::new();
+    for entry in value.split(',').map(str::trim_ascii) {
+        let why = if entry.is_empty() {
+            "an entry is empty".to_owned()
+        } else if fields.iter().any(|f| f == entry) {
+            format!("{} is listed twice", Shown(entry))
+        } else {
+            fields.push(entry.to_owned());
+            continue;
+        };
+        return Err(ConfigError::new(
+            SPAN_FIELDS,
+            format!(
+                "invalid value {} for {SPAN_FIELDS} ({why}; {SPAN_FIELDS_EXPECTED})",
+                Shown(raw)
+            ),
+        ));
+    }
+    Ok(fields)
+}
+
+/// A path variable: unset when empty or only ASCII whitespace, otherwise exactly as
+/// given (spaces included), made absolute against the working directory now.
+fn parse_path(variable: &str, raw: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = raw.filter(|raw| !raw.trim_ascii().is_empty()) else {
+        return Ok(None);
+    };
+    absolute(Path::new(&raw)).map(Some).map_err(|err| {
+        ConfigError::new(
+            variable,
+            format!(
+                "cannot resolve {variable}={} against the working directory: {err} (give an absolute path)",
+                Shown(&raw)
+            ),
+        )
+    })
+}
+
+fn absolute(path: &Path) -> io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_owned())
+    } else {
+        // Not `std::path::absolute`, which also drops `.` components: the path stays
+        // as given, with the working directory in front.
+        Ok(std::env::current_dir()?.join(path))
+    }
+}
+
 impl Config {
-    /// The defaults: telemetry off, exporter `stderr`, no file.
+    /// The defaults: telemetry off, records to standard error.
     ///
     /// | setting | default |
     /// |---|---|
     /// | enabled | `false` |
-    /// | exporter | [`Exporter::Stderr`] |
-    /// | file | none |
+    /// | destinations | [`Destination::Stderr`] |
+    /// | span fields | none |
+    /// | spool directory | none |
     ///
     /// ```
     /// let config = telemetry::Config::new();
     /// assert!(!config.enabled());
+    /// assert_eq!(config.destinations(), [telemetry::Destination::Stderr]);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -181,13 +448,16 @@ impl Config {
     /// Reads and validates the `TELEMETRY_*` variables from a list of `(name, value)`
     /// pairs; every other variable is ignored.
     ///
-    /// A name that is a near miss of a known one (`TELEMETRY_ENABLE`) is an error that
-    /// suggests the known name; other `TELEMETRY_*` names are left to whatever tool
-    /// owns them.
+    /// A name that is a near miss of a known one, letter case included
+    /// (`TELEMETRY_ENABLE`, `telemetry_enabled`), is an error that suggests the known
+    /// name; other `TELEMETRY_*` names are left to whatever tool owns them, and
+    /// `OTEL_*` names are never ours to judge. A known name given twice is an error
+    /// quoting both values. Relative paths are made absolute against the working
+    /// directory here, once.
     ///
     /// ```
     /// let err = telemetry::Config::from_iter([("TELEMETRY_ENABLE", "true")]).unwrap_err();
-    /// assert_eq!(err.to_string(), "unknown variable TELEMETRY_ENABLE (did you mean TELEMETRY_ENABLED?)");
+    /// assert_eq!(err.to_string(), r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#);
     /// ```
     #[allow(
         clippy::should_implement_trait,
@@ -199,22 +469,22 @@ impl Config {
         K: Into<OsString>,
         V: Into<OsString>,
     {
-        let mut known = Vec::with_capacity(KNOWN.len());
+        let mut known: HashMap<String, String> = HashMap::with_capacity(KNOWN.len());
         for (name, value) in vars {
             let Ok(name) = name.into().into_string() else {
                 continue; // not UTF-8, so not one of ours
             };
-            let Some(suffix) = name.strip_prefix(PREFIX) else {
+            let Some(suffix) = strip_prefix_ignore_case(&name) else {
                 continue;
             };
             if !KNOWN.contains(&name.as_str()) {
                 if let Some(suggestion) = near_miss(suffix) {
-                    // Escaped, so that a name with control characters still gives
-                    // one clean line; ordinary names print as they are.
-                    let shown = name.escape_debug();
                     return Err(ConfigError::new(
                         name.clone(),
-                        format!("unknown variable {shown} (did you mean {suggestion}?)"),
+                        format!(
+                            "unknown variable {} (did you mean {suggestion}?)",
+                            Shown(&name)
+                        ),
                     ));
                 }
                 continue;
@@ -223,6 +493,8 @@ impl Config {
                 let expected = match name.as_str() {
                     ENABLED => ENABLED_EXPECTED,
                     EXPORTER => EXPORTER_EXPECTED,
+                    PROMETHEUS_ADDR => ADDR_EXPECTED,
+                    SPAN_FIELDS => SPAN_FIELDS_EXPECTED,
                     _ => "expected a path in UTF-8",
                 };
                 ConfigError::invalid(
@@ -231,32 +503,92 @@ impl Config {
                     &format!("not valid UTF-8; {expected}"),
                 )
             })?;
-            known.push((name, value));
+            if let Some(first) = known.get(&name) {
+                return Err(ConfigError::new(
+                    name.clone(),
+                    format!(
+                        "{name} is set twice in the environment, to {} and to {} (set it once)",
+                        Shown(first),
+                        Shown(&value)
+                    ),
+                ));
+            }
+            known.insert(name, value);
         }
 
+        // Every value is a string here, and each name appears once, so `envy` cannot
+        // fail; it maps the names onto the fields.
         let raw: RawConfig = envy::prefixed(PREFIX)
             .from_iter(known)
-            .map_err(ConfigError::from_envy)?;
-        let exporter = raw.exporter.unwrap_or_default();
-        match (exporter, &raw.file) {
-            (Exporter::File, None) => Err(ConfigError::new(
+            .map_err(|err| ConfigError::new(PREFIX, err.to_string()))?;
+        let enabled = raw.enabled.as_deref().map_or(Ok(false), parse_enabled)?;
+        let exporters = match raw.exporter.as_deref() {
+            Some(value) => parse_exporters(value)?,
+            None => vec![Exporter::Stderr],
+        };
+        // How a cross-check names TELEMETRY_EXPORTER's value: as given, or the default.
+        let exporter_shown = Shown(raw.exporter.as_deref().unwrap_or("stderr"));
+        let file = parse_path(FILE, raw.file)?;
+        let addr = match raw.prometheus_addr.as_deref().map(str::trim_ascii) {
+            Some(value) if !value.is_empty() => Some(parse_addr(value)?),
+            _ => None,
+        };
+        let span_fields = raw
+            .span_fields
+            .as_deref()
+            .map_or(Ok(Vec::new()), parse_span_fields)?;
+        let spool_dir = parse_path(SPOOL_DIR, raw.spool_dir)?;
+
+        let listed = |e| exporters.contains(&e);
+        if let (Some(path), false) = (&file, listed(Exporter::File)) {
+            return Err(ConfigError::new(
                 FILE,
                 format!(
-                    "{FILE} is required when {EXPORTER} is \"file\" (set it to the path of the JSON-lines file)"
+                    "{FILE} is set to {} but {EXPORTER} is {exporter_shown} (set {EXPORTER}=file to write to the file, or unset {FILE})",
+                    Shown(&path.to_string_lossy())
                 ),
-            )),
-            (other, Some(path)) if other != Exporter::File => Err(ConfigError::new(
-                FILE,
-                format!(
-                    "{FILE} is set to {path:?} but {EXPORTER} is \"{other}\" (set {EXPORTER}=file to write to the file, or unset {FILE})"
-                ),
-            )),
-            _ => Ok(Config {
-                enabled: raw.enabled,
-                exporter,
-                file: raw.file,
-            }),
+            ));
         }
+        if let (Some(addr), false) = (addr, listed(Exporter::Prometheus)) {
+            return Err(ConfigError::new(
+                PROMETHEUS_ADDR,
+                format!(
+                    "{PROMETHEUS_ADDR} is set to \"{addr}\" but {EXPORTER} is {exporter_shown} (add prometheus to {EXPORTER} to serve /metrics, or unset {PROMETHEUS_ADDR})"
+                ),
+            ));
+        }
+        let mut destinations = Vec::with_capacity(exporters.len());
+        for exporter in exporters {
+            destinations.push(match exporter {
+                Exporter::Stdout => Destination::Stdout,
+                Exporter::Stderr => Destination::Stderr,
+                Exporter::File => match &file {
+                    Some(path) => Destination::File(path.clone()),
+                    None => {
+                        return Err(ConfigError::new(
+                            FILE,
+                            format!(
+                                "{FILE} is required when {EXPORTER} is {exporter_shown} (set it to the path of the JSON-lines file)"
+                            ),
+                        ))
+                    }
+                },
+                #[cfg(feature = "prometheus")]
+                Exporter::Prometheus => {
+                    Destination::Prometheus(addr.unwrap_or(DEFAULT_PROMETHEUS_ADDR))
+                }
+                #[cfg(feature = "otlp")]
+                Exporter::Otlp => Destination::Otlp,
+                // `none` was removed and exporters not built in were refused above.
+                _ => continue,
+            });
+        }
+        Ok(Config {
+            enabled,
+            destinations,
+            span_fields,
+            spool_dir,
+        })
     }
 
     /// Whether telemetry is on.
@@ -269,16 +601,42 @@ impl Config {
         self.enabled
     }
 
-    /// Where records go when telemetry is on.
+    /// Where records go when telemetry is on, in the order listed; empty for `none`.
+    /// Each [`Exporter`] appears at most once.
     ///
     /// ```
-    /// assert_eq!(telemetry::Config::new().exporter(), telemetry::Exporter::Stderr);
+    /// use std::path::PathBuf;
+    /// use telemetry::{Config, Destination};
+    ///
+    /// let config = Config::from_iter([
+    ///     ("TELEMETRY_EXPORTER", "stderr,file"),
+    ///     ("TELEMETRY_FILE", "/var/log/app/telemetry.jsonl"),
+    /// ])?;
+    /// assert_eq!(
+    ///     config.destinations(),
+    ///     [Destination::Stderr, Destination::File(PathBuf::from("/var/log/app/telemetry.jsonl"))]
+    /// );
+    /// assert!(Config::from_iter([("TELEMETRY_EXPORTER", "none")])?.destinations().is_empty());
+    /// # Ok::<(), telemetry::ConfigError>(())
     /// ```
-    pub fn exporter(&self) -> Exporter {
-        self.exporter
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
     }
 
-    /// The JSON-lines file, when the exporter is [`Exporter::File`].
+    /// The exporters of [`destinations`](Self::destinations), in order.
+    ///
+    /// ```
+    /// use telemetry::{Config, Exporter};
+    ///
+    /// let config = Config::from_iter([("TELEMETRY_EXPORTER", "stdout")])?;
+    /// assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::Stdout]);
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn exporters(&self) -> impl Iterator<Item = Exporter> + '_ {
+        self.destinations.iter().map(Destination::exporter)
+    }
+
+    /// The JSON-lines file, when the destinations include one.
     ///
     /// ```
     /// let config = telemetry::Config::from_iter([
@@ -289,7 +647,35 @@ impl Config {
     /// # Ok::<(), telemetry::ConfigError>(())
     /// ```
     pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
+        self.destinations.iter().find_map(|d| match d {
+            Destination::File(path) => Some(path.as_path()),
+            _ => None,
+        })
+    }
+
+    /// The span field names (`TELEMETRY_SPAN_FIELDS`) to copy onto each record as
+    /// tags. Read and validated; no exporter copies them yet.
+    ///
+    /// ```
+    /// let config = telemetry::Config::from_iter([("TELEMETRY_SPAN_FIELDS", "request_id, tenant")])?;
+    /// assert_eq!(config.span_fields(), ["request_id", "tenant"]);
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn span_fields(&self) -> &[String] {
+        &self.span_fields
+    }
+
+    /// The directory (`TELEMETRY_SPOOL_DIR`) where the `otlp` exporter keeps what the
+    /// collector has not yet accepted, made absolute. Read and validated; nothing uses
+    /// it yet.
+    ///
+    /// ```
+    /// let config = telemetry::Config::from_iter([("TELEMETRY_SPOOL_DIR", "/var/spool/app")])?;
+    /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/app")));
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn spool_dir(&self) -> Option<&Path> {
+        self.spool_dir.as_deref()
     }
 
     /// Turns telemetry on or off.
@@ -303,41 +689,104 @@ impl Config {
         self
     }
 
-    /// Sends records to standard output, standard error or nowhere. For a file, use
-    /// [`with_file`](Self::with_file).
+    /// Sends records to these destinations, and only these; an empty list is the
+    /// `none` exporter. A destination whose [`Exporter`] came earlier in the list
+    /// replaces that one, so each exporter appears at most once.
     ///
     /// ```
-    /// use telemetry::{Config, Exporter};
-    /// assert_eq!(Config::new().with_exporter(Exporter::Stdout).exporter(), Exporter::Stdout);
+    /// use telemetry::{Config, Destination};
+    ///
+    /// let config = Config::new().with_destinations([Destination::Stderr, Destination::file("/tmp/t.jsonl")]);
+    /// assert_eq!(config.destinations().len(), 2);
+    /// assert!(Config::new().with_destinations([]).destinations().is_empty());
     /// ```
     #[must_use]
-    pub fn with_exporter(mut self, exporter: Exporter) -> Self {
-        self.exporter = exporter;
-        if exporter != Exporter::File {
-            self.file = None;
+    pub fn with_destinations(
+        mut self,
+        destinations: impl IntoIterator<Item = Destination>,
+    ) -> Self {
+        self.destinations.clear();
+        for destination in destinations {
+            self = self.with_destination(destination);
         }
         self
     }
 
-    /// Appends records to this JSON-lines file (and selects [`Exporter::File`]).
+    /// Adds a destination, or replaces the one with the same [`Exporter`].
+    ///
+    /// ```
+    /// use telemetry::{Config, Destination};
+    ///
+    /// let config = Config::new().with_destination(Destination::Stdout);
+    /// assert_eq!(config.destinations(), [Destination::Stderr, Destination::Stdout]);
+    /// ```
+    #[must_use]
+    pub fn with_destination(mut self, destination: Destination) -> Self {
+        match self
+            .destinations
+            .iter_mut()
+            .find(|d| d.exporter() == destination.exporter())
+        {
+            Some(same) => *same = destination,
+            None => self.destinations.push(destination),
+        }
+        self
+    }
+
+    /// Appends records to this JSON-lines file, and sends them nowhere else: the same
+    /// as `with_destinations([Destination::file(path)])`.
     ///
     /// ```
     /// use telemetry::{Config, Exporter};
     /// let config = Config::new().with_file("telemetry.jsonl");
-    /// assert_eq!(config.exporter(), Exporter::File);
+    /// assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::File]);
     /// ```
     #[must_use]
-    pub fn with_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.exporter = Exporter::File;
-        self.file = Some(path.into());
+    pub fn with_file(self, path: impl Into<PathBuf>) -> Self {
+        self.with_destinations([Destination::file(path)])
+    }
+
+    /// Sets the span field names to copy onto each record as tags.
+    ///
+    /// ```
+    /// let config = telemetry::Config::new().with_span_fields(["request_id"]);
+    /// assert_eq!(config.span_fields(), ["request_id"]);
+    /// ```
+    #[must_use]
+    pub fn with_span_fields<S: Into<String>>(
+        mut self,
+        fields: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.span_fields = fields.into_iter().map(Into::into).collect();
         self
     }
+
+    /// Sets the `otlp` exporter's spool directory (made absolute now).
+    ///
+    /// ```
+    /// let config = telemetry::Config::new().with_spool_dir("/var/spool/app");
+    /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/app")));
+    /// ```
+    #[must_use]
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.spool_dir = Some(absolute(&dir).unwrap_or(dir));
+        self
+    }
+}
+
+/// The part of `name` after `TELEMETRY_`, that prefix matched in any letter case.
+fn strip_prefix_ignore_case(name: &str) -> Option<&str> {
+    let head = name.as_bytes().get(..PREFIX.len())?;
+    // The prefix is ASCII, so a match ends on a character boundary.
+    head.eq_ignore_ascii_case(PREFIX.as_bytes())
+        .then(|| &name[PREFIX.len()..])
 }
 
 /// The known variable that `suffix` (the part after `TELEMETRY_`) is a near miss of.
 ///
 /// Short names allow one edit and longer ones two, so that another tool's
-/// `TELEMETRY_FILTER` is not mistaken for `TELEMETRY_FILE`.
+/// `TELEMETRY_FILTER` is not mistaken for `TELEMETRY_FILE`; letter case is ignored.
 fn near_miss(suffix: &str) -> Option<&'static str> {
     let suffix = suffix.to_ascii_uppercase();
     KNOWN.into_iter().find(|known| {
@@ -347,13 +796,34 @@ fn near_miss(suffix: &str) -> Option<&'static str> {
     })
 }
 
+/// A value or name as a message quotes it: escaped (so the message stays one line),
+/// and cut after [`SHOWN_CHARS`] characters, saying how long it was.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(SHOWN_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(
+                f,
+                "{:?}... ({} bytes, cut after {SHOWN_CHARS} characters)",
+                &self.0[..cut],
+                self.0.len()
+            ),
+        }
+    }
+}
+
 /// A `TELEMETRY_*` variable is invalid: it names the variable, quotes the value as
 /// given and says what is accepted.
 ///
 /// ```
 /// let err = telemetry::Config::from_iter([("TELEMETRY_EXPORTER", "kafka")]).unwrap_err();
 /// assert_eq!(err.variable(), "TELEMETRY_EXPORTER");
-/// assert_eq!(err.to_string(), r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)"#);
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -372,19 +842,8 @@ impl ConfigError {
     fn invalid(variable: &str, value: &str, expected: &str) -> Self {
         Self::new(
             variable,
-            format!("invalid value {value:?} for {variable} ({expected})"),
+            format!("invalid value {} for {variable} ({expected})", Shown(value)),
         )
-    }
-
-    /// Our deserializers only ever fail with a [`ConfigError`]'s message, so the
-    /// variable is recovered from the message rather than threaded through `envy`.
-    fn from_envy(err: envy::Error) -> Self {
-        let message = err.to_string();
-        let variable = KNOWN
-            .into_iter()
-            .find(|v| message.contains(v))
-            .unwrap_or(PREFIX);
-        Self::new(variable, message)
     }
 
     /// The variable at fault, such as `TELEMETRY_ENABLED`.
@@ -416,8 +875,24 @@ mod tests {
         assert_eq!(near_miss("EXPROTER"), Some(EXPORTER));
         assert_eq!(near_miss("FIEL"), Some(FILE));
         assert_eq!(near_miss("enabled"), Some(ENABLED));
+        assert_eq!(near_miss("PROMETHEUS_ADR"), Some(PROMETHEUS_ADDR));
+        assert_eq!(near_miss("SPAN_FIELD"), Some(SPAN_FIELDS));
+        assert_eq!(near_miss("SPOOLDIR"), Some(SPOOL_DIR));
         assert_eq!(near_miss("FILTER"), None);
         assert_eq!(near_miss("ENDPOINT"), None);
         assert_eq!(near_miss("SERVICE_NAME"), None);
+    }
+
+    #[test]
+    fn long_values_are_cut_and_their_length_given() {
+        assert_eq!(Shown("short").to_string(), "\"short\"");
+        let long = "é".repeat(100);
+        assert_eq!(
+            Shown(&long).to_string(),
+            format!(
+                "\"{}\"... (200 bytes, cut after 64 characters)",
+                "é".repeat(64)
+            )
+        );
     }
 }

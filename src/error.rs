@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 
 /// Why telemetry could not be set up: an invalid `TELEMETRY_*` variable, a telemetry
-/// file that cannot be opened, an export thread that cannot start, or a global
-/// subscriber that is already installed.
+/// file that cannot be opened, an export thread that cannot start, a global
+/// subscriber that is already installed, or telemetry enabled in a build whose
+/// `tracing` removes TRACE events at compile time.
 ///
 /// The message is one line naming the variable or path, the value as given and what
 /// to do about it.
@@ -28,7 +29,8 @@ enum ErrorKind {
     Config(ConfigError),
     Open { path: PathBuf, source: io::Error },
     Spawn(io::Error),
-    AlreadyInstalled(tracing_subscriber::util::TryInitError),
+    AlreadyInstalled(Box<dyn std::error::Error + Send + Sync + 'static>),
+    StaticMaxLevel(tracing_core::LevelFilter),
 }
 
 impl Error {
@@ -44,9 +46,17 @@ impl Error {
         }
     }
 
-    pub(crate) fn already_installed(source: tracing_subscriber::util::TryInitError) -> Self {
+    pub(crate) fn already_installed(
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
         Error {
-            kind: ErrorKind::AlreadyInstalled(source),
+            kind: ErrorKind::AlreadyInstalled(source.into()),
+        }
+    }
+
+    pub(crate) fn static_max_level(level: tracing_core::LevelFilter) -> Self {
+        Error {
+            kind: ErrorKind::StaticMaxLevel(level),
         }
     }
 
@@ -88,6 +98,13 @@ impl fmt::Display for Error {
                 "a global tracing subscriber is already installed (telemetry::try_init can run once per process; \
                  to keep your own subscriber, add the layer from telemetry::layer() to it)",
             ),
+            ErrorKind::StaticMaxLevel(level) => write!(
+                f,
+                "telemetry is enabled but this build removes TRACE events at compile time \
+                 (tracing's STATIC_MAX_LEVEL is {level}, set by a max_level_* or release_max_level_* feature \
+                 of the tracing crate somewhere in the app's dependencies), so no record would ever be made; \
+                 remove that feature, or set TELEMETRY_ENABLED=false"
+            ),
         }
     }
 }
@@ -98,7 +115,8 @@ impl std::error::Error for Error {
             // The message is the configuration error's own.
             ErrorKind::Config(_) => None,
             ErrorKind::Open { source, .. } | ErrorKind::Spawn(source) => Some(source),
-            ErrorKind::AlreadyInstalled(source) => Some(source),
+            ErrorKind::AlreadyInstalled(source) => Some(&**source),
+            ErrorKind::StaticMaxLevel(_) => None,
         }
     }
 }

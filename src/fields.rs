@@ -37,11 +37,12 @@ pub const VALUE: &str = "telemetry.value";
 /// ```
 pub const DURATION_MS: &str = "telemetry.duration_ms";
 
-/// Field carrying the tags of the function form (`track_event(name, &[(key, value)])`),
-/// whose keys are runtime strings and so cannot be `tracing` field names.
+/// Field that marks a track call, and carries the function form's call (its tags have
+/// runtime keys, which cannot be `tracing` field names).
 ///
-/// Other layers see it as a `key=value` list; [`TelemetryLayer`](crate::TelemetryLayer)
-/// reads the pairs without copying them.
+/// Every track call has it, function or macro form; its value, made by this crate, is
+/// what tells the layer that an event is telemetry. Other layers see the function
+/// form's tags as a `key="value"` list, and the macro form's kind.
 ///
 /// ```
 /// assert_eq!(telemetry::fields::TAGS, "telemetry.tags");

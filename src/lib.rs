@@ -14,52 +14,90 @@
 //! ```
 //!
 //! Every call is a plain `tracing` event with target `telemetry`, level TRACE and the
-//! fields `telemetry.kind`, `telemetry.name`, `telemetry.value` and
+//! fields `telemetry.tags`, `telemetry.kind`, `telemetry.name`, `telemetry.value` and
 //! `telemetry.duration_ms` (see `docs/FIELDS.md`). TRACE keeps them out of an app's
 //! logs at its usual levels.
 //!
-//! # Apps: install
+//! A library depends on the crate without its default features, and so builds only
+//! `tracing` and `tracing-core`:
 //!
-//! ```no_run
-//! fn main() -> Result<(), telemetry::Error> {
-//!     let _guard = telemetry::try_init()?; // reads TELEMETRY_*, installs logs + telemetry
-//!     tracing::info!("started");
-//!     Ok(())
-//! } // the guard flushes every record here
+//! ```toml
+//! [dependencies]
+//! telemetry = { version = "1", default-features = false }
 //! ```
 //!
-//! An app with its own subscriber adds the layer instead:
+//! # Cargo features
 //!
-//! ```
-//! use tracing_subscriber::prelude::*;
+//! | feature | what it brings |
+//! |---|---|
+//! | `subscriber` (default) | the app side: `try_init`, `Config`, the layer, the sinks, the JSON-lines exporters |
+//! | `prometheus` | the `prometheus` exporter (implies `subscriber`) |
+//! | `otlp` | the `otlp` exporter (implies `subscriber`) |
 //!
-//! let (telemetry, _guard) = telemetry::layer()?;
-//! let subscriber = tracing_subscriber::registry()
-//!     .with(tracing_subscriber::fmt::layer())
-//!     .with(telemetry);
-//! # let _ = subscriber;
-//! # Ok::<(), telemetry::Error>(())
-//! ```
+//! # What is here, by audience
 //!
-//! # Ops: turn it on
-//!
-//! | variable | values | default |
-//! |---|---|---|
-//! | `TELEMETRY_ENABLED` | `true`/`false` in any letter case, `1`/`0`; surrounding whitespace ignored; empty = unset | `false` |
-//! | `TELEMETRY_EXPORTER` | `none`, `stdout`, `stderr`, `file` | `stderr` |
-//! | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporter is `file` | none |
-//!
-//! # Tests: assert your telemetry
-//!
-//! ```
-//! use tracing_subscriber::prelude::*;
-//! use telemetry::{MemorySink, TelemetryLayer};
-//!
-//! let sink = MemorySink::new();
-//! let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
-//! tracing::subscriber::with_default(subscriber, || telemetry::track_event("user.signup", &[("plan", "pro")]));
-//! assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
-//! ```
+//! * **Libraries:** [`track_event()`], [`track_metric()`], [`track_timing()`], their macro
+//!   twins, [`timer`] and [`timed`] with [`TimingGuard`]; the conventions in
+//!   [`fields`], [`Kind`] and [`TARGET`]. Nothing else is needed to emit, and nothing
+//!   else is built without the `subscriber` feature.
+//! * **Apps:** `try_init` and `init`, or `layer` to add to their own
+//!   subscriber; `Config` with its `Destination`s and `Exporter` names;
+//!   `Guard`, `TelemetryHandle` (the runtime switch) and `ExportStats`;
+//!   `Error` and `ConfigError`.
+//! * **Sink authors and tests:** the `Sink` trait and the `Record` it receives
+//!   (`Tag`, `TagValue`, `Tags`); `TelemetryLayer` behind its
+//!   `TelemetryFilter`; the sinks shipped: `MemorySink` (a test helper, with
+//!   `OwnedRecord`), `JsonLinesSink`, `NoopSink` and `ExporterSink`.
+#![cfg_attr(
+    feature = "subscriber",
+    doc = r#"
+# Apps: install
+
+```no_run
+fn main() -> Result<(), telemetry::Error> {
+    let _guard = telemetry::try_init()?; // reads TELEMETRY_*, installs logs + telemetry
+    tracing::info!("started");
+    Ok(())
+} // the guard flushes every record here
+```
+
+An app with its own subscriber adds the layer instead:
+
+```
+use tracing_subscriber::prelude::*;
+
+let (telemetry, _guard) = telemetry::layer()?;
+let subscriber = tracing_subscriber::registry()
+    .with(tracing_subscriber::fmt::layer())
+    .with(telemetry);
+# let _ = subscriber;
+# Ok::<(), telemetry::Error>(())
+```
+
+# Ops: turn it on
+
+| variable | values | default |
+|---|---|---|
+| `TELEMETRY_ENABLED` | `true`/`false` in any letter case, `1`/`0`; surrounding ASCII whitespace ignored; empty = unset | `false` |
+| `TELEMETRY_EXPORTER` | one or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp`, comma-separated; each at most once; `none` only alone | `stderr` |
+| `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporters include `file` | none |
+| `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
+| `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
+| `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
+
+# Tests: assert your telemetry
+
+```
+use tracing_subscriber::prelude::*;
+use telemetry::{MemorySink, TelemetryLayer};
+
+let sink = MemorySink::new();
+let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+tracing::subscriber::with_default(subscriber, || telemetry::track_event("user.signup", &[("plan", "pro")]));
+assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
+```
+"#
+)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -68,30 +106,53 @@
     unsafe_op_in_unsafe_fn
 )]
 
+#[cfg(feature = "subscriber")]
 mod config;
+#[cfg(feature = "subscriber")]
 mod encode;
+#[cfg(feature = "subscriber")]
 mod error;
+#[cfg(feature = "subscriber")]
 mod export;
 pub mod fields;
-mod init;
+#[cfg(feature = "subscriber")]
+mod install;
+#[cfg(feature = "subscriber")]
 mod layer;
+#[cfg(feature = "subscriber")]
 mod record;
+#[cfg(feature = "subscriber")]
 mod report;
+#[cfg(feature = "subscriber")]
 mod sink;
 mod track;
 
-pub use config::{Config, ConfigError, Exporter};
-pub use error::Error;
-pub use export::{ExportStats, ExporterSink};
+// For libraries: the track calls and the conventions they follow. This is all there
+// is without the `subscriber` feature.
 pub use fields::{Kind, TARGET};
-pub use init::{init, layer, layer_with, try_init, try_init_with, Guard, TelemetryHandle};
-pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
-pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
-pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGuard};
+
+// For apps: configuration, installation, the guard and the runtime switch.
+#[cfg(feature = "subscriber")]
+pub use config::{Config, ConfigError, Destination, Exporter, DEFAULT_PROMETHEUS_ADDR};
+#[cfg(feature = "subscriber")]
+pub use error::Error;
+#[cfg(feature = "subscriber")]
+pub use export::{ExportStats, ExporterSink};
+#[cfg(feature = "subscriber")]
+pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
+#[cfg(feature = "subscriber")]
+pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
+
+// For sink authors and tests: what a sink receives, and the sinks the crate ships.
+#[cfg(feature = "subscriber")]
+pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
+#[cfg(feature = "subscriber")]
+pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 
 /// Not public API: what the macros expand to.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::track::{MacroCall, EVENT_CALL, METRIC_CALL, TIMING_CALL};
     pub use tracing;
 }

@@ -35,13 +35,15 @@ pub fn track_event(name: &str, properties: &[(&str, &str)]) {
 
 #[inline]
 fn event_at(name: &str, properties: &[(&str, &str)], location: &'static Location<'static>) {
-    tracing::event!(
-        target: TARGET,
-        Level::TRACE,
-        telemetry.tags = DynTags::new(Kind::Event, name, properties, location).as_value(),
-        telemetry.kind = "event",
-        telemetry.name = name,
-    );
+    DynCall::with(Kind::Event, name, None, properties, location, |call| {
+        tracing::event!(
+            target: TARGET,
+            Level::TRACE,
+            telemetry.tags = call,
+            telemetry.kind = "event",
+            telemetry.name = name,
+        )
+    });
 }
 
 /// Records a measured value, with string tags whose keys may be runtime strings.
@@ -62,14 +64,16 @@ pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
 
 #[inline]
 fn metric_at(name: &str, value: f64, tags: &[(&str, &str)], location: &'static Location<'static>) {
-    tracing::event!(
-        target: TARGET,
-        Level::TRACE,
-        telemetry.tags = DynTags::new(Kind::Metric, name, tags, location).as_value(),
-        telemetry.kind = "metric",
-        telemetry.name = name,
-        telemetry.value = value,
-    );
+    DynCall::with(Kind::Metric, name, Some(value), tags, location, |call| {
+        tracing::event!(
+            target: TARGET,
+            Level::TRACE,
+            telemetry.tags = call,
+            telemetry.kind = "metric",
+            telemetry.name = name,
+            telemetry.value = value,
+        )
+    });
 }
 
 /// Records how long an operation took, in milliseconds, with string tags.
@@ -95,13 +99,22 @@ fn timing_at(
     tags: &[(&str, &str)],
     location: &'static Location<'static>,
 ) {
-    tracing::event!(
-        target: TARGET,
-        Level::TRACE,
-        telemetry.tags = DynTags::new(Kind::Timing, operation, tags, location).as_value(),
-        telemetry.kind = "timing",
-        telemetry.name = operation,
-        telemetry.duration_ms = duration_ms,
+    DynCall::with(
+        Kind::Timing,
+        operation,
+        Some(duration_ms),
+        tags,
+        location,
+        |call| {
+            tracing::event!(
+                target: TARGET,
+                Level::TRACE,
+                telemetry.tags = call,
+                telemetry.kind = "timing",
+                telemetry.name = operation,
+                telemetry.duration_ms = duration_ms,
+            )
+        },
     );
 }
 
@@ -130,7 +143,8 @@ pub fn timer<'a, T>(operation: &'a str, tags: T) -> TimingGuard<'a, T>
 where
     T: AsRef<[(&'a str, &'a str)]>,
 {
-    let start = tracing::enabled!(target: TARGET, Level::TRACE).then(Instant::now);
+    // The field name makes this hint look like a track call to `TelemetryFilter`.
+    let start = tracing::enabled!(target: TARGET, Level::TRACE, telemetry.tags).then(Instant::now);
     TimingGuard {
         operation,
         tags,
@@ -193,69 +207,112 @@ impl<'a, T: AsRef<[(&'a str, &'a str)]>> fmt::Debug for TimingGuard<'a, T> {
     }
 }
 
-/// The name, runtime-keyed tags and caller location of a function-form call, carried
-/// in the `telemetry.tags` field.
+/// Everything a function-form call has (kind, name, value, runtime-keyed tags, caller
+/// location), carried in its `telemetry.tags` field.
 ///
 /// `tracing` field names are `&'static str`, so tags with runtime keys cannot be
 /// fields of their own. `tracing` can hand a visitor a `&(dyn Error + 'static)` that
-/// the visitor may downcast, so this type erases the borrow's lifetime to be
-/// `'static` and [`TelemetryLayer`](crate::TelemetryLayer) downcasts it to read the
-/// pairs in place: no copy, no allocation. Any other layer sees its `Display`, a
-/// `key=value` list.
-pub(crate) struct DynTags {
+/// the visitor may downcast, so this type holds the call's borrows with their
+/// lifetimes erased (it must be `'static` to be downcast), and
+/// [`TelemetryLayer`](crate::TelemetryLayer) downcasts it and builds the record from
+/// it in place, while the call is still running: no copy, no allocation, and no need
+/// for the other fields. Any other layer sees its `Display`, a `key="value"` list.
+///
+/// The erased borrows are bounded by [`DynCall::with`], the only way to make one: see
+/// the SAFETY argument there.
+#[cfg_attr(
+    not(feature = "subscriber"),
+    allow(
+        dead_code,
+        reason = "read by the layer, which comes with the subscriber feature"
+    )
+)]
+pub(crate) struct DynCall {
     kind: Kind,
     name: *const str,
+    value: Option<f64>,
     tags: *const [(&'static str, &'static str)],
     location: &'static Location<'static>,
 }
 
-impl DynTags {
+/// A function-form call as [`DynCall::get`] lends it: borrowed for as long as the
+/// `&DynCall` it came from.
+#[cfg_attr(
+    not(feature = "subscriber"),
+    allow(
+        dead_code,
+        reason = "read by the layer, which comes with the subscriber feature"
+    )
+)]
+pub(crate) struct CallView<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) name: &'a str,
+    /// The metric value or the timing's duration in milliseconds.
+    pub(crate) value: Option<f64>,
+    pub(crate) tags: &'a [(&'a str, &'a str)],
+    pub(crate) location: &'static Location<'static>,
+}
+
+#[cfg_attr(
+    not(feature = "subscriber"),
+    allow(
+        dead_code,
+        reason = "read by the layer, which comes with the subscriber feature"
+    )
+)]
+impl DynCall {
+    /// Runs `emit` with the call, erased to what a `tracing` field can carry.
+    ///
+    /// SAFETY (of the erasure here, relied on by [`DynCall::get`]): the `DynCall` is a
+    /// local of this function, and `emit` only receives a shared borrow of it whose
+    /// lifetime it cannot name, so it cannot keep it after returning; `tracing` hands
+    /// the same borrow to visitors only while `emit` dispatches the event. A `DynCall`
+    /// is neither `Clone` nor `Copy` and its fields are private to this module, so no
+    /// copy of the pointers can escape either. Every `&DynCall` that exists therefore
+    /// ends before this function returns, while `name` and `tags` (borrowed for `'a`,
+    /// which outlives this call) are still alive.
     #[inline]
     #[allow(
         clippy::unnecessary_cast,
         reason = "the cast erases the lifetimes, which clippy does not count as a change"
     )]
-    fn new(
+    fn with<'a, R>(
         kind: Kind,
-        name: &str,
-        tags: &[(&str, &str)],
+        name: &'a str,
+        value: Option<f64>,
+        tags: &'a [(&'a str, &'a str)],
         location: &'static Location<'static>,
-    ) -> Self {
-        DynTags {
+        emit: impl FnOnce(&(dyn Error + 'static)) -> R,
+    ) -> R {
+        let call = DynCall {
             kind,
             name,
+            value,
             // Only the lifetimes change; `get` gives them back, bounded by `&self`.
             tags: tags as *const [(&str, &str)] as *const [(&'static str, &'static str)],
             location,
+        };
+        emit(&call)
+    }
+
+    /// The call, borrowed for as long as `self` is.
+    pub(crate) fn get(&self) -> CallView<'_> {
+        // SAFETY: see `DynCall::with`: any `&self` ends while the borrowed name and
+        // tags are still alive, and the returned view lives no longer than `&self`.
+        let (name, tags) = unsafe { (&*self.name, &*self.tags) };
+        CallView {
+            kind: self.kind,
+            name,
+            value: self.value,
+            tags,
+            location: self.location,
         }
-    }
-
-    #[inline]
-    fn as_value(&self) -> &(dyn Error + 'static) {
-        self
-    }
-
-    /// The call's kind; the `telemetry.kind` field says the same, but this saves
-    /// parsing it.
-    pub(crate) fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    /// The call's name, tags and location, borrowed for as long as `self` is.
-    pub(crate) fn get(&self) -> (&str, &[(&str, &str)], &'static Location<'static>) {
-        // SAFETY: a `DynTags` is only built inside a track function from that call's
-        // own arguments, lives in that call's frame, and is only ever reached through
-        // a shared reference (it is neither `Clone` nor `Copy`, and nothing outside
-        // this module can build one). Any `&self` therefore ends before the call
-        // returns, while the borrowed name and tags are still alive.
-        unsafe { (&*self.name, &*self.tags, self.location) }
     }
 }
 
-impl fmt::Display for DynTags {
+impl fmt::Display for DynCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (_, tags, _) = self.get();
-        for (i, (key, value)) in tags.iter().enumerate() {
+        for (i, (key, value)) in self.get().tags.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -265,13 +322,60 @@ impl fmt::Display for DynTags {
     }
 }
 
-impl fmt::Debug for DynTags {
+impl fmt::Debug for DynCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
 }
 
-impl Error for DynTags {}
+impl Error for DynCall {}
+
+/// The `telemetry.tags` value of a macro-form call: the mark that tells
+/// [`TelemetryLayer`](crate::TelemetryLayer) (and `try_init`'s log filter) that this
+/// event came from `track_event!`, `track_metric!` or `track_timing!`, and of which
+/// kind. Only this crate can make one; a hand-written event with target `telemetry`
+/// and `telemetry.kind`/`telemetry.name` fields lacks it and stays an ordinary event.
+///
+/// Not public API: reached only through the macros' expansion.
+#[doc(hidden)]
+pub struct MacroCall(Kind);
+
+impl MacroCall {
+    #[cfg_attr(
+        not(feature = "subscriber"),
+        allow(
+            dead_code,
+            reason = "read by the layer, which comes with the subscriber feature"
+        )
+    )]
+    pub(crate) fn kind(&self) -> Kind {
+        self.0
+    }
+}
+
+/// The marks the macros put in `telemetry.tags`: constants, so a macro call sets up no
+/// more than a pointer pair for them.
+#[doc(hidden)]
+pub const EVENT_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Event);
+#[doc(hidden)]
+pub const METRIC_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Metric);
+#[doc(hidden)]
+pub const TIMING_CALL: &(dyn Error + 'static) = &MacroCall(Kind::Timing);
+
+impl fmt::Display for MacroCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Other layers show the macro's typed fields themselves; nothing to add.
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for MacroCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MacroCall").field(&self.0).finish()
+    }
+}
+
+impl Error for MacroCall {}
 
 /// Records that something happened, with typed properties.
 ///
@@ -279,6 +383,11 @@ impl Error for DynTags {}
 /// values keep their type (string, integer, float, bool). Any field syntax `tracing`
 /// accepts works, including `?debug` and `%display` values. Like the function, it is a
 /// TRACE event with target `telemetry` and costs a cached check when telemetry is off.
+///
+/// Keys starting with `telemetry.` are reserved: the macro writes its own
+/// (`telemetry.tags`, a mark that only this crate makes, then `telemetry.kind` and
+/// `telemetry.name`), and a reserved key given again is never a tag (see
+/// `docs/FIELDS.md`).
 ///
 /// ```
 /// telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);
@@ -290,6 +399,7 @@ macro_rules! track_event {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
+            telemetry.tags = $crate::__private::EVENT_CALL,
             telemetry.kind = "event",
             telemetry.name = $name,
             $($($fields)*)?
@@ -312,6 +422,7 @@ macro_rules! track_metric {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
+            telemetry.tags = $crate::__private::METRIC_CALL,
             telemetry.kind = "metric",
             telemetry.name = $name,
             telemetry.value = ($value) as f64,
@@ -331,6 +442,7 @@ macro_rules! track_timing {
         $crate::__private::tracing::event!(
             target: $crate::TARGET,
             $crate::__private::tracing::Level::TRACE,
+            telemetry.tags = $crate::__private::TIMING_CALL,
             telemetry.kind = "timing",
             telemetry.name = $operation,
             telemetry.duration_ms = ($duration_ms) as f64,

@@ -2,6 +2,8 @@
 //! is off, and none when it is on into the no-op sink with up to 8 tags, in both forms.
 //! (A count, not a timing, so it is a test rather than a bench.)
 
+#![cfg(feature = "subscriber")]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

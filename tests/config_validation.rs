@@ -1,9 +1,11 @@
 //! `TELEMETRY_*` validation: every accepted spelling, and the exact message for what is
 //! rejected. Uses `Config::from_iter`, so no test touches the process environment.
 
-use std::path::Path;
+#![cfg(feature = "subscriber")]
 
-use telemetry::{Config, Exporter};
+use std::path::{Path, PathBuf};
+
+use telemetry::{Config, Destination, Exporter};
 
 fn enabled(value: &str) -> Result<bool, String> {
     Config::from_iter([("TELEMETRY_ENABLED", value)])
@@ -15,8 +17,10 @@ fn enabled(value: &str) -> Result<bool, String> {
 fn unset_means_off_with_the_stderr_exporter() {
     let config = Config::from_iter(Vec::<(String, String)>::new()).unwrap();
     assert!(!config.enabled());
-    assert_eq!(config.exporter(), Exporter::Stderr);
+    assert_eq!(config.destinations(), [Destination::Stderr]);
     assert_eq!(config.file(), None);
+    assert!(config.span_fields().is_empty());
+    assert_eq!(config.spool_dir(), None);
 }
 
 #[test]
@@ -131,26 +135,31 @@ fn a_value_that_is_not_utf8_is_rejected_not_a_panic() {
 
 #[test]
 fn exporters_are_accepted_in_any_case() {
-    for (value, exporter) in [
-        ("none", Exporter::None),
-        ("stdout", Exporter::Stdout),
-        ("stderr", Exporter::Stderr),
-        ("STDOUT", Exporter::Stdout),
-        (" Stderr ", Exporter::Stderr),
-        ("", Exporter::Stderr),
+    for (value, destinations) in [
+        ("none", vec![]),
+        ("stdout", vec![Destination::Stdout]),
+        ("stderr", vec![Destination::Stderr]),
+        ("STDOUT", vec![Destination::Stdout]),
+        (" Stderr ", vec![Destination::Stderr]),
+        ("", vec![Destination::Stderr]),
+        (" NONE\t", vec![]),
     ] {
         let config = Config::from_iter([("TELEMETRY_EXPORTER", value)]).unwrap();
-        assert_eq!(config.exporter(), exporter, "TELEMETRY_EXPORTER={value:?}");
+        assert_eq!(
+            config.destinations(),
+            destinations,
+            "TELEMETRY_EXPORTER={value:?}"
+        );
     }
 }
 
 #[test]
 fn unknown_exporters_are_rejected() {
-    for value in ["kafka", "otlp", "std out", "stdout,file", "files", "0"] {
+    for value in ["kafka", "std out", "files", "0", " stdout;stderr "] {
         let err = Config::from_iter([("TELEMETRY_EXPORTER", value)]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("invalid value {value:?} for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)")
+            format!("invalid value {value:?} for TELEMETRY_EXPORTER (expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)")
         );
         assert_eq!(err.variable(), "TELEMETRY_EXPORTER");
     }
@@ -163,7 +172,7 @@ fn the_file_exporter_needs_a_file() {
         ("TELEMETRY_FILE", "/var/log/app/telemetry.jsonl"),
     ])
     .unwrap();
-    assert_eq!(config.exporter(), Exporter::File);
+    assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::File]);
     assert_eq!(
         config.file(),
         Some(Path::new("/var/log/app/telemetry.jsonl"))
@@ -211,11 +220,14 @@ fn near_misses_of_known_names_are_errors_with_a_suggestion() {
         ("TELEMETRY_EXPORTERS", "TELEMETRY_EXPORTER"),
         ("TELEMETRY_FIEL", "TELEMETRY_FILE"),
         ("TELEMETRY_FILES", "TELEMETRY_FILE"),
+        ("TELEMETRY_PROMETHEUS_ADR", "TELEMETRY_PROMETHEUS_ADDR"),
+        ("TELEMETRY_SPAN_FIELD", "TELEMETRY_SPAN_FIELDS"),
+        ("TELEMETRY_SPOOLDIR", "TELEMETRY_SPOOL_DIR"),
     ] {
         let err = Config::from_iter([(typo, "true")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("unknown variable {typo} (did you mean {known}?)")
+            format!("unknown variable \"{typo}\" (did you mean {known}?)")
         );
         assert_eq!(err.variable(), typo);
     }
@@ -227,7 +239,7 @@ fn a_typo_is_reported_even_next_to_the_correct_name() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown variable TELEMETRY_ENABLE (did you mean TELEMETRY_ENABLED?)"
+        r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#
     );
 }
 
@@ -239,6 +251,9 @@ fn other_tools_telemetry_variables_are_left_alone() {
         ("TELEMETRY_FILTER", "info"),
         ("TELEMETRY_", "x"),
         ("OTEL_SDK_DISABLED", "true"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+        ("OTEL_SERVICE_NAME", "billing"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "telemetry.enabled=true"),
         ("PATH", "/usr/bin"),
     ])
     .unwrap();
@@ -265,4 +280,239 @@ fn an_invalid_configuration_never_turns_telemetry_on() {
     ] {
         assert!(Config::from_iter(vars.clone()).is_err(), "{vars:?}");
     }
+}
+
+fn exporter_error(value: &str) -> String {
+    Config::from_iter([("TELEMETRY_EXPORTER", value)])
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn several_exporters_are_a_comma_separated_list() {
+    let config = Config::from_iter([
+        ("TELEMETRY_EXPORTER", " stderr , FILE,stdout "),
+        ("TELEMETRY_FILE", "/var/log/app/telemetry.jsonl"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.destinations(),
+        [
+            Destination::Stderr,
+            Destination::File(PathBuf::from("/var/log/app/telemetry.jsonl")),
+            Destination::Stdout,
+        ]
+    );
+}
+
+#[test]
+fn a_list_with_a_repeat_an_unknown_or_an_empty_entry_or_none_among_others_is_refused() {
+    let expected = "expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once";
+    for (value, why) in [
+        (
+            "none,stderr",
+            r#""none" cannot be combined with other exporters"#,
+        ),
+        (
+            "stderr, NONE",
+            r#""none" cannot be combined with other exporters"#,
+        ),
+        ("file,file", r#""file" is listed twice"#),
+        ("stderr,Stderr", r#""stderr" is listed twice"#),
+        ("stderr,kafka", r#"unknown exporter "kafka""#),
+        ("stderr,", "an entry is empty"),
+        ("stderr,,stdout", "an entry is empty"),
+    ] {
+        assert_eq!(
+            exporter_error(value),
+            format!("invalid value {value:?} for TELEMETRY_EXPORTER ({why}; {expected})")
+        );
+    }
+    assert_eq!(
+        exporter_error("none,stderr"),
+        r#"invalid value "none,stderr" for TELEMETRY_EXPORTER ("none" cannot be combined with other exporters; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#
+    );
+    assert_eq!(
+        exporter_error("file,file"),
+        r#"invalid value "file,file" for TELEMETRY_EXPORTER ("file" is listed twice; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#
+    );
+}
+
+#[cfg(not(feature = "prometheus"))]
+#[test]
+fn an_exporter_not_built_in_names_the_feature_to_enable() {
+    assert_eq!(
+        exporter_error("stderr,prometheus"),
+        r#"invalid value "stderr,prometheus" for TELEMETRY_EXPORTER (this app was built without the prometheus exporter; enable the "prometheus" feature of the telemetry crate)"#
+    );
+}
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn the_otlp_exporter_without_its_feature_names_the_feature() {
+    assert_eq!(
+        exporter_error("otlp"),
+        r#"invalid value "otlp" for TELEMETRY_EXPORTER (this app was built without the otlp exporter; enable the "otlp" feature of the telemetry crate)"#
+    );
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn the_prometheus_address_defaults_to_localhost_9464() {
+    use std::net::SocketAddr;
+    let config = Config::from_iter([("TELEMETRY_EXPORTER", "prometheus")]).unwrap();
+    assert_eq!(
+        config.destinations(),
+        [Destination::Prometheus(telemetry::DEFAULT_PROMETHEUS_ADDR)]
+    );
+    for (value, addr) in [
+        ("0.0.0.0:9100", "0.0.0.0:9100"),
+        (" [::1]:9464 ", "[::1]:9464"),
+        ("localhost:8080", "127.0.0.1:8080"),
+    ] {
+        let config = Config::from_iter([
+            ("TELEMETRY_EXPORTER", "stderr,prometheus"),
+            ("TELEMETRY_PROMETHEUS_ADDR", value),
+        ])
+        .unwrap();
+        let addr: SocketAddr = addr.parse().unwrap();
+        assert_eq!(
+            config.destinations(),
+            [Destination::Stderr, Destination::Prometheus(addr)]
+        );
+    }
+    for value in [
+        "9464",
+        "example.com:9464",
+        "127.0.0.1",
+        "127.0.0.1:port",
+        "localhost:",
+    ] {
+        let err = Config::from_iter([
+            ("TELEMETRY_EXPORTER", "prometheus"),
+            ("TELEMETRY_PROMETHEUS_ADDR", value),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid value {value:?} for TELEMETRY_PROMETHEUS_ADDR (expected host:port with an IP address or localhost as the host, such as 127.0.0.1:9464 or 0.0.0.0:9464)")
+        );
+    }
+}
+
+#[test]
+fn a_prometheus_address_without_the_prometheus_exporter_is_an_error() {
+    let err = Config::from_iter([("TELEMETRY_PROMETHEUS_ADDR", "0.0.0.0:9464")]).unwrap_err();
+    assert_eq!(err.variable(), "TELEMETRY_PROMETHEUS_ADDR");
+    assert_eq!(
+        err.to_string(),
+        r#"TELEMETRY_PROMETHEUS_ADDR is set to "0.0.0.0:9464" but TELEMETRY_EXPORTER is "stderr" (add prometheus to TELEMETRY_EXPORTER to serve /metrics, or unset TELEMETRY_PROMETHEUS_ADDR)"#
+    );
+}
+
+#[test]
+fn span_fields_are_a_list_and_the_spool_dir_a_path() {
+    let config = Config::from_iter([
+        ("TELEMETRY_SPAN_FIELDS", " request_id, tenant ,user.id"),
+        ("TELEMETRY_SPOOL_DIR", "/var/spool/app"),
+    ])
+    .unwrap();
+    assert_eq!(config.span_fields(), ["request_id", "tenant", "user.id"]);
+    assert_eq!(config.spool_dir(), Some(Path::new("/var/spool/app")));
+
+    for (value, why) in [
+        ("a,,b", "an entry is empty"),
+        ("a,b,a", r#""a" is listed twice"#),
+    ] {
+        let err = Config::from_iter([("TELEMETRY_SPAN_FIELDS", value)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid value {value:?} for TELEMETRY_SPAN_FIELDS ({why}; expected a comma-separated list of span field names, each at most once)")
+        );
+    }
+}
+
+#[test]
+fn a_relative_file_is_made_absolute_once_and_otherwise_kept_exactly() {
+    let cwd = std::env::current_dir().unwrap();
+    let config = Config::from_iter([
+        ("TELEMETRY_EXPORTER", "file"),
+        ("TELEMETRY_FILE", "logs/telemetry.jsonl "),
+    ])
+    .unwrap();
+    // The trailing space is part of the name: kept, not trimmed.
+    assert_eq!(
+        config.file(),
+        Some(cwd.join("logs/telemetry.jsonl ").as_path())
+    );
+    assert!(config.file().unwrap().is_absolute());
+
+    let config = Config::from_iter([("TELEMETRY_SPOOL_DIR", "spool")]).unwrap();
+    assert_eq!(config.spool_dir(), Some(cwd.join("spool").as_path()));
+}
+
+#[test]
+fn a_variable_set_twice_names_it_and_both_values() {
+    let err = Config::from_iter([
+        ("TELEMETRY_ENABLED", "true"),
+        ("TELEMETRY_ENABLED", "false"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable(), "TELEMETRY_ENABLED");
+    assert_eq!(
+        err.to_string(),
+        r#"TELEMETRY_ENABLED is set twice in the environment, to "true" and to "false" (set it once)"#
+    );
+}
+
+#[test]
+fn names_are_quoted_so_stray_spaces_show_and_letter_case_misses_are_caught() {
+    for (name, known) in [
+        ("TELEMETRY_ENABLED ", "TELEMETRY_ENABLED"),
+        ("telemetry_enabled", "TELEMETRY_ENABLED"),
+        ("Telemetry_Enabled", "TELEMETRY_ENABLED"),
+        ("telemetry_exporter", "TELEMETRY_EXPORTER"),
+        ("Telemetry_File", "TELEMETRY_FILE"),
+    ] {
+        let err = Config::from_iter([(name, "true")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("unknown variable {name:?} (did you mean {known}?)")
+        );
+    }
+    assert_eq!(
+        Config::from_iter([("TELEMETRY_ENABLED ", "true")])
+            .unwrap_err()
+            .to_string(),
+        r#"unknown variable "TELEMETRY_ENABLED " (did you mean TELEMETRY_ENABLED?)"#
+    );
+    // Another tool's variable in lower case is still left alone.
+    assert!(Config::from_iter([("telemetry_filter", "info")]).is_ok());
+}
+
+#[test]
+fn only_ascii_whitespace_is_ignored_around_values() {
+    for value in ["\u{a0}true", "true\u{3000}", "\u{85}1", "false\u{2003}"] {
+        assert_eq!(
+            enabled(value),
+            Err(format!(
+                "invalid value {value:?} for TELEMETRY_ENABLED (expected true, false, 1 or 0)"
+            )),
+        );
+    }
+    assert!(Config::from_iter([("TELEMETRY_EXPORTER", "\u{a0}stderr")]).is_err());
+    assert_eq!(enabled("\x0c\r\n true \t"), Ok(true));
+}
+
+#[test]
+fn long_values_are_cut_in_messages_saying_how_long_they_were() {
+    let value = "x".repeat(1 << 20);
+    let message = enabled(&value).unwrap_err();
+    assert_eq!(
+        message,
+        format!(
+            "invalid value \"{}\"... (1048576 bytes, cut after 64 characters) for TELEMETRY_ENABLED (expected true, false, 1 or 0)",
+            "x".repeat(64)
+        )
+    );
 }

@@ -1,6 +1,8 @@
 //! The exporters ops select: every line a process writes is parsed; N records in from
 //! many threads is N whole lines out; failing destinations never crash the app.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
@@ -9,7 +11,7 @@ use std::io::Read;
 use std::process::Stdio;
 
 use support::{example, json_lines, run, temp_dir};
-use telemetry::{Config, Exporter};
+use telemetry::Config;
 use tracing_subscriber::prelude::*;
 
 fn load(threads: u64, records: u64) -> std::process::Command {
@@ -207,12 +209,53 @@ fn a_rotated_file_is_recreated_and_nothing_is_lost() {
 
 #[test]
 fn exporter_none_starts_nothing_and_writes_nothing() {
-    let config = Config::new()
-        .with_enabled(true)
-        .with_exporter(Exporter::None);
+    let config = Config::new().with_enabled(true).with_destinations([]);
     let (layer, guard) = telemetry::layer_with(&config).unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || telemetry::track_event("e", &[]));
     assert_eq!(guard.stats().written(), 0);
     assert_eq!(guard.stats().dropped(), 0);
+}
+
+/// `TELEMETRY_EXPORTER=stderr,file`: both destinations get every record, each a
+/// whole line.
+#[test]
+fn a_list_of_two_exporters_gives_every_record_to_both() {
+    let dir = temp_dir("exporter-list");
+    let file = dir.join("t.jsonl");
+    let (out, stdout, stderr) = run(load(4, 2_000)
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stderr, file")
+        .env("TELEMETRY_FILE", &file));
+    assert!(out.status.success(), "{stderr}");
+    let on_stderr: String = stderr
+        .lines()
+        .filter(|l| !l.starts_with("emitted "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_exactly_once(&json_lines(&on_stderr), 4, 2_000);
+    let in_file = std::fs::read_to_string(&file).unwrap();
+    assert_exactly_once(&json_lines(&in_file), 4, 2_000);
+    assert!(!stdout.contains("load.record"), "nothing on stdout");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A destination that fails does not hold back the other: `/dev/full` loses every
+/// record and says so, by name, while stdout gets them all.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failing_destination_does_not_starve_the_other() {
+    let (out, stdout, stderr) = run(load(2, 1_000)
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stdout,file")
+        .env("TELEMETRY_FILE", "/dev/full"));
+    assert!(out.status.success(), "{stderr}");
+    assert_exactly_once(&json_lines(&stdout), 2, 1_000);
+    assert!(
+        stderr.contains(
+            "telemetry: export summary (file): 0 written, 0 dropped (buffer full), 2000 lost to write errors"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("export summary (stdout)"), "{stderr}");
 }

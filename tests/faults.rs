@@ -6,6 +6,8 @@
 //! Tests that need the global subscriber re-run this test binary as a child process
 //! (`reliability::rerun_self`), so each installs its own.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]

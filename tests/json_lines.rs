@@ -1,6 +1,8 @@
 //! The JSON-lines encoding: any input gives exactly one valid JSON line that parses back
 //! to what went in, with the documented keys and types.
 
+#![cfg(feature = "subscriber")]
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};

@@ -1,6 +1,8 @@
 //! `TelemetryLayer` in a subscriber: it takes telemetry events and only those, composes
 //! with fmt and `EnvFilter`, and leaves the app's own logs exactly as they were.
 
+#![cfg(feature = "subscriber")]
+
 use tracing::{debug, error, info, warn};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
@@ -148,4 +150,67 @@ fn a_test_capturing_its_logs_sees_only_its_own_lines() {
         2 => Ok(()),
         n => Err(format!("expected the 2 app lines, got {n}: {lines:?}")),
     });
+}
+
+#[test]
+fn hand_written_events_with_the_telemetry_fields_are_not_records() {
+    let sink = MemorySink::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        // Everything a track call's fields say, written by hand: not a track call.
+        tracing::event!(
+            target: "telemetry",
+            tracing::Level::TRACE,
+            telemetry.kind = "event",
+            telemetry.name = "spoofed",
+            password = "hunter2"
+        );
+        tracing::event!(
+            target: "telemetry",
+            tracing::Level::TRACE,
+            telemetry.tags = "plan=pro",
+            telemetry.kind = "metric",
+            telemetry.name = "spoofed.with.tags",
+            telemetry.value = 1.0
+        );
+        let fake: &(dyn std::error::Error + 'static) = &std::fmt::Error;
+        tracing::event!(
+            target: "telemetry",
+            tracing::Level::TRACE,
+            telemetry.tags = fake,
+            telemetry.kind = "event",
+            telemetry.name = "spoofed.with.an.error"
+        );
+        telemetry::track_event("real", &[]);
+        telemetry::track_event!("real.macro");
+    });
+    assert_eq!(sink.names(), ["real", "real.macro"]);
+}
+
+#[test]
+fn reserved_fields_given_to_a_macro_are_never_tags() {
+    let sink = MemorySink::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        telemetry::track_metric!("m", 2.0, telemetry.value = "text", queue = "emails");
+        telemetry::track_metric!("m2", 3.0, telemetry.value = 9.0);
+        telemetry::track_event!("e", telemetry.value = 1.5, telemetry.kind = "metric");
+        telemetry::track_timing!("t", 4.0, telemetry.name = "other", telemetry.extra = true);
+    });
+    let records = sink.records();
+    assert_eq!(sink.names(), ["m", "m2", "e", "t"]);
+    // The macro's own value wins; the reserved field is dropped, not made a tag.
+    assert_eq!(records[0].value(), Some(2.0));
+    assert_eq!(records[0].tags().len(), 1);
+    assert_eq!(records[0].tag("queue").unwrap(), "emails");
+    assert_eq!(records[1].value(), Some(3.0));
+    assert!(records[1].tags().is_empty());
+    // An event has no value, and its kind comes from the macro, not from a field.
+    assert_eq!(records[2].kind(), telemetry::Kind::Event);
+    assert_eq!(records[2].value(), None);
+    assert!(records[2].tags().is_empty());
+    assert_eq!(records[3].duration_ms(), Some(4.0));
+    assert!(records[3].tags().is_empty());
 }

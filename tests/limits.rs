@@ -4,6 +4,8 @@
 //! through the layer into `MemorySink` and `JsonLinesSink`, and through the file
 //! exporter.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]

@@ -10,6 +10,8 @@
 //! in a debug build); the 8 x 100,000 version is marked `#[ignore = "slow: ..."]` and runs in the nightly
 //! (`cargo test --test load -- --ignored`).
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 

@@ -1,6 +1,8 @@
 //! The off path as an app has it: one global subscriber (what `try_init` builds, with
 //! telemetry off). Its own process, so no other dispatcher shares the callsite cache.
 
+#![cfg(feature = "subscriber")]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::Level;

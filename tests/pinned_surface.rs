@@ -1,6 +1,8 @@
 //! The public surface pinned in the design, written exactly as an app writes it. This
 //! file is its own process, so it may install the global subscriber.
 
+#![cfg(feature = "subscriber")]
+
 use std::error::Error;
 use std::panic;
 

@@ -5,7 +5,7 @@
 //! Tests that need the global subscriber re-run this test binary as a child process
 //! (`reliability::rerun_self`), so each installs its own.
 
-#![cfg(unix)]
+#![cfg(all(unix, feature = "subscriber"))]
 
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod reliability;

@@ -7,6 +7,8 @@
 //! The oracles below are written from docs/OPERATIONS.md ("Variables") and
 //! docs/FIELDS.md ("JSON lines"), not from the code.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "each test binary uses some of the shared helpers")]
 mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]
@@ -187,66 +189,122 @@ fn file_value() -> impl Strategy<Value = String> {
 // ---------------------------------------------------------------------------------
 // The documented behaviour (docs/OPERATIONS.md, "Variables")
 
-/// `true`/`false` in any letter case, `1`/`0`; surrounding whitespace ignored; empty =
-/// unset (off). Anything else: the documented message, the value quoted as given.
+/// How a message quotes a value: escaped, and cut after 64 characters saying how many
+/// bytes it had.
+fn shown(raw: &str) -> String {
+    match raw.char_indices().nth(64) {
+        None => format!("{raw:?}"),
+        Some((cut, _)) => format!(
+            "{:?}... ({} bytes, cut after 64 characters)",
+            &raw[..cut],
+            raw.len()
+        ),
+    }
+}
+
+/// `true`/`false` in any letter case, `1`/`0`; surrounding ASCII whitespace ignored
+/// (other whitespace is part of the value); empty = unset (off). Anything else: the
+/// documented message, the value quoted as given.
 fn documented_enabled(raw: &str) -> Result<bool, String> {
-    let v = raw.trim();
+    let v = raw.trim_ascii();
     if v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") {
         Ok(false)
     } else if v == "1" || v.eq_ignore_ascii_case("true") {
         Ok(true)
     } else {
         Err(format!(
-            "invalid value {raw:?} for TELEMETRY_ENABLED (expected true, false, 1 or 0)"
+            "invalid value {} for TELEMETRY_ENABLED (expected true, false, 1 or 0)",
+            shown(raw)
         ))
     }
 }
 
-/// `none`, `stdout`, `stderr`, `file` in any letter case, whitespace ignored; empty =
-/// unset (`None`, the default exporter).
-fn documented_exporter(raw: &str) -> Result<Option<Exporter>, String> {
-    let v = raw.trim();
-    let is = |word: &str| v.eq_ignore_ascii_case(word);
+const EXPORTER_EXPECTED: &str =
+    "expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once";
+
+/// One or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp` in any
+/// letter case, comma-separated, ASCII whitespace around each ignored; each at most
+/// once; `none` only alone (an empty list); empty = unset (`stderr`).
+fn documented_exporters(raw: &str) -> Result<Vec<Exporter>, String> {
+    let v = raw.trim_ascii();
     if v.is_empty() {
-        Ok(None)
-    } else if is("none") {
-        Ok(Some(Exporter::None))
-    } else if is("stdout") {
-        Ok(Some(Exporter::Stdout))
-    } else if is("stderr") {
-        Ok(Some(Exporter::Stderr))
-    } else if is("file") {
-        Ok(Some(Exporter::File))
-    } else {
-        Err(format!(
-            "invalid value {raw:?} for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)"
-        ))
+        return Ok(vec![Exporter::Stderr]);
     }
+    let wrong = |why: String| {
+        format!(
+            "invalid value {} for TELEMETRY_EXPORTER ({why}; {EXPORTER_EXPECTED})",
+            shown(raw)
+        )
+    };
+    let mut list = Vec::new();
+    for entry in v.split(',').map(str::trim_ascii) {
+        if entry.is_empty() {
+            return Err(wrong("an entry is empty".to_owned()));
+        }
+        let Ok(exporter) = entry.parse::<Exporter>() else {
+            return Err(if entry == v {
+                format!(
+                    "invalid value {} for TELEMETRY_EXPORTER ({EXPORTER_EXPECTED})",
+                    shown(raw)
+                )
+            } else {
+                wrong(format!("unknown exporter {}", shown(entry)))
+            });
+        };
+        if list.contains(&exporter) {
+            return Err(wrong(format!("\"{exporter}\" is listed twice")));
+        }
+        list.push(exporter);
+    }
+    if list.len() > 1 && list.contains(&Exporter::None) {
+        return Err(wrong(
+            "\"none\" cannot be combined with other exporters".to_owned(),
+        ));
+    }
+    if let Some(missing) = list.iter().find(|e| !e.is_built_in()) {
+        return Err(format!(
+            "invalid value {} for TELEMETRY_EXPORTER (this app was built without the {missing} exporter; enable the \"{missing}\" feature of the telemetry crate)",
+            shown(raw)
+        ));
+    }
+    list.retain(|e| *e != Exporter::None);
+    Ok(list)
 }
 
-/// The whole configuration: `Ok((enabled, exporter, file))`, or every message that the
-/// documentation allows for these values (when two values are invalid, either may be
-/// reported).
+/// A path: unset when empty or only ASCII whitespace; otherwise exactly as given,
+/// relative to the working directory.
+fn documented_path(raw: &str) -> Option<String> {
+    if raw.trim_ascii().is_empty() {
+        return None;
+    }
+    let path = std::env::current_dir().unwrap().join(raw);
+    Some(path.to_string_lossy().into_owned())
+}
+
+/// The whole configuration: `Ok((enabled, exporters, file))`, or every message that
+/// the documentation allows for these values (when two values are invalid, either may
+/// be reported).
 fn documented_config(
     enabled: Option<&str>,
     exporter: Option<&str>,
     file: Option<&str>,
-) -> Result<(bool, Exporter, Option<String>), Vec<String>> {
-    let enabled = enabled.map_or(Ok(false), documented_enabled);
-    let exporter = exporter.map_or(Ok(None), documented_exporter);
-    let file = file.map(str::trim).filter(|f| !f.is_empty());
-    match (enabled, exporter) {
-        (Ok(enabled), Ok(exporter)) => {
-            let exporter = exporter.unwrap_or(Exporter::Stderr);
-            match (exporter, file) {
-                (Exporter::File, None) => Err(vec![
-                    "TELEMETRY_FILE is required when TELEMETRY_EXPORTER is \"file\" (set it to the path of the JSON-lines file)".to_owned(),
-                ]),
-                (other, Some(path)) if other != Exporter::File => Err(vec![format!(
-                    "TELEMETRY_FILE is set to {:?} but TELEMETRY_EXPORTER is \"{other}\" (set TELEMETRY_EXPORTER=file to write to the file, or unset TELEMETRY_FILE)",
-                    Path::new(path)
+) -> Result<(bool, Vec<Exporter>, Option<String>), Vec<String>> {
+    let enabled_result = enabled.map_or(Ok(false), documented_enabled);
+    let exporters = exporter.map_or(Ok(vec![Exporter::Stderr]), documented_exporters);
+    let path = file.and_then(documented_path);
+    let exporter_shown = shown(exporter.unwrap_or("stderr"));
+    match (enabled_result, exporters) {
+        (Ok(enabled), Ok(exporters)) => {
+            let has_file = exporters.contains(&Exporter::File);
+            match (has_file, path) {
+                (true, None) => Err(vec![format!(
+                    "TELEMETRY_FILE is required when TELEMETRY_EXPORTER is {exporter_shown} (set it to the path of the JSON-lines file)"
                 )]),
-                _ => Ok((enabled, exporter, file.map(str::to_owned))),
+                (false, Some(path)) => Err(vec![format!(
+                    "TELEMETRY_FILE is set to {} but TELEMETRY_EXPORTER is {exporter_shown} (set TELEMETRY_EXPORTER=file to write to the file, or unset TELEMETRY_FILE)",
+                    shown(&path)
+                )]),
+                (_, path) => Ok((enabled, exporters, path)),
             }
         }
         (enabled, exporter) => Err(enabled.err().into_iter().chain(exporter.err()).collect()),
@@ -266,7 +324,7 @@ proptest! {
         match (&got, documented_enabled(&raw)) {
             (Ok(config), Ok(on)) => {
                 prop_assert_eq!(config.enabled(), on);
-                prop_assert_eq!(config.exporter(), Exporter::Stderr);
+                prop_assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::Stderr]);
             }
             (Err(err), Err(message)) => {
                 prop_assert_eq!(err.to_string(), message);
@@ -280,11 +338,11 @@ proptest! {
     #[test]
     fn any_telemetry_exporter_gives_the_documented_value_or_error(raw in exporter_value()) {
         let got = Config::from_iter([("TELEMETRY_EXPORTER", raw.as_str())]);
-        match (&got, documented_exporter(&raw)) {
+        match (&got, documented_exporters(&raw)) {
             // `file` without a file is an error of its own; covered below.
-            (_, Ok(Some(Exporter::File))) => prop_assert!(got.is_err()),
-            (Ok(config), Ok(exporter)) => {
-                prop_assert_eq!(config.exporter(), exporter.unwrap_or(Exporter::Stderr));
+            (_, Ok(list)) if list.contains(&Exporter::File) => prop_assert!(got.is_err()),
+            (Ok(config), Ok(list)) => {
+                prop_assert_eq!(config.exporters().collect::<Vec<_>>(), list);
                 prop_assert!(!config.enabled());
             }
             (Err(err), Err(message)) => {
@@ -319,9 +377,9 @@ proptest! {
 
         let got = Config::from_iter(vars.clone());
         match (got, documented_config(enabled.as_deref(), exporter.as_deref(), file.as_deref())) {
-            (Ok(config), Ok((on, exporter, file))) => {
+            (Ok(config), Ok((on, exporters, file))) => {
                 prop_assert_eq!(config.enabled(), on);
-                prop_assert_eq!(config.exporter(), exporter);
+                prop_assert_eq!(config.exporters().collect::<Vec<_>>(), exporters);
                 prop_assert_eq!(config.file(), file.as_deref().map(Path::new));
             }
             (Err(err), Err(messages)) => {
@@ -345,18 +403,25 @@ proptest! {
         value in text(),
     ) {
         let name = format!("TELEMETRY_{suffix}");
-        prop_assume!(!["TELEMETRY_ENABLED", "TELEMETRY_EXPORTER", "TELEMETRY_FILE"].contains(&name.as_str()));
+        prop_assume!(![
+            "TELEMETRY_ENABLED",
+            "TELEMETRY_EXPORTER",
+            "TELEMETRY_FILE",
+            "TELEMETRY_PROMETHEUS_ADDR",
+            "TELEMETRY_SPAN_FIELDS",
+            "TELEMETRY_SPOOL_DIR",
+        ].contains(&name.as_str()));
         match Config::from_iter([(name.as_str(), value.as_str()), ("TELEMETRY_EXPORTER", "stdout")]) {
             Ok(config) => {
                 prop_assert!(!config.enabled());
-                prop_assert_eq!(config.exporter(), Exporter::Stdout);
+                prop_assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::Stdout]);
             }
             Err(err) => {
                 prop_assert_eq!(err.variable(), name.as_str());
                 let message = err.to_string();
-                // The name as given, with control characters escaped (one clean line).
+                // The name quoted as given, control characters escaped (one clean line).
                 prop_assert!(
-                    message.starts_with(&format!("unknown variable {} (did you mean TELEMETRY_", name.escape_debug())),
+                    message.starts_with(&format!("unknown variable {} (did you mean TELEMETRY_", shown(&name))),
                     "{}", message
                 );
             }

@@ -1,6 +1,8 @@
 //! The quickstart example run as a separate process, the way a user runs it: its exit
 //! code, what it prints, and every JSON line it writes, parsed.
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
@@ -52,17 +54,17 @@ fn every_rejected_setting_gets_its_message_from_try_init() {
         (
             "TELEMETRY_EXPORTER",
             "kafka",
-            r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, stdout, stderr or file)"#,
+            r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
         ),
         (
             "TELEMETRY_ENABLE",
             "true",
-            "unknown variable TELEMETRY_ENABLE (did you mean TELEMETRY_ENABLED?)",
+            r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#,
         ),
         (
             "TELEMETRY_EXPORTR",
             "file",
-            "unknown variable TELEMETRY_EXPORTR (did you mean TELEMETRY_EXPORTER?)",
+            r#"unknown variable "TELEMETRY_EXPORTR" (did you mean TELEMETRY_EXPORTER?)"#,
         ),
     ];
     for (name, value, message) in cases {
@@ -111,6 +113,16 @@ fn with_the_stdout_exporter_stdout_is_pure_json_and_logs_move_to_stderr() {
 }
 
 #[test]
+fn with_the_stdout_exporter_configured_but_off_logs_are_already_on_stderr() {
+    // So that turning telemetry on at run time never mixes log lines into the JSON.
+    let (out, stdout, stderr) = run(quickstart().env("TELEMETRY_EXPORTER", "stdout"));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "", "stdout is reserved for JSON lines");
+    assert!(stderr.contains("telemetry is off"), "{stderr}");
+    assert!(stderr.contains("signing up a user"), "{stderr}");
+}
+
+#[test]
 fn with_the_file_exporter_every_call_is_a_line_in_the_file() {
     let dir = temp_dir("quickstart-file");
     let file = dir.join("telemetry.jsonl");
@@ -148,4 +160,38 @@ fn exporter_none_emits_nothing_even_when_enabled() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr, "");
     assert!(!stdout.contains('{'), "{stdout}");
+}
+
+#[test]
+fn a_bad_exporter_list_stops_startup_with_its_message() {
+    for (value, message) in [
+        (
+            "none,stderr",
+            r#"invalid value "none,stderr" for TELEMETRY_EXPORTER ("none" cannot be combined with other exporters; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
+        ),
+        (
+            "file,file",
+            r#"invalid value "file,file" for TELEMETRY_EXPORTER ("file" is listed twice; expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#,
+        ),
+    ] {
+        let (out, stdout, stderr) = run(quickstart()
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", value));
+        assert_eq!(out.status.code(), Some(1), "{value}");
+        assert_eq!(stderr, format!("error: {message}\n"));
+        assert_eq!(stdout, "");
+    }
+}
+
+#[cfg(not(feature = "prometheus"))]
+#[test]
+fn an_exporter_left_out_of_the_build_names_the_feature_to_enable() {
+    let (out, _, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stderr,prometheus"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: invalid value \"stderr,prometheus\" for TELEMETRY_EXPORTER (this app was built without the prometheus exporter; enable the \"prometheus\" feature of the telemetry crate)\n"
+    );
 }

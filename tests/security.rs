@@ -8,6 +8,8 @@
 //! The syscall checks use `strace`; where it is not installed they print why they did
 //! not run and pass (install it with `apt-get install strace`).
 
+#![cfg(feature = "subscriber")]
+
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]

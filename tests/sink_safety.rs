@@ -1,6 +1,8 @@
 //! A sink can misbehave without taking the app down: a panic is contained, and a sink
 //! that emits telemetry itself neither recurses nor deadlocks.
 
+#![cfg(feature = "subscriber")]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! The track calls: each kind, function and macro form, arrives with its fields and
 //! typed tags; nothing arrives while telemetry is off.
 
+#![cfg(feature = "subscriber")]
+
 use tracing_subscriber::prelude::*;
 
 use telemetry::{Kind, MemorySink, OwnedRecord, TelemetryFilter, TelemetryLayer};

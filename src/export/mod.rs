@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::config::{Config, Exporter};
+use crate::config::{Config, Destination};
 use crate::encode::encode_line;
 use crate::error::Error;
 use crate::record::Record;
@@ -372,14 +372,22 @@ impl ExporterSink {
     /// The exporters `config` asks for; started at once (so that a file that cannot be
     /// opened fails `try_init`) when telemetry is on.
     pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
-        let output = match (config.exporter(), config.file()) {
-            (Exporter::None, _) => None,
-            (Exporter::Stdout, _) => Some(Output::Stdout),
-            (Exporter::File, Some(path)) => Some(Output::File(absolute(path))),
-            // `Config` guarantees a file for the file exporter; stderr is the default.
-            _ => Some(Output::Stderr),
-        };
-        let outputs: Vec<Output> = output.into_iter().collect();
+        let outputs = config
+            .destinations()
+            .iter()
+            .filter_map(|destination| match destination {
+                Destination::Stdout => Some(Output::Stdout),
+                Destination::Stderr => Some(Output::Stderr),
+                // Made absolute when the configuration was built; again here for a
+                // `Destination::File` built by hand.
+                Destination::File(path) => Some(Output::File(absolute(path))),
+                #[allow(
+                    unreachable_patterns,
+                    reason = "reachable with the prometheus or otlp feature"
+                )]
+                _ => None,
+            })
+            .collect();
         Self::start(outputs, Limits::DEFAULT, config.enabled())
     }
 
@@ -407,7 +415,7 @@ impl ExporterSink {
     /// after the [`Guard`](crate::Guard) is gone, to account for records made later.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_enabled(true).with_exporter(telemetry::Exporter::None);
+    /// let config = telemetry::Config::new().with_enabled(true).with_destinations([]);
     /// let (layer, _guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
     /// assert_eq!(layer.inner().sink().stats().written(), 0);
     /// # Ok::<(), telemetry::Error>(())

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::io::{self, IsTerminal};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tracing_core::{LevelFilter, Subscriber};
@@ -12,23 +11,27 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{Config, Exporter};
+use crate::config::{Config, Destination};
 use crate::error::Error;
 use crate::export::{ExportStats, ExporterSink};
-use crate::fields::TARGET;
-use crate::layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
+use crate::layer::{
+    is_track_call, FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer,
+};
 use crate::sink::Sink;
 
 /// Reads the `TELEMETRY_*` variables and installs the global subscriber: the app's
 /// logs (fmt, `RUST_LOG` honoured, INFO by default) and the telemetry layer.
 ///
-/// The app's logs go to stdout, or to stderr when telemetry is on with the `stdout`
-/// exporter, so that stdout then carries nothing but JSON lines.
+/// The app's logs go to stdout, or to stderr whenever the `stdout` exporter is
+/// configured (on or off), so that stdout carries nothing but JSON lines even after
+/// telemetry is turned on at run time.
 ///
 /// Keep the returned [`Guard`] for the life of the app: dropping it flushes every
-/// buffered record. Fails, without installing anything, if a variable is invalid or
-/// the telemetry file cannot be opened; fails if a global subscriber is already
-/// installed. An invalid configuration never turns telemetry on.
+/// buffered record. Fails, without installing or creating anything, if a variable is
+/// invalid, the telemetry file cannot be opened, a global subscriber is already
+/// installed, or telemetry is enabled in a build whose `tracing` removes TRACE events
+/// at compile time (see [`layer_with`]). An invalid configuration never turns
+/// telemetry on.
 ///
 /// ```no_run
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,21 +49,29 @@ pub fn try_init() -> Result<Guard, Error> {
 /// environment.
 ///
 /// ```no_run
-/// use telemetry::{Config, Exporter};
+/// use telemetry::{Config, Destination};
 ///
-/// let _guard = telemetry::try_init_with(&Config::new().with_enabled(true).with_exporter(Exporter::Stdout))?;
+/// let config = Config::new().with_enabled(true).with_destinations([Destination::Stdout]);
+/// let _guard = telemetry::try_init_with(&config)?;
 /// # Ok::<(), telemetry::Error>(())
 /// ```
 pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
+    // Checked before anything is built, so that a refused install leaves nothing
+    // behind: no export thread, no telemetry file.
+    if tracing::dispatcher::has_been_set() {
+        return Err(already_installed());
+    }
     let (telemetry, guard) = layer_with(config)?;
     let app_logs = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy()
-        // Records go to the exporter only, never into the app's own logs.
-        .and(filter_fn(|meta| meta.target() != TARGET));
-    // Telemetry owns stdout when it is the exporter: the app's logs move to stderr so
-    // that stdout stays pure JSON lines.
-    let logs_to_stderr = config.enabled() && config.exporter() == Exporter::Stdout;
+        // Track calls go to the exporter only, never into the app's own logs; other
+        // events with the `telemetry` target are the app's and stay.
+        .and(filter_fn(|meta| !is_track_call(meta)));
+    // Telemetry owns stdout whenever the stdout exporter is configured, on or off: the
+    // app's logs go to stderr, so that turning telemetry on at run time never mixes
+    // JSON lines with log lines.
+    let logs_to_stderr = config.destinations().contains(&Destination::Stdout);
     let (app_writer, ansi) = if logs_to_stderr {
         (BoxMakeWriter::new(io::stderr), io::stderr().is_terminal())
     } else {
@@ -77,6 +88,28 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
         .try_init()
         .map_err(Error::already_installed)?;
     Ok(guard)
+}
+
+/// The error for a process that already has a global subscriber, with `tracing`'s own
+/// error as its source. Asking `tracing` to install a subscriber that does nothing is
+/// how to get that error: it fails, and changes nothing, because one is installed.
+fn already_installed() -> Error {
+    match tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default()) {
+        Err(source) => Error::already_installed(source),
+        // Unreachable once `has_been_set`; had it been, the no-op subscriber is now the
+        // global one and the app's own install is what was refused.
+        Ok(()) => Error::already_installed("a global tracing subscriber was set"),
+    }
+}
+
+/// Refuses to turn telemetry on in a build whose `tracing` removes TRACE events at
+/// compile time (`max_level_*` or `release_max_level_*` features): every track call
+/// would be compiled out while `is_enabled()` said true.
+pub(crate) fn check_static_max_level(config: &Config, max: LevelFilter) -> Result<(), Error> {
+    if config.enabled() && max < LevelFilter::TRACE {
+        return Err(Error::static_max_level(max));
+    }
+    Ok(())
 }
 
 /// Like [`try_init`], but panics with the error's message.
@@ -112,11 +145,19 @@ where
 
 /// [`layer`] with a configuration built in code.
 ///
+/// With telemetry enabled, this (and so [`try_init`]) is an error in a build where
+/// `tracing`'s compile-time maximum level
+/// ([`STATIC_MAX_LEVEL`](tracing::level_filters::STATIC_MAX_LEVEL), lowered by a
+/// `max_level_*` or `release_max_level_*` feature anywhere in the app's dependencies)
+/// is below TRACE: every track call would be compiled out, and telemetry would be
+/// silently empty while [`TelemetryHandle::is_enabled`] said true. With telemetry off
+/// such a build starts as usual.
+///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{Config, Exporter};
+/// use telemetry::Config;
 ///
-/// let config = Config::new().with_enabled(true).with_exporter(Exporter::None);
+/// let config = Config::new().with_enabled(true).with_destinations([]);
 /// let (telemetry, guard) = telemetry::layer_with(&config)?;
 /// assert!(guard.handle().is_enabled());
 /// let subscriber = tracing_subscriber::registry().with(telemetry);
@@ -129,6 +170,7 @@ pub fn layer_with<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    check_static_max_level(config, tracing::level_filters::STATIC_MAX_LEVEL)?;
     let sink = Arc::new(ExporterSink::from_config(config)?);
     let filter = TelemetryFilter::new(config.enabled());
     let guard = Guard {
@@ -208,80 +250,24 @@ impl fmt::Debug for Guard {
     }
 }
 
-/// Turns telemetry on and off while the app runs, from a signal handler or an admin
-/// endpoint.
-///
-/// A switch rebuilds `tracing`'s callsite interest cache, so while off the track calls
-/// stay a cached check: no per-event flag is ever read.
-///
-/// ```
-/// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
-///
-/// let filter = TelemetryFilter::new(true);
-/// let handle = filter.handle();
-/// let sink = MemorySink::new();
-/// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
-/// tracing::subscriber::with_default(subscriber, || {
-///     handle.disable();
-///     telemetry::track_event("while.off", &[]);
-///     handle.enable();
-///     telemetry::track_event("while.on", &[]);
-/// });
-/// assert_eq!(sink.names(), ["while.on"]);
-/// ```
-#[derive(Clone)]
-pub struct TelemetryHandle {
-    on: Arc<AtomicBool>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl TelemetryHandle {
-    pub(crate) fn new(on: Arc<AtomicBool>) -> Self {
-        TelemetryHandle { on }
-    }
-
-    /// Turns telemetry on.
-    ///
-    /// ```
-    /// let handle = telemetry::TelemetryFilter::new(false).handle();
-    /// handle.enable();
-    /// assert!(handle.is_enabled());
-    /// ```
-    pub fn enable(&self) {
-        self.set(true);
-    }
-
-    /// Turns telemetry off.
-    ///
-    /// ```
-    /// let handle = telemetry::TelemetryFilter::new(true).handle();
-    /// handle.disable();
-    /// assert!(!handle.is_enabled());
-    /// ```
-    pub fn disable(&self) {
-        self.set(false);
-    }
-
-    /// Whether telemetry is on.
-    ///
-    /// ```
-    /// assert!(telemetry::TelemetryFilter::new(true).handle().is_enabled());
-    /// ```
-    pub fn is_enabled(&self) -> bool {
-        self.on.load(Ordering::Acquire)
-    }
-
-    fn set(&self, on: bool) {
-        if self.on.swap(on, Ordering::AcqRel) != on {
-            tracing_core::callsite::rebuild_interest_cache();
-        }
-    }
-}
-
-impl fmt::Debug for TelemetryHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelemetryHandle")
-            .field("enabled", &self.is_enabled())
-            .finish()
+    #[test]
+    fn a_build_without_trace_events_refuses_to_turn_telemetry_on() {
+        let on = Config::new().with_enabled(true);
+        let err = check_static_max_level(&on, LevelFilter::INFO).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "telemetry is enabled but this build removes TRACE events at compile time \
+             (tracing's STATIC_MAX_LEVEL is info, set by a max_level_* or release_max_level_* feature \
+             of the tracing crate somewhere in the app's dependencies), so no record would ever be made; \
+             remove that feature, or set TELEMETRY_ENABLED=false"
+        );
+        assert!(check_static_max_level(&on, LevelFilter::OFF).is_err());
+        assert!(check_static_max_level(&on, LevelFilter::TRACE).is_ok());
+        // Off, nothing is lost: the app starts.
+        assert!(check_static_max_level(&Config::new(), LevelFilter::INFO).is_ok());
     }
 }
