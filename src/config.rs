@@ -255,7 +255,12 @@ pub struct Config {
     destinations: Vec<Destination>,
     span_fields: Vec<String>,
     spool_dir: Option<PathBuf>,
+    buffer_bytes: usize,
 }
+
+/// Bytes of encoded records each JSON-lines destination holds for its writer, by
+/// default.
+pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -264,6 +269,7 @@ impl Default for Config {
             destinations: vec![Destination::Stderr],
             span_fields: Vec::new(),
             spool_dir: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
         }
     }
 }
@@ -422,6 +428,7 @@ impl Config {
     /// | destinations | [`Destination::Stderr`] |
     /// | span fields | none |
     /// | spool directory | none |
+    /// | buffer per JSON-lines destination | 16 MiB ([`DEFAULT_BUFFER_BYTES`]) |
     ///
     /// ```
     /// let config = telemetry::Config::new();
@@ -588,6 +595,7 @@ impl Config {
             destinations,
             span_fields,
             spool_dir,
+            ..Config::default()
         })
     }
 
@@ -676,6 +684,31 @@ impl Config {
     /// ```
     pub fn spool_dir(&self) -> Option<&Path> {
         self.spool_dir.as_deref()
+    }
+
+    /// Bytes of encoded records each JSON-lines destination holds while its writer
+    /// catches up; beyond it, the full-buffer policy of
+    /// [`ExporterSink`](crate::ExporterSink) applies.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::Config::new().buffer_bytes(), telemetry::DEFAULT_BUFFER_BYTES);
+    /// ```
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    /// Sets the bytes each JSON-lines destination may hold for its writer (at least
+    /// one 64 KiB batch is always taken). More absorbs longer stalls of the
+    /// destination without dropping; less bounds memory tighter.
+    ///
+    /// ```
+    /// let config = telemetry::Config::new().with_buffer_bytes(64 * 1024 * 1024);
+    /// assert_eq!(config.buffer_bytes(), 64 * 1024 * 1024);
+    /// ```
+    #[must_use]
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
     }
 
     /// Turns telemetry on or off.

@@ -134,7 +134,9 @@ pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGua
 
 // For apps: configuration, installation, the guard and the runtime switch.
 #[cfg(feature = "subscriber")]
-pub use config::{Config, ConfigError, Destination, Exporter, DEFAULT_PROMETHEUS_ADDR};
+pub use config::{
+    Config, ConfigError, Destination, Exporter, DEFAULT_BUFFER_BYTES, DEFAULT_PROMETHEUS_ADDR,
+};
 #[cfg(feature = "subscriber")]
 pub use error::Error;
 #[cfg(feature = "subscriber")]

@@ -559,3 +559,72 @@ fn large_records_into_a_stalled_reader_keep_memory_bounded_in_bytes() {
     child.0.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Emits `records` records of about 1 KiB each into a FIFO that the test holds open
+/// but does not read (a stalled destination); returns how many were dropped.
+fn dropped_into_a_stalled_fifo(test: &str, config: Config, records: u32) -> u64 {
+    let dir = temp_dir(test);
+    let fifo = dir.join("t.fifo");
+    mkfifo(&fifo);
+    // Opening the read end first lets the exporter's non-blocking open succeed.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblocking()
+        .open(&fifo)
+        .unwrap();
+    let (layer, guard) =
+        telemetry::layer_with(&config.with_enabled(true).with_file(&fifo)).unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let pad = "x".repeat(1024);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..records {
+            telemetry::track_event("fill", &[("i", &i.to_string()), ("pad", &pad)]);
+        }
+    });
+    let stats = guard.stats();
+    // Now read (a second, blocking reader: the writer is there, so it opens at once),
+    // so that shutdown writes everything and the writer closes the FIFO.
+    let drained = drain(std::fs::File::open(&fifo).unwrap());
+    drop(reader);
+    drop(guard);
+    let text = drained.join().unwrap();
+    assert_eq!(
+        text.lines().count() as u64 + stats.dropped(),
+        u64::from(records),
+        "every record not dropped reached the reader"
+    );
+    let dropped = stats.dropped();
+    std::fs::remove_dir_all(&dir).unwrap();
+    dropped
+}
+
+trait NonBlocking {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self;
+}
+
+impl NonBlocking for std::fs::OpenOptions {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc_o_nonblock())
+    }
+}
+
+/// `O_NONBLOCK` on Linux (x86_64 and aarch64 alike).
+fn libc_o_nonblock() -> i32 {
+    0o4000
+}
+
+/// The buffer's size in bytes is the app's to choose: the same stalled destination
+/// drops records with a 1 MiB buffer and none with the default 16 MiB.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_buffer_size_is_configurable_in_bytes() {
+    let small = dropped_into_a_stalled_fifo(
+        "pipeline-buffer-small",
+        Config::new().with_buffer_bytes(1024 * 1024),
+        4_000,
+    );
+    assert!(small > 0, "4 MiB into a 1 MiB buffer and a stalled FIFO");
+    let default = dropped_into_a_stalled_fifo("pipeline-buffer-default", Config::new(), 4_000);
+    assert_eq!(default, 0, "4 MiB fits in the default 16 MiB buffer");
+}

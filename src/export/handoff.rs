@@ -43,7 +43,7 @@ impl Limits {
     /// The defaults documented on [`ExporterSink`](crate::ExporterSink).
     pub(crate) const DEFAULT: Limits = Limits {
         batch_bytes: 64 * 1024,
-        queue_bytes: 16 * 1024 * 1024,
+        queue_bytes: crate::config::DEFAULT_BUFFER_BYTES,
         full_wait: Duration::from_millis(100),
         stall: Duration::from_secs(5),
         tick: Duration::from_millis(100),

@@ -338,7 +338,8 @@ impl fmt::Debug for JsonLines {
 ///   reaches the destination at most about 0.1 s after its call. No lock that the
 ///   writer holds while writing is ever taken by an emitting thread, and the crate's
 ///   own messages are written by a thread of their own.
-/// * **Memory is bounded in bytes**: at most 16 MiB of batches wait for the writer,
+/// * **Memory is bounded in bytes**: at most 16 MiB of batches wait for the writer
+///   ([`Config::with_buffer_bytes`](crate::Config::with_buffer_bytes) changes it),
 ///   plus the batch each emitting thread is filling (64 KiB and one record).
 /// * **A full buffer** means the destination is not keeping up: the emitter waits up
 ///   to 100 ms for room, which absorbs bursts without loss. If no room comes, records
@@ -388,7 +389,11 @@ impl ExporterSink {
                 _ => None,
             })
             .collect();
-        Self::start(outputs, Limits::DEFAULT, config.enabled())
+        let limits = Limits {
+            queue_bytes: config.buffer_bytes(),
+            ..Limits::DEFAULT
+        };
+        Self::start(outputs, limits, config.enabled())
     }
 
     fn start(outputs: Vec<Output>, limits: Limits, enabled: bool) -> Result<Self, Error> {
