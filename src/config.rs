@@ -362,14 +362,14 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: impl Into<String>, message: String) -> Self {
+    pub(crate) fn new(variable: impl Into<String>, message: String) -> Self {
         ConfigError {
             variable: variable.into(),
             message,
         }
     }
 
-    fn invalid(variable: &str, value: &str, expected: &str) -> Self {
+    pub(crate) fn invalid(variable: &str, value: &str, expected: &str) -> Self {
         Self::new(
             variable,
             format!("invalid value {value:?} for {variable} ({expected})"),

@@ -74,6 +74,8 @@ mod exporter;
 pub mod fields;
 mod init;
 mod layer;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod record;
 mod report;
 mod sink;
@@ -85,6 +87,8 @@ pub use exporter::{ExportStats, ExporterSink};
 pub use fields::{Kind, TARGET};
 pub use init::{init, layer, layer_with, try_init, try_init_with, Guard, TelemetryHandle};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryLayer};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpCompression, OtlpConfig, OtlpExporter, OtlpStats};
 pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
 pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGuard};

@@ -1,0 +1,641 @@
+//! The OTLP exporter: the hand-off on the emitting thread, and the export thread that
+//! batches, sends and retries.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::capture::{capture, read};
+use super::config::OtlpConfig;
+use super::mapping;
+use super::transport::{Outcome, Transport};
+use crate::error::Error;
+use crate::fields::Kind;
+use crate::record::Record;
+use crate::report::stderr_line;
+use crate::sink::Sink;
+
+/// Records in one request at most (the specification's default batch size for logs).
+const BATCH_RECORDS: usize = 512;
+/// How long a record waits for others to share its request.
+const BATCH_DELAY: Duration = Duration::from_millis(1000);
+/// Backoff between retries: starts here, doubles, is capped, and is jittered down to
+/// half so that many apps do not retry in step.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` honoured as given.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
+/// Memory a queued record costs beyond its bytes (the buffer's header and the queue
+/// slot), so that a flood of tiny records is bounded too.
+const RECORD_OVERHEAD: usize = 64;
+
+/// Counts of what an [`OtlpExporter`] did with the records it was given.
+///
+/// ```
+/// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+/// let stats = exporter.stats();
+/// assert_eq!((stats.exported(), stats.dropped(), stats.rejected(), stats.undelivered()), (0, 0, 0, 0));
+/// # exporter.shutdown();
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OtlpStats {
+    exported: u64,
+    dropped: u64,
+    rejected: u64,
+    undelivered: u64,
+    retries: u64,
+}
+
+impl OtlpStats {
+    /// Records the collector accepted.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().exported(), 0);
+    /// ```
+    pub fn exported(&self) -> u64 {
+        self.exported
+    }
+
+    /// Records dropped on the emitting thread because the queue was full (or the
+    /// exporter had already shut down).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().dropped(), 0);
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Records the collector refused: a permanent error such as HTTP 400 (not
+    /// retried), or the rejected count of a partial-success answer.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().rejected(), 0);
+    /// ```
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Records still unsent when shutdown's time ran out (the collector was down or
+    /// too slow).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().undelivered(), 0);
+    /// ```
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered
+    }
+
+    /// Requests sent again after a transient failure.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().retries(), 0);
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Bytes (plus overhead) of every record taken and not yet sent, refused or given up.
+    queued_bytes: AtomicUsize,
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    rejected: AtomicU64,
+    undelivered: AtomicU64,
+    retries: AtomicU64,
+    stopped: AtomicBool,
+    reported_full: AtomicBool,
+    reported_rejected: AtomicBool,
+}
+
+impl Shared {
+    fn release(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+enum Msg {
+    Record(Vec<u8>),
+    /// Send everything queued before this, then answer.
+    Flush(Sender<()>),
+    /// Send what can be sent before the deadline, give up the rest, answer, stop.
+    Shutdown(Instant, Sender<()>),
+}
+
+/// Exports telemetry to an OpenTelemetry collector over OTLP/HTTP: each `track_event`
+/// becomes a log record.
+///
+/// * **The emitting thread** copies the record into one buffer and queues it: no
+///   encoding to protobuf, no I/O, no lock. An unreachable or slow collector never
+///   blocks or slows it.
+/// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
+///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
+///   first drop is reported once on stderr.
+/// * **The export thread** (`telemetry-otlp`) batches up to 512 records or 1 s, encodes
+///   them with the official OTLP types, compresses them if asked and posts them.
+/// * **Retries**: connection errors, timeouts and HTTP 429/502/503/504 are retried with
+///   exponential backoff (250 ms doubling to 5 s, jittered), waiting instead as long as
+///   a `Retry-After` header says (up to 5 minutes); records keep queueing meanwhile.
+///   HTTP 400 and every other status are permanent: the batch is counted as
+///   [`rejected`](OtlpStats::rejected), reported once, and not retried; so are the
+///   records a partial-success answer rejects.
+/// * **Shutdown** ([`shutdown`](Self::shutdown), or dropping the exporter) sends what
+///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
+///   10 s), then counts what it could not deliver as
+///   [`undelivered`](OtlpStats::undelivered) and says so on stderr.
+/// * **Metrics and timings** are not sent by this exporter yet; only events are.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+///
+/// let exporter = Arc::new(OtlpExporter::start(OtlpConfig::from_env()?)?);
+/// let subscriber = tracing_subscriber::registry()
+///     .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_event("user.signup", &[("plan", "pro")]);
+/// });
+/// exporter.shutdown(); // delivers what is queued, waiting at most the timeout
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OtlpExporter {
+    /// `None` when `OTEL_SDK_DISABLED=true`.
+    running: Option<Running>,
+    shared: Arc<Shared>,
+    capacity: usize,
+    timeout: Duration,
+}
+
+struct Running {
+    tx: Sender<Msg>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("running", &self.running.is_some())
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporter {
+    /// Starts the export thread. Nothing is sent until a record arrives; a collector
+    /// that is not there yet is not an error (records wait for it in the queue).
+    ///
+    /// With `OTEL_SDK_DISABLED=true` ([`OtlpConfig::disabled`]) no thread starts and
+    /// every record is ignored.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.shutdown();
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn start(config: OtlpConfig) -> Result<Self, Error> {
+        let shared = Arc::new(Shared::default());
+        let capacity = config.queue_bytes;
+        let timeout = config.logs.timeout;
+        if config.disabled {
+            return Ok(OtlpExporter {
+                running: None,
+                shared,
+                capacity,
+                timeout,
+            });
+        }
+        let (tx, rx) = unbounded();
+        let worker = Worker {
+            rx,
+            shared: Arc::clone(&shared),
+            resource: mapping::resource(&config),
+            scope: mapping::scope(),
+            logs: Transport::new(config.logs.clone()),
+            pending: VecDeque::new(),
+            batch_due: None,
+            deadline: None,
+            acks: Vec::new(),
+            stop: None,
+            failing: false,
+            jitter: seed(),
+        };
+        let handle = thread::Builder::new()
+            .name("telemetry-otlp".into())
+            .spawn(move || worker.run())
+            .map_err(Error::spawn)?;
+        Ok(OtlpExporter {
+            running: Some(Running {
+                tx,
+                worker: Mutex::new(Some(handle)),
+            }),
+            shared,
+            capacity,
+            timeout,
+        })
+    }
+
+    /// What this exporter did so far.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// assert_eq!(exporter.stats().exported(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn stats(&self) -> OtlpStats {
+        let s = &self.shared;
+        OtlpStats {
+            exported: s.exported.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            undelivered: s.undelivered.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends everything queued so far, waiting for it at most the configured timeout.
+    /// Records that could not be sent in that time stay queued.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.flush(); // nothing queued: returns at once
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn flush(&self) {
+        let Some(running) = &self.running else { return };
+        let (ack, done) = crossbeam_channel::bounded(1);
+        if running.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(self.timeout);
+        }
+    }
+
+    /// Sends what is queued, waiting at most the configured timeout, then stops the
+    /// export thread and reports on stderr what could not be delivered. Later records
+    /// are dropped and counted. Calling it again does nothing.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.shutdown();
+    /// assert_eq!(exporter.stats().undelivered(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let Some(running) = &self.running else { return };
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = Instant::now() + self.timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        if running.tx.send(Msg::Shutdown(deadline, ack)).is_ok() {
+            // The worker answers by the deadline; the margin covers a request that
+            // was already under way with its own timeout.
+            let _ = done.recv_timeout(self.timeout + Duration::from_millis(500));
+        }
+        let handle = running
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        let stats = self.stats();
+        if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
+            stderr_line(format_args!(
+                "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
+                 {} dropped (queue full), {} rejected by the collector",
+                stats.exported,
+                stats.undelivered,
+                self.timeout.as_millis(),
+                stats.dropped,
+                stats.rejected
+            ));
+        }
+    }
+}
+
+impl Sink for OtlpExporter {
+    fn record(&self, record: &Record<'_>) {
+        let Some(running) = &self.running else { return };
+        if record.kind() != Kind::Event {
+            return;
+        }
+        let shared = &self.shared;
+        if shared.stopped.load(Ordering::Relaxed) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let buf = capture(record);
+        let cost = buf.len() + RECORD_OVERHEAD;
+        let before = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed);
+        if before + cost > self.capacity {
+            shared.release(cost);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if !shared.reported_full.swap(true, Ordering::Relaxed) {
+                stderr_line(format_args!(
+                    "the otlp export queue is full ({} bytes; the collector is unreachable or not keeping up): \
+                     dropping records and counting them",
+                    self.capacity
+                ));
+            }
+            return;
+        }
+        if running.tx.send(Msg::Record(buf)).is_err() {
+            shared.release(cost);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self) {
+        OtlpExporter::flush(self)
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Worker {
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    resource: Resource,
+    scope: InstrumentationScope,
+    logs: Transport,
+    pending: VecDeque<Vec<u8>>,
+    /// When the oldest pending record has waited long enough to go without a full batch.
+    batch_due: Option<Instant>,
+    /// Set by shutdown: nothing is sent after it.
+    deadline: Option<Instant>,
+    /// Flushes waiting for the queue to empty.
+    acks: Vec<Sender<()>>,
+    stop: Option<Sender<()>>,
+    /// Whether the collector is failing now (reported once per episode).
+    failing: bool,
+    jitter: u64,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            if self.stop.is_some() {
+                self.finish();
+                return;
+            }
+            let msg = match self.batch_due {
+                None => match self.rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        self.finish();
+                        return;
+                    }
+                },
+                Some(due) => match self.rx.recv_deadline(due) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.send_batch();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.finish();
+                        return;
+                    }
+                },
+            };
+            let flush = self.take(msg);
+            while self.pending.len() >= BATCH_RECORDS || (flush && !self.pending.is_empty()) {
+                if self.stop.is_some() {
+                    break;
+                }
+                self.send_batch();
+            }
+            self.answer_flushes();
+        }
+    }
+
+    /// Takes one message; true if it asks for everything to be sent now.
+    fn take(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Record(buf) => {
+                if self.pending.is_empty() {
+                    self.batch_due = Some(Instant::now() + BATCH_DELAY);
+                }
+                self.pending.push_back(buf);
+                false
+            }
+            Msg::Flush(ack) => {
+                self.acks.push(ack);
+                true
+            }
+            Msg::Shutdown(deadline, ack) => {
+                self.deadline = Some(deadline);
+                self.stop = Some(ack);
+                true
+            }
+        }
+    }
+
+    fn answer_flushes(&mut self) {
+        if self.pending.is_empty() {
+            for ack in self.acks.drain(..) {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    /// Shutdown: everything already queued, until the deadline; then the rest is
+    /// counted as undelivered.
+    fn finish(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            self.take(msg);
+        }
+        while !self.pending.is_empty() && !self.past_deadline() {
+            self.send_batch();
+            while let Ok(msg) = self.rx.try_recv() {
+                self.take(msg);
+            }
+        }
+        let left = self.pending.len() as u64;
+        self.abandon_pending();
+        self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(());
+        }
+        if let Some(ack) = self.stop.take() {
+            let _ = ack.send(());
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn abandon_pending(&mut self) {
+        let bytes: usize = self.pending.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
+        self.pending.clear();
+        self.shared.release(bytes);
+        self.batch_due = None;
+    }
+
+    /// Sends the oldest batch, retrying transient failures until it is delivered,
+    /// refused, or shutdown's deadline passes.
+    fn send_batch(&mut self) {
+        let n = self.pending.len().min(BATCH_RECORDS);
+        if n == 0 {
+            self.batch_due = None;
+            return;
+        }
+        let batch: Vec<Vec<u8>> = self.pending.drain(..n).collect();
+        let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
+        let observed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let records: Vec<_> = batch
+            .iter()
+            .filter_map(|b| read(b))
+            .filter(|event| event.kind == Kind::Event)
+            .map(|event| mapping::log_record(&event, observed))
+            .collect();
+        let count = records.len() as u64;
+        let body = self
+            .logs
+            .body(&mapping::logs_request(&self.resource, &self.scope, records));
+        drop(batch);
+        let outcome = self.deliver(&body);
+        self.shared.release(bytes);
+        match outcome {
+            Some(Outcome::Accepted { rejected, message }) => {
+                let rejected = rejected.min(count);
+                self.shared
+                    .exported
+                    .fetch_add(count - rejected, Ordering::Relaxed);
+                if rejected > 0 {
+                    self.reject(rejected, &format!("partial success: {message}"));
+                }
+            }
+            Some(Outcome::Permanent { reason }) => self.reject(count, &reason),
+            // Shutdown's time ran out while retrying.
+            Some(Outcome::Retry { .. }) | None => {
+                self.shared.undelivered.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        self.batch_due = (!self.pending.is_empty()).then(|| Instant::now() + BATCH_DELAY);
+    }
+
+    fn reject(&self, count: u64, reason: &str) {
+        self.shared.rejected.fetch_add(count, Ordering::Relaxed);
+        if !self.shared.reported_rejected.swap(true, Ordering::Relaxed) {
+            stderr_line(format_args!(
+                "the otlp collector at {} rejected {count} records ({reason}); not retried, counted as rejected \
+                 (further rejections are counted, not printed)",
+                self.logs.url()
+            ));
+        }
+    }
+
+    /// Posts `body` until an answer that is not "retry", or shutdown's deadline.
+    fn deliver(&mut self, body: &[u8]) -> Option<Outcome> {
+        let mut attempt = 0u32;
+        loop {
+            let mut timeout = self.logs.timeout();
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                timeout = timeout.min(left);
+            }
+            let outcome = self.logs.post(body, timeout);
+            let Outcome::Retry {
+                reason,
+                retry_after,
+            } = &outcome
+            else {
+                if self.failing {
+                    self.failing = false;
+                    stderr_line(format_args!(
+                        "the otlp collector at {} is reachable again; queued records are being sent",
+                        self.logs.url()
+                    ));
+                }
+                return Some(outcome);
+            };
+            if !self.failing {
+                self.failing = true;
+                stderr_line(format_args!(
+                    "cannot deliver to the otlp collector at {}: {reason} (records stay queued, up to the queue's \
+                     bound, and are retried)",
+                    self.logs.url()
+                ));
+            }
+            let wait = match retry_after {
+                Some(after) => (*after).min(RETRY_AFTER_MAX),
+                None => self.backoff(attempt),
+            };
+            attempt = attempt.saturating_add(1);
+            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                // No time for another try after this wait.
+                return Some(outcome);
+            }
+            self.shared.retries.fetch_add(1, Ordering::Relaxed);
+            self.wait(wait);
+        }
+    }
+
+    /// Waits before a retry while still taking records off the channel (they count
+    /// against the byte bound either way). A shutdown cuts the wait short: one more
+    /// try, with what time is left.
+    fn wait(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            match self.rx.recv_deadline(until) {
+                Ok(msg) => {
+                    let was_stopping = self.stop.is_some();
+                    self.take(msg);
+                    if !was_stopping && self.stop.is_some() {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    thread::sleep(until.saturating_duration_since(Instant::now()));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// 250 ms doubling to 5 s, each drawn at random from its upper half.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let full = BACKOFF_START
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(BACKOFF_MAX);
+        // xorshift64: enough to spread retries; not for anything secret.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let half = full / 2;
+        half + half.mul_f64((self.jitter % 1024) as f64 / 1024.0)
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (u64::from(nanos) ^ u64::from(std::process::id()) << 32) | 1
+}
