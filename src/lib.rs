@@ -68,6 +68,8 @@
     unsafe_op_in_unsafe_fn
 )]
 
+#[cfg(feature = "aggregate")]
+pub mod aggregate;
 mod config;
 mod error;
 mod exporter;
