@@ -76,6 +76,8 @@ mod exporter;
 pub mod fields;
 mod init;
 mod layer;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod record;
 mod report;
 mod sink;

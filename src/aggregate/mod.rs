@@ -51,9 +51,6 @@ mod view;
 pub use snapshot::{SeriesData, SeriesSnapshot};
 pub use view::{Aggregation, DEFAULT_BUCKETS};
 
-#[cfg(feature = "prometheus")]
-pub(crate) use store::OVERFLOW_LABEL;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

@@ -27,7 +27,7 @@ use crate::report::stderr_line;
 
 /// The label that marks the one series per name that takes every label set beyond
 /// the limit.
-pub(crate) const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
+const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 
 /// A value on a cache line of its own, so that two threads' cells never share one.
 #[repr(align(128))]
