@@ -81,7 +81,6 @@ impl Families {
                 SeriesData::Gauge(_) => MetricType::Gauge,
                 SeriesData::Histogram { .. } => MetricType::Histogram,
             };
-            let is_histogram = metric_type == MetricType::Histogram;
             let at = *index.entry(name.clone()).or_insert_with(|| {
                 families.push(Family {
                     name,
@@ -97,9 +96,7 @@ impl Families {
             if family.metric_type != metric_type {
                 continue;
             }
-            family
-                .series
-                .push((labels(s.labels(), is_histogram), s.data().clone()));
+            family.series.push((labels(s.labels()), s.data().clone()));
         }
         families.push(Family {
             name: "telemetry_series_overflow_records".into(),
@@ -124,13 +121,14 @@ impl Families {
     }
 }
 
-/// Sanitized label keys; a key that sanitizes like an earlier one is dropped, and a
-/// histogram's `le` (which Prometheus reserves for bucket bounds) becomes `le_`.
-fn labels(given: &[(String, String)], is_histogram: bool) -> Vec<(String, String)> {
+/// Sanitized label keys; a key that sanitizes like an earlier one is dropped, and
+/// `le` (which Prometheus reserves for histogram bucket bounds, and `promtool`
+/// flags on any other series) becomes `le_`.
+fn labels(given: &[(String, String)]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(given.len());
     for (key, value) in given {
         let mut key = sanitize(key);
-        if is_histogram && key == "le" {
+        if key == "le" {
             key.push('_');
         }
         if !out.iter().any(|(k, _)| *k == key) {
