@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
@@ -28,6 +29,7 @@ enum ErrorKind {
     Config(ConfigError),
     Open { path: PathBuf, source: io::Error },
     Spawn(io::Error),
+    Bind { addr: SocketAddr, source: io::Error },
     AlreadyInstalled(tracing_subscriber::util::TryInitError),
 }
 
@@ -41,6 +43,13 @@ impl Error {
     pub(crate) fn spawn(source: io::Error) -> Self {
         Error {
             kind: ErrorKind::Spawn(source),
+        }
+    }
+
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn bind(addr: SocketAddr, source: io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Bind { addr, source },
         }
     }
 
@@ -83,6 +92,11 @@ impl fmt::Display for Error {
             ErrorKind::Spawn(source) => {
                 write!(f, "cannot start the telemetry export thread: {source}")
             }
+            ErrorKind::Bind { addr, source } => write!(
+                f,
+                "cannot serve Prometheus metrics on {addr}: {source} \
+                 (set TELEMETRY_PROMETHEUS_ADDR to a free host:port)"
+            ),
             ErrorKind::AlreadyInstalled(_) => f.write_str(
                 "a global tracing subscriber is already installed (telemetry::try_init can run once per process; \
                  to keep your own subscriber, add the layer from telemetry::layer() to it)",
@@ -96,7 +110,9 @@ impl std::error::Error for Error {
         match &self.kind {
             // The message is the configuration error's own.
             ErrorKind::Config(_) => None,
-            ErrorKind::Open { source, .. } | ErrorKind::Spawn(source) => Some(source),
+            ErrorKind::Open { source, .. }
+            | ErrorKind::Spawn(source)
+            | ErrorKind::Bind { source, .. } => Some(source),
             ErrorKind::AlreadyInstalled(source) => Some(source),
         }
     }

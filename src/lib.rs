@@ -68,6 +68,8 @@
     unsafe_op_in_unsafe_fn
 )]
 
+#[cfg(feature = "aggregate")]
+pub mod aggregate;
 mod config;
 mod error;
 mod exporter;
@@ -76,6 +78,8 @@ mod init;
 mod layer;
 #[cfg(feature = "otlp")]
 mod otlp;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod record;
 mod report;
 mod sink;
