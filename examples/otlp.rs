@@ -8,7 +8,8 @@
 //!     cargo run --features otlp --example otlp
 //! ```
 //!
-//! Prints what was delivered on stderr when it ends.
+//! Events become log records; the metric, timing and event counts are pushed as OTLP
+//! metrics at exit. Prints what was delivered on stderr when it ends.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,18 +53,23 @@ fn main() -> ExitCode {
         trial = false,
         discount = 0.15
     );
+    telemetry::track_metric("queue.depth", 3.0, &[("queue", "emails")]);
     telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
     telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+    telemetry::track_timing("db.query", 250.0, &[("table", "users")]);
 
-    // Delivers what is queued, waiting at most OTEL_EXPORTER_OTLP_TIMEOUT.
+    // Delivers what is queued and pushes the metrics once more, waiting at most
+    // OTEL_EXPORTER_OTLP_TIMEOUT.
     exporter.shutdown();
     let stats = exporter.stats();
     eprintln!(
-        "otlp example: {} exported, {} dropped, {} rejected, {} undelivered",
+        "otlp example: {} exported, {} dropped, {} rejected, {} undelivered; {} metric pushes, {} failed",
         stats.exported(),
         stats.dropped(),
         stats.rejected(),
-        stats.undelivered()
+        stats.undelivered(),
+        stats.metric_pushes(),
+        stats.metric_push_failures()
     );
     ExitCode::SUCCESS
 }

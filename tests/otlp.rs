@@ -183,15 +183,15 @@ fn otlp_example() -> Command {
         .expect("target dir");
     {
         let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        // The features this test was built with, so that cargo reuses the library
+        // it just built instead of building it again for another feature set.
+        let mut features = vec!["otlp"];
+        if cfg!(feature = "prometheus") {
+            features.push("prometheus");
+        }
         let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--features",
-                "otlp",
-                "--example",
-                "otlp",
-            ])
+            .args(["build", "--quiet", "--example", "otlp", "--features"])
+            .arg(features.join(","))
             .args((!cfg!(debug_assertions)).then_some("--release"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
@@ -238,7 +238,9 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
         ],
     );
     assert!(
-        stderr.contains("3 exported, 0 dropped, 0 rejected, 0 undelivered"),
+        stderr.contains(
+            "3 exported, 0 dropped, 0 rejected, 0 undelivered; 1 metric pushes, 0 failed"
+        ),
         "{stderr}"
     );
     assert!(
@@ -337,6 +339,148 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
     assert_eq!(headers["content-type"], "application/x-protobuf");
 }
 
+/// Every metric of these requests, in order.
+fn metrics(requests: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in requests.iter().filter(|r| r["signal"] == "metrics") {
+        for rm in request["request"]["resourceMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn gauges_histograms_and_event_counts_arrive_as_metrics() {
+    let Some(receiver) = receiver(0) else { return };
+    run_example(
+        &receiver,
+        &[
+            ("OTEL_SERVICE_NAME", "checkout"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-metrics-key=m%2Fk"),
+        ],
+    );
+    receiver.logs(3);
+    let requests = receiver.requests.lock().unwrap().clone();
+    let pushes: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["signal"] == "metrics")
+        .collect();
+    assert_eq!(pushes.len(), 1, "one push, at shutdown: {requests:#?}");
+    assert_eq!(pushes[0]["headers"]["x-metrics-key"], "m/k");
+    let resource = &pushes[0]["request"]["resourceMetrics"][0]["resource"];
+    assert_eq!(
+        attribute(resource, "service.name"),
+        &serde_json::json!({"stringValue": "checkout"})
+    );
+    assert_eq!(
+        pushes[0]["request"]["resourceMetrics"][0]["scopeMetrics"][0]["scope"]["name"],
+        "telemetry"
+    );
+
+    let metrics = metrics(&requests);
+    let metric = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name} in {metrics:#?}"))
+    };
+
+    let gauge = &metric("queue.depth")["gauge"]["dataPoints"][0];
+    assert_eq!(gauge["asDouble"], 42.0, "the last value");
+    assert_eq!(
+        attribute(gauge, "queue"),
+        &serde_json::json!({"stringValue": "emails"})
+    );
+
+    let db = metric("db.query");
+    assert_eq!(db["unit"], "s");
+    let histogram = &db["histogram"];
+    assert_eq!(
+        histogram["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let point = &histogram["dataPoints"][0];
+    assert_eq!(point["count"], "2");
+    assert!(
+        (point["sum"].as_f64().unwrap() - 0.2625).abs() < 1e-9,
+        "{point}"
+    );
+    assert_eq!(
+        point["explicitBounds"],
+        serde_json::json!([
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
+        ])
+    );
+    let buckets: Vec<u64> = point["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+    // 12.5 ms in (0.01, 0.025], 250 ms in (0.1, 0.25].
+    assert_eq!(buckets, [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        attribute(point, "table"),
+        &serde_json::json!({"stringValue": "users"})
+    );
+
+    let signups = &metric("user.signup")["sum"];
+    assert_eq!(signups["isMonotonic"], true);
+    assert_eq!(
+        signups["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    assert_eq!(signups["dataPoints"][0]["asInt"], "1");
+}
+
+#[test]
+fn metrics_are_pushed_every_interval_with_cumulative_values() {
+    let Some(receiver) = receiver(0) else { return };
+    let endpoint = receiver.endpoint();
+    let config = OtlpConfig::from_vars([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ])
+    .unwrap();
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 2);
+    let pushes = || {
+        let requests = receiver.requests.lock().unwrap().clone();
+        requests
+            .into_iter()
+            .filter(|r| r["signal"] == "metrics")
+            .collect::<Vec<_>>()
+    };
+    wait_until("two pushes", Duration::from_secs(10), || {
+        pushes().len() >= 2
+    });
+    emit(&exporter, 1);
+    exporter.shutdown();
+    // Each `n` is its own series; the calls add up across them.
+    let counts: Vec<u64> = pushes()
+        .iter()
+        .map(|p| {
+            let job = &metrics(std::slice::from_ref(p))[0];
+            assert_eq!(job["name"], "job.done");
+            job["sum"]["dataPoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["asInt"].as_str().unwrap().parse::<u64>().unwrap())
+                .sum()
+        })
+        .collect();
+    assert_eq!(counts.first(), Some(&2), "{counts:?}");
+    assert_eq!(counts.last(), Some(&3), "cumulative: {counts:?}");
+}
+
 #[test]
 fn the_service_name_comes_from_resource_attributes_too() {
     let Some(receiver) = receiver(0) else { return };
@@ -417,7 +561,8 @@ struct Seen {
     body: Vec<u8>,
 }
 
-/// How the stub answers the n-th request (the last answer repeats).
+/// How the stub answers the n-th request for log records (the last answer repeats);
+/// metric pushes are always accepted and not recorded.
 #[derive(Clone)]
 enum Answer {
     Status(u16, &'static str, Vec<u8>),
@@ -484,6 +629,14 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &[Answer]) {
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
             return;
+        }
+        if head.starts_with("POST /v1/metrics ") {
+            // Metrics are pushed at shutdown too; the faults here are about log records.
+            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+                return;
+            }
+            continue;
         }
         let n = {
             let mut log = log.lock().unwrap();

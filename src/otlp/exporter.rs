@@ -13,9 +13,11 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::capture::{capture, read};
-use super::config::OtlpConfig;
+use super::config::{OtlpConfig, Signal};
 use super::mapping;
+use super::metrics::{metrics_request, unix_nanos};
 use super::transport::{Outcome, Transport};
+use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::fields::Kind;
 use crate::record::Record;
@@ -52,6 +54,8 @@ pub struct OtlpStats {
     rejected: u64,
     undelivered: u64,
     retries: u64,
+    metric_pushes: u64,
+    metric_push_failures: u64,
 }
 
 impl OtlpStats {
@@ -102,6 +106,26 @@ impl OtlpStats {
     pub fn retries(&self) -> u64 {
         self.retries
     }
+
+    /// Metric pushes the collector accepted (one per interval with any series, and
+    /// one at shutdown).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().metric_pushes(), 0);
+    /// ```
+    pub fn metric_pushes(&self) -> u64 {
+        self.metric_pushes
+    }
+
+    /// Metric pushes that failed. Nothing is lost for good: values are cumulative, so
+    /// the next push that succeeds carries everything.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().metric_push_failures(), 0);
+    /// ```
+    pub fn metric_push_failures(&self) -> u64 {
+        self.metric_push_failures
+    }
 }
 
 #[derive(Default)]
@@ -113,9 +137,12 @@ struct Shared {
     rejected: AtomicU64,
     undelivered: AtomicU64,
     retries: AtomicU64,
+    metric_pushes: AtomicU64,
+    metric_push_failures: AtomicU64,
     stopped: AtomicBool,
     reported_full: AtomicBool,
     reported_rejected: AtomicBool,
+    reported_metrics: AtomicBool,
 }
 
 impl Shared {
@@ -153,7 +180,12 @@ enum Msg {
 ///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
 ///   10 s), then counts what it could not deliver as
 ///   [`undelivered`](OtlpStats::undelivered) and says so on stderr.
-/// * **Metrics and timings** are not sent by this exporter yet; only events are.
+/// * **Metrics**: every record is also aggregated ([`Aggregator`], the pinned mapping:
+///   `track_metric` a gauge, `track_timing` a histogram in seconds with unit `s`,
+///   `track_event` a monotonic count) and the series are pushed every
+///   `OTEL_METRIC_EXPORT_INTERVAL` (60 s) and once more at shutdown, with cumulative
+///   temporality. A failed push is counted and not retried: the next one carries the
+///   cumulative values.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -172,6 +204,9 @@ enum Msg {
 pub struct OtlpExporter {
     /// `None` when `OTEL_SDK_DISABLED=true`.
     running: Option<Running>,
+    /// The series this exporter pushes, when it feeds them itself (see
+    /// [`start_with_aggregator`](Self::start_with_aggregator)).
+    own_aggregator: Option<Aggregator>,
     shared: Arc<Shared>,
     capacity: usize,
     timeout: Duration,
@@ -205,12 +240,40 @@ impl OtlpExporter {
     /// # Ok::<(), telemetry::Error>(())
     /// ```
     pub fn start(config: OtlpConfig) -> Result<Self, Error> {
+        let aggregator = Aggregator::new();
+        let mut exporter = Self::start_with_aggregator(config, aggregator.clone())?;
+        if exporter.running.is_some() {
+            exporter.own_aggregator = Some(aggregator);
+        }
+        Ok(exporter)
+    }
+
+    /// Like [`start`](Self::start), but pushes the series of an [`Aggregator`] that is
+    /// fed elsewhere (for instance one that a Prometheus endpoint serves too): this
+    /// exporter then records events as log records only and leaves the aggregation
+    /// to whoever feeds the aggregator, so nothing is counted twice.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    /// use telemetry::{OtlpConfig, OtlpExporter};
+    ///
+    /// let aggregator = Aggregator::new();
+    /// let exporter = OtlpExporter::start_with_aggregator(OtlpConfig::new(), aggregator.clone())?;
+    /// // A fan-out sink gives every record to both `aggregator` and `exporter`.
+    /// # exporter.shutdown();
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn start_with_aggregator(
+        config: OtlpConfig,
+        aggregator: Aggregator,
+    ) -> Result<Self, Error> {
         let shared = Arc::new(Shared::default());
         let capacity = config.queue_bytes;
         let timeout = config.logs.timeout;
         if config.disabled {
             return Ok(OtlpExporter {
                 running: None,
+                own_aggregator: None,
                 shared,
                 capacity,
                 timeout,
@@ -222,7 +285,13 @@ impl OtlpExporter {
             shared: Arc::clone(&shared),
             resource: mapping::resource(&config),
             scope: mapping::scope(),
-            logs: Transport::new(config.logs.clone()),
+            logs: Transport::new(config.logs.clone(), Signal::Logs),
+            metrics: MetricsPush {
+                transport: Transport::new(config.metrics.clone(), Signal::Metrics),
+                aggregator,
+                interval: config.metric_interval,
+                next: Instant::now() + config.metric_interval,
+            },
             pending: VecDeque::new(),
             batch_due: None,
             deadline: None,
@@ -240,6 +309,7 @@ impl OtlpExporter {
                 tx,
                 worker: Mutex::new(Some(handle)),
             }),
+            own_aggregator: None,
             shared,
             capacity,
             timeout,
@@ -261,6 +331,8 @@ impl OtlpExporter {
             rejected: s.rejected.load(Ordering::Relaxed),
             undelivered: s.undelivered.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
+            metric_pushes: s.metric_pushes.load(Ordering::Relaxed),
+            metric_push_failures: s.metric_push_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -330,6 +402,9 @@ impl OtlpExporter {
 impl Sink for OtlpExporter {
     fn record(&self, record: &Record<'_>) {
         let Some(running) = &self.running else { return };
+        if let Some(aggregator) = &self.own_aggregator {
+            aggregator.record(record);
+        }
         if record.kind() != Kind::Event {
             return;
         }
@@ -370,12 +445,20 @@ impl Drop for OtlpExporter {
     }
 }
 
+struct MetricsPush {
+    transport: Transport,
+    aggregator: Aggregator,
+    interval: Duration,
+    next: Instant,
+}
+
 struct Worker {
     rx: Receiver<Msg>,
     shared: Arc<Shared>,
     resource: Resource,
     scope: InstrumentationScope,
     logs: Transport,
+    metrics: MetricsPush,
     pending: VecDeque<Vec<u8>>,
     /// When the oldest pending record has waited long enough to go without a full batch.
     batch_due: Option<Instant>,
@@ -396,25 +479,27 @@ impl Worker {
                 self.finish();
                 return;
             }
-            let msg = match self.batch_due {
-                None => match self.rx.recv() {
-                    Ok(msg) => msg,
-                    Err(_) => {
-                        self.finish();
-                        return;
+            let due = match self.batch_due {
+                Some(batch) => batch.min(self.metrics.next),
+                None => self.metrics.next,
+            };
+            let msg = match self.rx.recv_deadline(due) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if now >= self.metrics.next {
+                        self.metrics.next = now + self.metrics.interval;
+                        self.push_metrics();
                     }
-                },
-                Some(due) => match self.rx.recv_deadline(due) {
-                    Ok(msg) => msg,
-                    Err(RecvTimeoutError::Timeout) => {
+                    if self.batch_due.is_some_and(|d| now >= d) {
                         self.send_batch();
-                        continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        self.finish();
-                        return;
-                    }
-                },
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finish();
+                    return;
+                }
             };
             let flush = self.take(msg);
             while self.pending.len() >= BATCH_RECORDS || (flush && !self.pending.is_empty()) {
@@ -472,6 +557,10 @@ impl Worker {
         let left = self.pending.len() as u64;
         self.abandon_pending();
         self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
+        // The last values, so that a short-lived app's metrics arrive too.
+        if !self.past_deadline() {
+            self.push_metrics();
+        }
         for ack in self.acks.drain(..) {
             let _ = ack.send(());
         }
@@ -501,9 +590,7 @@ impl Worker {
         }
         let batch: Vec<Vec<u8>> = self.pending.drain(..n).collect();
         let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
-        let observed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let observed = unix_nanos(SystemTime::now());
         let records: Vec<_> = batch
             .iter()
             .filter_map(|b| read(b))
@@ -534,6 +621,46 @@ impl Worker {
             }
         }
         self.batch_due = (!self.pending.is_empty()).then(|| Instant::now() + BATCH_DELAY);
+    }
+
+    /// Pushes every series once; a failure is counted and reported once, not retried
+    /// (the values are cumulative: the next push carries them).
+    fn push_metrics(&mut self) {
+        let series = self.metrics.aggregator.snapshot();
+        let Some(request) =
+            metrics_request(&self.resource, &self.scope, &series, SystemTime::now())
+        else {
+            return;
+        };
+        let body = self.metrics.transport.body(&request);
+        let mut timeout = self.metrics.transport.timeout();
+        if let Some(deadline) = self.deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let problem = match self.metrics.transport.post(&body, timeout) {
+            Outcome::Accepted { rejected: 0, .. } => None,
+            Outcome::Accepted { rejected, message } => {
+                Some(format!("{rejected} data points rejected: {message}"))
+            }
+            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => Some(reason),
+        };
+        match problem {
+            None => {
+                self.shared.metric_pushes.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(reason) => {
+                self.shared
+                    .metric_push_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if !self.shared.reported_metrics.swap(true, Ordering::Relaxed) {
+                    stderr_line(format_args!(
+                        "cannot push metrics to the otlp collector at {}: {reason} (the next push carries the \
+                         cumulative values; further failures are counted, not printed)",
+                        self.metrics.transport.url()
+                    ));
+                }
+            }
+        }
     }
 
     fn reject(&self, count: u64, reason: &str) {

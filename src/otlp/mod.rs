@@ -1,6 +1,7 @@
 //! Export to an OpenTelemetry collector over OTLP/HTTP (cargo feature `otlp`).
 //!
-//! Each `track_event` becomes an OTLP log record; see [`OtlpExporter`] for delivery
+//! Each `track_event` becomes an OTLP log record; metrics, timings and event counts
+//! are aggregated and pushed as OTLP metrics. See [`OtlpExporter`] for delivery
 //! (batching, retries, the bounded queue, shutdown) and [`OtlpConfig`] for the
 //! standard `OTEL_*` variables it reads.
 //!
@@ -10,7 +11,8 @@
 //! |---|---|
 //! | `config.rs` | the `OTEL_*` variables, read as the OpenTelemetry specification defines them |
 //! | `capture.rs` | on the emitting thread: the borrowed record copied into one flat buffer |
-//! | `mapping.rs` | on the export thread: captured records to the official OTLP types |
+//! | `mapping.rs` | on the export thread: captured events to OTLP log records |
+//! | `metrics.rs` | on the export thread: the aggregated series to OTLP metrics |
 //! | `transport.rs` | one OTLP/HTTP request with `ureq`, and what its answer means |
 //! | `exporter.rs` | the hand-off, the bounded queue, the export thread, batching and retries |
 //!
@@ -52,6 +54,7 @@ mod capture;
 mod config;
 mod exporter;
 mod mapping;
+mod metrics;
 mod transport;
 
 pub use config::{OtlpCompression, OtlpConfig};

@@ -5,9 +5,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 
-use super::config::{OtlpCompression, SignalConfig};
+use super::config::{OtlpCompression, Signal, SignalConfig};
 
 /// The most of a response body that is read (the specification's default maximum
 /// response size is 4 MiB; a summary needs far less).
@@ -16,7 +17,8 @@ const RESPONSE_LIMIT: u64 = 64 * 1024;
 /// What came of one request.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Outcome {
-    /// 2xx. `rejected` counts the records a partial-success answer says it refused.
+    /// 2xx. `rejected` counts the records (or data points) a partial-success answer
+    /// says it refused.
     Accepted { rejected: u64, message: String },
     /// Worth retrying: a connection problem, a timeout, or 429/502/503/504.
     /// `retry_after` is the server's `Retry-After`, when it gave one in seconds.
@@ -33,17 +35,22 @@ pub(crate) enum Outcome {
 pub(crate) struct Transport {
     agent: ureq::Agent,
     config: SignalConfig,
+    signal: Signal,
 }
 
 impl Transport {
-    pub(crate) fn new(config: SignalConfig) -> Self {
+    pub(crate) fn new(config: SignalConfig, signal: Signal) -> Self {
         let agent = ureq::Agent::config_builder()
             // Statuses are answers to interpret, not errors.
             .http_status_as_error(false)
             .user_agent(concat!("telemetry-rust/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Transport { agent, config }
+        Transport {
+            agent,
+            config,
+            signal,
+        }
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -104,18 +111,20 @@ impl Transport {
             .unwrap_or_default();
         match status {
             200..=299 => {
-                let partial = ExportLogsServiceResponse::decode(body.as_slice())
-                    .ok()
-                    .and_then(|r| r.partial_success);
-                match partial {
-                    Some(p) => Outcome::Accepted {
-                        rejected: u64::try_from(p.rejected_log_records).unwrap_or(0),
-                        message: p.error_message,
-                    },
-                    None => Outcome::Accepted {
-                        rejected: 0,
-                        message: String::new(),
-                    },
+                let partial = match self.signal {
+                    Signal::Logs => ExportLogsServiceResponse::decode(body.as_slice())
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map(|p| (p.rejected_log_records, p.error_message)),
+                    Signal::Metrics => ExportMetricsServiceResponse::decode(body.as_slice())
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map(|p| (p.rejected_data_points, p.error_message)),
+                };
+                let (rejected, message) = partial.unwrap_or_default();
+                Outcome::Accepted {
+                    rejected: u64::try_from(rejected).unwrap_or(0),
+                    message,
                 }
             }
             429 | 502 | 503 | 504 => Outcome::Retry {
