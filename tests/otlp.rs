@@ -367,6 +367,14 @@ fn gauges_histograms_and_event_counts_arrive_as_metrics() {
         ],
     );
     receiver.logs(3);
+    wait_until("the metrics push", Duration::from_secs(10), || {
+        receiver
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r["signal"] == "metrics")
+    });
     let requests = receiver.requests.lock().unwrap().clone();
     let pushes: Vec<&Value> = requests
         .iter()

@@ -1,6 +1,6 @@
 //! What the emitting thread does for the OTLP exporter: copy the borrowed record into
-//! one flat byte buffer (one allocation, no per-tag strings), for the export thread to
-//! turn into OTLP types later.
+//! a flat byte buffer that the thread owns (no allocation once the buffer has grown,
+//! no per-tag strings), for the export thread to turn into OTLP types later.
 //!
 //! Layout, little-endian: kind `u8`, time `u64` (ns since the Unix epoch), line `u32`
 //! (`u32::MAX` = none), then the strings name, module, file (each `u32` length, with
@@ -13,6 +13,8 @@ use crate::fields::Kind;
 use crate::record::{Record, TagValue};
 
 const NONE: u32 = u32::MAX;
+/// Longer strings are cut to this many bytes (a 4 GiB tag is not telemetry).
+const MAX_STR: usize = NONE as usize - 1;
 
 const STR: u8 = 0;
 const I64: u8 = 1;
@@ -20,9 +22,9 @@ const U64: u8 = 2;
 const F64: u8 = 3;
 const BOOL: u8 = 4;
 
-/// Copies `record` into one buffer of exactly the size it needs.
-pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
-    let str_len = |s: Option<&str>| 4 + s.map_or(0, str::len);
+/// The bytes [`capture_into`] appends for `record`.
+pub(crate) fn captured_len(record: &Record<'_>) -> usize {
+    let str_len = |s: Option<&str>| 4 + s.map_or(0, |s| s.len().min(MAX_STR));
     let mut len = 1 + 8 + 4 + 4;
     len += str_len(Some(record.name())) + str_len(record.module_path()) + str_len(record.file());
     for tag in record.tags() {
@@ -32,25 +34,36 @@ pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
             _ => 8,
         };
     }
+    len
+}
+
+/// Copies `record` into one buffer of exactly the size it needs.
+#[cfg(test)]
+pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(captured_len(record));
+    capture_into(&mut buf, record);
+    buf
+}
+
+/// Appends `record` to `buf` ([`captured_len`] bytes).
+pub(crate) fn capture_into(buf: &mut Vec<u8>, record: &Record<'_>) {
     let nanos = record
         .timestamp()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-
-    let mut buf = Vec::with_capacity(len);
     buf.push(kind_byte(record.kind()));
     buf.extend_from_slice(&nanos.to_le_bytes());
     buf.extend_from_slice(&record.line().unwrap_or(NONE).to_le_bytes());
-    put_str(&mut buf, Some(record.name()));
-    put_str(&mut buf, record.module_path());
-    put_str(&mut buf, record.file());
+    put_str(buf, Some(record.name()));
+    put_str(buf, record.module_path());
+    put_str(buf, record.file());
     buf.extend_from_slice(&(record.tags().len() as u32).to_le_bytes());
     for tag in record.tags() {
-        put_str(&mut buf, Some(tag.key()));
+        put_str(buf, Some(tag.key()));
         match tag.value() {
             TagValue::Str(s) => {
                 buf.push(STR);
-                put_str(&mut buf, Some(s));
+                put_str(buf, Some(s));
             }
             TagValue::I64(v) => {
                 buf.push(I64);
@@ -70,8 +83,6 @@ pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
             }
         }
     }
-    debug_assert_eq!(buf.len(), len);
-    buf
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -84,10 +95,8 @@ fn kind_byte(kind: Kind) -> u8 {
 
 fn put_str(buf: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        // Longer strings cannot reach here: a record's strings come from memory that
-        // the process holds, and a 4 GiB tag is cut to the length field's range.
         Some(s) => {
-            let s = &s.as_bytes()[..s.len().min(NONE as usize - 1)];
+            let s = &s.as_bytes()[..s.len().min(MAX_STR)];
             buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
             buf.extend_from_slice(s);
         }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use thread_local::ThreadLocal;
 
-use super::capture::{capture, read};
+use super::capture::{capture_into, captured_len, read};
 use super::config::{OtlpConfig, Signal};
 use super::mapping;
 use super::metrics::{metrics_request, unix_nanos};
@@ -20,7 +21,7 @@ use super::transport::{Outcome, Transport};
 use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::fields::Kind;
-use crate::record::Record;
+use crate::record::{Record, Tag};
 use crate::report::stderr_line;
 use crate::sink::Sink;
 
@@ -34,9 +35,12 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured as given.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
-/// Memory a queued record costs beyond its bytes (the buffer's header and the queue
-/// slot), so that a flood of tiny records is bounded too.
-const RECORD_OVERHEAD: usize = 64;
+/// What the queue bound counts for a record beyond its bytes: its length prefix.
+const RECORD_OVERHEAD: usize = 4;
+/// A thread's buffer this full wakes the export thread before the batch delay.
+const WAKE_BYTES: usize = 256 * 1024;
+/// What a thread's buffer starts with after the export thread took its records.
+const BUFFER_START: usize = 4 * 1024;
 
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
@@ -128,8 +132,12 @@ impl OtlpStats {
     }
 }
 
-#[derive(Default)]
 struct Shared {
+    /// Each emitting thread's captured records, length-prefixed; the export thread
+    /// swaps them out. A thread only ever contends with the export thread's swap.
+    buffers: ThreadLocal<Mutex<Vec<u8>>>,
+    /// Wakes the export thread early when a buffer is large.
+    wake: Sender<()>,
     /// Bytes (plus overhead) of every record taken and not yet sent, refused or given up.
     queued_bytes: AtomicUsize,
     exported: AtomicU64,
@@ -146,13 +154,42 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(wake: Sender<()>) -> Self {
+        Shared {
+            buffers: ThreadLocal::new(),
+            wake,
+            queued_bytes: AtomicUsize::new(0),
+            exported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            metric_pushes: AtomicU64::new(0),
+            metric_push_failures: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            reported_full: AtomicBool::new(false),
+            reported_rejected: AtomicBool::new(false),
+            reported_metrics: AtomicBool::new(false),
+        }
+    }
+
+    /// Every thread's records so far, oldest first within each thread.
+    fn take_buffers(&self, into: &mut VecDeque<(Vec<u8>, usize)>) {
+        for cell in self.buffers.iter() {
+            let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
+            if !buf.is_empty() {
+                let taken = std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER_START));
+                into.push_back((taken, 0));
+            }
+        }
+    }
+
     fn release(&self, bytes: usize) {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
 enum Msg {
-    Record(Vec<u8>),
     /// Send everything queued before this, then answer.
     Flush(Sender<()>),
     /// Send what can be sent before the deadline, give up the rest, answer, stop.
@@ -162,14 +199,16 @@ enum Msg {
 /// Exports telemetry to an OpenTelemetry collector over OTLP/HTTP: each `track_event`
 /// becomes a log record.
 ///
-/// * **The emitting thread** copies the record into one buffer and queues it: no
-///   encoding to protobuf, no I/O, no lock. An unreachable or slow collector never
-///   blocks or slows it.
+/// * **The emitting thread** copies the record into a buffer of its own (no
+///   allocation once that has grown, no encoding to protobuf, no I/O, a lock that
+///   only the export thread's collection ever contends). An unreachable or slow
+///   collector never blocks or slows it.
 /// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
 ///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
 ///   first drop is reported once on stderr.
-/// * **The export thread** (`telemetry-otlp`) batches up to 512 records or 1 s, encodes
-///   them with the official OTLP types, compresses them if asked and posts them.
+/// * **The export thread** (`telemetry-otlp`) collects the threads' buffers every
+///   second (sooner when one holds 256 KiB), sends up to 512 records per request,
+///   encoded with the official OTLP types, compressed if asked.
 /// * **Retries**: connection errors, timeouts and HTTP 429/502/503/504 are retried with
 ///   exponential backoff (250 ms doubling to 5 s, jittered), waiting instead as long as
 ///   a `Retry-After` header says (up to 5 minutes); records keep queueing meanwhile.
@@ -180,9 +219,10 @@ enum Msg {
 ///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
 ///   10 s), then counts what it could not deliver as
 ///   [`undelivered`](OtlpStats::undelivered) and says so on stderr.
-/// * **Metrics**: every record is also aggregated ([`Aggregator`], the pinned mapping:
+/// * **Metrics**: records are also aggregated ([`Aggregator`], the pinned mapping:
 ///   `track_metric` a gauge, `track_timing` a histogram in seconds with unit `s`,
-///   `track_event` a monotonic count) and the series are pushed every
+///   `track_event` a monotonic count; events are counted on the export thread as it
+///   takes them, so an event dropped on a full queue is in neither) and pushed every
 ///   `OTEL_METRIC_EXPORT_INTERVAL` (60 s) and once more at shutdown, with cumulative
 ///   temporality. A failed push is counted and not retried: the next one carries the
 ///   cumulative values.
@@ -241,7 +281,7 @@ impl OtlpExporter {
     /// ```
     pub fn start(config: OtlpConfig) -> Result<Self, Error> {
         let aggregator = Aggregator::new();
-        let mut exporter = Self::start_with_aggregator(config, aggregator.clone())?;
+        let mut exporter = Self::start_inner(config, aggregator.clone(), true)?;
         if exporter.running.is_some() {
             exporter.own_aggregator = Some(aggregator);
         }
@@ -267,7 +307,16 @@ impl OtlpExporter {
         config: OtlpConfig,
         aggregator: Aggregator,
     ) -> Result<Self, Error> {
-        let shared = Arc::new(Shared::default());
+        Self::start_inner(config, aggregator, false)
+    }
+
+    fn start_inner(
+        config: OtlpConfig,
+        aggregator: Aggregator,
+        count_events: bool,
+    ) -> Result<Self, Error> {
+        let (wake, woken) = bounded(1);
+        let shared = Arc::new(Shared::new(wake));
         let capacity = config.queue_bytes;
         let timeout = config.logs.timeout;
         if config.disabled {
@@ -282,6 +331,8 @@ impl OtlpExporter {
         let (tx, rx) = unbounded();
         let worker = Worker {
             rx,
+            woken,
+            count_events,
             shared: Arc::clone(&shared),
             resource: mapping::resource(&config),
             scope: mapping::scope(),
@@ -293,7 +344,7 @@ impl OtlpExporter {
                 next: Instant::now() + config.metric_interval,
             },
             pending: VecDeque::new(),
-            batch_due: None,
+            next_collect: Instant::now() + BATCH_DELAY,
             deadline: None,
             acks: Vec::new(),
             stop: None,
@@ -401,11 +452,15 @@ impl OtlpExporter {
 
 impl Sink for OtlpExporter {
     fn record(&self, record: &Record<'_>) {
-        let Some(running) = &self.running else { return };
-        if let Some(aggregator) = &self.own_aggregator {
-            aggregator.record(record);
+        if self.running.is_none() {
+            return;
         }
         if record.kind() != Kind::Event {
+            // Metrics and timings are aggregated here; events are counted on the
+            // export thread, off the emitting thread's path.
+            if let Some(aggregator) = &self.own_aggregator {
+                aggregator.record(record);
+            }
             return;
         }
         let shared = &self.shared;
@@ -413,8 +468,8 @@ impl Sink for OtlpExporter {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let buf = capture(record);
-        let cost = buf.len() + RECORD_OVERHEAD;
+        let len = captured_len(record);
+        let cost = len + RECORD_OVERHEAD;
         let before = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed);
         if before + cost > self.capacity {
             shared.release(cost);
@@ -428,9 +483,20 @@ impl Sink for OtlpExporter {
             }
             return;
         }
-        if running.tx.send(Msg::Record(buf)).is_err() {
-            shared.release(cost);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
+        let cell = shared
+            .buffers
+            .get_or(|| Mutex::new(Vec::with_capacity(BUFFER_START)));
+        let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        // The length fits: a record's strings are each cut to u32's range, and the
+        // queue bound stops anything near 4 GiB.
+        let before = buf.len();
+        buf.extend_from_slice(&(len as u32).to_le_bytes());
+        capture_into(&mut buf, record);
+        // Once per fill, as the buffer crosses the mark.
+        let wake = before < WAKE_BYTES && buf.len() >= WAKE_BYTES;
+        drop(buf);
+        if wake {
+            let _ = shared.wake.try_send(());
         }
     }
 
@@ -454,14 +520,18 @@ struct MetricsPush {
 
 struct Worker {
     rx: Receiver<Msg>,
+    woken: Receiver<()>,
     shared: Arc<Shared>,
+    /// Whether to count events into the aggregator (it is this exporter's own).
+    count_events: bool,
     resource: Resource,
     scope: InstrumentationScope,
     logs: Transport,
     metrics: MetricsPush,
-    pending: VecDeque<Vec<u8>>,
-    /// When the oldest pending record has waited long enough to go without a full batch.
-    batch_due: Option<Instant>,
+    /// Buffers taken from the emitting threads, with how far each has been read.
+    pending: VecDeque<(Vec<u8>, usize)>,
+    /// When the threads' buffers are next collected and sent without being full.
+    next_collect: Instant,
     /// Set by shutdown: nothing is sent after it.
     deadline: Option<Instant>,
     /// Flushes waiting for the queue to empty.
@@ -472,6 +542,14 @@ struct Worker {
     jitter: u64,
 }
 
+enum Wake {
+    Msg(Msg),
+    /// A thread's buffer is large.
+    Full,
+    Tick,
+    Closed,
+}
+
 impl Worker {
     fn run(mut self) {
         loop {
@@ -479,63 +557,67 @@ impl Worker {
                 self.finish();
                 return;
             }
-            let due = match self.batch_due {
-                Some(batch) => batch.min(self.metrics.next),
-                None => self.metrics.next,
-            };
-            let msg = match self.rx.recv_deadline(due) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
+            let due = self.next_collect.min(self.metrics.next);
+            let wake = self.wait_until(due);
+            match wake {
+                Wake::Closed => {
+                    self.finish();
+                    return;
+                }
+                Wake::Msg(msg) => self.take(msg),
+                Wake::Full => {}
+                Wake::Tick => {
                     let now = Instant::now();
                     if now >= self.metrics.next {
                         self.metrics.next = now + self.metrics.interval;
                         self.push_metrics();
                     }
-                    if self.batch_due.is_some_and(|d| now >= d) {
-                        self.send_batch();
+                    if now < self.next_collect {
+                        continue;
                     }
-                    continue;
+                    self.next_collect = now + BATCH_DELAY;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.finish();
-                    return;
-                }
-            };
-            let flush = self.take(msg);
-            while self.pending.len() >= BATCH_RECORDS || (flush && !self.pending.is_empty()) {
-                if self.stop.is_some() {
-                    break;
-                }
+            }
+            if self.stop.is_some() {
+                continue;
+            }
+            self.shared.take_buffers(&mut self.pending);
+            while self.has_pending() && self.stop.is_none() {
                 self.send_batch();
             }
             self.answer_flushes();
         }
     }
 
-    /// Takes one message; true if it asks for everything to be sent now.
-    fn take(&mut self, msg: Msg) -> bool {
+    /// The next message, a full buffer, or `Tick` at `until`.
+    fn wait_until(&self, until: Instant) -> Wake {
+        let timeout = until.saturating_duration_since(Instant::now());
+        select! {
+            recv(self.rx) -> msg => match msg {
+                Ok(msg) => Wake::Msg(msg),
+                Err(_) => Wake::Closed,
+            },
+            recv(self.woken) -> _ => Wake::Full,
+            default(timeout) => Wake::Tick,
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn take(&mut self, msg: Msg) {
         match msg {
-            Msg::Record(buf) => {
-                if self.pending.is_empty() {
-                    self.batch_due = Some(Instant::now() + BATCH_DELAY);
-                }
-                self.pending.push_back(buf);
-                false
-            }
-            Msg::Flush(ack) => {
-                self.acks.push(ack);
-                true
-            }
+            Msg::Flush(ack) => self.acks.push(ack),
             Msg::Shutdown(deadline, ack) => {
                 self.deadline = Some(deadline);
                 self.stop = Some(ack);
-                true
             }
         }
     }
 
     fn answer_flushes(&mut self) {
-        if self.pending.is_empty() {
+        if !self.has_pending() {
             for ack in self.acks.drain(..) {
                 let _ = ack.send(());
             }
@@ -545,17 +627,13 @@ impl Worker {
     /// Shutdown: everything already queued, until the deadline; then the rest is
     /// counted as undelivered.
     fn finish(&mut self) {
-        while let Ok(msg) = self.rx.try_recv() {
-            self.take(msg);
-        }
-        while !self.pending.is_empty() && !self.past_deadline() {
+        self.shared.take_buffers(&mut self.pending);
+        while self.has_pending() && !self.past_deadline() {
             self.send_batch();
-            while let Ok(msg) = self.rx.try_recv() {
-                self.take(msg);
-            }
         }
-        let left = self.pending.len() as u64;
-        self.abandon_pending();
+        // A record appended while shutdown began is given up too, and counted.
+        self.shared.take_buffers(&mut self.pending);
+        let left = self.abandon_pending();
         self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
         // The last values, so that a short-lived app's metrics arrive too.
         if !self.past_deadline() {
@@ -573,30 +651,67 @@ impl Worker {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn abandon_pending(&mut self) {
-        let bytes: usize = self.pending.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
-        self.pending.clear();
+    /// Drops every pending record; returns how many there were.
+    fn abandon_pending(&mut self) -> u64 {
+        let mut records = 0;
+        let mut bytes = 0;
+        while let Some(record) = self.next_record() {
+            records += 1;
+            bytes += record.len() + RECORD_OVERHEAD;
+        }
         self.shared.release(bytes);
-        self.batch_due = None;
+        records
+    }
+
+    /// The next pending record's bytes (without its length prefix), advancing past it.
+    fn next_record(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (buf, at) = self.pending.front_mut()?;
+            let start = *at + 4;
+            let len = buf
+                .get(*at..start)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes);
+            match len.and_then(|len| buf.get(start..start + len as usize)) {
+                Some(record) => {
+                    let record = record.to_vec();
+                    *at = start + record.len();
+                    return Some(record);
+                }
+                None => {
+                    self.pending.pop_front();
+                }
+            }
+        }
     }
 
     /// Sends the oldest batch, retrying transient failures until it is delivered,
     /// refused, or shutdown's deadline passes.
     fn send_batch(&mut self) {
-        let n = self.pending.len().min(BATCH_RECORDS);
-        if n == 0 {
-            self.batch_due = None;
+        let mut batch = Vec::with_capacity(BATCH_RECORDS);
+        while batch.len() < BATCH_RECORDS {
+            match self.next_record() {
+                Some(record) => batch.push(record),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
             return;
         }
-        let batch: Vec<Vec<u8>> = self.pending.drain(..n).collect();
         let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
         let observed = unix_nanos(SystemTime::now());
-        let records: Vec<_> = batch
-            .iter()
-            .filter_map(|b| read(b))
-            .filter(|event| event.kind == Kind::Event)
-            .map(|event| mapping::log_record(&event, observed))
-            .collect();
+        let mut records = Vec::with_capacity(batch.len());
+        for event in batch.iter().filter_map(|b| read(b)) {
+            if event.kind != Kind::Event {
+                continue;
+            }
+            if self.count_events {
+                let tags: Vec<Tag<'_>> = event.tags.iter().map(|&(k, v)| Tag::new(k, v)).collect();
+                let record = Record::new(Kind::Event, event.name, &tags);
+                self.metrics.aggregator.record(&record);
+            }
+            records.push(mapping::log_record(&event, observed));
+        }
         let count = records.len() as u64;
         let body = self
             .logs
@@ -620,7 +735,6 @@ impl Worker {
                 self.shared.undelivered.fetch_add(count, Ordering::Relaxed);
             }
         }
-        self.batch_due = (!self.pending.is_empty()).then(|| Instant::now() + BATCH_DELAY);
     }
 
     /// Pushes every series once; a failure is counted and reported once, not retried
@@ -723,22 +837,23 @@ impl Worker {
         }
     }
 
-    /// Waits before a retry while still taking records off the channel (they count
-    /// against the byte bound either way). A shutdown cuts the wait short: one more
-    /// try, with what time is left.
+    /// Waits before a retry, answering messages meanwhile (records keep collecting in
+    /// the threads' buffers, within the byte bound). A shutdown cuts the wait short:
+    /// one more try, with what time is left.
     fn wait(&mut self, wait: Duration) {
         let until = Instant::now() + wait;
         while Instant::now() < until {
-            match self.rx.recv_deadline(until) {
-                Ok(msg) => {
+            match self.wait_until(until) {
+                Wake::Msg(msg) => {
                     let was_stopping = self.stop.is_some();
                     self.take(msg);
                     if !was_stopping && self.stop.is_some() {
                         return;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => return,
-                Err(RecvTimeoutError::Disconnected) => {
+                Wake::Full => {}
+                Wake::Tick => return,
+                Wake::Closed => {
                     thread::sleep(until.saturating_duration_since(Instant::now()));
                     return;
                 }
