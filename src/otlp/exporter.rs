@@ -37,8 +37,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// What the queue bound counts for a record beyond its bytes: its length prefix.
 const RECORD_OVERHEAD: usize = 4;
-/// A thread's buffer this full wakes the export thread before the batch delay.
-const WAKE_BYTES: usize = 256 * 1024;
+/// A thread's buffer this full is handed to the export thread at once, and the thread
+/// goes on with an emptied one from the export thread (so that a busy thread neither
+/// grows one huge buffer nor touches fresh memory for every chunk).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Emptied chunks kept for reuse.
+const SPARE_CHUNKS: usize = 16;
 /// What a thread's buffer starts with after the export thread took its records.
 const BUFFER_START: usize = 4 * 1024;
 
@@ -136,8 +140,10 @@ struct Shared {
     /// Each emitting thread's captured records, length-prefixed; the export thread
     /// swaps them out. A thread only ever contends with the export thread's swap.
     buffers: ThreadLocal<Mutex<Vec<u8>>>,
-    /// Wakes the export thread early when a buffer is large.
-    wake: Sender<()>,
+    /// Full buffers, handed to the export thread.
+    full: Sender<Vec<u8>>,
+    /// Emptied buffers, handed back.
+    spare: Receiver<Vec<u8>>,
     /// Bytes (plus overhead) of every record taken and not yet sent, refused or given up.
     queued_bytes: AtomicUsize,
     exported: AtomicU64,
@@ -154,10 +160,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(wake: Sender<()>) -> Self {
+    fn new(full: Sender<Vec<u8>>, spare: Receiver<Vec<u8>>) -> Self {
         Shared {
             buffers: ThreadLocal::new(),
-            wake,
+            full,
+            spare,
             queued_bytes: AtomicUsize::new(0),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -173,12 +180,21 @@ impl Shared {
         }
     }
 
-    /// Every thread's records so far, oldest first within each thread.
-    fn take_buffers(&self, into: &mut VecDeque<(Vec<u8>, usize)>) {
+    /// An emptied buffer if there is one, else a new one of `capacity` bytes.
+    fn fresh_buffer(&self, capacity: usize) -> Vec<u8> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity))
+    }
+
+    /// Every thread's records so far: the full buffers handed over, then what each
+    /// thread's current buffer holds.
+    fn take_buffers(&self, full: &Receiver<Vec<u8>>, into: &mut VecDeque<(Vec<u8>, usize)>) {
+        into.extend(full.try_iter().map(|buf| (buf, 0)));
         for cell in self.buffers.iter() {
             let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
             if !buf.is_empty() {
-                let taken = std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER_START));
+                let taken = std::mem::replace(&mut *buf, self.fresh_buffer(BUFFER_START));
                 into.push_back((taken, 0));
             }
         }
@@ -207,7 +223,8 @@ enum Msg {
 ///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
 ///   first drop is reported once on stderr.
 /// * **The export thread** (`telemetry-otlp`) collects the threads' buffers every
-///   second (sooner when one holds 256 KiB), sends up to 512 records per request,
+///   second (a thread hands over a buffer at once when it holds 256 KiB), sends up
+///   to 512 records per request,
 ///   encoded with the official OTLP types, compressed if asked.
 /// * **Retries**: connection errors, timeouts and HTTP 429/502/503/504 are retried with
 ///   exponential backoff (250 ms doubling to 5 s, jittered), waiting instead as long as
@@ -315,8 +332,9 @@ impl OtlpExporter {
         aggregator: Aggregator,
         count_events: bool,
     ) -> Result<Self, Error> {
-        let (wake, woken) = bounded(1);
-        let shared = Arc::new(Shared::new(wake));
+        let (full, full_rx) = unbounded();
+        let (spare_tx, spare) = bounded(SPARE_CHUNKS);
+        let shared = Arc::new(Shared::new(full, spare));
         let capacity = config.queue_bytes;
         let timeout = config.logs.timeout;
         if config.disabled {
@@ -331,7 +349,8 @@ impl OtlpExporter {
         let (tx, rx) = unbounded();
         let worker = Worker {
             rx,
-            woken,
+            full: full_rx,
+            spare: spare_tx,
             count_events,
             shared: Arc::clone(&shared),
             resource: mapping::resource(&config),
@@ -489,14 +508,15 @@ impl Sink for OtlpExporter {
         let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
         // The length fits: a record's strings are each cut to u32's range, and the
         // queue bound stops anything near 4 GiB.
-        let before = buf.len();
         buf.extend_from_slice(&(len as u32).to_le_bytes());
         capture_into(&mut buf, record);
-        // Once per fill, as the buffer crosses the mark.
-        let wake = before < WAKE_BYTES && buf.len() >= WAKE_BYTES;
-        drop(buf);
-        if wake {
-            let _ = shared.wake.try_send(());
+        if buf.len() >= CHUNK_BYTES {
+            // A thread that fills a chunk is busy: its next one is chunk-sized from
+            // the start, so that it never grows by copying.
+            let full = std::mem::replace(&mut *buf, shared.fresh_buffer(CHUNK_BYTES + 1024));
+            // Sent under the lock, so that it is in the channel before the export
+            // thread can take this thread's newer records.
+            let _ = shared.full.send(full);
         }
     }
 
@@ -520,7 +540,8 @@ struct MetricsPush {
 
 struct Worker {
     rx: Receiver<Msg>,
-    woken: Receiver<()>,
+    full: Receiver<Vec<u8>>,
+    spare: Sender<Vec<u8>>,
     shared: Arc<Shared>,
     /// Whether to count events into the aggregator (it is this exporter's own).
     count_events: bool,
@@ -544,8 +565,8 @@ struct Worker {
 
 enum Wake {
     Msg(Msg),
-    /// A thread's buffer is large.
-    Full,
+    /// A thread's full buffer.
+    Full(Vec<u8>),
     Tick,
     Closed,
 }
@@ -565,7 +586,7 @@ impl Worker {
                     return;
                 }
                 Wake::Msg(msg) => self.take(msg),
-                Wake::Full => {}
+                Wake::Full(buf) => self.pending.push_back((buf, 0)),
                 Wake::Tick => {
                     let now = Instant::now();
                     if now >= self.metrics.next {
@@ -581,7 +602,7 @@ impl Worker {
             if self.stop.is_some() {
                 continue;
             }
-            self.shared.take_buffers(&mut self.pending);
+            self.shared.take_buffers(&self.full, &mut self.pending);
             while self.has_pending() && self.stop.is_none() {
                 self.send_batch();
             }
@@ -597,7 +618,10 @@ impl Worker {
                 Ok(msg) => Wake::Msg(msg),
                 Err(_) => Wake::Closed,
             },
-            recv(self.woken) -> _ => Wake::Full,
+            recv(self.full) -> buf => match buf {
+                Ok(buf) => Wake::Full(buf),
+                Err(_) => Wake::Closed,
+            },
             default(timeout) => Wake::Tick,
         }
     }
@@ -627,12 +651,12 @@ impl Worker {
     /// Shutdown: everything already queued, until the deadline; then the rest is
     /// counted as undelivered.
     fn finish(&mut self) {
-        self.shared.take_buffers(&mut self.pending);
+        self.shared.take_buffers(&self.full, &mut self.pending);
         while self.has_pending() && !self.past_deadline() {
             self.send_batch();
         }
         // A record appended while shutdown began is given up too, and counted.
-        self.shared.take_buffers(&mut self.pending);
+        self.shared.take_buffers(&self.full, &mut self.pending);
         let left = self.abandon_pending();
         self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
         // The last values, so that a short-lived app's metrics arrive too.
@@ -651,13 +675,25 @@ impl Worker {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    /// Drops every pending record; returns how many there were.
+    /// Drops every pending record; returns how many there were. Walks the length
+    /// prefixes only, so that giving up a large queue at shutdown takes no time.
     fn abandon_pending(&mut self) -> u64 {
         let mut records = 0;
         let mut bytes = 0;
-        while let Some(record) = self.next_record() {
-            records += 1;
-            bytes += record.len() + RECORD_OVERHEAD;
+        for (buf, mut at) in self.pending.drain(..) {
+            while let Some(len) = buf
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+            {
+                let len = len as usize;
+                if buf.len() < at + 4 + len {
+                    break;
+                }
+                records += 1;
+                bytes += len + RECORD_OVERHEAD;
+                at += 4 + len;
+            }
         }
         self.shared.release(bytes);
         records
@@ -679,7 +715,12 @@ impl Worker {
                     return Some(record);
                 }
                 None => {
-                    self.pending.pop_front();
+                    if let Some((mut buf, _)) = self.pending.pop_front() {
+                        if buf.capacity() >= CHUNK_BYTES {
+                            buf.clear();
+                            let _ = self.spare.try_send(buf);
+                        }
+                    }
                 }
             }
         }
@@ -851,7 +892,7 @@ impl Worker {
                         return;
                     }
                 }
-                Wake::Full => {}
+                Wake::Full(buf) => self.pending.push_back((buf, 0)),
                 Wake::Tick => return,
                 Wake::Closed => {
                     thread::sleep(until.saturating_duration_since(Instant::now()));
