@@ -576,6 +576,8 @@ enum Answer {
     Status(u16, &'static str, Vec<u8>),
     /// Reads the request and never answers.
     Hang,
+    /// Accepts after this long.
+    Slow(Duration),
 }
 
 struct Stub {
@@ -659,6 +661,13 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &[Answer]) {
             Answer::Hang => {
                 thread::sleep(Duration::from_secs(30));
                 return;
+            }
+            Answer::Slow(delay) => {
+                thread::sleep(*delay);
+                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+                    return;
+                }
             }
             Answer::Status(code, extra, body) => {
                 let response = format!(
@@ -767,6 +776,25 @@ fn a_collector_that_never_answers_cannot_hold_up_shutdown_or_the_app() {
     let stats = exporter.stats();
     assert_eq!(stats.exported(), 0);
     assert_eq!(stats.undelivered() + stats.dropped(), 10_003, "{stats:?}");
+}
+
+#[test]
+fn a_backlog_behind_a_slow_collector_cannot_hold_up_shutdown() {
+    let stub = Stub::start(vec![Answer::Slow(Duration::from_millis(100))]);
+    let config = stub.config().with_timeout(Duration::from_millis(500));
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 50_000);
+    exporter.flush(); // starts on the backlog; gives up waiting after the timeout
+    let started = Instant::now();
+    exporter.shutdown();
+    let shutdown = started.elapsed();
+    assert!(
+        shutdown < Duration::from_millis(1500),
+        "shutdown took {shutdown:?}"
+    );
+    let stats = exporter.stats();
+    assert!(stats.exported() > 0 && stats.undelivered() > 0, "{stats:?}");
+    assert_eq!(stats.exported() + stats.undelivered(), 50_000, "{stats:?}");
 }
 
 #[test]

@@ -605,6 +605,10 @@ impl Worker {
             self.shared.take_buffers(&self.full, &mut self.pending);
             while self.has_pending() && self.stop.is_none() {
                 self.send_batch();
+                // A long backlog must not hide a shutdown and its deadline.
+                while let Ok(msg) = self.rx.try_recv() {
+                    self.take(msg);
+                }
             }
             self.answer_flushes();
         }
