@@ -24,31 +24,43 @@
 //!
 //! The OpenTelemetry SDK (`opentelemetry_sdk`'s logger provider with its batch
 //! processor, fed through `opentelemetry-appender-tracing`) was the alternative. It
-//! was not chosen because of what it costs on the emitting thread: it builds an
-//! SDK `LogRecord` (owned attribute values, an `Arc`'d resource and scope lookup)
-//! and hands it through a channel on every event, and its exporter is async (a
-//! blocking HTTP client is only reached through its `reqwest-blocking-client`, which
-//! brings an async runtime underneath). Here the emitting thread only copies the
-//! record's borrowed strings into one buffer (one allocation per event); the
-//! conversion to OTLP types, the protobuf encoding and compression happen on the
-//! export thread. `peers/` measures both on the same event (docs/PERFORMANCE.md).
+//! was not chosen for what it costs on the emitting thread: the bridge builds an SDK
+//! log record (owned attribute values) and hands it through a channel on every event,
+//! and the SDK's HTTP exporter reaches a blocking client only through `reqwest`, which
+//! brings tokio underneath. Here the emitting thread only copies the record's borrowed
+//! strings into a buffer it owns; the conversion to OTLP types, the protobuf encoding
+//! and compression happen on the export thread. `peers/` measures both on the same
+//! event, in one run: 180 ns per event through this exporter, 538 ns through the
+//! bridge and the SDK's batch processor (whose exporter sent nothing), 294 ns through
+//! this crate's JSON-lines exporter (docs/PERFORMANCE.md).
 //!
 //! HTTP is `ureq` 3: blocking, small, keeps connections alive, TLS through `rustls`
 //! (so `https` endpoints work without system OpenSSL). Compression is `flate2`;
 //! `percent-encoding` decodes `OTEL_RESOURCE_ATTRIBUTES` and header values.
 //!
 //! What the feature adds to an app's dependency graph (`cargo tree -e normal
-//! --features otlp`, against the default build): `opentelemetry-proto`, `prost`
-//! (+ `prost-derive`, `bytes`), `opentelemetry` and `opentelemetry_sdk` (pulled in
-//! by `opentelemetry-proto`'s `logs`/`metrics` features for its own conversions; this
-//! crate does not use them, and they start no thread or runtime: the only
-//! async-related crates are `futures-core`/`futures-util`/`futures-executor`/
-//! `futures-channel`, which are traits and a `block_on` helper, not a runtime),
-//! `ureq` (+ `ureq-proto`, `http`, `httparse`, `base64`, `utf8-zero`, `log`),
-//! `rustls` (+ `ring`, `rustls-webpki`, `rustls-pki-types`, `webpki-roots`,
-//! `untrusted`, `subtle`, `zeroize`), `flate2` (+ `miniz_oxide`, `crc32fast`,
-//! `adler2`) and `percent-encoding`. No tokio, no async runtime: a plain `fn main`
-//! works, and the exporter runs on its own thread.
+//! --features otlp`, against the default build): `opentelemetry-proto`, `prost`,
+//! `prost-derive` (+ `anyhow`, `itertools`, `either`), `bytes`; `opentelemetry` and
+//! `opentelemetry_sdk` (+ `futures-channel`, `futures-core`, `futures-executor`,
+//! `futures-macro`, `futures-sink`, `futures-task`, `futures-util`, `slab`,
+//! `thiserror`), which `opentelemetry-proto`'s `logs` and `metrics` features pull in
+//! for conversions this crate does not use: they start no thread and no runtime (the
+//! `futures-*` crates are traits and a `block_on` helper); `ureq`, `ureq-proto`,
+//! `http`, `httparse`, `base64`, `utf8-zero`; `rustls`, `rustls-webpki`,
+//! `rustls-pki-types`, `webpki-roots`, `ring` (+ `getrandom`, `libc`, `untrusted`),
+//! `subtle`, `zeroize`; `flate2`, `miniz_oxide`, `crc32fast`, `adler2`,
+//! `simd-adler32`; `percent-encoding`. No tokio and no async runtime: a plain `fn main`
+//! works, and the exporter runs on its own thread. Every one of them declares a
+//! `rust-version` of 1.75 or older, within the crate's 1.81.
+//!
+//! # Semantic conventions
+//!
+//! Log records carry the call site as `code.file.path`, `code.line.number` (the
+//! current semantic conventions; `opentelemetry-appender-tracing` still writes the
+//! older `code.filepath` and `code.lineno`) and, for the macro form, the module path
+//! as `code.namespace`. The resource carries `service.name` and
+//! `telemetry.sdk.name` = `telemetry`, `telemetry.sdk.language` = `rust`,
+//! `telemetry.sdk.version`; the scope is `telemetry` with the crate's version.
 
 mod capture;
 mod config;
