@@ -247,13 +247,13 @@ fn telemetry_json<W: std::io::Write + Send + 'static>(writer: W) -> Dispatch {
 }
 
 /// `telemetry`'s OTLP exporter posting to `collector`. The queue bound is raised to
-/// 1 GiB so that the timed loop measures records being queued, not dropped (the
+/// 2 GiB so that the timed loop measures records being queued, not dropped (the
 /// figures printed after the run say whether any were).
 fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>) {
     let endpoint = collector.endpoint();
     let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
         .expect("a valid endpoint")
-        .with_queue_bytes(1 << 30);
+        .with_queue_bytes(2 << 30);
     let exporter = Arc::new(OtlpExporter::start(config).expect("start the OTLP exporter"));
     let dispatch = Dispatch::new(
         tracing_subscriber::registry()

@@ -23,6 +23,7 @@ const F64: u8 = 3;
 const BOOL: u8 = 4;
 
 /// The bytes [`capture_into`] appends for `record`.
+#[cfg(test)]
 pub(crate) fn captured_len(record: &Record<'_>) -> usize {
     let str_len = |s: Option<&str>| 4 + s.map_or(0, |s| s.len().min(MAX_STR));
     let mut len = 1 + 8 + 4 + 4;

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use thread_local::ThreadLocal;
 
-use super::capture::{capture_into, captured_len, read};
+use super::capture::{capture_into, read};
 use super::config::{OtlpConfig, Signal};
 use super::mapping;
 use super::metrics::{metrics_request, unix_nanos};
@@ -487,10 +487,24 @@ impl Sink for OtlpExporter {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let len = captured_len(record);
+        let cell = shared
+            .buffers
+            .get_or(|| Mutex::new(Vec::with_capacity(BUFFER_START)));
+        let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        // Copied first, measured after: one pass over the record. The length prefix
+        // is filled in once known.
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        capture_into(&mut buf, record);
+        let len = buf.len() - start - 4;
         let cost = len + RECORD_OVERHEAD;
         let before = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed);
-        if before + cost > self.capacity {
+        let prefix = u32::try_from(len)
+            .ok()
+            .filter(|_| before + cost <= self.capacity);
+        let Some(prefix) = prefix else {
+            buf.truncate(start);
+            drop(buf);
             shared.release(cost);
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             if !shared.reported_full.swap(true, Ordering::Relaxed) {
@@ -501,15 +515,8 @@ impl Sink for OtlpExporter {
                 ));
             }
             return;
-        }
-        let cell = shared
-            .buffers
-            .get_or(|| Mutex::new(Vec::with_capacity(BUFFER_START)));
-        let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
-        // The length fits: a record's strings are each cut to u32's range, and the
-        // queue bound stops anything near 4 GiB.
-        buf.extend_from_slice(&(len as u32).to_le_bytes());
-        capture_into(&mut buf, record);
+        };
+        buf[start..start + 4].copy_from_slice(&prefix.to_le_bytes());
         if buf.len() >= CHUNK_BYTES {
             // A thread that fills a chunk is busy: its next one is chunk-sized from
             // the start, so that it never grows by copying.
@@ -586,7 +593,10 @@ impl Worker {
                     return;
                 }
                 Wake::Msg(msg) => self.take(msg),
-                Wake::Full(buf) => self.pending.push_back((buf, 0)),
+                Wake::Full(buf) => {
+                    self.pending.push_back((buf, 0));
+                    self.stock_spares();
+                }
                 Wake::Tick => {
                     let now = Instant::now();
                     if now >= self.metrics.next {
@@ -605,6 +615,9 @@ impl Worker {
             self.shared.take_buffers(&self.full, &mut self.pending);
             while self.has_pending() && self.stop.is_none() {
                 self.send_batch();
+                if self.pending.len() > 1 {
+                    self.stock_spares();
+                }
                 // A long backlog must not hide a shutdown and its deadline.
                 while let Ok(msg) = self.rx.try_recv() {
                     self.take(msg);
@@ -627,6 +640,24 @@ impl Worker {
                 Err(_) => Wake::Closed,
             },
             default(timeout) => Wake::Tick,
+        }
+    }
+
+    /// Keeps emptied, already-touched buffers ready while threads are filling them
+    /// quickly, so that the page faults of fresh memory land here, not on an
+    /// emitting thread.
+    #[allow(
+        clippy::slow_vector_initialization,
+        reason = "the point is to write every page now; vec![0; n] would map zero pages untouched"
+    )]
+    fn stock_spares(&self) {
+        while self.spare.len() < SPARE_CHUNKS / 2 {
+            let mut buf = Vec::with_capacity(CHUNK_BYTES + 1024);
+            buf.resize(CHUNK_BYTES + 1024, 0);
+            buf.clear();
+            if self.spare.try_send(buf).is_err() {
+                break;
+            }
         }
     }
 
