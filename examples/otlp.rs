@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Events become log records; the metric, timing and event counts are pushed as OTLP
-//! metrics at exit. Prints what was delivered on stderr when it ends.
+//! metrics at exit. Prints what was delivered on stderr when it ends. `--burst N`
+//! emits N more events (`job.done`) before exiting, as fast as it can.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +19,15 @@ use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let burst: u64 = match (args.next().as_deref(), args.next()) {
+        (None, _) => 0,
+        (Some("--burst"), Some(n)) if n.parse::<u64>().is_ok() => n.parse().unwrap_or(0),
+        _ => {
+            eprintln!("usage: otlp [--burst N]");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match OtlpConfig::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -57,6 +67,9 @@ fn main() -> ExitCode {
     telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
     telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
     telemetry::track_timing("db.query", 250.0, &[("table", "users")]);
+    for n in 0..burst {
+        telemetry::track_event!("job.done", n = n);
+    }
 
     // Delivers what is queued and pushes the metrics once more, waiting at most
     // OTEL_EXPORTER_OTLP_TIMEOUT.

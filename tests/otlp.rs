@@ -511,6 +511,62 @@ fn the_service_name_comes_from_resource_attributes_too() {
     );
 }
 
+#[test]
+fn a_collector_that_is_down_costs_the_app_one_report_per_problem_and_a_bounded_exit() {
+    let mut cmd = otlp_example();
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+        .args(["--burst", "200000"]);
+    let started = Instant::now();
+    let out = cmd.output().expect("run the example");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the app took {took:?} to exit"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("telemetry: "))
+        .collect();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count("the otlp export queue is full (8388608 bytes"),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&format!(
+            "cannot deliver to the otlp collector at {endpoint}/v1/logs"
+        )),
+        1,
+        "{stderr}"
+    );
+    // The retries used up shutdown's time, so the last metric push is not even tried.
+    assert!(
+        count("cannot push metrics to the otlp collector") <= 1,
+        "{stderr}"
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("otlp export stopped: 0 records delivered, "))
+        .unwrap_or_else(|| panic!("no shutdown summary in {stderr}"));
+    // "... 0 records delivered, U not delivered within 300 ms of shutdown, D dropped ..."
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (undelivered, dropped) = (numbers[1], numbers[3]);
+    assert!(dropped > 0 && undelivered > 0, "{summary}");
+    assert_eq!(
+        undelivered + dropped,
+        200_003,
+        "every event is accounted for: {summary}"
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
