@@ -171,7 +171,7 @@ impl FromStr for Exporter {
 /// assert_eq!(file.exporter(), Exporter::File);
 /// assert_eq!(Destination::Stderr.exporter(), Exporter::Stderr);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Destination {
     /// JSON lines on standard output. [`try_init`](crate::try_init) then sends the
@@ -185,9 +185,10 @@ pub enum Destination {
     /// Aggregated series served on `GET /metrics` at this address.
     #[cfg(feature = "prometheus")]
     Prometheus(SocketAddr),
-    /// Records pushed to the collector the `OTEL_EXPORTER_OTLP_*` variables name.
+    /// Records pushed to an OpenTelemetry collector, as this configuration says
+    /// (read from the `OTEL_*` variables by [`Config::from_env`]).
     #[cfg(feature = "otlp")]
-    Otlp,
+    Otlp(crate::otlp::OtlpConfig),
 }
 
 impl Destination {
@@ -219,7 +220,7 @@ impl Destination {
             #[cfg(feature = "prometheus")]
             Destination::Prometheus(_) => Exporter::Prometheus,
             #[cfg(feature = "otlp")]
-            Destination::Otlp => Exporter::Otlp,
+            Destination::Otlp(_) => Exporter::Otlp,
         }
     }
 }
@@ -256,6 +257,8 @@ pub struct Config {
     span_fields: Vec<String>,
     spool_dir: Option<PathBuf>,
     buffer_bytes: usize,
+    #[cfg(feature = "aggregate")]
+    aggregator: Option<crate::aggregate::Aggregator>,
 }
 
 /// Bytes of encoded records each JSON-lines destination holds for its writer, by
@@ -270,6 +273,8 @@ impl Default for Config {
             span_fields: Vec::new(),
             spool_dir: None,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
+            #[cfg(feature = "aggregate")]
+            aggregator: None,
         }
     }
 }
@@ -477,8 +482,17 @@ impl Config {
         V: Into<OsString>,
     {
         let mut known: HashMap<String, String> = HashMap::with_capacity(KNOWN.len());
+        // The standard OpenTelemetry variables, for the `otlp` exporter to read as the
+        // specification defines them.
+        #[cfg(feature = "otlp")]
+        let mut otel: Vec<(OsString, OsString)> = Vec::new();
         for (name, value) in vars {
-            let Ok(name) = name.into().into_string() else {
+            let (name, value): (OsString, OsString) = (name.into(), value.into());
+            #[cfg(feature = "otlp")]
+            if name.to_str().is_some_and(|n| n.starts_with("OTEL_")) {
+                otel.push((name.clone(), value.clone()));
+            }
+            let Ok(name) = name.into_string() else {
                 continue; // not UTF-8, so not one of ours
             };
             let Some(suffix) = strip_prefix_ignore_case(&name) else {
@@ -496,7 +510,7 @@ impl Config {
                 }
                 continue;
             }
-            let value = value.into().into_string().map_err(|raw| {
+            let value = value.into_string().map_err(|raw| {
                 let expected = match name.as_str() {
                     ENABLED => ENABLED_EXPECTED,
                     EXPORTER => EXPORTER_EXPECTED,
@@ -585,7 +599,9 @@ impl Config {
                     Destination::Prometheus(addr.unwrap_or(DEFAULT_PROMETHEUS_ADDR))
                 }
                 #[cfg(feature = "otlp")]
-                Exporter::Otlp => Destination::Otlp,
+                Exporter::Otlp => {
+                    Destination::Otlp(crate::otlp::OtlpConfig::from_vars(otel.clone())?)
+                }
                 // `none` was removed and exporters not built in were refused above.
                 _ => continue,
             });
@@ -695,6 +711,35 @@ impl Config {
     /// ```
     pub fn buffer_bytes(&self) -> usize {
         self.buffer_bytes
+    }
+
+    /// The aggregation the `prometheus` and `otlp` exporters use, when the app chose
+    /// one with [`with_aggregator`](Self::with_aggregator).
+    ///
+    /// ```
+    /// assert!(telemetry::Config::new().aggregator().is_none());
+    /// ```
+    #[cfg(feature = "aggregate")]
+    pub fn aggregator(&self) -> Option<&crate::aggregate::Aggregator> {
+        self.aggregator.as_ref()
+    }
+
+    /// Aggregates with `aggregator` (per-name aggregations, another limit on label
+    /// sets) instead of the pinned defaults: the `prometheus` endpoint serves it and the
+    /// `otlp` exporter pushes it. Keep a clone to read the series in code.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    ///
+    /// let aggregator = Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
+    /// let config = telemetry::Config::new().with_aggregator(aggregator.clone());
+    /// assert!(config.aggregator().is_some());
+    /// ```
+    #[cfg(feature = "aggregate")]
+    #[must_use]
+    pub fn with_aggregator(mut self, aggregator: crate::aggregate::Aggregator) -> Self {
+        self.aggregator = Some(aggregator);
+        self
     }
 
     /// Sets the bytes each JSON-lines destination may hold for its writer (at least
@@ -865,14 +910,14 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: impl Into<String>, message: String) -> Self {
+    pub(crate) fn new(variable: impl Into<String>, message: String) -> Self {
         ConfigError {
             variable: variable.into(),
             message,
         }
     }
 
-    fn invalid(variable: &str, value: &str, expected: &str) -> Self {
+    pub(crate) fn invalid(variable: &str, value: &str, expected: &str) -> Self {
         Self::new(
             variable,
             format!("invalid value {} for {variable} ({expected})", Shown(value)),

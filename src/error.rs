@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
@@ -31,6 +32,7 @@ enum ErrorKind {
     Spawn(io::Error),
     AlreadyInstalled(Box<dyn std::error::Error + Send + Sync + 'static>),
     StaticMaxLevel(tracing_core::LevelFilter),
+    Bind { addr: SocketAddr, source: io::Error },
 }
 
 impl Error {
@@ -43,6 +45,13 @@ impl Error {
     pub(crate) fn spawn(source: io::Error) -> Self {
         Error {
             kind: ErrorKind::Spawn(source),
+        }
+    }
+
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn bind(addr: SocketAddr, source: io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Bind { addr, source },
         }
     }
 
@@ -94,6 +103,11 @@ impl fmt::Display for Error {
             ErrorKind::Spawn(source) => {
                 write!(f, "cannot start the telemetry export thread: {source}")
             }
+            ErrorKind::Bind { addr, source } => write!(
+                f,
+                "cannot serve Prometheus metrics on {addr}: {source} \
+                 (set TELEMETRY_PROMETHEUS_ADDR to a free host:port)"
+            ),
             ErrorKind::AlreadyInstalled(_) => f.write_str(
                 "a global tracing subscriber is already installed (telemetry::try_init can run once per process; \
                  to keep your own subscriber, add the layer from telemetry::layer() to it)",
@@ -114,7 +128,9 @@ impl std::error::Error for Error {
         match &self.kind {
             // The message is the configuration error's own.
             ErrorKind::Config(_) => None,
-            ErrorKind::Open { source, .. } | ErrorKind::Spawn(source) => Some(source),
+            ErrorKind::Open { source, .. }
+            | ErrorKind::Spawn(source)
+            | ErrorKind::Bind { source, .. } => Some(source),
             ErrorKind::AlreadyInstalled(source) => Some(&**source),
             ErrorKind::StaticMaxLevel(_) => None,
         }

@@ -106,6 +106,8 @@ assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
     unsafe_op_in_unsafe_fn
 )]
 
+#[cfg(feature = "aggregate")]
+pub mod aggregate;
 #[cfg(feature = "subscriber")]
 mod config;
 #[cfg(feature = "subscriber")]
@@ -119,6 +121,10 @@ pub mod fields;
 mod install;
 #[cfg(feature = "subscriber")]
 mod layer;
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 #[cfg(feature = "subscriber")]
 mod record;
 #[cfg(feature = "subscriber")]
@@ -145,6 +151,8 @@ pub use export::{ExportStats, ExporterSink};
 pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
 #[cfg(feature = "subscriber")]
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpCompression, OtlpConfig, OtlpExporter, OtlpStats};
 
 // For sink authors and tests: what a sink receives, and the sinks the crate ships.
 #[cfg(feature = "subscriber")]

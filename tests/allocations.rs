@@ -156,3 +156,36 @@ fn the_counter_sees_allocations() {
     let n = allocations(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(16))));
     assert_eq!(n, 100);
 }
+
+/// The aggregated path (what the `prometheus` exporter records into): once a thread
+/// has met a series, updating it allocates nothing, in every form.
+#[cfg(feature = "aggregate")]
+#[test]
+fn no_allocation_per_call_into_an_existing_series() {
+    use telemetry::aggregate::{Aggregator, SeriesData};
+
+    let aggregator = Aggregator::new();
+    let on = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
+    );
+    tracing::dispatcher::with_default(&on, || {
+        let gauge = || telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        assert_eq!(allocations(gauge), 0, "gauge, function form, one tag");
+        let histogram = || telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+        assert_eq!(
+            allocations(histogram),
+            0,
+            "histogram, function form, one tag"
+        );
+        let counter = || telemetry::track_event("user.signup", &[("plan", "pro")]);
+        assert_eq!(allocations(counter), 0, "counter, function form, one tag");
+        assert_eq!(allocations(every_call), 0, "every form, up to 8 typed tags");
+    });
+    let counted = aggregator
+        .snapshot()
+        .into_iter()
+        .find(|s| s.name() == "user.signup" && s.labels().len() == 1)
+        .map(|s| s.data().clone());
+    assert_eq!(counted, Some(SeriesData::Counter(101)));
+}

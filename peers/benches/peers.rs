@@ -1,6 +1,8 @@
 //! Peer comparison: one metric event (one name, one f64 value, one tag) through
 //! `tracing` with telemetry off and on, next to the `metrics` crate,
-//! `tracing-opentelemetry`'s `MetricsLayer` and `tracing-subscriber`'s JSON formatter.
+//! `tracing-opentelemetry`'s `MetricsLayer` and `tracing-subscriber`'s JSON formatter;
+//! and one event as an OpenTelemetry log record: `telemetry`'s OTLP exporter next to
+//! `opentelemetry-appender-tracing`'s bridge with the SDK's batch log processor.
 //!
 //! `cargo bench --manifest-path peers/Cargo.toml` runs every entry with criterion, then
 //! prints a markdown table read from criterion's `estimates.json` files. See README.md
@@ -12,15 +14,23 @@ use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
+use std::sync::Arc;
+
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use tracing::subscriber::NoSubscriber;
 use tracing::{Dispatch, Level};
 use tracing_opentelemetry::MetricsLayer;
 use tracing_subscriber::prelude::*;
 
-use telemetry::{JsonLinesSink, MemorySink, NoopSink, TelemetryFilter, TelemetryLayer};
+use telemetry::{
+    Config, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter, TelemetryFilter,
+    TelemetryLayer,
+};
 use telemetry_peers::{
-    read_median, table, Entry, NoopExporter, NothingInstalled, SharedBuf, TrivialLayer,
+    read_median, table, CountingLogExporter, Entry, LoopbackCollector, NoopExporter,
+    NothingInstalled, SharedBuf, TrivialLayer,
 };
 
 /// The criterion group every entry is measured in.
@@ -119,10 +129,38 @@ const ENTRIES: &[Entry] = &[
         baseline: Some("4"),
         pair: None,
     },
+    Entry {
+        key: "9",
+        id: "9_on_telemetry_otlp_exporter",
+        label: "on: `telemetry` OTLP exporter, `track_event!` (queued; its thread posts to a loopback collector)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "10",
+        id: "10_on_otel_log_bridge_batch",
+        label: "on: `opentelemetry-appender-tracing` bridge + SDK batch log processor (exporter sends nothing)",
+        baseline: Some("4"),
+        pair: Some("9"),
+    },
+    Entry {
+        key: "11",
+        id: "11_on_telemetry_json_exporter_dev_null",
+        label: "on: `telemetry` JSON-lines exporter to `/dev/null`, `track_event!` (queued; its thread writes)",
+        baseline: Some("4"),
+        pair: Some("9"),
+    },
 ];
 
 // The event, in each form. Each is one callsite (a function, not repeated macro
 // invocations), so the pre-flight checks exercise exactly the callsite that is timed.
+
+/// The same content as a `telemetry` event with typed properties: what the OTLP
+/// exporter turns into a log record (name, `value` as a double, `queue` as a string).
+#[inline]
+fn telemetry_event(value: f64) {
+    telemetry::track_event!("queue.depth", value = value, queue = "emails");
+}
 
 /// The plain `tracing` event: name, f64 value, one tag. INFO, the level an app's
 /// `fmt` output keeps by default (`fmt()` filters at INFO).
@@ -208,6 +246,46 @@ fn telemetry_json<W: std::io::Write + Send + 'static>(writer: W) -> Dispatch {
     )
 }
 
+/// `telemetry`'s OTLP exporter posting to `collector`. The queue bound is raised to
+/// 2 GiB so that the timed loop measures records being queued, not dropped (the
+/// figures printed after the run say whether any were).
+fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>) {
+    let endpoint = collector.endpoint();
+    let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .expect("a valid endpoint")
+        .with_queue_bytes(2 << 30);
+    let exporter = Arc::new(OtlpExporter::start(config).expect("start the OTLP exporter"));
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter()),
+    );
+    (dispatch, exporter)
+}
+
+/// The bridge from `tracing` events to SDK log records, with the SDK's batch log
+/// processor (its own thread) exporting into an exporter that sends nothing.
+fn otel_log_bridge() -> (Dispatch, SdkLoggerProvider, CountingLogExporter) {
+    let exporter = CountingLogExporter::default();
+    let provider = SdkLoggerProvider::builder()
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
+    );
+    (dispatch, provider, exporter)
+}
+
+/// `telemetry`'s JSON-lines exporter (the queue and writer thread behind `try_init`)
+/// appending to `/dev/null`.
+fn telemetry_json_exporter() -> (Dispatch, telemetry::Guard) {
+    let config = Config::new().with_enabled(true).with_file("/dev/null");
+    let (layer, guard) = telemetry::layer_with(&config).expect("the JSON-lines exporter");
+    (
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+    )
+}
+
 /// Checks, before anything is timed, that every "on" entry does its work (a layer that
 /// silently ignored the event would look fast) and that the "off" ones record nothing.
 fn preflight() {
@@ -239,6 +317,23 @@ fn preflight() {
     );
     tracing::dispatcher::with_default(&dispatch, || telemetry_metric(42.0));
     assert_eq!((on.len(), off.len()), (1, 0), "telemetry filter on/off");
+
+    let collector = LoopbackCollector::start().expect("a loopback collector");
+    let (dispatch, exporter) = telemetry_otlp(&collector);
+    tracing::dispatcher::with_default(&dispatch, || telemetry_event(42.0));
+    exporter.shutdown();
+    assert_eq!(
+        exporter.stats().exported(),
+        1,
+        "the OTLP exporter delivered"
+    );
+    assert!(collector.requests() >= 1, "the collector was posted to");
+
+    let (dispatch, provider, exporter) = otel_log_bridge();
+    tracing::dispatcher::with_default(&dispatch, || plain_event(42.0));
+    provider.force_flush().expect("flush the logger provider");
+    assert_eq!(exporter.count(), 1, "the SDK exported the log record");
+    provider.shutdown().expect("shut the logger provider down");
 }
 
 /// Measures `f` with `dispatch` as the scoped default, then drops the dispatcher and
@@ -298,6 +393,35 @@ fn run(c: &mut Criterion) {
         telemetry_json(std::io::sink()),
         telemetry_metric,
     );
+
+    let collector = LoopbackCollector::start().expect("a loopback collector");
+    let (dispatch, exporter) = telemetry_otlp(&collector);
+    measure(&mut group, id("9"), dispatch, telemetry_event);
+    let started = std::time::Instant::now();
+    exporter.shutdown();
+    let stats = exporter.stats();
+    eprintln!(
+        "OTLP exporter: {} records exported in {} requests, {} dropped, {} undelivered; \
+         shutdown sent the rest in {:?}",
+        stats.exported(),
+        collector.requests(),
+        stats.dropped(),
+        stats.undelivered(),
+        started.elapsed()
+    );
+
+    let (dispatch, provider, exporter) = otel_log_bridge();
+    measure(&mut group, id("10"), dispatch, plain_event);
+    provider.force_flush().expect("flush the logger provider");
+    eprintln!(
+        "SDK batch log processor: {} records exported (the rest were dropped by its queue)",
+        exporter.count()
+    );
+    provider.shutdown().expect("shut the logger provider down");
+
+    let (dispatch, guard) = telemetry_json_exporter();
+    measure(&mut group, id("11"), dispatch, telemetry_event);
+    drop(guard);
     group.finish();
 }
 

@@ -267,3 +267,90 @@ pub fn table(medians: &[(Entry, Option<Median>)]) -> String {
     }
     out
 }
+
+/// A log exporter that sends nothing anywhere and counts the records it is given: the
+/// SDK's batch log processor exports into it.
+#[derive(Debug, Clone, Default)]
+pub struct CountingLogExporter {
+    count: Arc<AtomicU64>,
+}
+
+impl CountingLogExporter {
+    /// Records exported so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl opentelemetry_sdk::logs::LogExporter for CountingLogExporter {
+    async fn export(&self, batch: opentelemetry_sdk::logs::LogBatch<'_>) -> OTelSdkResult {
+        self.count
+            .fetch_add(batch.iter().count() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// An OTLP/HTTP collector stand-in on a loopback port: reads each request and answers
+/// `200 OK`, so that `telemetry`'s OTLP exporter does its whole job (encode, post,
+/// read the answer) while the emitting thread is timed. Serves until the process ends.
+#[derive(Debug)]
+pub struct LoopbackCollector {
+    port: u16,
+    requests: Arc<AtomicU64>,
+}
+
+impl LoopbackCollector {
+    /// Starts it on a free 127.0.0.1 port.
+    pub fn start() -> io::Result<Self> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':') {
+                                if name.eq_ignore_ascii_case("content-length") {
+                                    length = value.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if reader.get_mut().write_all(ok).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(LoopbackCollector { port, requests })
+    }
+
+    /// The base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}

@@ -19,6 +19,8 @@ mod worker;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -108,6 +110,12 @@ impl ExportStats {
 
 /// One destination's exporter, as [`ExporterSink`] drives it.
 pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
+    /// Starts export now (at `try_init`, when telemetry is on), so that a destination
+    /// that cannot be opened or bound fails the start. Otherwise it starts with the
+    /// first record.
+    fn start(&self) -> Result<(), Error> {
+        Ok(())
+    }
     /// Takes one record, on the emitting thread: never waits on the destination
     /// (beyond the bounded wait for room that the exporter documents).
     fn record(&self, record: &Record<'_>);
@@ -193,7 +201,7 @@ impl JsonLines {
 
     /// Starts the writer thread now and waits (up to [`OPEN_WAIT`]) for it to open
     /// the destination, so that a file that cannot be opened fails `try_init`.
-    pub(crate) fn start(&self) -> Result<(), Error> {
+    fn start_now(&self) -> Result<(), Error> {
         let opened = match &self.output {
             Output::File(path) => {
                 let path = path.clone();
@@ -284,6 +292,10 @@ fn spawn_worker<W: Write + 'static>(
 }
 
 impl Export for JsonLines {
+    fn start(&self) -> Result<(), Error> {
+        self.start_now()
+    }
+
     fn record(&self, record: &Record<'_>) {
         if self.started() {
             self.handoff.record(|buf| encode_line(record, buf));
@@ -323,6 +335,166 @@ impl fmt::Debug for JsonLines {
             .field("output", &self.output)
             .field("stats", &self.handoff.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// An exporter that starts when telemetry does: at `try_init` when it is on, else
+/// with the first record after it is turned on (on the emitting thread: starting
+/// spawns threads and binds a socket, it never waits on a peer). If it cannot start
+/// then, that is said once on stderr and its records are dropped and counted.
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+struct Deferred<E> {
+    name: &'static str,
+    start: Box<dyn Fn() -> Result<E, Error> + Send + Sync>,
+    started: OnceLock<Option<E>>,
+    refused: AtomicU64,
+}
+
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+impl<E: Export> Deferred<E> {
+    fn new(
+        name: &'static str,
+        start: impl Fn() -> Result<E, Error> + Send + Sync + 'static,
+    ) -> Self {
+        Deferred {
+            name,
+            start: Box::new(start),
+            started: OnceLock::new(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn running(&self) -> Option<&E> {
+        self.started
+            .get_or_init(|| match (self.start)() {
+                Ok(export) => Some(export),
+                Err(err) => {
+                    stderr_line(format_args!(
+                        "cannot start the {} exporter: {err} (its records are dropped and counted)",
+                        self.name
+                    ));
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+impl<E: Export> Export for Deferred<E> {
+    fn start(&self) -> Result<(), Error> {
+        let export = (self.start)()?;
+        let _ = self.started.set(Some(export));
+        Ok(())
+    }
+
+    fn record(&self, record: &Record<'_>) {
+        match self.running() {
+            Some(export) => export.record(record),
+            None => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(Some(export)) = self.started.get() {
+            export.flush();
+        }
+    }
+
+    fn shutdown(&self) -> Option<String> {
+        match self.started.get() {
+            Some(Some(export)) => export.shutdown(),
+            _ => None,
+        }
+    }
+
+    fn stats(&self) -> ExportStats {
+        let refused = ExportStats::new(0, self.refused.load(Ordering::Relaxed), 0);
+        match self.started.get() {
+            Some(Some(export)) => export.stats().add(refused),
+            _ => refused,
+        }
+    }
+}
+
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+impl<E> fmt::Debug for Deferred<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deferred")
+            .field("name", &self.name)
+            .field("started", &matches!(self.started.get(), Some(Some(_))))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The aggregation the OTLP exporter pushes, fed here when no Prometheus endpoint
+/// feeds it.
+#[cfg(feature = "aggregate")]
+impl Export for crate::aggregate::Aggregator {
+    fn record(&self, record: &Record<'_>) {
+        Sink::record(self, record);
+    }
+
+    fn flush(&self) {}
+
+    fn shutdown(&self) -> Option<String> {
+        None
+    }
+
+    fn stats(&self) -> ExportStats {
+        ExportStats::new(0, self.dropped(), 0)
+    }
+}
+
+/// Records aggregate into series that scrapes read; nothing is written per record, so
+/// only what the aggregation dropped is counted here (the endpoint serves its own
+/// counts).
+#[cfg(feature = "prometheus")]
+impl Export for crate::prometheus::PrometheusExporter {
+    fn record(&self, record: &Record<'_>) {
+        Sink::record(self, record);
+    }
+
+    fn flush(&self) {}
+
+    fn shutdown(&self) -> Option<String> {
+        crate::prometheus::PrometheusExporter::shutdown(self);
+        None
+    }
+
+    fn stats(&self) -> ExportStats {
+        let stats = crate::prometheus::PrometheusExporter::stats(self);
+        ExportStats::new(0, stats.dropped(), 0)
+    }
+}
+
+/// Events are log records sent to the collector: written when it accepted them,
+/// failed when it rejected them or they could not be delivered. The exporter prints
+/// its own summary at shutdown.
+#[cfg(feature = "otlp")]
+impl Export for crate::otlp::OtlpExporter {
+    fn record(&self, record: &Record<'_>) {
+        Sink::record(self, record);
+    }
+
+    fn flush(&self) {
+        crate::otlp::OtlpExporter::flush(self);
+    }
+
+    fn shutdown(&self) -> Option<String> {
+        crate::otlp::OtlpExporter::shutdown(self);
+        None
+    }
+
+    fn stats(&self) -> ExportStats {
+        let stats = crate::otlp::OtlpExporter::stats(self);
+        ExportStats::new(
+            stats.exported(),
+            stats.dropped(),
+            stats.rejected() + stats.undelivered(),
+        )
     }
 }
 
@@ -373,47 +545,91 @@ impl ExporterSink {
     /// The exporters `config` asks for; started at once (so that a file that cannot be
     /// opened fails `try_init`) when telemetry is on.
     pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
-        let outputs = config
-            .destinations()
-            .iter()
-            .filter_map(|destination| match destination {
-                Destination::Stdout => Some(Output::Stdout),
-                Destination::Stderr => Some(Output::Stderr),
-                // Made absolute when the configuration was built; again here for a
-                // `Destination::File` built by hand.
-                Destination::File(path) => Some(Output::File(absolute(path))),
-                #[allow(
-                    unreachable_patterns,
-                    reason = "reachable with the prometheus or otlp feature"
-                )]
-                _ => None,
-            })
-            .collect();
         let limits = Limits {
             queue_bytes: config.buffer_bytes(),
             ..Limits::DEFAULT
         };
-        Self::start(outputs, limits, config.enabled())
+        let enabled = config.enabled();
+        let several = config.destinations().len() > 1;
+        #[cfg(feature = "aggregate")]
+        let aggregator = config.aggregator().cloned().unwrap_or_default();
+        #[cfg(feature = "otlp")]
+        let serves_prometheus = config
+            .destinations()
+            .iter()
+            .any(|d| d.exporter() == crate::config::Exporter::Prometheus);
+        let mut sink = ExporterSink {
+            destinations: Vec::with_capacity(config.destinations().len()),
+        };
+        for destination in config.destinations() {
+            let output = match destination {
+                Destination::Stdout => Output::Stdout,
+                Destination::Stderr => Output::Stderr,
+                // Made absolute when the configuration was built; again here for a
+                // `Destination::File` built by hand.
+                Destination::File(path) => Output::File(absolute(path)),
+                #[cfg(feature = "prometheus")]
+                Destination::Prometheus(addr) => {
+                    let (addr, aggregator) = (*addr, aggregator.clone());
+                    sink.push(
+                        Deferred::new("prometheus", move || {
+                            crate::prometheus::PrometheusExporter::start_with(
+                                addr,
+                                aggregator.clone(),
+                            )
+                        }),
+                        enabled,
+                    )?;
+                    continue;
+                }
+                #[cfg(feature = "otlp")]
+                Destination::Otlp(otlp) => {
+                    let otlp = otlp.clone();
+                    // One aggregation for both: the Prometheus exporter feeds it, the
+                    // OTLP exporter pushes it. Alone, the OTLP exporter feeds its own,
+                    // unless the app chose one.
+                    let shared = (serves_prometheus || config.aggregator().is_some())
+                        .then(|| aggregator.clone());
+                    if let (Some(aggregator), false) = (&shared, serves_prometheus) {
+                        sink.destinations.push(Box::new(aggregator.clone()));
+                    }
+                    sink.push(
+                        Deferred::new("otlp", move || match shared.clone() {
+                            Some(aggregator) => crate::otlp::OtlpExporter::start_with_aggregator(
+                                otlp.clone(),
+                                aggregator,
+                            ),
+                            None => crate::otlp::OtlpExporter::start(otlp.clone()),
+                        }),
+                        enabled,
+                    )?;
+                    continue;
+                }
+                #[allow(
+                    unreachable_patterns,
+                    reason = "reachable when a feature adds a destination this build lacks"
+                )]
+                _ => continue,
+            };
+            let label = several.then(|| output.name());
+            sink.push(JsonLines::new(output, limits, label), enabled)?;
+        }
+        Ok(sink)
     }
 
-    fn start(outputs: Vec<Output>, limits: Limits, enabled: bool) -> Result<Self, Error> {
-        let several = outputs.len() > 1;
-        let mut destinations: Vec<Box<dyn Export>> = Vec::with_capacity(outputs.len());
-        for output in outputs {
-            let label = several.then(|| output.name());
-            let json = JsonLines::new(output, limits, label);
-            if enabled {
-                if let Err(err) = json.start() {
-                    // Stop the ones already started: a failed start leaves nothing running.
-                    for started in &destinations {
-                        let _ = started.shutdown();
-                    }
-                    return Err(err);
+    /// Adds `export`, started now when telemetry is on. If it cannot start, the ones
+    /// already started are stopped: a failed start leaves nothing running.
+    fn push(&mut self, export: impl Export, enabled: bool) -> Result<(), Error> {
+        if enabled {
+            if let Err(err) = export.start() {
+                for started in &self.destinations {
+                    let _ = started.shutdown();
                 }
+                return Err(err);
             }
-            destinations.push(Box::new(json));
         }
-        Ok(ExporterSink { destinations })
+        self.destinations.push(Box::new(export));
+        Ok(())
     }
 
     /// What the exporters did so far, added up over the destinations. Also readable

@@ -1,0 +1,304 @@
+//! In-process aggregation: records become series that exporters read.
+//!
+//! Every record is added to the series of its (kind, name, tag set), with the pinned
+//! mapping (`docs/FIELDS.md`):
+//!
+//! | call | aggregation | series |
+//! |---|---|---|
+//! | `track_event` | count of calls | [`SeriesData::Counter`] |
+//! | `track_metric` | last value | [`SeriesData::Gauge`] |
+//! | `track_timing` | histogram in **seconds** over [`DEFAULT_BUCKETS`] | [`SeriesData::Histogram`] |
+//!
+//! An app can choose another [`Aggregation`] for a name in code. Tags and properties
+//! become labels. Each name holds at most 2,000 label sets by default
+//! ([`AggregatorBuilder::max_series_per_name`]); beyond it, values go to one series
+//! labelled `otel_metric_overflow="true"`, counted by [`Aggregator::overflowed`] and
+//! reported once on standard error, so a user id in a tag cannot grow memory without
+//! bound.
+//!
+//! # Cost
+//!
+//! Updating a series that the calling thread has updated before allocates nothing,
+//! takes no lock and writes no cache line that another thread writes: each thread
+//! keeps its own cells per series, found by hashing the borrowed name and tags and
+//! comparing them in place, and a [`snapshot`](Aggregator::snapshot) adds the cells
+//! up. The first update of a series from a thread takes the registry's lock once.
+//! Gauges are the exception: the last value is one word per series, written by
+//! whichever thread sets it last. Each thread's cells stay until the aggregator is
+//! dropped (a thread that exits leaves its counts behind, as it should).
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//! use telemetry::aggregate::{Aggregator, SeriesData};
+//! use telemetry::TelemetryLayer;
+//!
+//! let aggregator = Aggregator::new();
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter());
+//! tracing::subscriber::with_default(subscriber, || {
+//!     for _ in 0..3 {
+//!         telemetry::track_event("user.signup", &[("plan", "pro")]);
+//!     }
+//! });
+//! assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Counter(3));
+//! ```
+
+mod key;
+mod snapshot;
+mod store;
+mod view;
+
+pub use snapshot::{SeriesData, SeriesSnapshot};
+pub use view::{Aggregation, DEFAULT_BUCKETS};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::record::Record;
+use crate::sink::Sink;
+use store::Store;
+
+/// The default limit on label sets per name.
+pub const DEFAULT_MAX_SERIES_PER_NAME: usize = 2_000;
+
+/// A [`Sink`] that aggregates records into series; cheap to clone (clones share the
+/// series).
+///
+/// See the [module docs](self) for the mapping and the cost.
+///
+/// ```
+/// use telemetry::aggregate::{Aggregator, SeriesData};
+/// use telemetry::{Kind, Record, Sink};
+///
+/// let aggregator = Aggregator::new();
+/// aggregator.record(&Record::new(Kind::Metric, "queue.depth", &[]).with_value(1.0));
+/// aggregator.record(&Record::new(Kind::Metric, "queue.depth", &[]).with_value(7.0));
+/// assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Gauge(7.0));
+/// ```
+#[derive(Clone)]
+pub struct Aggregator {
+    store: Arc<Store>,
+}
+
+impl Aggregator {
+    /// An aggregator with the pinned mapping and the default limit.
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::Aggregator::new();
+    /// assert!(aggregator.snapshot().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Aggregator::builder().build()
+    }
+
+    /// A builder, to choose aggregations per name or another limit.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    ///
+    /// let aggregator = Aggregator::builder().sum("bytes.sent").max_series_per_name(100).build();
+    /// assert_eq!(aggregator.max_series_per_name(), 100);
+    /// ```
+    pub fn builder() -> AggregatorBuilder {
+        AggregatorBuilder::new()
+    }
+
+    /// Copies every series out: values, counts and bucket counts as they are now,
+    /// cumulative since each series' start. Emitting threads never wait for it: it
+    /// holds the registry's lock only to copy the list of series.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    /// use telemetry::{Kind, Record, Sink};
+    ///
+    /// let aggregator = Aggregator::new();
+    /// aggregator.record(&Record::new(Kind::Event, "app.started", &[]));
+    /// assert_eq!(aggregator.snapshot().len(), 1);
+    /// ```
+    pub fn snapshot(&self) -> Vec<SeriesSnapshot> {
+        self.store.snapshot()
+    }
+
+    /// How many series exist, overflow series included.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::aggregate::Aggregator::new().series_count(), 0);
+    /// ```
+    pub fn series_count(&self) -> usize {
+        self.store.series_count()
+    }
+
+    /// Records that went to an overflow series because their name had reached its
+    /// limit of label sets.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::aggregate::Aggregator::new().overflowed(), 0);
+    /// ```
+    pub fn overflowed(&self) -> u64 {
+        self.store.overflowed()
+    }
+
+    /// Records dropped because recording re-entered itself on one thread (a sink
+    /// that emits telemetry); normally zero.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::aggregate::Aggregator::new().dropped(), 0);
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.store.dropped()
+    }
+
+    /// The limit on label sets per name.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::aggregate::Aggregator::new().max_series_per_name(), 2_000);
+    /// ```
+    pub fn max_series_per_name(&self) -> usize {
+        self.store.max_series_per_name()
+    }
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Aggregator::new()
+    }
+}
+
+impl fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("max_series_per_name", &self.store.max_series_per_name())
+            .field("overflowed", &self.store.overflowed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two aggregators are equal when they share their series (one is a clone of the
+/// other), as a configuration holding one compares.
+///
+/// ```
+/// use telemetry::aggregate::Aggregator;
+///
+/// let a = Aggregator::new();
+/// assert_eq!(a, a.clone());
+/// assert_ne!(a, Aggregator::new());
+/// ```
+impl PartialEq for Aggregator {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.store, &other.store)
+    }
+}
+
+impl Eq for Aggregator {}
+
+impl Sink for Aggregator {
+    #[inline]
+    fn record(&self, record: &Record<'_>) {
+        self.store.record(record);
+    }
+}
+
+/// Builds an [`Aggregator`]: per-name aggregations and the label-set limit.
+///
+/// | setting | default |
+/// |---|---|
+/// | aggregation | events: count; metrics: last value; timings: histogram over [`DEFAULT_BUCKETS`] seconds |
+/// | [`max_series_per_name`](Self::max_series_per_name) | 2,000 |
+///
+/// ```
+/// use telemetry::aggregate::{Aggregation, Aggregator};
+///
+/// let aggregator = Aggregator::builder()
+///     .histogram("queue.depth", [10.0, 100.0, 1000.0]) // a metric as a histogram
+///     .view("db.query", Aggregation::histogram([0.001, 0.01, 0.1])) // finer timing buckets
+///     .sum("bytes.sent")
+///     .build();
+/// # let _ = aggregator;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until built"]
+pub struct AggregatorBuilder {
+    views: HashMap<Box<str>, Aggregation>,
+    max_series_per_name: usize,
+}
+
+impl AggregatorBuilder {
+    /// The defaults in the table above.
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::AggregatorBuilder::new().build();
+    /// # let _ = aggregator;
+    /// ```
+    pub fn new() -> Self {
+        AggregatorBuilder {
+            views: HashMap::new(),
+            max_series_per_name: DEFAULT_MAX_SERIES_PER_NAME,
+        }
+    }
+
+    /// Aggregates the metric or timing called `name` this way (events are always
+    /// counted). A later choice for the same name replaces an earlier one.
+    ///
+    /// ```
+    /// use telemetry::aggregate::{Aggregation, Aggregator};
+    ///
+    /// let aggregator = Aggregator::builder().view("jobs.done", Aggregation::Sum).build();
+    /// # let _ = aggregator;
+    /// ```
+    pub fn view(mut self, name: &str, aggregation: Aggregation) -> Self {
+        self.views.insert(name.into(), aggregation);
+        self
+    }
+
+    /// Shorthand for a [`view`](Self::view) with [`Aggregation::histogram`]: bounds in
+    /// the metric's own unit, or in seconds for a timing.
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
+    /// # let _ = aggregator;
+    /// ```
+    pub fn histogram(self, name: &str, bounds: impl IntoIterator<Item = f64>) -> Self {
+        self.view(name, Aggregation::histogram(bounds))
+    }
+
+    /// Shorthand for a [`view`](Self::view) with [`Aggregation::Sum`].
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::Aggregator::builder().sum("bytes.sent").build();
+    /// # let _ = aggregator;
+    /// ```
+    pub fn sum(self, name: &str) -> Self {
+        self.view(name, Aggregation::Sum)
+    }
+
+    /// At most this many label sets per name (at least 1); values with further label
+    /// sets go to the name's overflow series.
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::Aggregator::builder().max_series_per_name(500).build();
+    /// assert_eq!(aggregator.max_series_per_name(), 500);
+    /// ```
+    pub fn max_series_per_name(mut self, limit: usize) -> Self {
+        self.max_series_per_name = limit.max(1);
+        self
+    }
+
+    /// The aggregator.
+    ///
+    /// ```
+    /// let aggregator = telemetry::aggregate::AggregatorBuilder::new().build();
+    /// # let _ = aggregator;
+    /// ```
+    pub fn build(self) -> Aggregator {
+        Aggregator {
+            store: Arc::new(Store::new(self.views, self.max_series_per_name)),
+        }
+    }
+}
+
+impl Default for AggregatorBuilder {
+    fn default() -> Self {
+        AggregatorBuilder::new()
+    }
+}

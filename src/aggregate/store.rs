@@ -1,0 +1,410 @@
+//! The series store: one series per (kind, name, label set), updated on the emitting
+//! thread without a shared lock or a shared cache line.
+//!
+//! Each thread keeps its own map from a record's identity to the series it names and
+//! to that thread's own cells of the series. A known series is updated through those
+//! cells with plain atomic loads and stores (the thread is their only writer), so
+//! threads updating the same series never write the same cache line. A scrape adds
+//! up every thread's cells. The registry behind a mutex is touched only the first
+//! time a thread meets a series, and by a scrape just long enough to copy the list
+//! of series.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use smallvec::SmallVec;
+use thread_local::ThreadLocal;
+
+use super::key::{hash_record, BuildIdentity, OwnedKey};
+use super::snapshot::{SeriesData, SeriesSnapshot};
+use super::view::{Aggregation, Op};
+use crate::fields::Kind;
+use crate::record::Record;
+use crate::report::stderr_line;
+
+/// The label that marks the one series per name that takes every label set beyond
+/// the limit.
+const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
+
+/// A value on a cache line of its own, so that two threads' cells never share one.
+#[repr(align(128))]
+#[derive(Debug)]
+struct Padded<T>(T);
+
+/// One thread's share of a series (or the shared share, for threads without one).
+#[derive(Debug)]
+struct Cells {
+    count: AtomicU64,
+    /// f64 bits.
+    sum: AtomicU64,
+    /// One per bound, plus the `+Inf` bucket; empty unless a histogram.
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Cells {
+    fn new(op: &Op) -> Self {
+        let buckets = match op {
+            Op::Histogram(bounds) => (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            _ => Box::default(),
+        };
+        Cells {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0.0_f64.to_bits()),
+            buckets,
+        }
+    }
+
+    /// Adds `value` with plain loads and stores: only for the thread that owns these
+    /// cells, which is their only writer.
+    #[inline]
+    fn add_owned(&self, op: &Op, value: f64) {
+        #[inline]
+        fn bump(cell: &AtomicU64) {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
+        #[inline]
+        fn add(cell: &AtomicU64, v: f64) {
+            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
+            cell.store(sum.to_bits(), Ordering::Relaxed);
+        }
+        match op {
+            Op::Count => bump(&self.count),
+            Op::Sum => add(&self.sum, value),
+            Op::Histogram(bounds) => {
+                if let Some(bucket) = self.buckets.get(bounds.partition_point(|b| *b < value)) {
+                    bump(bucket);
+                    add(&self.sum, value);
+                }
+            }
+            Op::LastValue => {}
+        }
+    }
+
+    /// Adds `value` with read-modify-write atomics: for cells any thread may update.
+    fn add_shared(&self, op: &Op, value: f64) {
+        let add = |cell: &AtomicU64| {
+            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+        };
+        match op {
+            Op::Count => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+            Op::Sum => add(&self.sum),
+            Op::Histogram(bounds) => {
+                if let Some(bucket) = self.buckets.get(bounds.partition_point(|b| *b < value)) {
+                    bucket.fetch_add(1, Ordering::Relaxed);
+                    add(&self.sum);
+                }
+            }
+            Op::LastValue => {}
+        }
+    }
+}
+
+/// One series: its identity, its aggregation, and every thread's cells.
+#[derive(Debug)]
+pub(crate) struct Series {
+    key: OwnedKey,
+    overflow: bool,
+    op: Op,
+    start: SystemTime,
+    /// The last value (f64 bits), for [`Op::LastValue`].
+    last: Padded<AtomicU64>,
+    /// The shared cells first, then one per thread that has met the series.
+    cells: Mutex<Vec<Arc<Padded<Cells>>>>,
+}
+
+impl Series {
+    fn new(key: OwnedKey, overflow: bool, op: Op) -> Self {
+        let shared = Arc::new(Padded(Cells::new(&op)));
+        Series {
+            key,
+            overflow,
+            start: SystemTime::now(),
+            last: Padded(AtomicU64::new(0.0_f64.to_bits())),
+            cells: Mutex::new(vec![shared]),
+            op,
+        }
+    }
+
+    fn cells(&self) -> MutexGuard<'_, Vec<Arc<Padded<Cells>>>> {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `value` is one this series takes (so that it is counted, not dropped).
+    #[inline]
+    fn accepts(&self, value: f64) -> bool {
+        match self.op {
+            Op::Count | Op::LastValue => true,
+            Op::Sum => value.is_finite() && value >= 0.0,
+            Op::Histogram(_) => !value.is_nan(),
+        }
+    }
+
+    fn add_shared(&self, value: f64) {
+        if let Op::LastValue = self.op {
+            self.last.0.store(value.to_bits(), Ordering::Relaxed);
+        } else if let Some(shared) = self.cells().first() {
+            shared.0.add_shared(&self.op, value);
+        }
+    }
+
+    /// A copy of the series' current value: every thread's cells added up.
+    fn snapshot(&self) -> SeriesSnapshot {
+        let data = match &self.op {
+            Op::LastValue => SeriesData::Gauge(f64::from_bits(self.last.0.load(Ordering::Relaxed))),
+            Op::Count => SeriesData::Counter(
+                self.cells()
+                    .iter()
+                    .map(|c| c.0.count.load(Ordering::Relaxed))
+                    .fold(0, u64::wrapping_add),
+            ),
+            Op::Sum => SeriesData::Sum(
+                self.cells()
+                    .iter()
+                    .map(|c| f64::from_bits(c.0.sum.load(Ordering::Relaxed)))
+                    .sum(),
+            ),
+            Op::Histogram(bounds) => {
+                let mut bucket_counts = vec![0_u64; bounds.len() + 1];
+                let mut sum = 0.0;
+                for cells in self.cells().iter() {
+                    for (total, cell) in bucket_counts.iter_mut().zip(cells.0.buckets.iter()) {
+                        *total = total.wrapping_add(cell.load(Ordering::Relaxed));
+                    }
+                    sum += f64::from_bits(cells.0.sum.load(Ordering::Relaxed));
+                }
+                SeriesData::Histogram {
+                    count: bucket_counts.iter().fold(0, |a, b| a.wrapping_add(*b)),
+                    sum,
+                    bounds: bounds.to_vec(),
+                    bucket_counts,
+                }
+            }
+        };
+        SeriesSnapshot {
+            kind: self.key.kind,
+            name: self.key.name.to_string(),
+            labels: self
+                .key
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overflow: self.overflow,
+            start_time: self.start,
+            data,
+        }
+    }
+}
+
+/// A thread's way to one series: the identity as that thread gave it, and its cells.
+#[derive(Debug)]
+struct LocalEntry {
+    key: OwnedKey,
+    series: Arc<Series>,
+    cells: Arc<Padded<Cells>>,
+}
+
+type LocalMap = HashMap<u64, SmallVec<[LocalEntry; 1]>, BuildIdentity>;
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_key: HashMap<OwnedKey, Arc<Series>>,
+    per_name: HashMap<(Kind, Box<str>), NameState>,
+    all: Vec<Arc<Series>>,
+}
+
+#[derive(Debug, Default)]
+struct NameState {
+    series: usize,
+    overflow: Option<Arc<Series>>,
+}
+
+/// The store behind [`Aggregator`](super::Aggregator).
+#[derive(Debug)]
+pub(crate) struct Store {
+    seed: u64,
+    views: HashMap<Box<str>, Aggregation>,
+    max_series_per_name: usize,
+    registry: Mutex<Registry>,
+    locals: ThreadLocal<RefCell<LocalMap>>,
+    overflowed: AtomicU64,
+    dropped: AtomicU64,
+    overflow_reported: AtomicBool,
+}
+
+impl Store {
+    pub(crate) fn new(views: HashMap<Box<str>, Aggregation>, max_series_per_name: usize) -> Self {
+        Store {
+            seed: random_seed(),
+            views,
+            max_series_per_name,
+            registry: Mutex::default(),
+            locals: ThreadLocal::new(),
+            overflowed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            overflow_reported: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn max_series_per_name(&self) -> usize {
+        self.max_series_per_name
+    }
+
+    pub(crate) fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, record: &Record<'_>) {
+        let kind = record.kind();
+        let value = match kind {
+            Kind::Event => 1.0,
+            Kind::Metric => match record.value() {
+                Some(v) => v,
+                None => return,
+            },
+            Kind::Timing => match record.duration_ms() {
+                Some(ms) => ms / 1000.0,
+                None => return,
+            },
+        };
+        let name = record.name();
+        let hash = hash_record(self.seed, kind, name, record.tags());
+        let local = self.locals.get_or(RefCell::default);
+        // Busy only if recording re-entered itself on this thread: drop, never wait.
+        let Ok(mut local) = local.try_borrow_mut() else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Some(entries) = local.get(&hash) {
+            for entry in entries {
+                if entry.key.matches(kind, name, record.tags()) {
+                    let series = &*entry.series;
+                    if !series.accepts(value) {
+                        return;
+                    }
+                    match series.op {
+                        Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
+                        ref op => entry.cells.0.add_owned(op, value),
+                    }
+                    return;
+                }
+            }
+        }
+        self.record_new(&mut local, hash, record, value);
+    }
+
+    /// The first time this thread meets this identity: find or make the series, or
+    /// send the value to the name's overflow series.
+    #[cold]
+    fn record_new(&self, local: &mut LocalMap, hash: u64, record: &Record<'_>, value: f64) {
+        let key = OwnedKey::copy(record.kind(), record.name(), record.tags());
+        let canonical = key.canonical();
+        let series = {
+            let mut registry = self.registry();
+            if let Some(series) = registry.by_key.get(&canonical) {
+                Arc::clone(series)
+            } else {
+                let name_key = (canonical.kind, canonical.name.clone());
+                let under_limit = registry
+                    .per_name
+                    .get(&name_key)
+                    .map_or(true, |state| state.series < self.max_series_per_name);
+                let op = Op::resolve(canonical.kind, self.views.get(&*canonical.name));
+                if under_limit {
+                    let series = Arc::new(Series::new(canonical.clone(), false, op));
+                    registry.by_key.insert(canonical, Arc::clone(&series));
+                    registry.all.push(Arc::clone(&series));
+                    registry.per_name.entry(name_key).or_default().series += 1;
+                    series
+                } else {
+                    let state = registry.per_name.entry(name_key).or_default();
+                    let (series, new) = match &state.overflow {
+                        Some(series) => (Arc::clone(series), false),
+                        None => {
+                            let key = OwnedKey {
+                                kind: canonical.kind,
+                                name: canonical.name.clone(),
+                                labels: Box::new([(
+                                    OVERFLOW_LABEL.0.into(),
+                                    OVERFLOW_LABEL.1.into(),
+                                )]),
+                            };
+                            let series = Arc::new(Series::new(key, true, op));
+                            state.overflow = Some(Arc::clone(&series));
+                            registry.all.push(Arc::clone(&series));
+                            (series, true)
+                        }
+                    };
+                    self.overflowed.fetch_add(1, Ordering::Relaxed);
+                    if series.accepts(value) {
+                        series.add_shared(value);
+                    }
+                    drop(registry);
+                    if new && !self.overflow_reported.swap(true, Ordering::Relaxed) {
+                        stderr_line(format_args!(
+                            "{} {:?} reached {} label sets; further label sets go to one series labelled {}=\"{}\" \
+                             (reported once; every such record is counted in telemetry_series_overflow_records_total)",
+                            record.kind(),
+                            record.name(),
+                            self.max_series_per_name,
+                            OVERFLOW_LABEL.0,
+                            OVERFLOW_LABEL.1,
+                        ));
+                    }
+                    // Overflowing identities are not remembered per thread: that
+                    // would grow without bound, which the limit exists to prevent.
+                    return;
+                }
+            }
+        };
+        let cells = Arc::new(Padded(Cells::new(&series.op)));
+        series.cells().push(Arc::clone(&cells));
+        if series.accepts(value) {
+            match series.op {
+                Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
+                ref op => cells.0.add_owned(op, value),
+            }
+        }
+        local
+            .entry(hash)
+            .or_default()
+            .push(LocalEntry { key, series, cells });
+    }
+
+    /// Copies every series out. Holds the registry's lock only to copy the list.
+    pub(crate) fn snapshot(&self) -> Vec<SeriesSnapshot> {
+        let all: Vec<Arc<Series>> = self.registry().all.clone();
+        all.iter().map(|series| series.snapshot()).collect()
+    }
+
+    pub(crate) fn series_count(&self) -> usize {
+        self.registry().all.len()
+    }
+}
+
+/// A per-process random seed, from the standard library's randomly keyed hasher.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
+    h.finish()
+}

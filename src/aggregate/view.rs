@@ -1,0 +1,90 @@
+//! How a name aggregates: the pinned defaults, and the app's per-name choices.
+
+use crate::fields::Kind;
+
+/// The pinned default histogram boundaries, in seconds, for `track_timing`.
+///
+/// ```
+/// assert_eq!(telemetry::aggregate::DEFAULT_BUCKETS.len(), 14);
+/// assert_eq!(telemetry::aggregate::DEFAULT_BUCKETS[0], 0.005);
+/// ```
+pub const DEFAULT_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// How the records of one name are combined into a series value.
+///
+/// Without a choice, `track_event` is [`Count`](Aggregation::Count), `track_metric`
+/// [`LastValue`](Aggregation::LastValue) and `track_timing` a
+/// [`Histogram`](Aggregation::Histogram) over [`DEFAULT_BUCKETS`] seconds. An app picks
+/// another with [`AggregatorBuilder::view`](crate::aggregate::AggregatorBuilder::view),
+/// like an OpenTelemetry view without the ceremony. Events are always counted: they
+/// carry no value to sum or bucket.
+///
+/// ```
+/// use telemetry::aggregate::Aggregation;
+///
+/// let latency = Aggregation::histogram([1.0, 10.0, 100.0]);
+/// assert_eq!(latency, Aggregation::Histogram(vec![1.0, 10.0, 100.0]));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Aggregation {
+    /// The number of calls: a counter.
+    Count,
+    /// The most recent value: a gauge.
+    LastValue,
+    /// The running total of the values (timings in seconds): a counter. Negative and
+    /// non-finite values are ignored, because a counter never goes down.
+    Sum,
+    /// Values counted into buckets with these upper bounds (inclusive; timings in
+    /// seconds), plus their count and sum: a histogram. Bounds are sorted and
+    /// de-duplicated, and non-finite ones dropped (`+Inf` is always there).
+    Histogram(Vec<f64>),
+}
+
+impl Aggregation {
+    /// A histogram with these upper bounds, cleaned as [`Aggregation::Histogram`] says.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregation;
+    ///
+    /// assert_eq!(Aggregation::histogram([5.0, 1.0, 1.0, f64::NAN]), Aggregation::Histogram(vec![1.0, 5.0]));
+    /// ```
+    pub fn histogram(bounds: impl IntoIterator<Item = f64>) -> Self {
+        Aggregation::Histogram(clean_bounds(bounds))
+    }
+}
+
+pub(crate) fn clean_bounds(bounds: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut bounds: Vec<f64> = bounds.into_iter().filter(|b| b.is_finite()).collect();
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
+    bounds
+}
+
+/// What a series does with each record: the aggregation resolved for one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    Count,
+    LastValue,
+    Sum,
+    Histogram(Box<[f64]>),
+}
+
+impl Op {
+    /// The aggregation for a record of `kind` whose name has the view `view`, if any.
+    pub(crate) fn resolve(kind: Kind, view: Option<&Aggregation>) -> Op {
+        match (kind, view) {
+            (Kind::Event, _) => Op::Count,
+            (_, Some(Aggregation::Count)) => Op::Count,
+            (_, Some(Aggregation::LastValue)) => Op::LastValue,
+            (_, Some(Aggregation::Sum)) => Op::Sum,
+            (_, Some(Aggregation::Histogram(bounds))) => {
+                Op::Histogram(clean_bounds(bounds.iter().copied()).into_boxed_slice())
+            }
+            (Kind::Metric, None) => Op::LastValue,
+            (Kind::Timing, None) => Op::Histogram(DEFAULT_BUCKETS.into()),
+        }
+    }
+}

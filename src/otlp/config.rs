@@ -1,0 +1,876 @@
+//! The standard OpenTelemetry environment variables, read as the specification
+//! defines them (`specification/protocol/exporter.md` and
+//! `specification/configuration/sdk-environment-variables.md`).
+//!
+//! One deliberate difference: where the specification says an invalid value SHOULD be
+//! ignored with a warning, this crate refuses it with a [`ConfigError`], as it does for
+//! its own `TELEMETRY_*` variables, so that a mistyped endpoint or timeout is found at
+//! start rather than by the records that never arrive.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+
+/// The specification's default collector address for OTLP/HTTP.
+pub(crate) const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
+const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_millis(60_000);
+/// What the specification lets "no limit" become: the largest 32-bit millisecond count.
+const NO_LIMIT: Duration = Duration::from_millis(i32::MAX as u64);
+/// Default bound on what the exporter holds before the collector takes it.
+const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The signals this exporter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    fn env_part(self) -> &'static str {
+        match self {
+            Signal::Logs => "LOGS",
+            Signal::Metrics => "METRICS",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Logs => "v1/logs",
+            Signal::Metrics => "v1/metrics",
+        }
+    }
+}
+
+/// How request bodies are compressed: `OTEL_EXPORTER_OTLP_COMPRESSION`.
+///
+/// ```
+/// use telemetry::OtlpCompression;
+///
+/// assert_eq!("GZIP".parse::<OtlpCompression>(), Ok(OtlpCompression::Gzip));
+/// assert_eq!(OtlpCompression::default(), OtlpCompression::None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpCompression {
+    /// Bodies are sent as they are (the default).
+    #[default]
+    None,
+    /// Bodies are gzip-compressed (`Content-Encoding: gzip`).
+    Gzip,
+}
+
+impl std::str::FromStr for OtlpCompression {
+    type Err = ConfigError;
+
+    /// Accepts `gzip` and `none`, in any letter case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(OtlpCompression::None),
+            "gzip" => Ok(OtlpCompression::Gzip),
+            _ => Err(ConfigError::invalid(
+                COMPRESSION,
+                s,
+                "expected gzip or none",
+            )),
+        }
+    }
+}
+
+/// Where and how one signal is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SignalConfig {
+    pub(crate) url: String,
+    /// Names and values; the values are credentials as often as not, so `Debug`
+    /// shows only the names.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Duration,
+    pub(crate) compression: OtlpCompression,
+}
+
+impl fmt::Debug for SignalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("SignalConfig")
+            .field("url", &self.url)
+            .field("header_names", &names)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+/// The configuration of the OTLP exporter: the collector's address, headers, timeout,
+/// compression, the metric interval and the resource that names the service.
+///
+/// Read it from the standard OpenTelemetry variables with [`OtlpConfig::from_env`] or
+/// [`OtlpConfig::from_vars`]:
+///
+/// | variable | values | default |
+/// |---|---|---|
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http` or `https`); `v1/logs` and `v1/metrics` are appended | `http://localhost:4318` |
+/// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `..._METRICS_ENDPOINT` | full URL for that signal, used as is | from the base |
+/// | `OTEL_EXPORTER_OTLP_HEADERS` (and `..._LOGS_HEADERS`, `..._METRICS_HEADERS`) | `key=value,key2=value2`, values percent-decoded; never printed | none |
+/// | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | milliseconds per request; `0` = no limit | `10000` |
+/// | `OTEL_EXPORTER_OTLP_PROTOCOL` (and per signal) | `http/protobuf` (`grpc` and `http/json` are refused) | `http/protobuf` |
+/// | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per signal) | `gzip`, `none` | `none` |
+/// | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metric pushes (positive) | `60000` |
+/// | `OTEL_SERVICE_NAME` | the `service.name` resource attribute; wins over the one below | `unknown_service:<executable>` |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded | none |
+/// | `OTEL_SDK_DISABLED` | `true`/`false` (any letter case): `true` makes the exporter send nothing | `false` |
+///
+/// Empty values count as unset. Per-signal variables win over the general ones.
+///
+/// ```
+/// use telemetry::OtlpConfig;
+///
+/// let config = OtlpConfig::from_vars([
+///     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/base/"),
+///     ("OTEL_SERVICE_NAME", "checkout"),
+/// ])?;
+/// assert_eq!(config.logs_endpoint(), "http://collector:4318/base/v1/logs");
+/// assert_eq!(config.metrics_endpoint(), "http://collector:4318/base/v1/metrics");
+/// assert_eq!(config.service_name(), "checkout");
+///
+/// let err = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap_err();
+/// assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_PROTOCOL");
+/// # Ok::<(), telemetry::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    pub(crate) logs: SignalConfig,
+    pub(crate) metrics: SignalConfig,
+    pub(crate) metric_interval: Duration,
+    /// `service.name` first, then the rest of `OTEL_RESOURCE_ATTRIBUTES` in order.
+    pub(crate) resource: Vec<(String, String)>,
+    pub(crate) disabled: bool,
+    pub(crate) queue_bytes: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OtlpConfig {
+    /// The defaults, as if no `OTEL_*` variable were set.
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | logs endpoint | `http://localhost:4318/v1/logs` |
+    /// | metrics endpoint | `http://localhost:4318/v1/metrics` |
+    /// | headers | none |
+    /// | timeout | 10 s per request |
+    /// | compression | none |
+    /// | metric interval | 60 s |
+    /// | service name | `unknown_service:<executable name>` |
+    /// | queue | 8 MiB of encoded records |
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::new();
+    /// assert_eq!(config.logs_endpoint(), "http://localhost:4318/v1/logs");
+    /// assert_eq!(config.timeout(), std::time::Duration::from_secs(10));
+    /// ```
+    pub fn new() -> Self {
+        let signal = |s: Signal| SignalConfig {
+            url: format!("{DEFAULT_ENDPOINT}/{}", s.path()),
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            compression: OtlpCompression::None,
+        };
+        OtlpConfig {
+            logs: signal(Signal::Logs),
+            metrics: signal(Signal::Metrics),
+            metric_interval: DEFAULT_METRIC_INTERVAL,
+            resource: vec![("service.name".to_owned(), default_service_name())],
+            disabled: false,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+        }
+    }
+
+    /// Reads the `OTEL_*` variables of this process.
+    ///
+    /// ```
+    /// # std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
+    /// let config = telemetry::OtlpConfig::from_env()?;
+    /// # let _ = config;
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars_os())
+    }
+
+    /// Reads the `OTEL_*` variables from a list of `(name, value)` pairs; every other
+    /// variable is ignored. An invalid value is an error naming the variable, the value
+    /// as given (header values never) and what is accepted.
+    ///
+    /// ```
+    /// let err = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"invalid value "10s" for OTEL_EXPORTER_OTLP_TIMEOUT (expected a whole number of milliseconds, such as 10000; 0 means no limit)"#
+    /// );
+    /// ```
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let mut env = Vec::new();
+        for (name, value) in vars {
+            let Ok(name) = name.into().into_string() else {
+                continue;
+            };
+            if !name.starts_with("OTEL_") {
+                continue;
+            }
+            let value = match value.into().into_string() {
+                Ok(value) => value,
+                Err(_) => {
+                    return Err(ConfigError::new(
+                        name.clone(),
+                        format!("invalid value for {name} (not valid UTF-8)"),
+                    ))
+                }
+            };
+            // The specification: an empty value is the same as unset.
+            if !value.trim().is_empty() {
+                env.push((name, value));
+            }
+        }
+        let get = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+
+        let mut config = OtlpConfig::new();
+        config.logs = signal_config(&get, Signal::Logs)?;
+        config.metrics = signal_config(&get, Signal::Metrics)?;
+        if let Some(raw) = get(METRIC_EXPORT_INTERVAL) {
+            config.metric_interval = match parse_millis(raw) {
+                Some(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        METRIC_EXPORT_INTERVAL,
+                        raw,
+                        "expected a positive whole number of milliseconds, such as 60000",
+                    ))
+                }
+            };
+        }
+        let mut resource = Vec::new();
+        if let Some(raw) = get(RESOURCE_ATTRIBUTES) {
+            resource = parse_resource_attributes(raw)?;
+        }
+        let service_name = match get(SERVICE_NAME) {
+            Some(name) => name.trim().to_owned(),
+            None => match resource.iter().position(|(k, _)| k == "service.name") {
+                Some(i) => resource.remove(i).1,
+                None => default_service_name(),
+            },
+        };
+        resource.retain(|(k, _)| k != "service.name");
+        resource.insert(0, ("service.name".to_owned(), service_name));
+        config.resource = resource;
+        if let Some(raw) = get(SDK_DISABLED) {
+            config.disabled = match raw.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        SDK_DISABLED,
+                        raw,
+                        "expected true or false",
+                    ))
+                }
+            };
+        }
+        Ok(config)
+    }
+
+    /// Where log records (one per `track_event`) are sent.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://otlp.example.com/ingest")])?;
+    /// assert_eq!(config.logs_endpoint(), "https://otlp.example.com/ingest");
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn logs_endpoint(&self) -> &str {
+        &self.logs.url
+    }
+
+    /// Where metrics are sent.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318")])?;
+    /// assert_eq!(config.metrics_endpoint(), "http://m:4318/");
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn metrics_endpoint(&self) -> &str {
+        &self.metrics.url
+    }
+
+    /// The longest one request for log records may take.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")])?;
+    /// assert_eq!(config.timeout(), std::time::Duration::from_millis(2500));
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn timeout(&self) -> Duration {
+        self.logs.timeout
+    }
+
+    /// The names of the headers sent with log records (their values stay private).
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr3t,team=core")])?;
+    /// assert_eq!(config.header_names().collect::<Vec<_>>(), ["api-key", "team"]);
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        self.logs.headers.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// How request bodies for log records are compressed.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")])?;
+    /// assert_eq!(config.compression(), telemetry::OtlpCompression::Gzip);
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn compression(&self) -> OtlpCompression {
+        self.logs.compression
+    }
+
+    /// How often metrics are pushed.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().metric_interval(), std::time::Duration::from_secs(60));
+    /// ```
+    pub fn metric_interval(&self) -> Duration {
+        self.metric_interval
+    }
+
+    /// The `service.name` resource attribute.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "service.name=billing,deployment.environment=prod")])?;
+    /// assert_eq!(config.service_name(), "billing");
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn service_name(&self) -> &str {
+        self.resource
+            .first()
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Every resource attribute, `service.name` first.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "team=core%20infra")])?;
+    /// assert!(config.resource_attributes().any(|(k, v)| k == "team" && v == "core infra"));
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn resource_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.resource.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether `OTEL_SDK_DISABLED=true` turned this exporter off: it then starts no
+    /// thread and sends nothing (other destinations are unaffected).
+    ///
+    /// ```
+    /// assert!(telemetry::OtlpConfig::from_vars([("OTEL_SDK_DISABLED", "TRUE")])?.disabled());
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// The bound, in bytes of encoded records, on what the exporter holds while the
+    /// collector has not taken it; beyond it, new records are dropped and counted.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().queue_bytes(), 8 * 1024 * 1024);
+    /// ```
+    pub fn queue_bytes(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// Sets the service name, as `OTEL_SERVICE_NAME` does.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().with_service_name("checkout").service_name(), "checkout");
+    /// ```
+    #[must_use]
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.resource[0].1 = name.into();
+        self
+    }
+
+    /// Sets the per-request timeout for every signal, as `OTEL_EXPORTER_OTLP_TIMEOUT`
+    /// does. It also bounds how long shutdown waits for the collector.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(telemetry::OtlpConfig::new().with_timeout(Duration::from_secs(2)).timeout(), Duration::from_secs(2));
+    /// ```
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.logs.timeout = timeout;
+        self.metrics.timeout = timeout;
+        self
+    }
+
+    /// Sets the metric push interval, as `OTEL_METRIC_EXPORT_INTERVAL` does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = telemetry::OtlpConfig::new().with_metric_interval(Duration::from_secs(10));
+    /// assert_eq!(config.metric_interval(), Duration::from_secs(10));
+    /// ```
+    #[must_use]
+    pub fn with_metric_interval(mut self, interval: Duration) -> Self {
+        self.metric_interval = interval;
+        self
+    }
+
+    /// Sets the queue bound in bytes of encoded records (at least 1 KiB).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().with_queue_bytes(65_536).queue_bytes(), 65_536);
+    /// ```
+    #[must_use]
+    pub fn with_queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1024);
+        self
+    }
+}
+
+fn default_service_name() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    format!("unknown_service:{exe}")
+}
+
+/// The name of `OTEL_EXPORTER_OTLP_<SIGNAL>_<OPTION>` given the general one.
+fn per_signal(general: &str, signal: Signal) -> String {
+    let option = general.trim_start_matches("OTEL_EXPORTER_OTLP_");
+    format!("OTEL_EXPORTER_OTLP_{}_{option}", signal.env_part())
+}
+
+fn signal_config<'e>(
+    get: &dyn Fn(&str) -> Option<&'e str>,
+    signal: Signal,
+) -> Result<SignalConfig, ConfigError> {
+    // The signal's own variable if set, else the general one.
+    let pick = |general: &str| -> (String, Option<&'e str>) {
+        let specific = per_signal(general, signal);
+        match get(&specific) {
+            Some(v) => (specific, Some(v)),
+            None => (general.to_owned(), get(general)),
+        }
+    };
+
+    let specific = per_signal(ENDPOINT, signal);
+    let url = match get(&specific) {
+        Some(raw) => {
+            let raw = raw.trim();
+            let rest = check_url(&specific, raw)?;
+            // Used as is, except that a URL without a path gets the root path.
+            if rest.is_empty() {
+                format!("{raw}/")
+            } else {
+                raw.to_owned()
+            }
+        }
+        None => {
+            let raw = get(ENDPOINT).unwrap_or(DEFAULT_ENDPOINT).trim();
+            check_url(ENDPOINT, raw)?;
+            let sep = if raw.ends_with('/') { "" } else { "/" };
+            format!("{raw}{sep}{}", signal.path())
+        }
+    };
+
+    let headers = match pick(HEADERS) {
+        (name, Some(raw)) => parse_headers(&name, raw)?,
+        (_, None) => Vec::new(),
+    };
+    let timeout = match pick(TIMEOUT) {
+        (name, Some(raw)) => match parse_millis(raw) {
+            Some(0) => NO_LIMIT,
+            Some(ms) => Duration::from_millis(ms),
+            None => {
+                return Err(ConfigError::invalid(
+                    &name,
+                    raw,
+                    "expected a whole number of milliseconds, such as 10000; 0 means no limit",
+                ))
+            }
+        },
+        (_, None) => DEFAULT_TIMEOUT,
+    };
+    if let (name, Some(raw)) = pick(PROTOCOL) {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "http/protobuf" => {}
+            "grpc" | "http/json" => {
+                return Err(ConfigError::invalid(
+                    &name,
+                    raw,
+                    "expected http/protobuf: this exporter speaks OTLP over HTTP with protobuf bodies, \
+                     so point it at the collector's OTLP/HTTP port, usually 4318",
+                ))
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    &name,
+                    raw,
+                    "expected http/protobuf",
+                ))
+            }
+        }
+    }
+    let compression = match pick(COMPRESSION) {
+        (name, Some(raw)) => raw
+            .parse()
+            .map_err(|_| ConfigError::invalid(&name, raw, "expected gzip or none"))?,
+        (_, None) => OtlpCompression::None,
+    };
+    Ok(SignalConfig {
+        url,
+        headers,
+        timeout,
+        compression,
+    })
+}
+
+/// Checks that `raw` is an `http` or `https` URL with a host; returns what follows the
+/// host and port (the path and query, possibly empty).
+fn check_url<'a>(variable: &str, raw: &'a str) -> Result<&'a str, ConfigError> {
+    let invalid = || {
+        ConfigError::invalid(
+            variable,
+            raw,
+            "expected an http or https URL such as http://localhost:4318",
+        )
+    };
+    let rest = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"))
+        .ok_or_else(invalid)?;
+    let uri: ureq::http::Uri = raw.parse().map_err(|_| invalid())?;
+    if uri.host().map_or(true, str::is_empty) {
+        return Err(invalid());
+    }
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Ok(&rest[authority_len..])
+}
+
+/// A whole, non-negative number of milliseconds.
+fn parse_millis(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
+/// `key=value,key2=value2` (the W3C Baggage form without properties); values are
+/// percent-decoded. The value is never quoted in the error: it may hold a credential.
+fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut headers = Vec::new();
+    for (i, entry) in raw.split(',').enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let problem = match entry.split_once('=') {
+            None => "has no \"=\"",
+            Some((key, value)) => {
+                let key = key.trim();
+                let value = decode(value.trim());
+                match value {
+                    _ if key.is_empty() => "has an empty name",
+                    _ if ureq::http::HeaderName::from_bytes(key.as_bytes()).is_err() => {
+                        "has a name that is not a valid HTTP header name"
+                    }
+                    Some(value) if ureq::http::HeaderValue::from_str(&value).is_ok() => {
+                        headers.push((key.to_ascii_lowercase(), value));
+                        continue;
+                    }
+                    _ => "has a value that is not a valid HTTP header value once percent-decoded",
+                }
+            }
+        };
+        return Err(ConfigError::new(
+            variable,
+            format!(
+                "invalid value for {variable}: entry {} {problem} (expected key=value pairs separated by commas, \
+                 such as api-key=...,team=core; the value is not shown because it may hold a credential)",
+                i + 1
+            ),
+        ));
+    }
+    Ok(headers)
+}
+
+fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut attributes: Vec<(String, String)> = Vec::new();
+    for entry in raw.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let parsed = entry.split_once('=').and_then(|(key, value)| {
+            let key = decode(key.trim())?;
+            let value = decode(value.trim())?;
+            (!key.is_empty()).then_some((key, value))
+        });
+        let Some((key, value)) = parsed else {
+            return Err(ConfigError::invalid(
+                RESOURCE_ATTRIBUTES,
+                raw,
+                "expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; \
+                 \",\", \"=\" and \"%\" inside keys and values percent-encoded, the result UTF-8",
+            ));
+        };
+        // A key given twice: the last one wins.
+        attributes.retain(|(k, _)| *k != key);
+        attributes.push((key, value));
+    }
+    Ok(attributes)
+}
+
+/// Percent-decodes `raw`; `None` if the result is not UTF-8 or a `%` is not followed by
+/// two hex digits.
+fn decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return None;
+        }
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<OtlpConfig, ConfigError> {
+        OtlpConfig::from_vars(vars.iter().copied())
+    }
+
+    #[test]
+    fn endpoints_follow_the_specification_examples() {
+        let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
+        assert_eq!(c.logs.url, "http://collector:4318/v1/logs");
+        assert_eq!(c.metrics.url, "http://collector:4318/v1/metrics");
+
+        let c = config(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://collector:4318/mycollector/",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "https://collector.example.com/v1/metrics/",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.logs.url, "http://collector:4318/mycollector/v1/logs");
+        assert_eq!(c.metrics.url, "https://collector.example.com/v1/metrics/");
+
+        let c = config(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://collector:4318")]).unwrap();
+        assert_eq!(c.logs.url, "http://collector:4318/");
+        assert_eq!(c.metrics.url, "http://localhost:4318/v1/metrics");
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_what_is_accepted() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "localhost:4318",
+                r#"invalid value "localhost:4318" for OTEL_EXPORTER_OTLP_ENDPOINT (expected an http or https URL such as http://localhost:4318)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "ftp://x",
+                r#"invalid value "ftp://x" for OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (expected an http or https URL such as http://localhost:4318)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "-1",
+                r#"invalid value "-1" for OTEL_EXPORTER_OTLP_TIMEOUT (expected a whole number of milliseconds, such as 10000; 0 means no limit)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+                "1.5",
+                r#"invalid value "1.5" for OTEL_EXPORTER_OTLP_LOGS_TIMEOUT (expected a whole number of milliseconds, such as 10000; 0 means no limit)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "grpc",
+                r#"invalid value "grpc" for OTEL_EXPORTER_OTLP_PROTOCOL (expected http/protobuf: this exporter speaks OTLP over HTTP with protobuf bodies, so point it at the collector's OTLP/HTTP port, usually 4318)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "thrift",
+                r#"invalid value "thrift" for OTEL_EXPORTER_OTLP_PROTOCOL (expected http/protobuf)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "zstd",
+                r#"invalid value "zstd" for OTEL_EXPORTER_OTLP_COMPRESSION (expected gzip or none)"#,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+                "br",
+                r#"invalid value "br" for OTEL_EXPORTER_OTLP_METRICS_COMPRESSION (expected gzip or none)"#,
+            ),
+            (
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                "0",
+                r#"invalid value "0" for OTEL_METRIC_EXPORT_INTERVAL (expected a positive whole number of milliseconds, such as 60000)"#,
+            ),
+            (
+                "OTEL_SDK_DISABLED",
+                "yes",
+                r#"invalid value "yes" for OTEL_SDK_DISABLED (expected true or false)"#,
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team",
+                r#"invalid value "team" for OTEL_RESOURCE_ATTRIBUTES (expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; ",", "=" and "%" inside keys and values percent-encoded, the result UTF-8)"#,
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "a=%ff",
+                r#"invalid value "a=%ff" for OTEL_RESOURCE_ATTRIBUTES (expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; ",", "=" and "%" inside keys and values percent-encoded, the result UTF-8)"#,
+            ),
+        ];
+        for (var, value, message) in cases {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable(), *var);
+            assert_eq!(err.to_string(), *message);
+        }
+    }
+
+    #[test]
+    fn header_values_never_appear_in_errors_or_debug() {
+        let err =
+            config(&[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr3t,oops-s3cr3t")]).unwrap_err();
+        assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_HEADERS");
+        assert_eq!(
+            err.to_string(),
+            "invalid value for OTEL_EXPORTER_OTLP_HEADERS: entry 2 has no \"=\" (expected key=value pairs separated by commas, \
+             such as api-key=...,team=core; the value is not shown because it may hold a credential)"
+        );
+        let err = config(&[("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "a=s3cr3t%0A")]).unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "Api-Key=s3cr3t%20x, team = core ",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.logs.headers,
+            [
+                ("api-key".to_owned(), "s3cr3t x".to_owned()),
+                ("team".to_owned(), "core".to_owned())
+            ]
+        );
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn per_signal_options_win_over_the_general_ones() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "b=2"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "HTTP/PROTOBUF"),
+        ])
+        .unwrap();
+        assert_eq!(c.logs.headers, [("a".to_owned(), "1".to_owned())]);
+        assert_eq!(c.metrics.headers, [("b".to_owned(), "2".to_owned())]);
+        assert_eq!(c.logs.timeout, Duration::from_millis(500));
+        assert_eq!(c.metrics.timeout, NO_LIMIT);
+        assert_eq!(c.logs.compression, OtlpCompression::None);
+        assert_eq!(c.metrics.compression, OtlpCompression::Gzip);
+    }
+
+    #[test]
+    fn service_name_and_resource_attributes() {
+        let c = config(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from%20attrs, team=a%2Cb%3Dc ,team=last",
+        )])
+        .unwrap();
+        assert_eq!(c.service_name(), "from attrs");
+        assert_eq!(
+            c.resource,
+            [
+                ("service.name".to_owned(), "from attrs".to_owned()),
+                ("team".to_owned(), "last".to_owned())
+            ]
+        );
+        let c = config(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=attrs,team=a%2Cb"),
+            ("OTEL_SERVICE_NAME", "env"),
+        ])
+        .unwrap();
+        assert_eq!(c.service_name(), "env");
+        assert_eq!(c.resource[1], ("team".to_owned(), "a,b".to_owned()));
+        assert!(config(&[])
+            .unwrap()
+            .service_name()
+            .starts_with("unknown_service:"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", " "),
+            ("OTEL_SDK_DISABLED", ""),
+        ])
+        .unwrap();
+        assert_eq!(c, {
+            let mut d = OtlpConfig::new();
+            d.resource = c.resource.clone();
+            d
+        });
+    }
+}

@@ -1,0 +1,961 @@
+//! The OTLP exporter: the hand-off on the emitting thread, and the export thread that
+//! batches, sends and retries.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use thread_local::ThreadLocal;
+
+use super::capture::{capture_into, read};
+use super::config::{OtlpConfig, Signal};
+use super::mapping;
+use super::metrics::{metrics_request, unix_nanos};
+use super::transport::{Outcome, Transport};
+use crate::aggregate::Aggregator;
+use crate::error::Error;
+use crate::fields::Kind;
+use crate::record::{Record, Tag};
+use crate::report::stderr_line;
+use crate::sink::Sink;
+
+/// Records in one request at most (the specification's default batch size for logs).
+const BATCH_RECORDS: usize = 512;
+/// How long a record waits for others to share its request.
+const BATCH_DELAY: Duration = Duration::from_millis(1000);
+/// Backoff between retries: starts here, doubles, is capped, and is jittered down to
+/// half so that many apps do not retry in step.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` honoured as given.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
+/// What the queue bound counts for a record beyond its bytes: its length prefix.
+const RECORD_OVERHEAD: usize = 4;
+/// A thread's buffer this full is handed to the export thread at once, and the thread
+/// goes on with an emptied one from the export thread (so that a busy thread neither
+/// grows one huge buffer nor touches fresh memory for every chunk).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Emptied chunks kept for reuse.
+const SPARE_CHUNKS: usize = 16;
+/// What a thread's buffer starts with after the export thread took its records.
+const BUFFER_START: usize = 4 * 1024;
+
+/// Counts of what an [`OtlpExporter`] did with the records it was given.
+///
+/// ```
+/// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+/// let stats = exporter.stats();
+/// assert_eq!((stats.exported(), stats.dropped(), stats.rejected(), stats.undelivered()), (0, 0, 0, 0));
+/// # exporter.shutdown();
+/// # Ok::<(), telemetry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OtlpStats {
+    exported: u64,
+    dropped: u64,
+    rejected: u64,
+    undelivered: u64,
+    retries: u64,
+    metric_pushes: u64,
+    metric_push_failures: u64,
+}
+
+impl OtlpStats {
+    /// Records the collector accepted.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().exported(), 0);
+    /// ```
+    pub fn exported(&self) -> u64 {
+        self.exported
+    }
+
+    /// Records dropped on the emitting thread because the queue was full (or the
+    /// exporter had already shut down).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().dropped(), 0);
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Records the collector refused: a permanent error such as HTTP 400 (not
+    /// retried), or the rejected count of a partial-success answer.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().rejected(), 0);
+    /// ```
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Records still unsent when shutdown's time ran out (the collector was down or
+    /// too slow).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().undelivered(), 0);
+    /// ```
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered
+    }
+
+    /// Requests sent again after a transient failure.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().retries(), 0);
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    /// Metric pushes the collector accepted (one per interval with any series, and
+    /// one at shutdown).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().metric_pushes(), 0);
+    /// ```
+    pub fn metric_pushes(&self) -> u64 {
+        self.metric_pushes
+    }
+
+    /// Metric pushes that failed. Nothing is lost for good: values are cumulative, so
+    /// the next push that succeeds carries everything.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().metric_push_failures(), 0);
+    /// ```
+    pub fn metric_push_failures(&self) -> u64 {
+        self.metric_push_failures
+    }
+}
+
+struct Shared {
+    /// Each emitting thread's captured records, length-prefixed; the export thread
+    /// swaps them out. A thread only ever contends with the export thread's swap.
+    buffers: ThreadLocal<Mutex<Vec<u8>>>,
+    /// Full buffers, handed to the export thread.
+    full: Sender<Vec<u8>>,
+    /// Emptied buffers, handed back.
+    spare: Receiver<Vec<u8>>,
+    /// Bytes (plus overhead) of every record taken and not yet sent, refused or given up.
+    queued_bytes: AtomicUsize,
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    rejected: AtomicU64,
+    undelivered: AtomicU64,
+    retries: AtomicU64,
+    metric_pushes: AtomicU64,
+    metric_push_failures: AtomicU64,
+    stopped: AtomicBool,
+    reported_full: AtomicBool,
+    reported_rejected: AtomicBool,
+    reported_metrics: AtomicBool,
+}
+
+impl Shared {
+    fn new(full: Sender<Vec<u8>>, spare: Receiver<Vec<u8>>) -> Self {
+        Shared {
+            buffers: ThreadLocal::new(),
+            full,
+            spare,
+            queued_bytes: AtomicUsize::new(0),
+            exported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            metric_pushes: AtomicU64::new(0),
+            metric_push_failures: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            reported_full: AtomicBool::new(false),
+            reported_rejected: AtomicBool::new(false),
+            reported_metrics: AtomicBool::new(false),
+        }
+    }
+
+    /// An emptied chunk if there is one, else a new one of `capacity` bytes.
+    fn fresh_buffer(&self, capacity: usize) -> Vec<u8> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity))
+    }
+
+    /// Every thread's records so far: the full buffers handed over, then what each
+    /// thread's current buffer holds.
+    fn take_buffers(&self, full: &Receiver<Vec<u8>>, into: &mut VecDeque<(Vec<u8>, usize)>) {
+        into.extend(full.try_iter().map(|buf| (buf, 0)));
+        for cell in self.buffers.iter() {
+            let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
+            if !buf.is_empty() {
+                // A small one: a thread that was not busy enough to fill a
+                // chunk should not be handed a chunk-sized buffer to keep.
+                let taken = std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER_START));
+                into.push_back((taken, 0));
+            }
+        }
+    }
+
+    fn release(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+enum Msg {
+    /// Send everything queued before this, then answer.
+    Flush(Sender<()>),
+    /// Send what can be sent before the deadline, give up the rest, answer, stop.
+    Shutdown(Instant, Sender<()>),
+}
+
+/// Exports telemetry to an OpenTelemetry collector over OTLP/HTTP: each `track_event`
+/// becomes a log record.
+///
+/// * **The emitting thread** copies the record into a buffer of its own (no
+///   allocation once that has grown, no encoding to protobuf, no I/O, a lock that
+///   only the export thread's collection ever contends). An unreachable or slow
+///   collector never blocks or slows it.
+/// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
+///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
+///   first drop is reported once on stderr.
+/// * **The export thread** (`telemetry-otlp`) collects the threads' buffers every
+///   second (a thread hands over a buffer at once when it holds 256 KiB), sends up
+///   to 512 records per request,
+///   encoded with the official OTLP types, compressed if asked.
+/// * **Retries**: connection errors, timeouts and HTTP 429/502/503/504 are retried with
+///   exponential backoff (250 ms doubling to 5 s, jittered), waiting instead as long as
+///   a `Retry-After` header says (up to 5 minutes); records keep queueing meanwhile.
+///   HTTP 400 and every other status are permanent: the batch is counted as
+///   [`rejected`](OtlpStats::rejected), reported once, and not retried; so are the
+///   records a partial-success answer rejects.
+/// * **Shutdown** ([`shutdown`](Self::shutdown), or dropping the exporter) sends what
+///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
+///   10 s), then counts what it could not deliver as
+///   [`undelivered`](OtlpStats::undelivered) and says so on stderr.
+/// * **Metrics**: records are also aggregated ([`Aggregator`], the pinned mapping:
+///   `track_metric` a gauge, `track_timing` a histogram in seconds with unit `s`,
+///   `track_event` a monotonic count; events are counted on the export thread as it
+///   takes them, so an event dropped on a full queue is in neither) and pushed every
+///   `OTEL_METRIC_EXPORT_INTERVAL` (60 s) and once more at shutdown, with cumulative
+///   temporality. A failed push is counted and not retried: the next one carries the
+///   cumulative values.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tracing_subscriber::prelude::*;
+/// use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+///
+/// let exporter = Arc::new(OtlpExporter::start(OtlpConfig::from_env()?)?);
+/// let subscriber = tracing_subscriber::registry()
+///     .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+/// tracing::subscriber::with_default(subscriber, || {
+///     telemetry::track_event("user.signup", &[("plan", "pro")]);
+/// });
+/// exporter.shutdown(); // delivers what is queued, waiting at most the timeout
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OtlpExporter {
+    /// `None` when `OTEL_SDK_DISABLED=true`.
+    running: Option<Running>,
+    /// The series this exporter pushes, when it feeds them itself (see
+    /// [`start_with_aggregator`](Self::start_with_aggregator)).
+    own_aggregator: Option<Aggregator>,
+    shared: Arc<Shared>,
+    capacity: usize,
+    timeout: Duration,
+}
+
+struct Running {
+    tx: Sender<Msg>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("running", &self.running.is_some())
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporter {
+    /// Starts the export thread. Nothing is sent until a record arrives; a collector
+    /// that is not there yet is not an error (records wait for it in the queue).
+    ///
+    /// With `OTEL_SDK_DISABLED=true` ([`OtlpConfig::disabled`]) no thread starts and
+    /// every record is ignored.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.shutdown();
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn start(config: OtlpConfig) -> Result<Self, Error> {
+        let aggregator = Aggregator::new();
+        let mut exporter = Self::start_inner(config, aggregator.clone(), true)?;
+        if exporter.running.is_some() {
+            exporter.own_aggregator = Some(aggregator);
+        }
+        Ok(exporter)
+    }
+
+    /// Like [`start`](Self::start), but pushes the series of an [`Aggregator`] that is
+    /// fed elsewhere (for instance one that a Prometheus endpoint serves too): this
+    /// exporter then records events as log records only and leaves the aggregation
+    /// to whoever feeds the aggregator, so nothing is counted twice.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    /// use telemetry::{OtlpConfig, OtlpExporter};
+    ///
+    /// let aggregator = Aggregator::new();
+    /// let exporter = OtlpExporter::start_with_aggregator(OtlpConfig::new(), aggregator.clone())?;
+    /// // A fan-out sink gives every record to both `aggregator` and `exporter`.
+    /// # exporter.shutdown();
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn start_with_aggregator(
+        config: OtlpConfig,
+        aggregator: Aggregator,
+    ) -> Result<Self, Error> {
+        Self::start_inner(config, aggregator, false)
+    }
+
+    fn start_inner(
+        config: OtlpConfig,
+        aggregator: Aggregator,
+        count_events: bool,
+    ) -> Result<Self, Error> {
+        let (full, full_rx) = unbounded();
+        let (spare_tx, spare) = bounded(SPARE_CHUNKS);
+        let shared = Arc::new(Shared::new(full, spare));
+        let capacity = config.queue_bytes;
+        let timeout = config.logs.timeout;
+        if config.disabled {
+            return Ok(OtlpExporter {
+                running: None,
+                own_aggregator: None,
+                shared,
+                capacity,
+                timeout,
+            });
+        }
+        let (tx, rx) = unbounded();
+        let worker = Worker {
+            rx,
+            full: full_rx,
+            spare: spare_tx,
+            count_events,
+            shared: Arc::clone(&shared),
+            resource: mapping::resource(&config),
+            scope: mapping::scope(),
+            logs: Transport::new(config.logs.clone(), Signal::Logs),
+            metrics: MetricsPush {
+                transport: Transport::new(config.metrics.clone(), Signal::Metrics),
+                aggregator,
+                interval: config.metric_interval,
+                next: Instant::now() + config.metric_interval,
+            },
+            pending: VecDeque::new(),
+            next_collect: Instant::now() + BATCH_DELAY,
+            deadline: None,
+            acks: Vec::new(),
+            stop: None,
+            failing: false,
+            jitter: seed(),
+        };
+        let handle = thread::Builder::new()
+            .name("telemetry-otlp".into())
+            .spawn(move || worker.run())
+            .map_err(Error::spawn)?;
+        Ok(OtlpExporter {
+            running: Some(Running {
+                tx,
+                worker: Mutex::new(Some(handle)),
+            }),
+            own_aggregator: None,
+            shared,
+            capacity,
+            timeout,
+        })
+    }
+
+    /// What this exporter did so far.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// assert_eq!(exporter.stats().exported(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn stats(&self) -> OtlpStats {
+        let s = &self.shared;
+        OtlpStats {
+            exported: s.exported.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            undelivered: s.undelivered.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            metric_pushes: s.metric_pushes.load(Ordering::Relaxed),
+            metric_push_failures: s.metric_push_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends everything queued so far, waiting for it at most the configured timeout.
+    /// Records that could not be sent in that time stay queued.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.flush(); // nothing queued: returns at once
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn flush(&self) {
+        let Some(running) = &self.running else { return };
+        let (ack, done) = crossbeam_channel::bounded(1);
+        if running.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(self.timeout);
+        }
+    }
+
+    /// Sends what is queued, waiting at most the configured timeout, then stops the
+    /// export thread and reports on stderr what could not be delivered. Later records
+    /// are dropped and counted. Calling it again does nothing.
+    ///
+    /// ```
+    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// exporter.shutdown();
+    /// assert_eq!(exporter.stats().undelivered(), 0);
+    /// # Ok::<(), telemetry::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let Some(running) = &self.running else { return };
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = Instant::now() + self.timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        if running.tx.send(Msg::Shutdown(deadline, ack)).is_ok() {
+            // The worker answers by the deadline; the margin covers a request that
+            // was already under way with its own timeout.
+            let _ = done.recv_timeout(self.timeout + Duration::from_millis(500));
+        }
+        let handle = running
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        let stats = self.stats();
+        if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
+            stderr_line(format_args!(
+                "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
+                 {} dropped (queue full), {} rejected by the collector",
+                stats.exported,
+                stats.undelivered,
+                self.timeout.as_millis(),
+                stats.dropped,
+                stats.rejected
+            ));
+        }
+    }
+}
+
+impl Sink for OtlpExporter {
+    fn record(&self, record: &Record<'_>) {
+        if self.running.is_none() {
+            return;
+        }
+        if record.kind() != Kind::Event {
+            // Metrics and timings are aggregated here; events are counted on the
+            // export thread, off the emitting thread's path.
+            if let Some(aggregator) = &self.own_aggregator {
+                aggregator.record(record);
+            }
+            return;
+        }
+        let shared = &self.shared;
+        if shared.stopped.load(Ordering::Relaxed) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let cell = shared
+            .buffers
+            .get_or(|| Mutex::new(Vec::with_capacity(BUFFER_START)));
+        let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        // Copied first, measured after: one pass over the record. The length prefix
+        // is filled in once known.
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        capture_into(&mut buf, record);
+        let len = buf.len() - start - 4;
+        let cost = len + RECORD_OVERHEAD;
+        let before = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed);
+        let prefix = u32::try_from(len)
+            .ok()
+            .filter(|_| before + cost <= self.capacity);
+        let Some(prefix) = prefix else {
+            buf.truncate(start);
+            drop(buf);
+            shared.release(cost);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if !shared.reported_full.swap(true, Ordering::Relaxed) {
+                stderr_line(format_args!(
+                    "the otlp export queue is full ({} bytes; the collector is unreachable or not keeping up): \
+                     dropping records and counting them",
+                    self.capacity
+                ));
+            }
+            return;
+        };
+        buf[start..start + 4].copy_from_slice(&prefix.to_le_bytes());
+        if buf.len() >= CHUNK_BYTES {
+            // A thread that fills a chunk is busy: its next one is chunk-sized from
+            // the start, so that it never grows by copying.
+            let full = std::mem::replace(&mut *buf, shared.fresh_buffer(CHUNK_BYTES + 1024));
+            // Sent under the lock, so that it is in the channel before the export
+            // thread can take this thread's newer records.
+            let _ = shared.full.send(full);
+        }
+    }
+
+    fn flush(&self) {
+        OtlpExporter::flush(self)
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct MetricsPush {
+    transport: Transport,
+    aggregator: Aggregator,
+    interval: Duration,
+    next: Instant,
+}
+
+struct Worker {
+    rx: Receiver<Msg>,
+    full: Receiver<Vec<u8>>,
+    spare: Sender<Vec<u8>>,
+    shared: Arc<Shared>,
+    /// Whether to count events into the aggregator (it is this exporter's own).
+    count_events: bool,
+    resource: Resource,
+    scope: InstrumentationScope,
+    logs: Transport,
+    metrics: MetricsPush,
+    /// Buffers taken from the emitting threads, with how far each has been read.
+    pending: VecDeque<(Vec<u8>, usize)>,
+    /// When the threads' buffers are next collected and sent without being full.
+    next_collect: Instant,
+    /// Set by shutdown: nothing is sent after it.
+    deadline: Option<Instant>,
+    /// Flushes waiting for the queue to empty.
+    acks: Vec<Sender<()>>,
+    stop: Option<Sender<()>>,
+    /// Whether the collector is failing now (reported once per episode).
+    failing: bool,
+    jitter: u64,
+}
+
+enum Wake {
+    Msg(Msg),
+    /// A thread's full buffer.
+    Full(Vec<u8>),
+    Tick,
+    Closed,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            if self.stop.is_some() {
+                self.finish();
+                return;
+            }
+            let due = self.next_collect.min(self.metrics.next);
+            let wake = self.wait_until(due);
+            match wake {
+                Wake::Closed => {
+                    self.finish();
+                    return;
+                }
+                Wake::Msg(msg) => self.take(msg),
+                Wake::Full(buf) => {
+                    self.pending.push_back((buf, 0));
+                    self.stock_spares();
+                }
+                Wake::Tick => {
+                    let now = Instant::now();
+                    if now >= self.metrics.next {
+                        self.metrics.next = now + self.metrics.interval;
+                        self.push_metrics();
+                    }
+                    if now < self.next_collect {
+                        continue;
+                    }
+                    self.next_collect = now + BATCH_DELAY;
+                }
+            }
+            if self.stop.is_some() {
+                continue;
+            }
+            self.shared.take_buffers(&self.full, &mut self.pending);
+            while self.has_pending() && self.stop.is_none() {
+                self.send_batch();
+                if self.pending.len() > 1 {
+                    self.stock_spares();
+                }
+                // A long backlog must not hide a shutdown and its deadline.
+                while let Ok(msg) = self.rx.try_recv() {
+                    self.take(msg);
+                }
+            }
+            self.answer_flushes();
+        }
+    }
+
+    /// The next message, a full buffer, or `Tick` at `until`.
+    fn wait_until(&self, until: Instant) -> Wake {
+        let timeout = until.saturating_duration_since(Instant::now());
+        select! {
+            recv(self.rx) -> msg => match msg {
+                Ok(msg) => Wake::Msg(msg),
+                Err(_) => Wake::Closed,
+            },
+            recv(self.full) -> buf => match buf {
+                Ok(buf) => Wake::Full(buf),
+                Err(_) => Wake::Closed,
+            },
+            default(timeout) => Wake::Tick,
+        }
+    }
+
+    /// Keeps emptied, already-touched buffers ready while threads are filling them
+    /// quickly, so that the page faults of fresh memory land here, not on an
+    /// emitting thread.
+    #[allow(
+        clippy::slow_vector_initialization,
+        reason = "the point is to write every page now; vec![0; n] would map zero pages untouched"
+    )]
+    fn stock_spares(&self) {
+        while self.spare.len() < SPARE_CHUNKS / 2 {
+            let mut buf = Vec::with_capacity(CHUNK_BYTES + 1024);
+            buf.resize(CHUNK_BYTES + 1024, 0);
+            buf.clear();
+            if self.spare.try_send(buf).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Shutdown(deadline, ack) => {
+                self.deadline = Some(deadline);
+                self.stop = Some(ack);
+            }
+        }
+    }
+
+    fn answer_flushes(&mut self) {
+        if !self.has_pending() {
+            for ack in self.acks.drain(..) {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    /// Shutdown: everything already queued, until the deadline; then the rest is
+    /// counted as undelivered.
+    fn finish(&mut self) {
+        self.shared.take_buffers(&self.full, &mut self.pending);
+        while self.has_pending() && !self.past_deadline() {
+            self.send_batch();
+        }
+        // A record appended while shutdown began is given up too, and counted.
+        self.shared.take_buffers(&self.full, &mut self.pending);
+        let left = self.abandon_pending();
+        self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
+        // The last values, so that a short-lived app's metrics arrive too.
+        if !self.past_deadline() {
+            self.push_metrics();
+        }
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(());
+        }
+        if let Some(ack) = self.stop.take() {
+            let _ = ack.send(());
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Drops every pending record; returns how many there were. Walks the length
+    /// prefixes only, so that giving up a large queue at shutdown takes no time.
+    fn abandon_pending(&mut self) -> u64 {
+        let mut records = 0;
+        let mut bytes = 0;
+        for (buf, mut at) in self.pending.drain(..) {
+            while let Some(len) = buf
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+            {
+                let len = len as usize;
+                if buf.len() < at + 4 + len {
+                    break;
+                }
+                records += 1;
+                bytes += len + RECORD_OVERHEAD;
+                at += 4 + len;
+            }
+        }
+        self.shared.release(bytes);
+        records
+    }
+
+    /// The next pending record's bytes (without its length prefix), advancing past it.
+    fn next_record(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (buf, at) = self.pending.front_mut()?;
+            let start = *at + 4;
+            let len = buf
+                .get(*at..start)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes);
+            match len.and_then(|len| buf.get(start..start + len as usize)) {
+                Some(record) => {
+                    let record = record.to_vec();
+                    *at = start + record.len();
+                    return Some(record);
+                }
+                None => {
+                    if let Some((mut buf, _)) = self.pending.pop_front() {
+                        if buf.capacity() >= CHUNK_BYTES {
+                            buf.clear();
+                            let _ = self.spare.try_send(buf);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the oldest batch, retrying transient failures until it is delivered,
+    /// refused, or shutdown's deadline passes.
+    fn send_batch(&mut self) {
+        let mut batch = Vec::with_capacity(BATCH_RECORDS);
+        while batch.len() < BATCH_RECORDS {
+            match self.next_record() {
+                Some(record) => batch.push(record),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
+        let observed = unix_nanos(SystemTime::now());
+        let mut records = Vec::with_capacity(batch.len());
+        for event in batch.iter().filter_map(|b| read(b)) {
+            if event.kind != Kind::Event {
+                continue;
+            }
+            if self.count_events {
+                let tags: Vec<Tag<'_>> = event.tags.iter().map(|&(k, v)| Tag::new(k, v)).collect();
+                let record = Record::new(Kind::Event, event.name, &tags);
+                self.metrics.aggregator.record(&record);
+            }
+            records.push(mapping::log_record(&event, observed));
+        }
+        let count = records.len() as u64;
+        let body = self
+            .logs
+            .body(&mapping::logs_request(&self.resource, &self.scope, records));
+        drop(batch);
+        let outcome = self.deliver(&body);
+        self.shared.release(bytes);
+        match outcome {
+            Some(Outcome::Accepted { rejected, message }) => {
+                let rejected = rejected.min(count);
+                self.shared
+                    .exported
+                    .fetch_add(count - rejected, Ordering::Relaxed);
+                if rejected > 0 {
+                    self.reject(rejected, &format!("partial success: {message}"));
+                }
+            }
+            Some(Outcome::Permanent { reason }) => self.reject(count, &reason),
+            // Shutdown's time ran out while retrying.
+            Some(Outcome::Retry { .. }) | None => {
+                self.shared.undelivered.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Pushes every series once; a failure is counted and reported once, not retried
+    /// (the values are cumulative: the next push carries them).
+    fn push_metrics(&mut self) {
+        let series = self.metrics.aggregator.snapshot();
+        let Some(request) =
+            metrics_request(&self.resource, &self.scope, &series, SystemTime::now())
+        else {
+            return;
+        };
+        let body = self.metrics.transport.body(&request);
+        let mut timeout = self.metrics.transport.timeout();
+        if let Some(deadline) = self.deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let problem = match self.metrics.transport.post(&body, timeout) {
+            Outcome::Accepted { rejected: 0, .. } => None,
+            Outcome::Accepted { rejected, message } => {
+                Some(format!("{rejected} data points rejected: {message}"))
+            }
+            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => Some(reason),
+        };
+        match problem {
+            None => {
+                self.shared.metric_pushes.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(reason) => {
+                self.shared
+                    .metric_push_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if !self.shared.reported_metrics.swap(true, Ordering::Relaxed) {
+                    stderr_line(format_args!(
+                        "cannot push metrics to the otlp collector at {}: {reason} (the next push carries the \
+                         cumulative values; further failures are counted, not printed)",
+                        self.metrics.transport.url()
+                    ));
+                }
+            }
+        }
+    }
+
+    fn reject(&self, count: u64, reason: &str) {
+        self.shared.rejected.fetch_add(count, Ordering::Relaxed);
+        if !self.shared.reported_rejected.swap(true, Ordering::Relaxed) {
+            stderr_line(format_args!(
+                "the otlp collector at {} rejected {count} records ({reason}); not retried, counted as rejected \
+                 (further rejections are counted, not printed)",
+                self.logs.url()
+            ));
+        }
+    }
+
+    /// Posts `body` until an answer that is not "retry", or shutdown's deadline.
+    fn deliver(&mut self, body: &[u8]) -> Option<Outcome> {
+        let mut attempt = 0u32;
+        loop {
+            let mut timeout = self.logs.timeout();
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                timeout = timeout.min(left);
+            }
+            let outcome = self.logs.post(body, timeout);
+            let Outcome::Retry {
+                reason,
+                retry_after,
+            } = &outcome
+            else {
+                if self.failing {
+                    self.failing = false;
+                    stderr_line(format_args!(
+                        "the otlp collector at {} is reachable again; queued records are being sent",
+                        self.logs.url()
+                    ));
+                }
+                return Some(outcome);
+            };
+            if !self.failing {
+                self.failing = true;
+                stderr_line(format_args!(
+                    "cannot deliver to the otlp collector at {}: {reason} (records stay queued, up to the queue's \
+                     bound, and are retried)",
+                    self.logs.url()
+                ));
+            }
+            let wait = match retry_after {
+                Some(after) => (*after).min(RETRY_AFTER_MAX),
+                None => self.backoff(attempt),
+            };
+            attempt = attempt.saturating_add(1);
+            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                // No time for another try after this wait.
+                return Some(outcome);
+            }
+            self.shared.retries.fetch_add(1, Ordering::Relaxed);
+            self.wait(wait);
+        }
+    }
+
+    /// Waits before a retry, answering messages meanwhile (records keep collecting in
+    /// the threads' buffers, within the byte bound). A shutdown cuts the wait short:
+    /// one more try, with what time is left.
+    fn wait(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            match self.wait_until(until) {
+                Wake::Msg(msg) => {
+                    let was_stopping = self.stop.is_some();
+                    self.take(msg);
+                    if !was_stopping && self.stop.is_some() {
+                        return;
+                    }
+                }
+                Wake::Full(buf) => self.pending.push_back((buf, 0)),
+                Wake::Tick => return,
+                Wake::Closed => {
+                    thread::sleep(until.saturating_duration_since(Instant::now()));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// 250 ms doubling to 5 s, each drawn at random from its upper half.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let full = BACKOFF_START
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(BACKOFF_MAX);
+        // xorshift64: enough to spread retries; not for anything secret.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let half = full / 2;
+        half + half.mul_f64((self.jitter % 1024) as f64 / 1024.0)
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (u64::from(nanos) ^ u64::from(std::process::id()) << 32) | 1
+}

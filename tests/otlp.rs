@@ -1,0 +1,981 @@
+//! The OTLP exporter against a real OTLP/HTTP receiver (oteltest's `HttpSink`, started
+//! by `tests/support/otlp_receiver.py`), and against a small local HTTP stub for the
+//! faults a receiver cannot produce (503 with Retry-After, 400, a collector that never
+//! answers).
+//!
+//! The receiver needs Python with `oteltest` installed: `.ci/run` makes a virtual
+//! environment at `target/oteltest-venv`; `OTLP_RECEIVER_PYTHON` names another
+//! interpreter. Where it is missing, the receiver tests fail when `CI=true` and
+//! otherwise print `SKIPPED: ...` and pass.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use prost::Message;
+use serde_json::Value;
+use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_subscriber::prelude::*;
+
+// ---------------------------------------------------------------------------------
+// The real receiver
+
+/// oteltest's HttpSink on a loopback port; killed when dropped, even if the test fails.
+struct Receiver {
+    child: Child,
+    port: u16,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("OTLP_RECEIVER_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/oteltest-venv/bin/python"),
+    }
+}
+
+/// The receiver, or `None` (after saying SKIPPED) where it cannot run; under `CI=true`
+/// a missing receiver fails the test.
+fn receiver(port: u16) -> Option<Receiver> {
+    let python = python();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_receiver.py");
+    let missing = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the OTLP receiver is required in CI: {why}");
+        }
+        println!("SKIPPED: OTLP receiver tests ({why}; run .ci/run once to install it)");
+    };
+    let spawned = Command::new(&python)
+        .arg(&script)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            missing(format!("cannot run {}: {err}", python.display()));
+            return None;
+        }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&requests);
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(port) = line.strip_prefix("LISTENING ") {
+                let _ = port_tx.send(port.trim().parse::<u16>().ok());
+            } else if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap().push(value);
+            }
+        }
+    });
+    let mut receiver = Receiver {
+        child,
+        port: 0,
+        requests,
+    };
+    match port_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => {
+            receiver.port = port;
+            Some(receiver)
+        }
+        _ => {
+            let _ = receiver.child.kill();
+            let mut err = String::new();
+            if let Some(mut stderr) = receiver.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            let last = err.lines().last().unwrap_or("no output").to_owned();
+            missing(format!(
+                "{} could not start the receiver: {last}",
+                python.display()
+            ));
+            None
+        }
+    }
+}
+
+impl Receiver {
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits (at most 10 s) until `count` log records have arrived; every logs request.
+    fn logs(&self, count: usize) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let logs: Vec<Value> = self
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r["signal"] == "logs")
+                .cloned()
+                .collect();
+            if log_records(&logs).len() >= count || started.elapsed() > Duration::from_secs(10) {
+                return logs;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Every log record of these requests, in order.
+fn log_records(requests: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in requests {
+        for rl in request["request"]["resourceLogs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                out.extend(sl["logRecords"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+/// The attribute `key` of a record or resource, as protobuf's JSON mapping gives it
+/// (`{"stringValue": "pro"}`, `{"intValue": "3"}`, ...).
+fn attribute<'a>(holder: &'a Value, key: &str) -> &'a Value {
+    holder["attributes"]
+        .as_array()
+        .and_then(|attrs| attrs.iter().find(|kv| kv["key"] == key))
+        .map_or(&Value::Null, |kv| &kv["value"])
+}
+
+fn record<'a>(records: &'a [Value], name: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["eventName"] == name)
+        .unwrap_or_else(|| panic!("no log record named {name} in {records:#?}"))
+}
+
+/// Builds `examples/otlp.rs` (it needs the `otlp` feature, which `support::example`
+/// does not pass) and returns a command for it with no `TELEMETRY_*`, `OTEL_*` or
+/// `RUST_LOG` inherited from the developer's shell.
+fn otlp_example() -> Command {
+    example_with_otlp("otlp")
+}
+
+/// Like [`otlp_example`], for any example, built with the `otlp` feature.
+fn example_with_otlp(name: &str) -> Command {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    {
+        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        // The features this test was built with, so that cargo reuses the library
+        // it just built instead of building it again for another feature set.
+        let mut features = vec!["otlp"];
+        if cfg!(feature = "prometheus") {
+            features.push("prometheus");
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name, "--features"])
+            .arg(features.join(","))
+            .args((!cfg!(debug_assertions)).then_some("--release"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example otlp");
+        assert!(
+            status.success(),
+            "cargo build --features otlp --example {name} failed"
+        );
+    }
+    let mut cmd = Command::new(
+        dir.join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+    );
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || name == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+fn run_example(receiver: &Receiver, env: &[(&str, &str)]) -> String {
+    let mut cmd = otlp_example();
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run the example");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the example failed: {stderr}");
+    stderr
+}
+
+/// The quickstart, as an app installs it (`try_init`), with `TELEMETRY_EXPORTER` naming
+/// stderr and otlp: every record is a JSON line on stderr, every event a log record at
+/// the collector, and the metric a gauge pushed at shutdown.
+#[test]
+fn try_init_sends_to_the_collector_when_the_exporter_list_names_otlp() {
+    let Some(receiver) = receiver(0) else { return };
+    let out = example_with_otlp("quickstart")
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stderr,otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_SERVICE_NAME", "quickstart")
+        .output()
+        .expect("run the quickstart");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json_names: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(json_names.len(), 7, "every record on stderr: {stderr}");
+    let requests = || receiver.requests.lock().unwrap().clone();
+    wait_until(
+        "the events and the metrics",
+        Duration::from_secs(10),
+        || {
+            let requests = requests();
+            log_records(&requests).len() >= 2 && !metrics(&requests).is_empty()
+        },
+    );
+    let requests = requests();
+    let records = log_records(&requests);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["user.signup", "user.upgrade"],
+        "the events, in order"
+    );
+    assert_eq!(
+        attribute(record(&records, "user.upgrade"), "seats")["intValue"],
+        "3"
+    );
+    let gauge = metrics(&requests)
+        .into_iter()
+        .find(|m| m["name"] == "queue.depth")
+        .expect("the gauge was pushed at shutdown");
+    assert_eq!(gauge["gauge"]["dataPoints"][0]["asDouble"], 42.0);
+}
+
+#[test]
+fn every_event_arrives_as_a_log_record_with_typed_attributes() {
+    let Some(receiver) = receiver(0) else { return };
+    let stderr = run_example(
+        &receiver,
+        &[
+            ("OTEL_SERVICE_NAME", "checkout"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=s3cr3t%3D,x-team=core",
+            ),
+        ],
+    );
+    assert!(
+        stderr.contains(
+            "3 exported, 0 dropped, 0 rejected, 0 undelivered; 1 metric pushes, 0 failed"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cr3t"),
+        "a header value was printed: {stderr}"
+    );
+
+    let logs = receiver.logs(3);
+    let records = log_records(&logs);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["app.started", "user.signup", "user.upgrade"],
+        "metrics and timings are not log records"
+    );
+
+    let signup = record(&records, "user.signup");
+    assert_eq!(
+        attribute(signup, "plan"),
+        &serde_json::json!({"stringValue": "pro"})
+    );
+    assert_eq!(
+        attribute(signup, "region"),
+        &serde_json::json!({"stringValue": "eu-west-1"})
+    );
+    assert_eq!(
+        signup["body"],
+        serde_json::json!({"stringValue": "user.signup"})
+    );
+    assert_eq!(signup["severityNumber"], "SEVERITY_NUMBER_INFO");
+    assert_eq!(
+        attribute(signup, "code.file.path"),
+        &serde_json::json!({"stringValue": "examples/otlp.rs"})
+    );
+    assert!(attribute(signup, "code.line.number")["intValue"].is_string());
+    let time: u64 = signup["timeUnixNano"].as_str().unwrap().parse().unwrap();
+    let observed: u64 = signup["observedTimeUnixNano"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        time > 1_600_000_000_000_000_000 && observed >= time,
+        "{time} {observed}"
+    );
+
+    let upgrade = record(&records, "user.upgrade");
+    assert_eq!(
+        attribute(upgrade, "plan"),
+        &serde_json::json!({"stringValue": "team"})
+    );
+    assert_eq!(
+        attribute(upgrade, "seats"),
+        &serde_json::json!({"intValue": "3"})
+    );
+    assert_eq!(
+        attribute(upgrade, "trial"),
+        &serde_json::json!({"boolValue": false})
+    );
+    assert_eq!(
+        attribute(upgrade, "discount"),
+        &serde_json::json!({"doubleValue": 0.15})
+    );
+    assert_eq!(
+        attribute(upgrade, "code.namespace"),
+        &serde_json::json!({"stringValue": "otlp"})
+    );
+
+    let resource_logs = &logs[0]["request"]["resourceLogs"][0];
+    let resource = &resource_logs["resource"];
+    assert_eq!(
+        attribute(resource, "service.name"),
+        &serde_json::json!({"stringValue": "checkout"})
+    );
+    assert_eq!(
+        attribute(resource, "telemetry.sdk.name"),
+        &serde_json::json!({"stringValue": "telemetry"})
+    );
+    assert_eq!(
+        attribute(resource, "telemetry.sdk.language"),
+        &serde_json::json!({"stringValue": "rust"})
+    );
+    assert_eq!(
+        resource_logs["scopeLogs"][0]["scope"],
+        serde_json::json!({"name": "telemetry", "version": env!("CARGO_PKG_VERSION")})
+    );
+    let headers = &logs[0]["headers"];
+    assert_eq!(
+        headers["api-key"], "s3cr3t=",
+        "headers arrive percent-decoded"
+    );
+    assert_eq!(headers["x-team"], "core");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+}
+
+/// Every metric of these requests, in order.
+fn metrics(requests: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in requests.iter().filter(|r| r["signal"] == "metrics") {
+        for rm in request["request"]["resourceMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn gauges_histograms_and_event_counts_arrive_as_metrics() {
+    let Some(receiver) = receiver(0) else { return };
+    run_example(
+        &receiver,
+        &[
+            ("OTEL_SERVICE_NAME", "checkout"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-metrics-key=m%2Fk"),
+        ],
+    );
+    receiver.logs(3);
+    wait_until("the metrics push", Duration::from_secs(10), || {
+        receiver
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r["signal"] == "metrics")
+    });
+    let requests = receiver.requests.lock().unwrap().clone();
+    let pushes: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["signal"] == "metrics")
+        .collect();
+    assert_eq!(pushes.len(), 1, "one push, at shutdown: {requests:#?}");
+    assert_eq!(pushes[0]["headers"]["x-metrics-key"], "m/k");
+    let resource = &pushes[0]["request"]["resourceMetrics"][0]["resource"];
+    assert_eq!(
+        attribute(resource, "service.name"),
+        &serde_json::json!({"stringValue": "checkout"})
+    );
+    assert_eq!(
+        pushes[0]["request"]["resourceMetrics"][0]["scopeMetrics"][0]["scope"]["name"],
+        "telemetry"
+    );
+
+    let metrics = metrics(&requests);
+    let metric = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name} in {metrics:#?}"))
+    };
+
+    let gauge = &metric("queue.depth")["gauge"]["dataPoints"][0];
+    assert_eq!(gauge["asDouble"], 42.0, "the last value");
+    assert_eq!(
+        attribute(gauge, "queue"),
+        &serde_json::json!({"stringValue": "emails"})
+    );
+
+    let db = metric("db.query");
+    assert_eq!(db["unit"], "s");
+    let histogram = &db["histogram"];
+    assert_eq!(
+        histogram["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let point = &histogram["dataPoints"][0];
+    assert_eq!(point["count"], "2");
+    assert!(
+        (point["sum"].as_f64().unwrap() - 0.2625).abs() < 1e-9,
+        "{point}"
+    );
+    assert_eq!(
+        point["explicitBounds"],
+        serde_json::json!([
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
+        ])
+    );
+    let buckets: Vec<u64> = point["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+    // 12.5 ms in (0.01, 0.025], 250 ms in (0.1, 0.25].
+    assert_eq!(buckets, [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        attribute(point, "table"),
+        &serde_json::json!({"stringValue": "users"})
+    );
+
+    let signups = &metric("user.signup")["sum"];
+    assert_eq!(signups["isMonotonic"], true);
+    assert_eq!(
+        signups["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    assert_eq!(signups["dataPoints"][0]["asInt"], "1");
+}
+
+#[test]
+fn metrics_are_pushed_every_interval_with_cumulative_values() {
+    let Some(receiver) = receiver(0) else { return };
+    let endpoint = receiver.endpoint();
+    let config = OtlpConfig::from_vars([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ])
+    .unwrap();
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 2);
+    let pushes = || {
+        let requests = receiver.requests.lock().unwrap().clone();
+        requests
+            .into_iter()
+            .filter(|r| r["signal"] == "metrics")
+            .collect::<Vec<_>>()
+    };
+    wait_until("two pushes", Duration::from_secs(10), || {
+        pushes().len() >= 2
+    });
+    emit(&exporter, 1);
+    exporter.shutdown();
+    // Each `n` is its own series; the calls add up across them.
+    let counts: Vec<u64> = pushes()
+        .iter()
+        .map(|p| {
+            let job = &metrics(std::slice::from_ref(p))[0];
+            assert_eq!(job["name"], "job.done");
+            job["sum"]["dataPoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["asInt"].as_str().unwrap().parse::<u64>().unwrap())
+                .sum()
+        })
+        .collect();
+    assert_eq!(counts.first(), Some(&2), "{counts:?}");
+    assert_eq!(counts.last(), Some(&3), "cumulative: {counts:?}");
+}
+
+#[test]
+fn the_service_name_comes_from_resource_attributes_too() {
+    let Some(receiver) = receiver(0) else { return };
+    run_example(
+        &receiver,
+        &[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=billing,deployment.environment=prod%20eu",
+        )],
+    );
+    let logs = receiver.logs(3);
+    let resource = &logs[0]["request"]["resourceLogs"][0]["resource"];
+    assert_eq!(
+        attribute(resource, "service.name"),
+        &serde_json::json!({"stringValue": "billing"})
+    );
+    assert_eq!(
+        attribute(resource, "deployment.environment"),
+        &serde_json::json!({"stringValue": "prod eu"})
+    );
+}
+
+#[test]
+fn a_collector_that_is_down_costs_the_app_one_report_per_problem_and_a_bounded_exit() {
+    let mut cmd = otlp_example();
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+        .args(["--burst", "200000"]);
+    let started = Instant::now();
+    let out = cmd.output().expect("run the example");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the app took {took:?} to exit"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("telemetry: "))
+        .collect();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count("the otlp export queue is full (8388608 bytes"),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&format!(
+            "cannot deliver to the otlp collector at {endpoint}/v1/logs"
+        )),
+        1,
+        "{stderr}"
+    );
+    // The retries used up shutdown's time, so the last metric push is not even tried.
+    assert!(
+        count("cannot push metrics to the otlp collector") <= 1,
+        "{stderr}"
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("otlp export stopped: 0 records delivered, "))
+        .unwrap_or_else(|| panic!("no shutdown summary in {stderr}"));
+    // "... 0 records delivered, U not delivered within 300 ms of shutdown, D dropped ..."
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (undelivered, dropped) = (numbers[1], numbers[3]);
+    assert!(dropped > 0 && undelivered > 0, "{summary}");
+    assert_eq!(
+        undelivered + dropped,
+        200_003,
+        "every event is accounted for: {summary}"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn emit(exporter: &Arc<OtlpExporter>, events: usize) {
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(Arc::clone(exporter)).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..events {
+            telemetry::track_event!("job.done", n = i as i64);
+        }
+    });
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn records_queued_while_the_collector_is_down_arrive_once_it_is_up() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 3);
+    // The first attempt (after the 1 s batch delay) finds nobody listening.
+    wait_until("a retry", Duration::from_secs(10), || {
+        exporter.stats().retries() >= 1
+    });
+    assert_eq!(exporter.stats().exported(), 0);
+
+    let Some(receiver) = receiver(port) else {
+        return;
+    };
+    exporter.shutdown();
+    assert_eq!(exporter.stats().exported(), 3, "{:?}", exporter.stats());
+    assert_eq!(log_records(&receiver.logs(3)).len(), 3);
+}
+
+// ---------------------------------------------------------------------------------
+// A stub collector for the faults
+
+/// One request the stub received.
+struct Seen {
+    at: Instant,
+    headers: String,
+    body: Vec<u8>,
+}
+
+/// How the stub answers the n-th request for log records (the last answer repeats);
+/// metric pushes are always accepted and not recorded.
+#[derive(Clone)]
+enum Answer {
+    Status(u16, &'static str, Vec<u8>),
+    /// Reads the request and never answers.
+    Hang,
+    /// Accepts after this long.
+    Slow(Duration),
+}
+
+struct Stub {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Stub {
+    fn start(answers: Vec<Answer>) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        // Lives until the test process ends; it only ever serves loopback.
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let log = Arc::clone(&log);
+                let answers = answers.clone();
+                thread::spawn(move || serve(stream, &log, &answers));
+            }
+        });
+        Stub { port, seen }
+    }
+
+    fn config(&self) -> OtlpConfig {
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]).unwrap()
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &[Answer]) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if head.starts_with("POST /v1/metrics ") {
+            // Metrics are pushed at shutdown too; the faults here are about log records.
+            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let n = {
+            let mut log = log.lock().unwrap();
+            log.push(Seen {
+                at: Instant::now(),
+                headers: head.to_ascii_lowercase(),
+                body,
+            });
+            log.len()
+        };
+        match &answers[(n - 1).min(answers.len() - 1)] {
+            Answer::Hang => {
+                thread::sleep(Duration::from_secs(30));
+                return;
+            }
+            Answer::Slow(delay) => {
+                thread::sleep(*delay);
+                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Answer::Status(code, extra, body) => {
+                let response = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n{extra}\r\n",
+                    body.len()
+                );
+                let stream = reader.get_mut();
+                if stream.write_all(response.as_bytes()).is_err() || stream.write_all(body).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn ok() -> Answer {
+    Answer::Status(200, "", Vec::new())
+}
+
+#[test]
+fn a_503_with_retry_after_is_retried_after_it() {
+    let stub = Stub::start(vec![
+        Answer::Status(503, "retry-after: 1\r\n", Vec::new()),
+        ok(),
+    ]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    let seen = stub.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one refusal, one retry");
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retried after {gap:?}, before Retry-After"
+    );
+    assert!(gap < Duration::from_secs(3), "retried after {gap:?}");
+    assert_eq!(seen[0].body, seen[1].body, "the same batch is sent again");
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.exported(), stats.retries(), stats.rejected()),
+        (3, 1, 0)
+    );
+}
+
+#[test]
+fn a_400_is_counted_as_rejected_and_not_retried() {
+    let stub = Stub::start(vec![Answer::Status(400, "", b"bad payload".to_vec())]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    emit(&exporter, 3);
+    exporter.flush();
+    thread::sleep(Duration::from_millis(600)); // time enough for a retry that must not come
+    assert_eq!(stub.count(), 1);
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.exported(), stats.rejected(), stats.retries()),
+        (0, 3, 0)
+    );
+    exporter.shutdown();
+    assert_eq!(stub.count(), 1);
+}
+
+#[test]
+fn partial_success_counts_the_rejected_records() {
+    let answer = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 1,
+            error_message: "one record too large".into(),
+        }),
+    };
+    let stub = Stub::start(vec![Answer::Status(200, "", answer.encode_to_vec())]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    let stats = exporter.stats();
+    assert_eq!((stats.exported(), stats.rejected()), (2, 1));
+}
+
+#[test]
+fn a_collector_that_never_answers_cannot_hold_up_shutdown_or_the_app() {
+    let stub = Stub::start(vec![Answer::Hang]);
+    let config = stub.config().with_timeout(Duration::from_millis(500));
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 3);
+    exporter.flush(); // the request hangs; flush gives up after the timeout
+    wait_until("the stub has the request", Duration::from_secs(5), || {
+        stub.count() >= 1
+    });
+
+    // Emitting goes on at full speed meanwhile.
+    let started = Instant::now();
+    emit(&exporter, 10_000);
+    let emitting = started.elapsed();
+    assert!(
+        emitting < Duration::from_secs(2),
+        "10,000 events took {emitting:?}"
+    );
+
+    let started = Instant::now();
+    exporter.shutdown();
+    let shutdown = started.elapsed();
+    assert!(
+        shutdown < Duration::from_millis(1500),
+        "shutdown took {shutdown:?}"
+    );
+    let stats = exporter.stats();
+    assert_eq!(stats.exported(), 0);
+    assert_eq!(stats.undelivered() + stats.dropped(), 10_003, "{stats:?}");
+}
+
+#[test]
+fn a_backlog_behind_a_slow_collector_cannot_hold_up_shutdown() {
+    let stub = Stub::start(vec![Answer::Slow(Duration::from_millis(100))]);
+    let config = stub.config().with_timeout(Duration::from_millis(500));
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 50_000);
+    exporter.flush(); // starts on the backlog; gives up waiting after the timeout
+    let started = Instant::now();
+    exporter.shutdown();
+    let shutdown = started.elapsed();
+    assert!(
+        shutdown < Duration::from_millis(1500),
+        "shutdown took {shutdown:?}"
+    );
+    let stats = exporter.stats();
+    assert!(stats.exported() > 0 && stats.undelivered() > 0, "{stats:?}");
+    assert_eq!(stats.exported() + stats.undelivered(), 50_000, "{stats:?}");
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_new_records() {
+    let stub = Stub::start(vec![Answer::Hang]);
+    let config = stub
+        .config()
+        .with_timeout(Duration::from_millis(300))
+        .with_queue_bytes(16 * 1024);
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 2_000);
+    let stats = exporter.stats();
+    assert!(stats.dropped() > 1_000, "{stats:?}");
+    exporter.shutdown();
+    let stats = exporter.stats();
+    assert_eq!(
+        stats.dropped() + stats.undelivered() + stats.exported(),
+        2_000,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn gzip_bodies_decode_to_the_records() {
+    let stub = Stub::start(vec![ok()]);
+    let endpoint = format!("http://127.0.0.1:{}/custom/path", stub.port);
+    let config = OtlpConfig::from_vars([
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ])
+    .unwrap();
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    let seen = stub.seen.lock().unwrap();
+    assert!(
+        seen[0].headers.starts_with("post /custom/path "),
+        "{}",
+        seen[0].headers
+    );
+    assert!(seen[0].headers.contains("content-encoding: gzip"));
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(seen[0].body.as_slice())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let request = ExportLogsServiceRequest::decode(raw.as_slice()).unwrap();
+    let records = &request.resource_logs[0].scope_logs[0].log_records;
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].event_name, "job.done");
+}
+
+#[test]
+fn otel_sdk_disabled_sends_nothing() {
+    let stub = Stub::start(vec![ok()]);
+    let endpoint = format!("http://127.0.0.1:{}", stub.port);
+    let config = OtlpConfig::from_vars([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SDK_DISABLED", "true"),
+    ])
+    .unwrap();
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    assert_eq!(stub.count(), 0);
+    assert_eq!(exporter.stats(), telemetry::OtlpStats::default());
+}

@@ -1,0 +1,498 @@
+//! The Prometheus endpoint as Prometheus and other clients see it: a real Prometheus
+//! scraping `examples/service.rs`, the exposition checked by `promtool`, status codes,
+//! a bind failure, and clients that misbehave.
+//!
+//! The real-Prometheus test needs Debian's `prometheus` package (Prometheus 2.42 and
+//! `promtool`). Without it the test fails when `CI=true`, and otherwise says SKIPPED
+//! and why.
+
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use telemetry::aggregate::Aggregator;
+use telemetry::prometheus::PrometheusExporter;
+use telemetry::{Kind, Record, Sink, Tag};
+
+/// A child process that is killed when the test ends, pass or fail.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds `examples/service.rs` (it needs the `prometheus` feature, which the shared
+/// helper does not pass) and returns a command for it with no `TELEMETRY_*` or
+/// `RUST_LOG` inherited from the developer's shell.
+fn service_example() -> Command {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "service",
+            "--features",
+            "prometheus",
+        ])
+        .args((!cfg!(debug_assertions)).then_some("--release"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build --example service");
+    assert!(status.success(), "cargo build --example service failed");
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let mut cmd = Command::new(
+        dir.join("examples")
+            .join(format!("service{}", std::env::consts::EXE_SUFFIX)),
+    );
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TELEMETRY_") || var == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+/// A free port on 127.0.0.1 (the system picks it; it is free again once dropped).
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The path of `name` on `PATH`, if any.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// `prometheus` and `promtool`, or: in CI a failure, elsewhere `None` after saying
+/// SKIPPED.
+fn prometheus_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    match (on_path("prometheus"), on_path("promtool")) {
+        (Some(server), Some(tool)) => Some((server, tool)),
+        _ => {
+            let why = "prometheus or promtool is not on PATH (install Debian's prometheus package: apt-get install prometheus)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{test}: {why}; CI=true requires it");
+            }
+            println!("SKIPPED: {test}: {why}");
+            None
+        }
+    }
+}
+
+/// One HTTP/1.0 request; the status code and body. Test-side plumbing only.
+fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+    )
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of a PromQL query that returns one sample, or `None` while it has none.
+fn query(prometheus: SocketAddr, promql: &str) -> Option<f64> {
+    let (status, body) = get(
+        prometheus,
+        &format!("/api/v1/query?query={}", percent_encode(promql)),
+    );
+    assert_eq!(status, 200, "{promql}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("Prometheus answers JSON");
+    let result = json["data"]["result"].as_array()?;
+    if result.len() != 1 {
+        return None;
+    }
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+/// Waits until `f` returns true, up to `limit`; false if it never did.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    f()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_what_the_service_emitted() {
+    let test = "a_real_prometheus_scrapes_what_the_service_emitted";
+    let Some((prometheus_bin, promtool)) = prometheus_tools(test) else {
+        return;
+    };
+    let dir = support::temp_dir("prometheus");
+    let service_addr = free_addr();
+    let mut service = Killed(
+        service_example()
+            .args([
+                "--addr",
+                &service_addr.to_string(),
+                "--seconds",
+                "6",
+                "--idle-seconds",
+                "120",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the service example"),
+    );
+
+    let prometheus_addr = free_addr();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: service\n    static_configs:\n      - targets: ['{service_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new(&prometheus_bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let log = dir.join("prometheus.log");
+    assert!(
+        eventually(Duration::from_secs(30), || TcpStream::connect(
+            prometheus_addr
+        )
+        .is_ok()
+            && get(prometheus_addr, "/-/ready").0 == 200),
+        "Prometheus did not become ready; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // The service says what it emitted when it stops emitting (and keeps serving).
+    let mut line = String::new();
+    BufReader::new(service.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the service's summary");
+    let emitted: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let pro = emitted["signups_pro"].as_f64().unwrap();
+    let timings = emitted["timings"].as_f64().unwrap();
+    let timing_sum = emitted["timing_sum_seconds"].as_f64().unwrap();
+    let depth = emitted["queue_depth"].as_f64().unwrap();
+    assert!(
+        pro > 10.0 && timings > 30.0,
+        "the service emitted too little: {line}"
+    );
+
+    // Prometheus sees the final values once it has scraped after the last call.
+    let queries = [
+        (r#"user_signup_total{plan="pro"}"#, pro),
+        (r#"queue_depth{queue="emails"}"#, depth),
+        (r#"db_query_seconds_count{table="users"}"#, timings),
+        (r#"db_query_seconds_sum{table="users"}"#, timing_sum),
+    ];
+    let mut seen = Vec::new();
+    let all_equal = eventually(Duration::from_secs(30), || {
+        seen = queries
+            .iter()
+            .map(|(q, _)| query(prometheus_addr, q))
+            .collect();
+        seen.iter().zip(&queries).all(|(got, (_, want))| {
+            got.is_some_and(|got| (got - want).abs() <= 1e-9 * want.abs().max(1.0))
+        })
+    });
+    assert!(
+        all_equal,
+        "Prometheus never saw what the service emitted:\n{}",
+        queries
+            .iter()
+            .zip(&seen)
+            .map(|((q, want), got)| format!("  {q}: want {want}, Prometheus has {got:?}\n"))
+            .collect::<String>()
+    );
+    assert_eq!(query(prometheus_addr, r#"up{job="service"}"#), Some(1.0));
+
+    // Nine in ten queries take 12.5 ms: the median is in the (0.01, 0.025] bucket.
+    let median = query(
+        prometheus_addr,
+        r#"histogram_quantile(0.5, sum by (le) (rate(db_query_seconds_bucket{table="users"}[1m])))"#,
+    )
+    .expect("a median over the last minute");
+    assert!(
+        median > 0.01 && median <= 0.025,
+        "median {median} s is not in (0.01, 0.025]"
+    );
+
+    // promtool lints the exposition a plain GET gets.
+    let (status, exposition) = get(service_addr, "/metrics");
+    assert_eq!(status, 200);
+    check_with_promtool(&promtool, &exposition);
+}
+
+fn check_with_promtool(promtool: &Path, exposition: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\non:\n{exposition}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_accepts_every_kind_of_series_and_odd_names() {
+    let Some((_, promtool)) =
+        prometheus_tools("promtool_accepts_every_kind_of_series_and_odd_names")
+    else {
+        return;
+    };
+    let aggregator = Aggregator::builder()
+        .sum("bytes.sent")
+        .histogram("payload.size", [10.0, 100.0])
+        .build();
+    let exporter =
+        PrometheusExporter::start_with("127.0.0.1:0".parse().unwrap(), aggregator).unwrap();
+    let odd = [
+        Tag::new("9 lives", "a \"quoted\"\nvalue\\"),
+        Tag::new("le", 1_i64),
+    ];
+    for (kind, name) in [
+        (Kind::Event, "user.signup"),
+        (Kind::Metric, "queue.depth"),
+        (Kind::Timing, "db.query"),
+        (Kind::Metric, "bytes.sent"),
+        (Kind::Metric, "payload.size"),
+        (Kind::Event, "2fa.enabled"),
+        (Kind::Metric, "héllo wörld"),
+    ] {
+        exporter.record(&Record::new(kind, name, &odd).with_value(12.5));
+    }
+    let text = exporter.encode_text();
+    for expected in [
+        "user_signup_total{",
+        "queue_depth{",
+        "db_query_seconds_bucket{",
+        "bytes_sent_total{",
+        "payload_size_bucket{",
+        "_2fa_enabled_total{",
+        "h_llo_w_rld{",
+        "_9_lives=\"a \\\"quoted\\\"\\nvalue\\\\\"",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    check_with_promtool(&promtool, &text);
+    exporter.shutdown();
+}
+
+#[test]
+fn only_get_of_metrics_is_served() {
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = exporter.local_addr();
+    exporter.record(
+        &Record::new(Kind::Metric, "queue.depth", &[Tag::new("queue", "emails")]).with_value(42.0),
+    );
+
+    let (status, body) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("# TYPE queue_depth gauge\nqueue_depth{queue=\"emails\"} 42"),
+        "{body}"
+    );
+    assert_eq!(get(addr, "/").0, 404);
+    assert_eq!(get(addr, "/metrics/x").0, 404);
+    assert_eq!(
+        http(addr, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
+    assert_eq!(http(addr, "DELETE /metrics HTTP/1.0\r\n\r\n").0, 405);
+    assert_eq!(get(addr, "/metrics?name=x").0, 200);
+
+    let (status, body) = http(
+        addr,
+        "GET /metrics HTTP/1.0\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF: {body}"
+    );
+    let stats = exporter.stats();
+    assert_eq!((stats.scrapes(), stats.rejected()), (3, 4));
+    exporter.shutdown();
+}
+
+#[test]
+fn an_address_in_use_fails_with_the_address_and_the_reason() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = PrometheusExporter::start(addr).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&addr.to_string()), "{message}");
+    assert!(message.contains("Address already in use"), "{message}");
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn shutdown_stops_serving_in_bounded_time() {
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = exporter.local_addr();
+    assert_eq!(get(addr, "/metrics").0, 200);
+    let start = Instant::now();
+    exporter.shutdown();
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(eventually(Duration::from_secs(3), || TcpStream::connect(
+        addr
+    )
+    .is_err()));
+}
+
+#[test]
+fn clients_that_never_read_or_never_stop_sending_cost_one_connection() {
+    // An exposition larger than the socket buffers, so that a client that never
+    // reads really blocks the write of its response.
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = exporter.local_addr();
+    let long = "x".repeat(8_000);
+    for i in 0..2_000 {
+        let id = format!("{i}{long}");
+        exporter.record(&Record::new(
+            Kind::Event,
+            "page.view",
+            &[Tag::new("user", id.as_str())],
+        ));
+    }
+
+    // A scraper that asks and never reads.
+    let mut never_reads = TcpStream::connect(addr).unwrap();
+    never_reads
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // A client sending a 100 MB request line.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let Ok(mut stream) = TcpStream::connect(addr) else {
+                return 0;
+            };
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(20)));
+            let chunk = vec![b'a'; 1 << 20];
+            let _ = stream.write_all(b"GET /");
+            let mut sent = 0;
+            while sent < 100 && !stop.load(Ordering::Relaxed) {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            let _ = stream.shutdown(Shutdown::Write);
+            sent
+        })
+    };
+    // An emitting thread, which must never wait for any of this.
+    let emitted = Arc::new(AtomicU64::new(0));
+    let emitter = {
+        let (exporter, emitted, stop) = (exporter.clone(), Arc::clone(&emitted), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let tags = [Tag::new("queue", "emails")];
+            while !stop.load(Ordering::Relaxed) {
+                exporter.record(&Record::new(Kind::Metric, "queue.depth", &tags).with_value(1.0));
+                emitted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    // Other scrapes are answered, each promptly, while both misbehave.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let before = emitted.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let (status, body) = get(addr, "/metrics");
+        assert_eq!(status, 200);
+        assert!(body.contains("page_view_total"));
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "a scrape took {:?}",
+            start.elapsed()
+        );
+        assert!(
+            emitted.load(Ordering::Relaxed) > before,
+            "the emitter stalled during a scrape"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    emitter.join().unwrap();
+    let sent = sender.join().unwrap();
+    assert!(sent > 0, "the 100 MB sender got nowhere");
+    drop(never_reads);
+    exporter.shutdown();
+}
