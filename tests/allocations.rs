@@ -171,7 +171,11 @@ fn no_allocation_per_call_into_an_existing_series() {
         let gauge = || telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
         assert_eq!(allocations(gauge), 0, "gauge, function form, one tag");
         let histogram = || telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
-        assert_eq!(allocations(histogram), 0, "histogram, function form, one tag");
+        assert_eq!(
+            allocations(histogram),
+            0,
+            "histogram, function form, one tag"
+        );
         let counter = || telemetry::track_event("user.signup", &[("plan", "pro")]);
         assert_eq!(allocations(counter), 0, "counter, function form, one tag");
         assert_eq!(allocations(every_call), 0, "every form, up to 8 typed tags");

@@ -243,13 +243,15 @@ impl OwnedKey {
             })
     }
 
-    /// The same identity with its labels sorted by key and a repeated key dropped
-    /// (the first one given wins), so that tag order does not make another series.
+    /// The same identity with its labels sorted by key and a repeated key given once
+    /// with its last value (as in JSON lines), so that tag order does not make
+    /// another series.
     pub(crate) fn canonical(&self) -> OwnedKey {
         let mut labels: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(self.labels.len());
         for (key, value) in self.labels.iter() {
-            if !labels.iter().any(|(k, _)| k == key) {
-                labels.push((key.clone(), value.clone()));
+            match labels.iter_mut().find(|(k, _)| k == key) {
+                Some(label) => label.1 = value.clone(),
+                None => labels.push((key.clone(), value.clone())),
             }
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
