@@ -229,12 +229,15 @@ impl OwnedKey {
         }
         if let Some(pairs) = record.pairs() {
             // The function form: plain strings, compared as they are.
-            return self.labels.len() == pairs.len()
-                && self
-                    .labels
-                    .iter()
-                    .zip(pairs)
-                    .all(|((key, text), (k, v))| eq_str(key, k) && eq_str(text, v));
+            if self.labels.len() != pairs.len() {
+                return false;
+            }
+            for ((key, text), (k, v)) in self.labels.iter().zip(pairs) {
+                if !eq_str(key, k) || !eq_str(text, v) {
+                    return false;
+                }
+            }
+            return true;
         }
         let tags = record.tags();
         self.labels.len() == tags.len()

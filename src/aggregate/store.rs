@@ -57,35 +57,6 @@ impl Cells {
         }
     }
 
-    /// Adds `value` with plain loads and stores: only for the thread that owns these
-    /// cells, which is their only writer.
-    #[inline]
-    fn add_owned(&self, op: &Op, value: f64) {
-        #[inline]
-        fn bump(cell: &AtomicU64) {
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-        }
-        #[inline]
-        fn add(cell: &AtomicU64, v: f64) {
-            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
-            cell.store(sum.to_bits(), Ordering::Relaxed);
-        }
-        match op {
-            Op::Count => bump(&self.count),
-            Op::Sum => add(&self.sum, value),
-            Op::Histogram(bounds) => {
-                if let Some(bucket) = self.buckets.get(bucket_index(bounds, value)) {
-                    bump(bucket);
-                    add(&self.sum, value);
-                }
-            }
-            Op::LastValue => {}
-        }
-    }
-
     /// Adds `value` with read-modify-write atomics: for cells any thread may update.
     fn add_shared(&self, op: &Op, value: f64) {
         let add = |cell: &AtomicU64| {
@@ -226,17 +197,50 @@ struct LocalEntry {
 }
 
 impl LocalEntry {
+    /// One match on the aggregation: what a known series costs per record.
     #[inline]
     fn add(&self, value: f64) {
         let series = &*self.series;
-        if !series.accepts(value) {
-            return;
-        }
-        match series.op {
+        let cells = &self.cells.0;
+        match &series.op {
             Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
-            ref op => self.cells.0.add_owned(op, value),
+            Op::Count => bump(&cells.count),
+            Op::Sum => {
+                if value.is_finite() && value >= 0.0 {
+                    add(&cells.sum, value);
+                }
+            }
+            Op::Histogram(bounds) => {
+                // NaN is in no bucket: `get` finds none past the last.
+                let i = if value.is_nan() {
+                    usize::MAX
+                } else {
+                    bucket_index(bounds, value)
+                };
+                if let Some(bucket) = cells.buckets.get(i) {
+                    bump(bucket);
+                    add(&cells.sum, value);
+                }
+            }
         }
     }
+}
+
+/// Adds one with a plain load and store: only for cells whose one writer is the
+/// calling thread.
+#[inline]
+fn bump(cell: &AtomicU64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds `v` to an f64 cell with a plain load and store (one writer, as [`bump`]).
+#[inline]
+fn add(cell: &AtomicU64, v: f64) {
+    let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
+    cell.store(sum.to_bits(), Ordering::Relaxed);
 }
 
 /// Slots in a thread's cache of recently used series.
