@@ -4,7 +4,8 @@
 //! - `aggregate/*`: one thread, function form, one tag, a series that already exists.
 //!   Baselines: the trivial field-visiting layer (the floor for any layer) and
 //!   `telemetry` into `NoopSink` (the layer without a sink).
-//! - `aggregate_threads/*`: 1 and 2 threads updating the *same* series at once;
+//! - `aggregate_threads/*`: 1 and 2 threads (and 4, 8, 16 where the machine has the
+//!   cores) updating the *same* series at once;
 //!   time per round (each thread makes one call per round), so flat means perfect
 //!   scaling. Baselines: `NoopSink`, and a sink that adds to one shared atomic
 //!   counter (what one shared cache line costs).
@@ -119,7 +120,12 @@ fn same_series_threads(c: &mut Criterion) {
     let noop = on(NoopSink);
     let shared = on(OneSharedCounter(AtomicU64::new(0)));
     let aggregated = on(Aggregator::new());
-    for n in [1, 2] {
+    // 1 and 2 threads everywhere, and up to 16 where there are cores for them.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for n in [1, 2, 4, 8, 16]
+        .into_iter()
+        .filter(|&n| n <= 2 || n <= cores)
+    {
         group.bench_function(format!("noop_sink_{n}_threads"), |b| {
             b.iter_custom(|iters| parallel(n, iters, &noop, histogram))
         });
