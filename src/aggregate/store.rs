@@ -40,15 +40,56 @@ struct Cells {
     count: AtomicU64,
     /// f64 bits.
     sum: AtomicU64,
-    /// One per bound, plus the `+Inf` bucket; empty unless a histogram.
-    buckets: Box<[AtomicU64]>,
+    /// One per bound, plus the `+Inf` bucket; none unless a histogram.
+    buckets: Buckets,
+}
+
+/// Bucket counters in whole, aligned cache lines of their own, so that no other
+/// thread's data can share a line with them.
+#[derive(Debug)]
+struct Buckets {
+    lines: Box<[Line]>,
+    len: usize,
+}
+
+const PER_LINE: usize = 16;
+
+#[repr(align(128))]
+#[derive(Debug)]
+struct Line([AtomicU64; PER_LINE]);
+
+impl Buckets {
+    fn new(len: usize) -> Self {
+        let lines = (0..len.div_ceil(PER_LINE))
+            .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
+        Buckets { lines, len }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&AtomicU64> {
+        if i < self.len {
+            self.lines
+                .get(i / PER_LINE)
+                .map(|line| &line.0[i % PER_LINE])
+        } else {
+            None
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.lines
+            .iter()
+            .flat_map(|line| line.0.iter())
+            .take(self.len)
+    }
 }
 
 impl Cells {
     fn new(op: &Op) -> Self {
         let buckets = match op {
-            Op::Histogram(bounds) => (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            _ => Box::default(),
+            Op::Histogram(bounds) => Buckets::new(bounds.len() + 1),
+            _ => Buckets::new(0),
         };
         Cells {
             count: AtomicU64::new(0),
