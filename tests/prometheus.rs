@@ -496,3 +496,33 @@ fn clients_that_never_read_or_never_stop_sending_cost_one_connection() {
     drop(never_reads);
     exporter.shutdown();
 }
+
+#[test]
+fn ten_thousand_user_ids_are_served_as_the_limit_plus_one_overflow_series() {
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    for i in 0..10_000 {
+        let id = format!("user-{i}");
+        exporter.record(&Record::new(
+            Kind::Event,
+            "page.view",
+            &[Tag::new("user", id.as_str())],
+        ));
+    }
+    let (status, body) = get(exporter.local_addr(), "/metrics");
+    assert_eq!(status, 200);
+    let series: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("page_view_total{"))
+        .collect();
+    assert_eq!(series.len(), 2_001);
+    assert!(
+        series.contains(&"page_view_total{otel_metric_overflow=\"true\"} 8000"),
+        "no overflow series counting 8,000 calls"
+    );
+    assert!(
+        body.contains("\ntelemetry_series_overflow_records_total 8000\n"),
+        "{body:.300}"
+    );
+    assert_eq!(exporter.stats().overflowed(), 8_000);
+    exporter.shutdown();
+}
