@@ -416,7 +416,7 @@ fn shutdown_stops_serving_in_bounded_time() {
 }
 
 #[test]
-fn clients_that_never_read_or_never_stop_sending_cost_one_connection() {
+fn clients_that_never_read_or_never_stop_sending_cost_one_connection_each() {
     // An exposition larger than the socket buffers, so that a client that never
     // reads really blocks the write of its response.
     let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -431,11 +431,17 @@ fn clients_that_never_read_or_never_stop_sending_cost_one_connection() {
         ));
     }
 
-    // A scraper that asks and never reads.
-    let mut never_reads = TcpStream::connect(addr).unwrap();
-    never_reads
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    // Scrapers that ask and never read: each holds one of the four serving threads
+    // until its write times out.
+    let never_read: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
     // A client sending a 100 MB request line.
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
@@ -493,7 +499,7 @@ fn clients_that_never_read_or_never_stop_sending_cost_one_connection() {
     emitter.join().unwrap();
     let sent = sender.join().unwrap();
     assert!(sent > 0, "the 100 MB sender got nowhere");
-    drop(never_reads);
+    drop(never_read);
     exporter.shutdown();
 }
 
@@ -524,5 +530,17 @@ fn ten_thousand_user_ids_are_served_as_the_limit_plus_one_overflow_series() {
         "{body:.300}"
     );
     assert_eq!(exporter.stats().overflowed(), 8_000);
+    exporter.shutdown();
+}
+
+#[test]
+fn the_endpoint_keeps_serving_after_a_quiet_spell_longer_than_its_timeouts() {
+    // Scrape intervals are often 15 s or more: a socket timeout that reached the
+    // listening socket would stop the server between two scrapes.
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = exporter.local_addr();
+    assert_eq!(get(addr, "/metrics").0, 200);
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(get(addr, "/metrics").0, 200);
     exporter.shutdown();
 }
