@@ -544,3 +544,53 @@ fn the_endpoint_keeps_serving_after_a_quiet_spell_longer_than_its_timeouts() {
     assert_eq!(get(addr, "/metrics").0, 200);
     exporter.shutdown();
 }
+
+#[test]
+fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
+    // The HTTP server's accept loop ends at its first failed `accept`; the exporter
+    // restarts it. The service runs with 64 file descriptors and is sent 100
+    // connections that say nothing.
+    let test = "running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts";
+    let Some(prlimit) = on_path("prlimit") else {
+        println!("SKIPPED: {test}: prlimit (util-linux) is not on PATH");
+        return;
+    };
+    let addr = free_addr();
+    let service = service_example();
+    let mut cmd = Command::new(prlimit);
+    cmd.arg("--nofile=64:64")
+        .arg(service.get_program())
+        .args(["--addr", &addr.to_string(), "--seconds", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TELEMETRY_") || var == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    let mut service = Killed(cmd.spawn().expect("start the service under prlimit"));
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
+        addr
+    )
+    .is_ok()));
+    assert_eq!(get(addr, "/metrics").0, 200);
+
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert!(!held.is_empty());
+    std::thread::sleep(Duration::from_secs(1));
+    drop(held);
+    assert!(
+        eventually(Duration::from_secs(10), || get(addr, "/metrics").0 == 200),
+        "the endpoint did not come back once the connections were closed"
+    );
+    let _ = service.0.kill();
+    let mut stderr = String::new();
+    let _ = service.0.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert!(
+        stderr
+            .contains("the Prometheus endpoint stopped accepting connections (Too many open files"),
+        "no report of the restart on stderr:\n{stderr}"
+    );
+}
