@@ -45,7 +45,8 @@
 //! is loopback, so only local processes can. Should `tiny_http`'s accept loop stop
 //! (it does at its first failed `accept`, such as running out of file descriptors),
 //! it is restarted on the same socket and the restart reported once on standard
-//! error.
+//! error; a request caught in the switch may go unanswered, and its scraper retries at
+//! its next interval.
 //!
 //! # Why these crates
 //!
