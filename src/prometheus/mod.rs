@@ -46,7 +46,10 @@
 //! (it does at its first failed `accept`, such as running out of file descriptors),
 //! it is restarted on the same socket and the restart reported once on standard
 //! error; a request caught in the switch may go unanswered, and its scraper retries at
-//! its next interval.
+//! its next interval. Not covered: out of file descriptors, `tiny_http`'s accept
+//! thread can also panic (on a failed `try_clone` of a connection it has just
+//! accepted), which it does not report, and then the endpoint stays down until the
+//! app restarts.
 //!
 //! # Why these crates
 //!
@@ -69,9 +72,10 @@
 //!
 //! `tiny_http`'s shortcomings are worked around as described above: no timeouts (a
 //! write timeout inherited from the listening socket), an accept loop that ends at its
-//! first error (restarted). One is not: a request line is read into memory until it
-//! ends. If that matters more, `httparse` with a small accept loop of our own is the
-//! fallback.
+//! first error (restarted). Two are not: a request line is read into memory until it
+//! ends, and the accept thread can die unreported when the process is out of file
+//! descriptors. If those matter more, `httparse` with a small accept loop of our own
+//! is the fallback.
 
 mod exposition;
 mod names;

@@ -52,15 +52,24 @@ impl Shared {
         self.http.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether `http` is still the running server.
+    fn is_current(&self, http: &Arc<tiny_http::Server>) -> bool {
+        let current = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().is_some_and(|h| Arc::ptr_eq(h, http))
+    }
+
     /// `tiny_http`'s accept thread stops for good at its first failed `accept` (out
     /// of file descriptors, say), and says so through `recv`. Then a new one is
-    /// started on a copy of the same listening socket, once per failure, after a
-    /// pause so that a lasting failure does not spin.
-    fn restart_if_current(&self, failed: &Arc<tiny_http::Server>, error: &std::io::Error) {
+    /// started on a copy of the same listening socket, after a pause so that a
+    /// lasting failure does not spin. Returns whether `failed` is no longer the
+    /// running server (restarted, by this thread or another, or shut down); `false`
+    /// means the restart failed (copying the socket needs a file descriptor too) and
+    /// should be tried again.
+    fn restart_if_current(&self, failed: &Arc<tiny_http::Server>, error: &std::io::Error) -> bool {
         let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
         let is_current = http.as_ref().is_some_and(|h| Arc::ptr_eq(h, failed));
         if !is_current || self.stop.load(Ordering::Relaxed) {
-            return;
+            return true;
         }
         thread::sleep(RESTART_PAUSE);
         let copy = match self
@@ -70,23 +79,25 @@ impl Shared {
             .as_ref()
         {
             Some(listener) => listener.try_clone(),
-            None => return,
+            None => return true,
         };
         let Ok(Ok(new)) = copy.map(|l| tiny_http::Server::from_listener(l, None)) else {
-            // Tried again at the next failed `recv`.
-            return;
+            return false;
         };
         *http = Some(Arc::new(new));
+        drop(http);
         // Wake every thread still waiting on the old server's queue.
         for _ in 0..SERVING_THREADS {
             failed.unblock();
         }
+        // Reported with no lock held: standard error may block.
         if !self.restart_reported.swap(true, Ordering::Relaxed) {
             crate::report::stderr_line(format_args!(
                 "the Prometheus endpoint stopped accepting connections ({error}); restarted it \
                  (reported once)"
             ));
         }
+        true
     }
 }
 
@@ -190,8 +201,10 @@ fn serve(shared: &Shared, aggregator: &Aggregator, counters: &Counters) {
         };
         match http.recv() {
             Ok(request) => answer(request, aggregator, counters),
-            // Unblocked by `shutdown` or by a restart, or the accept loop failed.
-            Err(e) => shared.restart_if_current(&http, &e),
+            // Unblocked by `shutdown` or by a restart, or the accept loop failed: then
+            // keep trying to restart it (waiting on the stopped server's queue would
+            // wait forever).
+            Err(e) => while !shared.restart_if_current(&http, &e) && shared.is_current(&http) {},
         }
     }
 }
