@@ -41,6 +41,14 @@ fn function_1_tag() {
     telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")])
 }
 
+fn timing_1_tag() {
+    telemetry::track_timing("db.query", 12.5, &[("table", "users")])
+}
+
+fn event_1_tag() {
+    telemetry::track_event("user.signup", &[("plan", "pro")])
+}
+
 fn macro_form() {
     telemetry::track_metric!(
         "queue.depth",
@@ -70,8 +78,18 @@ const SCENARIOS: &[&str] = &[
     "noop/macro",
     "app_noop/function",
     "app_noop/macro",
+    "noop/function_1_tag",
+    "noop/timing_1_tag",
     "json/function_1_tag",
     "fmt_json/event",
+    // The aggregated path (`--features aggregate`): gauge, histogram and counter
+    // updates of a series that already exists.
+    #[cfg(feature = "aggregate")]
+    "aggregate/function_1_tag",
+    #[cfg(feature = "aggregate")]
+    "aggregate/timing_1_tag",
+    #[cfg(feature = "aggregate")]
+    "aggregate/event_1_tag",
 ];
 
 fn install(subscriber: &str) {
@@ -113,6 +131,13 @@ fn install(subscriber: &str) {
                     .with_writer(std::io::sink),
             )
             .init(),
+        #[cfg(feature = "aggregate")]
+        "aggregate" => tracing_subscriber::registry()
+            .with(
+                TelemetryLayer::new(telemetry::aggregate::Aggregator::new())
+                    .with_telemetry_filter(),
+            )
+            .init(),
         other => panic!("unknown subscriber {other:?}"),
     }
 }
@@ -138,6 +163,8 @@ fn main() {
         "disabled_callsite" => disabled_callsite,
         "function" => function,
         "function_1_tag" => function_1_tag,
+        "timing_1_tag" => timing_1_tag,
+        "event_1_tag" => event_1_tag,
         "macro" => macro_form,
         "event" => fmt_json_event,
         other => panic!("unknown call {other:?}"),

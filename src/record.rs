@@ -531,6 +531,17 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The function form's pairs, when that is where the tags are: lets a sink on a
+    /// hot path compare them without going through [`Tag`].
+    #[inline]
+    #[cfg_attr(not(feature = "aggregate"), allow(dead_code))]
+    pub(crate) fn pairs(&self) -> Option<&'a [(&'a str, &'a str)]> {
+        match self.tags {
+            TagSource::Pairs(pairs) => Some(pairs),
+            _ => None,
+        }
+    }
+
     /// The value of the first tag with this key.
     ///
     /// ```
@@ -639,6 +650,7 @@ pub(crate) enum TagSource<'a> {
 }
 
 impl<'a> TagSource<'a> {
+    #[inline]
     fn len(&self) -> usize {
         match self {
             TagSource::Tags(tags) => tags.len(),
@@ -647,6 +659,7 @@ impl<'a> TagSource<'a> {
         }
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<Tag<'a>> {
         match *self {
             TagSource::Tags(tags) => tags.get(i).copied(),

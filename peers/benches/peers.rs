@@ -116,6 +116,34 @@ const ENTRIES: &[Entry] = &[
         pair: Some("5"),
     },
     Entry {
+        key: "9",
+        id: "9_on_telemetry_aggregated_histogram",
+        label: "on: `telemetry` aggregated, existing series, `track_metric` as a histogram (the SDK's default bounds)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "9b",
+        id: "9b_on_telemetry_aggregated_gauge",
+        label: "on: `telemetry` aggregated, existing series, `track_metric` as a gauge (the default mapping)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "6b",
+        id: "6b_on_otel_metrics_layer_again",
+        label: "on: `MetricsLayer` again, next to the aggregated entries",
+        baseline: Some("4"),
+        pair: Some("9"),
+    },
+    Entry {
+        key: "3b",
+        id: "3b_on_metrics_prometheus_recorder",
+        label: "on: `metrics::histogram!(..).record(..)` into `metrics-exporter-prometheus`'s recorder (histogram, the same bounds)",
+        baseline: Some("4"),
+        pair: Some("9"),
+    },
+    Entry {
         key: "7",
         id: "7_on_fmt_json_io_sink",
         label: "on: `fmt::layer().json()` to `io::sink()`",
@@ -187,6 +215,21 @@ fn telemetry_metric(value: f64) {
 #[inline]
 fn metrics_histogram(value: f64) {
     metrics::histogram!("queue.depth", "queue" => "emails").record(value);
+}
+
+/// The OpenTelemetry SDK's default histogram bounds, so that entries 6, 9 and 3b
+/// fill the same buckets.
+const SDK_BOUNDS: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
+/// `telemetry` into an aggregator (what the Prometheus exporter records into).
+fn telemetry_aggregated(aggregator: &telemetry::aggregate::Aggregator) -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
+    )
 }
 
 /// A process with no subscriber: nothing enabled, max level OFF.
@@ -385,6 +428,49 @@ fn run(c: &mut Criterion) {
     let recorded = exporter.histogram_count();
     provider.shutdown().expect("shut the meter provider down");
     eprintln!("MetricsLayer: the SDK histogram holds {recorded} values");
+
+    let histogram = telemetry::aggregate::Aggregator::builder()
+        .histogram("queue.depth", SDK_BOUNDS)
+        .build();
+    measure(
+        &mut group,
+        id("9"),
+        telemetry_aggregated(&histogram),
+        telemetry_metric,
+    );
+    let gauge = telemetry::aggregate::Aggregator::new();
+    measure(
+        &mut group,
+        id("9b"),
+        telemetry_aggregated(&gauge),
+        telemetry_metric,
+    );
+    let (dispatch, provider, _exporter) = otel_metrics_layer();
+    measure(&mut group, id("6b"), dispatch, otel_event);
+    let _ = provider.shutdown();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&SDK_BOUNDS)
+        .expect("bounds")
+        .build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        measure(&mut group, id("3b"), nothing_installed(), metrics_histogram);
+    });
+    let rendered = recorder.handle().render();
+    assert!(
+        rendered.contains("queue_depth_count{queue=\"emails\"}"),
+        "the metrics recorder holds no histogram: {rendered}"
+    );
+    let counted = |snapshot: Vec<telemetry::aggregate::SeriesSnapshot>| match snapshot
+        .first()
+        .map(|s| s.data().clone())
+    {
+        Some(telemetry::aggregate::SeriesData::Histogram { count, .. }) => count,
+        _ => 0,
+    };
+    eprintln!(
+        "telemetry aggregated: the histogram holds {} values",
+        counted(histogram.snapshot())
+    );
 
     measure(&mut group, id("7"), fmt_json(std::io::sink), plain_event);
     measure(

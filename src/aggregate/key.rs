@@ -9,7 +9,7 @@ use std::fmt::{self, Write as _};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::fields::Kind;
-use crate::record::{Tag, TagValue};
+use crate::record::{Record, Tag, TagValue};
 
 /// Calls `f` with the label text of `value`, built on the stack for typed values.
 #[inline]
@@ -66,73 +66,135 @@ impl fmt::Write for StackText {
     }
 }
 
-const MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+const P0: u64 = 0xa076_1d64_78bd_642f;
+const P1: u64 = 0xe703_7ed1_a0b4_28db;
+const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
 
-/// A small multiply-rotate hash (FxHash's step) over 8-byte words, seeded per
-/// aggregator and finished with a full avalanche so that the map's bucket bits are
-/// well mixed. Not a defence against an adversary who can read the seed; the
-/// cardinality limit bounds what any input can grow.
+/// The folded 64x64->128 multiply of wyhash: one multiply mixes two words.
+#[inline]
+fn mum(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+#[inline]
+fn read8(b: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline]
+fn read4(b: &[u8], at: usize) -> u64 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&b[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
+}
+
+/// wyhash's way with short strings: up to 16 bytes read as two (overlapping) words
+/// and mixed by one multiply; longer ones 16 bytes per multiply.
+#[inline]
+fn hash_str(s: &str, seed: u64) -> u64 {
+    let b = s.as_bytes();
+    let len = b.len();
+    let (a, c) = if len <= 16 {
+        if len >= 8 {
+            (read8(b, 0), read8(b, len - 8))
+        } else if len >= 4 {
+            (read4(b, 0), read4(b, len - 4))
+        } else if len > 0 {
+            (
+                (u64::from(b[0]) << 16) | (u64::from(b[len / 2]) << 8) | u64::from(b[len - 1]),
+                0,
+            )
+        } else {
+            (0, 0)
+        }
+    } else {
+        let mut state = seed;
+        let mut at = 0;
+        while len - at > 16 {
+            state = mum(read8(b, at) ^ P1, read8(b, at + 8) ^ state);
+            at += 16;
+        }
+        (read8(b, len - 16) ^ state, read8(b, len - 8))
+    };
+    mum(a ^ P1 ^ len as u64, c ^ seed ^ P2)
+}
+
+/// A record identity's hash: each string hashed on its own (so the multiplies run
+/// side by side), combined in order, and finished with one more multiply. Seeded
+/// per aggregator; not a defence against an adversary who can read the seed, and
+/// the cardinality limit bounds what any input can grow.
 #[derive(Clone, Copy)]
-pub(crate) struct KeyHash(u64);
+pub(crate) struct KeyHash {
+    seed: u64,
+    state: u64,
+}
 
 impl KeyHash {
     #[inline]
     pub(crate) fn new(seed: u64) -> Self {
-        KeyHash(seed)
+        KeyHash { seed, state: seed }
     }
 
     #[inline]
     fn word(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(MULTIPLIER);
+        self.state = self.state.rotate_left(23) ^ word;
     }
 
     #[inline]
     pub(crate) fn str(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.word(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.word(u64::from_le_bytes(word));
-        }
-        // The length separates "ab","c" from "a","bc".
-        self.word(bytes.len() as u64);
+        let h = hash_str(s, self.seed);
+        self.word(h);
     }
 
     #[inline]
     pub(crate) fn finish(self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        mum(self.state ^ P0, self.seed ^ P2)
     }
 }
 
 /// Hashes a record's identity: kind, name and every tag (key and label text), in the
 /// order given.
 #[inline]
-pub(crate) fn hash_record<'a>(
-    seed: u64,
-    kind: Kind,
-    name: &str,
-    tags: impl Iterator<Item = Tag<'a>>,
-) -> u64 {
+pub(crate) fn hash_record(seed: u64, record: &Record<'_>) -> u64 {
     let mut h = KeyHash::new(seed);
-    h.word(kind as u64);
-    h.str(name);
-    for tag in tags {
-        h.str(tag.key());
-        with_label_text(tag.value(), |text| h.str(text));
+    h.word(record.kind() as u64);
+    h.str(record.name());
+    if let Some(pairs) = record.pairs() {
+        for (key, value) in pairs {
+            h.str(key);
+            h.str(value);
+        }
+    } else {
+        for tag in record.tags() {
+            h.str(tag.key());
+            with_label_text(tag.value(), |text| h.str(text));
+        }
     }
     h.finish()
+}
+
+/// String equality without a call into `memcmp` for the short strings that names,
+/// keys and values usually are.
+#[inline]
+fn eq_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len > 16 {
+        return a == b;
+    }
+    if len >= 8 {
+        read8(a, 0) == read8(b, 0) && read8(a, len - 8) == read8(b, len - 8)
+    } else if len >= 4 {
+        read4(a, 0) == read4(b, 0) && read4(a, len - 4) == read4(b, len - 4)
+    } else {
+        a == b
+    }
 }
 
 /// An owned series identity: kind, name and labels (key, label text).
@@ -161,27 +223,38 @@ impl OwnedKey {
 
     /// Whether a record has this identity, tags in the same order; allocates nothing.
     #[inline]
-    pub(crate) fn matches<'a>(
-        &self,
-        kind: Kind,
-        name: &str,
-        tags: impl ExactSizeIterator<Item = Tag<'a>>,
-    ) -> bool {
-        self.kind == kind
-            && *self.name == *name
-            && self.labels.len() == tags.len()
+    pub(crate) fn matches(&self, record: &Record<'_>) -> bool {
+        if self.kind != record.kind() || !eq_str(&self.name, record.name()) {
+            return false;
+        }
+        if let Some(pairs) = record.pairs() {
+            // The function form: plain strings, compared as they are.
+            if self.labels.len() != pairs.len() {
+                return false;
+            }
+            for ((key, text), (k, v)) in self.labels.iter().zip(pairs) {
+                if !eq_str(key, k) || !eq_str(text, v) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        let tags = record.tags();
+        self.labels.len() == tags.len()
             && self.labels.iter().zip(tags).all(|((key, text), tag)| {
-                **key == *tag.key() && with_label_text(tag.value(), |t| **text == *t)
+                eq_str(key, tag.key()) && with_label_text(tag.value(), |t| eq_str(text, t))
             })
     }
 
-    /// The same identity with its labels sorted by key and a repeated key dropped
-    /// (the first one given wins), so that tag order does not make another series.
+    /// The same identity with its labels sorted by key and a repeated key given once
+    /// with its last value (as in JSON lines), so that tag order does not make
+    /// another series.
     pub(crate) fn canonical(&self) -> OwnedKey {
         let mut labels: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(self.labels.len());
         for (key, value) in self.labels.iter() {
-            if !labels.iter().any(|(k, _)| k == key) {
-                labels.push((key.clone(), value.clone()));
+            match labels.iter_mut().find(|(k, _)| k == key) {
+                Some(label) => label.1 = value.clone(),
+                None => labels.push((key.clone(), value.clone())),
             }
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
@@ -205,7 +278,7 @@ impl Hasher for IdentityHasher {
     fn write(&mut self, bytes: &[u8]) {
         // Only `write_u64` is used; anything else still hashes, slowly.
         for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(MULTIPLIER);
+            self.0 = mum(self.0 ^ u64::from(b), P0);
         }
     }
 

@@ -25,7 +25,10 @@
 //! up. The first update of a series from a thread takes the registry's lock once.
 //! Gauges are the exception: the last value is one word per series, written by
 //! whichever thread sets it last. Each thread's cells stay until the aggregator is
-//! dropped (a thread that exits leaves its counts behind, as it should).
+//! dropped (a thread that exits leaves its counts behind, as it should). Records whose
+//! label set went to an overflow series are not remembered per thread (that would grow
+//! without bound): each copies its identity and takes the registry's lock, so a name
+//! far beyond its limit records more slowly, one more reason to fix what overflows.
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;

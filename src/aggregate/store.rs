@@ -40,49 +40,61 @@ struct Cells {
     count: AtomicU64,
     /// f64 bits.
     sum: AtomicU64,
-    /// One per bound, plus the `+Inf` bucket; empty unless a histogram.
-    buckets: Box<[AtomicU64]>,
+    /// One per bound, plus the `+Inf` bucket; none unless a histogram.
+    buckets: Buckets,
+}
+
+/// Bucket counters in whole, aligned cache lines of their own, so that no other
+/// thread's data can share a line with them.
+#[derive(Debug)]
+struct Buckets {
+    lines: Box<[Line]>,
+    len: usize,
+}
+
+const PER_LINE: usize = 16;
+
+#[repr(align(128))]
+#[derive(Debug)]
+struct Line([AtomicU64; PER_LINE]);
+
+impl Buckets {
+    fn new(len: usize) -> Self {
+        let lines = (0..len.div_ceil(PER_LINE))
+            .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
+        Buckets { lines, len }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&AtomicU64> {
+        if i < self.len {
+            self.lines
+                .get(i / PER_LINE)
+                .map(|line| &line.0[i % PER_LINE])
+        } else {
+            None
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.lines
+            .iter()
+            .flat_map(|line| line.0.iter())
+            .take(self.len)
+    }
 }
 
 impl Cells {
     fn new(op: &Op) -> Self {
         let buckets = match op {
-            Op::Histogram(bounds) => (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            _ => Box::default(),
+            Op::Histogram(bounds) => Buckets::new(bounds.len() + 1),
+            _ => Buckets::new(0),
         };
         Cells {
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0.0_f64.to_bits()),
             buckets,
-        }
-    }
-
-    /// Adds `value` with plain loads and stores: only for the thread that owns these
-    /// cells, which is their only writer.
-    #[inline]
-    fn add_owned(&self, op: &Op, value: f64) {
-        #[inline]
-        fn bump(cell: &AtomicU64) {
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-        }
-        #[inline]
-        fn add(cell: &AtomicU64, v: f64) {
-            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
-            cell.store(sum.to_bits(), Ordering::Relaxed);
-        }
-        match op {
-            Op::Count => bump(&self.count),
-            Op::Sum => add(&self.sum, value),
-            Op::Histogram(bounds) => {
-                if let Some(bucket) = self.buckets.get(bounds.partition_point(|b| *b < value)) {
-                    bump(bucket);
-                    add(&self.sum, value);
-                }
-            }
-            Op::LastValue => {}
         }
     }
 
@@ -99,7 +111,7 @@ impl Cells {
             }
             Op::Sum => add(&self.sum),
             Op::Histogram(bounds) => {
-                if let Some(bucket) = self.buckets.get(bounds.partition_point(|b| *b < value)) {
+                if let Some(bucket) = self.buckets.get(bucket_index(bounds, value)) {
                     bucket.fetch_add(1, Ordering::Relaxed);
                     add(&self.sum);
                 }
@@ -107,6 +119,17 @@ impl Cells {
             Op::LastValue => {}
         }
     }
+}
+
+/// The bucket of `value`: the first whose upper bound is at least `value`, else the
+/// `+Inf` bucket. A linear scan: bounds are few and most values land in the first
+/// buckets, where it stops early, predictably.
+#[inline]
+fn bucket_index(bounds: &[f64], value: f64) -> usize {
+    bounds
+        .iter()
+        .position(|b| value <= *b)
+        .unwrap_or(bounds.len())
 }
 
 /// One series: its identity, its aggregation, and every thread's cells.
@@ -214,7 +237,87 @@ struct LocalEntry {
     cells: Arc<Padded<Cells>>,
 }
 
-type LocalMap = HashMap<u64, SmallVec<[LocalEntry; 1]>, BuildIdentity>;
+impl LocalEntry {
+    /// One match on the aggregation: what a known series costs per record.
+    #[inline]
+    fn add(&self, value: f64) {
+        let series = &*self.series;
+        let cells = &self.cells.0;
+        match &series.op {
+            Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
+            Op::Count => bump(&cells.count),
+            Op::Sum => {
+                if value.is_finite() && value >= 0.0 {
+                    add(&cells.sum, value);
+                }
+            }
+            Op::Histogram(bounds) => {
+                // NaN is in no bucket: `get` finds none past the last.
+                let i = if value.is_nan() {
+                    usize::MAX
+                } else {
+                    bucket_index(bounds, value)
+                };
+                if let Some(bucket) = cells.buckets.get(i) {
+                    bump(bucket);
+                    add(&cells.sum, value);
+                }
+            }
+        }
+    }
+}
+
+/// Adds one with a plain load and store: only for cells whose one writer is the
+/// calling thread.
+#[inline]
+fn bump(cell: &AtomicU64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds `v` to an f64 cell with a plain load and store (one writer, as [`bump`]).
+#[inline]
+fn add(cell: &AtomicU64, v: f64) {
+    let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
+    cell.store(sum.to_bits(), Ordering::Relaxed);
+}
+
+/// Slots in a thread's cache of recently used series.
+const SLOTS: usize = 64;
+
+/// A thread's series: every entry it has met, found by hash; and in front of that a
+/// small direct-mapped cache indexed by where the record's name and first tag value
+/// live in memory. That address is only a hint (a runtime string may be reused for
+/// other text): a cached entry is used only when it compares equal, in place. For
+/// a call site with literal strings, a hit skips hashing altogether.
+#[derive(Debug, Default)]
+struct LocalMap {
+    entries: Vec<LocalEntry>,
+    by_hash: HashMap<u64, SmallVec<[u32; 1]>, BuildIdentity>,
+    /// Index + 1 into `entries`; 0 is empty.
+    slots: Slots,
+}
+
+#[derive(Debug)]
+struct Slots([u32; SLOTS]);
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots([0; SLOTS])
+    }
+}
+
+#[inline]
+fn slot_of(record: &Record<'_>) -> usize {
+    let name = record.name().as_ptr() as usize;
+    let value = match record.pairs() {
+        Some([(_, value), ..]) => value.as_ptr() as usize,
+        _ => 0,
+    };
+    ((name >> 3) ^ (value >> 2) ^ (value >> 9)) % SLOTS
+}
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -286,36 +389,48 @@ impl Store {
                 None => return,
             },
         };
-        let name = record.name();
-        let hash = hash_record(self.seed, kind, name, record.tags());
         let local = self.locals.get_or(RefCell::default);
         // Busy only if recording re-entered itself on this thread: drop, never wait.
         let Ok(mut local) = local.try_borrow_mut() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if let Some(entries) = local.get(&hash) {
-            for entry in entries {
-                if entry.key.matches(kind, name, record.tags()) {
-                    let series = &*entry.series;
-                    if !series.accepts(value) {
+        let slot = slot_of(record);
+        if let Some(entry) = local.slots.0[slot]
+            .checked_sub(1)
+            .and_then(|i| local.entries.get(i as usize))
+        {
+            if entry.key.matches(record) {
+                entry.add(value);
+                return;
+            }
+        }
+        let hash = hash_record(self.seed, record);
+        if let Some(indices) = local.by_hash.get(&hash) {
+            for &i in indices {
+                if let Some(entry) = local.entries.get(i as usize) {
+                    if entry.key.matches(record) {
+                        entry.add(value);
+                        local.slots.0[slot] = i + 1;
                         return;
                     }
-                    match series.op {
-                        Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
-                        ref op => entry.cells.0.add_owned(op, value),
-                    }
-                    return;
                 }
             }
         }
-        self.record_new(&mut local, hash, record, value);
+        self.record_new(&mut local, hash, slot, record, value);
     }
 
     /// The first time this thread meets this identity: find or make the series, or
     /// send the value to the name's overflow series.
     #[cold]
-    fn record_new(&self, local: &mut LocalMap, hash: u64, record: &Record<'_>, value: f64) {
+    fn record_new(
+        &self,
+        local: &mut LocalMap,
+        hash: u64,
+        slot: usize,
+        record: &Record<'_>,
+        value: f64,
+    ) {
         let key = OwnedKey::copy(record.kind(), record.name(), record.tags());
         let canonical = key.canonical();
         let series = {
@@ -378,16 +493,14 @@ impl Store {
         };
         let cells = Arc::new(Padded(Cells::new(&series.op)));
         series.cells().push(Arc::clone(&cells));
-        if series.accepts(value) {
-            match series.op {
-                Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
-                ref op => cells.0.add_owned(op, value),
-            }
-        }
-        local
-            .entry(hash)
-            .or_default()
-            .push(LocalEntry { key, series, cells });
+        let entry = LocalEntry { key, series, cells };
+        entry.add(value);
+        let Ok(i) = u32::try_from(local.entries.len()) else {
+            return;
+        };
+        local.entries.push(entry);
+        local.by_hash.entry(hash).or_default().push(i);
+        local.slots.0[slot] = i + 1;
     }
 
     /// Copies every series out. Holds the registry's lock only to copy the list.

@@ -33,15 +33,23 @@
 //!
 //! # The endpoint
 //!
-//! Only `GET` (and `HEAD`) of `/metrics`: other paths get 404, other methods 405. Each
-//! connection's reads and writes time out after 10 seconds, so a client that never
-//! sends or never reads holds one connection and one serving thread for at most that
-//! long, while the other serving threads answer other scrapes. A scrape takes the
-//! aggregator's registry lock only to copy its list of series; emitting threads
-//! never wait for a scrape. One caveat: the HTTP server reads a request line into
-//! memory until it ends, so a client sending a huge request line costs that much
-//! memory until it stops (the default address is loopback, so only local processes
-//! can).
+//! Only `GET` (and `HEAD`) of `/metrics`: other paths get 404, other methods 405.
+//! Eight threads answer requests. Writes to a connection time out after 5 seconds,
+//! so a scraper that never reads holds one serving thread for a bounded time (about
+//! 15-20 s measured, as `tiny_http` retries a failed write) while the others answer
+//! other scrapes. A scrape takes the aggregator's registry lock only to copy its list
+//! of series; emitting threads never wait for a scrape. `tiny_http` reads each
+//! connection on a thread of its own, so a client that sends slowly, or sends a huge
+//! request line, costs that connection's thread and what it buffers (the request line
+//! is read into memory until it ends), never the serving threads; the default address
+//! is loopback, so only local processes can. Should `tiny_http`'s accept loop stop
+//! (it does at its first failed `accept`, such as running out of file descriptors),
+//! it is restarted on the same socket and the restart reported once on standard
+//! error; a request caught in the switch may go unanswered, and its scraper retries at
+//! its next interval. Not covered: out of file descriptors, `tiny_http`'s accept
+//! thread can also panic (on a failed `try_clone` of a connection it has just
+//! accepted), which it does not report, and then the endpoint stays down until the
+//! app restarts.
 //!
 //! # Why these crates
 //!
@@ -58,9 +66,16 @@
 //!   4 small crates (`ascii`, `chunked_transfer`, `httpdate`, `log`), old MSRV.
 //!   Considered: `hyper` or `axum` (need tokio), `astra` (hyper underneath), and
 //!   `httparse` with a hand-written server (protocol code of our own).
-//! - **Socket timeouts: `socket2`** (the Tokio project's), to set read and write
-//!   timeouts on the listening socket that accepted connections inherit on Linux;
-//!   `tiny_http` exposes no timeouts of its own. One crate, MSRV 1.63.
+//! - **Socket timeouts: `socket2`** (the Tokio project's), to set a write timeout on
+//!   the listening socket, which accepted connections inherit on Linux (`tiny_http`
+//!   exposes no timeouts of its own). One crate, MSRV 1.63.
+//!
+//! `tiny_http`'s shortcomings are worked around as described above: no timeouts (a
+//! write timeout inherited from the listening socket), an accept loop that ends at its
+//! first error (restarted). Two are not: a request line is read into memory until it
+//! ends, and the accept thread can die unreported when the process is out of file
+//! descriptors. If those matter more, `httparse` with a small accept loop of our own
+//! is the fallback.
 
 mod exposition;
 mod names;
@@ -217,10 +232,14 @@ impl PrometheusExporter {
     /// still aggregated afterwards (and readable through
     /// [`aggregator`](Self::aggregator)). Calling it again does nothing.
     ///
+    /// The listening socket closes just after (`tiny_http` closes it on its accept
+    /// thread).
+    ///
     /// ```
     /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// exporter.shutdown();
-    /// assert!(std::net::TcpStream::connect(exporter.local_addr()).is_err());
+    /// exporter.shutdown(); // does nothing
+    /// assert_eq!(exporter.stats().scrapes(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self) {

@@ -14,13 +14,12 @@ use crate::aggregate::Aggregator;
 use crate::error::Error;
 
 /// Threads answering requests. A client that stops reading holds one of them until
-/// the write timeout; the others keep serving.
-const SERVING_THREADS: usize = 4;
-/// How long a read or write on one connection may block: a client that never sends
-/// or never reads is dropped after this.
-pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a serving thread looks at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// its writes time out; the others keep serving.
+const SERVING_THREADS: usize = 8;
+/// How long one write to a connection may block. `tiny_http` may try a write more
+/// than once before it gives up (with 10 s, a client that never read a 16 MB
+/// exposition held its thread for 50 s), so this is kept short.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `shutdown` waits for the serving threads.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -33,10 +32,77 @@ pub(crate) struct Counters {
 
 pub(crate) struct Server {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    http: Mutex<Option<Arc<tiny_http::Server>>>,
+    shared: Arc<Shared>,
     done: crossbeam_channel::Receiver<()>,
 }
+
+/// What the serving threads share.
+struct Shared {
+    stop: AtomicBool,
+    /// The listening socket, kept here so that the port stays bound while `tiny_http`
+    /// is restarted on a copy of it; `None` once shut down.
+    listener: Mutex<Option<TcpListener>>,
+    /// The running `tiny_http` server; `None` once shut down.
+    http: Mutex<Option<Arc<tiny_http::Server>>>,
+    restart_reported: AtomicBool,
+}
+
+impl Shared {
+    fn current(&self) -> Option<Arc<tiny_http::Server>> {
+        self.http.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether `http` is still the running server.
+    fn is_current(&self, http: &Arc<tiny_http::Server>) -> bool {
+        let current = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().is_some_and(|h| Arc::ptr_eq(h, http))
+    }
+
+    /// `tiny_http`'s accept thread stops for good at its first failed `accept` (out
+    /// of file descriptors, say), and says so through `recv`. Then a new one is
+    /// started on a copy of the same listening socket, after a pause so that a
+    /// lasting failure does not spin. Returns whether `failed` is no longer the
+    /// running server (restarted, by this thread or another, or shut down); `false`
+    /// means the restart failed (copying the socket needs a file descriptor too) and
+    /// should be tried again.
+    fn restart_if_current(&self, failed: &Arc<tiny_http::Server>, error: &std::io::Error) -> bool {
+        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        let is_current = http.as_ref().is_some_and(|h| Arc::ptr_eq(h, failed));
+        if !is_current || self.stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        thread::sleep(RESTART_PAUSE);
+        let copy = match self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(listener) => listener.try_clone(),
+            None => return true,
+        };
+        let Ok(Ok(new)) = copy.map(|l| tiny_http::Server::from_listener(l, None)) else {
+            return false;
+        };
+        *http = Some(Arc::new(new));
+        drop(http);
+        // Wake every thread still waiting on the old server's queue.
+        for _ in 0..SERVING_THREADS {
+            failed.unblock();
+        }
+        // Reported with no lock held: standard error may block.
+        if !self.restart_reported.swap(true, Ordering::Relaxed) {
+            crate::report::stderr_line(format_args!(
+                "the Prometheus endpoint stopped accepting connections ({error}); restarted it \
+                 (reported once)"
+            ));
+        }
+        true
+    }
+}
+
+/// The pause before restarting a failed accept loop.
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     pub(crate) fn start(
@@ -46,48 +112,51 @@ impl Server {
     ) -> Result<Server, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::bind(addr, e))?;
         let local = listener.local_addr().map_err(|e| Error::bind(addr, e))?;
-        // Accepted connections inherit these (Linux copies the listening socket's
-        // timeouts), so that no client can hold a thread forever.
-        let socket = socket2::SockRef::from(&listener);
-        socket
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .map_err(|e| Error::bind(addr, e))?;
-        socket
+        // Accepted connections inherit the send timeout (Linux copies it from the
+        // listening socket), so that a client that never reads cannot hold a serving
+        // thread for long. Not the receive timeout: on a listening socket it would
+        // make `accept` itself time out, which stops `tiny_http`'s accept loop.
+        socket2::SockRef::from(&listener)
             .set_write_timeout(Some(IO_TIMEOUT))
             .map_err(|e| Error::bind(addr, e))?;
-        let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| Error::spawn(std::io::Error::other(e.to_string())))?;
-        let http = Arc::new(http);
-        let stop = Arc::new(AtomicBool::new(false));
+        let http = listener
+            .try_clone()
+            .map_err(|e| Error::bind(addr, e))
+            .and_then(|copy| {
+                tiny_http::Server::from_listener(copy, None)
+                    .map_err(|e| Error::spawn(std::io::Error::other(e.to_string())))
+            })?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            listener: Mutex::new(Some(listener)),
+            http: Mutex::new(Some(Arc::new(http))),
+            restart_reported: AtomicBool::new(false),
+        });
         let (done_tx, done) = crossbeam_channel::bounded(SERVING_THREADS);
+        let server = Server {
+            addr: local,
+            shared: Arc::clone(&shared),
+            done,
+        };
         for _ in 0..SERVING_THREADS {
-            let http = Arc::clone(&http);
-            let stopping = Arc::clone(&stop);
+            let shared = Arc::clone(&shared);
             let aggregator = aggregator.clone();
             let counters = Arc::clone(&counters);
             let done_tx = done_tx.clone();
             let spawned = thread::Builder::new()
                 .name("telemetry-prometheus".into())
                 .spawn(move || {
-                    while !stopping.load(Ordering::Relaxed) {
-                        if let Ok(Some(request)) = http.recv_timeout(POLL) {
-                            answer(request, &aggregator, &counters);
-                        }
-                    }
-                    drop(http);
+                    serve(&shared, &aggregator, &counters);
+                    drop(shared);
                     let _ = done_tx.send(());
                 });
             if let Err(e) = spawned {
-                stop.store(true, Ordering::Relaxed);
+                // Dropping `server` stops the threads already started.
+                drop(server);
                 return Err(Error::spawn(e));
             }
         }
-        Ok(Server {
-            addr: local,
-            stop,
-            http: Mutex::new(Some(http)),
-            done,
-        })
+        Ok(server)
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -97,12 +166,22 @@ impl Server {
     /// Stops serving: waits at most [`SHUTDOWN_WAIT`] for the serving threads; the
     /// listening socket closes when the last of them has finished its response.
     pub(crate) fn shutdown(&self) {
-        if self.stop.swap(true, Ordering::Relaxed) {
+        let shared = &self.shared;
+        if shared.stop.swap(true, Ordering::Relaxed) {
             return;
         }
-        let http = self.http.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let http = shared.http.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(
+            shared
+                .listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if let Some(http) = &http {
-            http.unblock();
+            for _ in 0..SERVING_THREADS {
+                http.unblock();
+            }
         }
         drop(http);
         let deadline = Instant::now() + SHUTDOWN_WAIT;
@@ -110,6 +189,22 @@ impl Server {
             if self.done.recv_deadline(deadline).is_err() {
                 break;
             }
+        }
+    }
+}
+
+/// A serving thread: answers requests until shut down.
+fn serve(shared: &Shared, aggregator: &Aggregator, counters: &Counters) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let Some(http) = shared.current() else {
+            return;
+        };
+        match http.recv() {
+            Ok(request) => answer(request, aggregator, counters),
+            // Unblocked by `shutdown` or by a restart, or the accept loop failed: then
+            // keep trying to restart it (waiting on the stopped server's queue would
+            // wait forever).
+            Err(e) => while !shared.restart_if_current(&http, &e) && shared.is_current(&http) {},
         }
     }
 }
