@@ -84,6 +84,8 @@ let subscriber = tracing_subscriber::registry()
 | `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
 | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
 | `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
+| `OTEL_SERVICE_NAME` | the service name on every record (`"service"` in JSON lines) | `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:<executable>` |
+| `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded: `service.version` and other resource attributes | none |
 
 # Tests: assert your telemetry
 
@@ -124,6 +126,8 @@ mod record;
 #[cfg(feature = "subscriber")]
 mod report;
 #[cfg(feature = "subscriber")]
+mod resource;
+#[cfg(feature = "subscriber")]
 mod sink;
 mod track;
 
@@ -145,6 +149,8 @@ pub use export::{ExportStats, ExporterSink};
 pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
 #[cfg(feature = "subscriber")]
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
+#[cfg(feature = "subscriber")]
+pub use resource::Resource;
 
 // For sink authors and tests: what a sink receives, and the sinks the crate ships.
 #[cfg(feature = "subscriber")]

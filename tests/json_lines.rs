@@ -15,7 +15,7 @@ use support::Shared;
 use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
 
 fn encode(record: &Record<'_>) -> String {
-    let sink = JsonLinesSink::new(Vec::new());
+    let sink = JsonLinesSink::new(Vec::new()).with_service("checkout");
     sink.record(record);
     String::from_utf8(sink.into_inner()).unwrap()
 }
@@ -47,7 +47,7 @@ fn keys_and_types_are_as_documented() {
     let line = encode(&record);
     assert_eq!(
         line,
-        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"kind\":\"metric\",\"name\":\"queue.depth\",\"value\":42.0,\
+        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"service\":\"checkout\",\"kind\":\"metric\",\"name\":\"queue.depth\",\"value\":42.0,\
          \"tags\":{\"queue\":\"emails\",\"shard\":3,\"big\":18446744073709551615,\"ratio\":0.25,\"warm\":true},\
          \"module\":\"app::jobs\",\"file\":\"src/jobs.rs\",\"line\":12}\n"
     );

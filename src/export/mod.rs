@@ -25,7 +25,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::config::{Config, Destination};
-use crate::encode::encode_line;
+use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::record::Record;
 use crate::report::{self, stderr_line};
@@ -175,6 +175,7 @@ impl Write for OutputWriter {
 /// JSON lines to one [`Output`], through a [`Handoff`] and a writer thread.
 pub(crate) struct JsonLines {
     output: Output,
+    encoder: LineEncoder,
     handoff: Arc<Handoff>,
     /// Set when export starts: eagerly by `try_init` when telemetry is on, or by the
     /// first record after it is turned on at run time. `None` if the writer thread
@@ -183,9 +184,15 @@ pub(crate) struct JsonLines {
 }
 
 impl JsonLines {
-    pub(crate) fn new(output: Output, limits: Limits, label: Option<&'static str>) -> Self {
+    pub(crate) fn new(
+        output: Output,
+        encoder: LineEncoder,
+        limits: Limits,
+        label: Option<&'static str>,
+    ) -> Self {
         JsonLines {
             output,
+            encoder,
             handoff: Arc::new(Handoff::new(limits, label)),
             worker: OnceLock::new(),
         }
@@ -286,7 +293,7 @@ fn spawn_worker<W: Write + 'static>(
 impl Export for JsonLines {
     fn record(&self, record: &Record<'_>) {
         if self.started() {
-            self.handoff.record(|buf| encode_line(record, buf));
+            self.handoff.record(|buf| self.encoder.encode(record, buf));
         } else {
             self.handoff.refuse(1);
         }
@@ -393,15 +400,22 @@ impl ExporterSink {
             queue_bytes: config.buffer_bytes(),
             ..Limits::DEFAULT
         };
-        Self::start(outputs, limits, config.enabled())
+        // The service name is encoded once here, for every line of every destination.
+        let encoder = LineEncoder::new(config.resource().service_name());
+        Self::start(outputs, &encoder, limits, config.enabled())
     }
 
-    fn start(outputs: Vec<Output>, limits: Limits, enabled: bool) -> Result<Self, Error> {
+    fn start(
+        outputs: Vec<Output>,
+        encoder: &LineEncoder,
+        limits: Limits,
+        enabled: bool,
+    ) -> Result<Self, Error> {
         let several = outputs.len() > 1;
         let mut destinations: Vec<Box<dyn Export>> = Vec::with_capacity(outputs.len());
         for output in outputs {
             let label = several.then(|| output.name());
-            let json = JsonLines::new(output, limits, label);
+            let json = JsonLines::new(output, encoder.clone(), limits, label);
             if enabled {
                 if let Err(err) = json.start() {
                     // Stop the ones already started: a failed start leaves nothing running.
@@ -530,12 +544,14 @@ mod tests {
 
     fn line_len(name: &str) -> usize {
         let mut line = Vec::new();
-        encode_line(&Record::new(Kind::Event, name, &[]), &mut line);
+        LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), &mut line);
         line.len()
     }
 
     fn emit(handoff: &Handoff, name: &str) {
-        handoff.record(|buf| encode_line(&Record::new(Kind::Event, name, &[]), buf));
+        handoff.record(|buf| {
+            LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), buf)
+        });
     }
 
     fn counts(handoff: &Handoff) -> (u64, u64, u64) {
