@@ -237,7 +237,7 @@ impl Destination {
 /// | `TELEMETRY_EXPORTER` | one or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp`, comma-separated; each at most once; `none` only alone | `stderr` |
 /// | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporters include `file` | none |
 /// | `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
-/// | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
+/// | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags, from the nearest enclosing span | none |
 /// | `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
 /// | `OTEL_SERVICE_NAME` | the service name on every record (`"service"` in JSON lines) | `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:<executable>` |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded: `service.version` and other resource attributes | none |
@@ -680,7 +680,8 @@ impl Config {
     }
 
     /// The span field names (`TELEMETRY_SPAN_FIELDS`) to copy onto each record as
-    /// tags. Read and validated; no exporter copies them yet.
+    /// tags ([`Record::span_tags`](crate::Record::span_tags)), each from the nearest
+    /// enclosing span that has it. Empty (the default), spans are not looked at.
     ///
     /// ```
     /// let config = telemetry::Config::from_iter([("TELEMETRY_SPAN_FIELDS", "request_id, tenant")])?;
