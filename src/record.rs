@@ -371,7 +371,7 @@ pub struct Record<'a> {
     name: &'a str,
     value: Option<f64>,
     tags: TagSource<'a>,
-    span_tags: &'a [Tag<'a>],
+    span_tags: TagSource<'a>,
     trace: Option<([u8; 16], [u8; 8])>,
     module_path: Option<&'a str>,
     file: Option<&'a str>,
@@ -401,7 +401,7 @@ impl<'a> Record<'a> {
             name,
             value: None,
             tags,
-            span_tags: &[],
+            span_tags: TagSource::Tags(&[]),
             trace: None,
             module_path: None,
             file: None,
@@ -556,11 +556,14 @@ impl<'a> Record<'a> {
     /// use telemetry::{Kind, Record, Tag};
     /// let span_tags = [Tag::new("request_id", "r-42")];
     /// let record = Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags);
-    /// assert_eq!(record.span_tags()[0].key(), "request_id");
+    /// assert_eq!(record.span_tags().next().map(|t| t.key()), Some("request_id"));
     /// assert!(record.tags().next().is_none());
     /// ```
-    pub fn span_tags(&self) -> &'a [Tag<'a>] {
-        self.span_tags
+    pub fn span_tags(&self) -> Tags<'a> {
+        Tags {
+            source: self.span_tags,
+            next: 0,
+        }
     }
 
     /// Sets the tags copied from the enclosing spans.
@@ -573,6 +576,12 @@ impl<'a> Record<'a> {
     /// ```
     #[must_use]
     pub fn with_span_tags(mut self, span_tags: &'a [Tag<'a>]) -> Self {
+        self.span_tags = TagSource::Tags(span_tags);
+        self
+    }
+
+    /// Sets the span tags in the form the layer collected them, copying nothing.
+    pub(crate) fn with_span_tag_source(mut self, span_tags: TagSource<'a>) -> Self {
         self.span_tags = span_tags;
         self
     }
@@ -670,7 +679,7 @@ impl fmt::Debug for Record<'_> {
             .field("name", &self.name)
             .field("value", &self.value)
             .field("tags", &self.tags())
-            .field("span_tags", &self.span_tags)
+            .field("span_tags", &self.span_tags())
             .field("trace", &self.trace)
             .field("module_path", &self.module_path)
             .field("file", &self.file)
@@ -706,9 +715,10 @@ pub(crate) enum TagSource<'a> {
     Tags(&'a [Tag<'a>]),
     /// The function form's pairs, borrowed from the call.
     Pairs(&'a [(&'a str, &'a str)]),
-    /// The macro form's typed fields, with the text their strings point into.
+    /// The macro form's typed fields (or the span fields found for a record), with the
+    /// text their strings point into.
     Fields {
-        fields: &'a [(&'static str, FieldValue)],
+        fields: &'a [(&'a str, FieldValue)],
         text: &'a str,
     },
 }

@@ -8,13 +8,12 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use smallvec::SmallVec;
 use tracing_core::{span, Event, Subscriber};
 use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::Record;
+use crate::record::{Record, TagSource};
 use crate::report::stderr_line;
 use crate::sink::Sink;
 
@@ -178,19 +177,19 @@ where
 
     fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
         // Without span fields, the registry is not touched here at all.
-        let mut found = Found::new();
+        let mut found = Found::default();
         let span_tags = match &self.span_fields {
             Some(fields) => {
                 fields.collect(event, &cx, &mut found);
-                fields.tags(&found)
+                found.tags()
             }
-            None => SmallVec::new(),
+            None => TagSource::Tags(&[]),
         };
         #[cfg(feature = "tracing-opentelemetry")]
         let trace = self.trace.current(event, &cx);
         #[cfg(not(feature = "tracing-opentelemetry"))]
         let trace = None;
-        let mut visitor = RecordVisitor::new(&span_tags, trace, |record: &Record<'_>| {
+        let mut visitor = RecordVisitor::new(span_tags, trace, |record: &Record<'_>| {
             deliver(&self.sink, record)
         });
         event.record(&mut visitor);

@@ -15,10 +15,12 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{Tag, TagValue};
+use crate::record::{FieldValue, TagSource, TagValue};
 
 /// Span fields held inline, per record, before the heap is used.
 pub(super) const INLINE_SPAN_FIELDS: usize = 4;
+/// Bytes of span field strings held inline, per record, before the heap is used.
+const INLINE_SPAN_TEXT: usize = 128;
 
 /// The span field names to copy onto records, in the order configured.
 #[derive(Debug, Clone)]
@@ -38,13 +40,19 @@ pub(super) enum SpanValue {
 }
 
 impl SpanValue {
-    fn as_tag_value(&self) -> TagValue<'_> {
+    /// The value for one record: a string is copied into the record's own text (a
+    /// short copy costs less than the two atomic operations of sharing it).
+    fn copy_into(&self, text: &mut SmallVec<[u8; INLINE_SPAN_TEXT]>) -> FieldValue {
         match self {
-            SpanValue::Str(s) => TagValue::Str(s),
-            SpanValue::I64(v) => TagValue::I64(*v),
-            SpanValue::U64(v) => TagValue::U64(*v),
-            SpanValue::F64(v) => TagValue::F64(*v),
-            SpanValue::Bool(v) => TagValue::Bool(*v),
+            SpanValue::Str(s) => {
+                let start = text.len();
+                text.extend_from_slice(s.as_bytes());
+                FieldValue::Text(start, text.len())
+            }
+            SpanValue::I64(v) => FieldValue::Value(TagValue::I64(*v)),
+            SpanValue::U64(v) => FieldValue::Value(TagValue::U64(*v)),
+            SpanValue::F64(v) => FieldValue::Value(TagValue::F64(*v)),
+            SpanValue::Bool(v) => FieldValue::Value(TagValue::Bool(*v)),
         }
     }
 }
@@ -53,8 +61,30 @@ impl SpanValue {
 /// span's extensions only when it has at least one.
 struct SpanFieldValues(Box<[Option<SpanValue>]>);
 
-/// What one record found in its spans, by position in [`SpanFields::names`].
-pub(super) type Found = SmallVec<[Option<SpanValue>; INLINE_SPAN_FIELDS]>;
+/// What one record found in its spans: each found field's name and value, in the
+/// order the names were configured, with the text its strings point into.
+#[derive(Default)]
+pub(super) struct Found<'n> {
+    fields: SmallVec<[(&'n str, FieldValue); INLINE_SPAN_FIELDS]>,
+    /// The configured position of each entry of `fields`.
+    positions: SmallVec<[usize; INLINE_SPAN_FIELDS]>,
+    text: SmallVec<[u8; INLINE_SPAN_TEXT]>,
+}
+
+impl<'n> Found<'n> {
+    /// The record's span tags: borrowed from here, copying nothing.
+    pub(super) fn tags(&self) -> TagSource<'_> {
+        // Every byte was copied from a `&str`, so this only fails if that invariant
+        // breaks; then the record goes without its span tags rather than torn ones.
+        match std::str::from_utf8(&self.text) {
+            Ok(text) => TagSource::Fields {
+                fields: &self.fields,
+                text,
+            },
+            Err(_) => TagSource::Tags(&[]),
+        }
+    }
+}
 
 impl SpanFields {
     /// `None` when no name is given: then nothing about spans is looked at.
@@ -114,40 +144,40 @@ impl SpanFields {
 
     /// The chosen fields of the spans around `event`, each from the nearest span that
     /// has it; stops walking out as soon as every field is found.
-    pub(super) fn collect<S>(&self, event: &Event<'_>, cx: &Context<'_, S>, found: &mut Found)
-    where
+    pub(super) fn collect<'n, S>(
+        &'n self,
+        event: &Event<'_>,
+        cx: &Context<'_, S>,
+        found: &mut Found<'n>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        found.clear();
-        found.resize(self.names.len(), None);
         let Some(scope) = cx.event_scope(event) else {
             return;
         };
-        let mut missing = self.names.len();
         for span in scope {
             let extensions = span.extensions();
             let Some(SpanFieldValues(values)) = extensions.get::<SpanFieldValues>() else {
                 continue;
             };
-            for (slot, value) in found.iter_mut().zip(values.iter()) {
-                if let (None, Some(value)) = (&slot, value) {
-                    *slot = Some(value.clone());
-                    missing -= 1;
+            for (position, value) in values.iter().enumerate() {
+                let Some(value) = value else { continue };
+                // Sorted by position: where this one goes, unless a nearer span gave it.
+                let at = found.positions.partition_point(|&p| p < position);
+                if found.positions.get(at) == Some(&position) {
+                    continue;
                 }
+                let Some(name) = self.names.get(position) else {
+                    continue;
+                };
+                let value = value.copy_into(&mut found.text);
+                found.fields.insert(at, (name, value));
+                found.positions.insert(at, position);
             }
-            if missing == 0 {
+            if found.fields.len() == self.names.len() {
                 break;
             }
         }
-    }
-
-    /// The tags `found` makes, in the order the names were configured.
-    pub(super) fn tags<'a>(&'a self, found: &'a Found) -> SmallVec<[Tag<'a>; INLINE_SPAN_FIELDS]> {
-        self.names
-            .iter()
-            .zip(found.iter())
-            .filter_map(|(name, value)| Some(Tag::new(name, value.as_ref()?.as_tag_value())))
-            .collect()
     }
 }
 

@@ -23,7 +23,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 use crate::fields::{self, Kind};
-use crate::record::{FieldValue, Record, Tag, TagSource, TagValue};
+use crate::record::{FieldValue, Record, TagSource, TagValue};
 use crate::track::{DynCall, MacroCall};
 
 /// Macro-form fields held inline before the visitor's list moves to the heap.
@@ -39,7 +39,7 @@ const RESERVED: &str = "telemetry.";
 pub(super) struct RecordVisitor<'c, D> {
     deliver: D,
     /// What the spans around the event add: tags, and the trace context.
-    span_tags: &'c [Tag<'c>],
+    span_tags: TagSource<'c>,
     trace: Option<([u8; 16], [u8; 8])>,
     /// Set once the function form's record has been delivered: the rest is skipped.
     delivered: bool,
@@ -54,7 +54,7 @@ pub(super) struct RecordVisitor<'c, D> {
 
 impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
     pub(super) fn new(
-        span_tags: &'c [Tag<'c>],
+        span_tags: TagSource<'c>,
         trace: Option<([u8; 16], [u8; 8])>,
         deliver: D,
     ) -> Self {
@@ -125,7 +125,7 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
         if let Some(value) = call.value {
             record = record.with_value(value);
         }
-        record = record.with_span_tags(self.span_tags);
+        record = record.with_span_tag_source(self.span_tags);
         if let Some((trace_id, span_id)) = self.trace {
             record = record.with_trace(trace_id, span_id);
         }
@@ -165,7 +165,7 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
         if let Some(value) = value {
             record = record.with_value(value);
         }
-        record = record.with_span_tags(self.span_tags);
+        record = record.with_span_tag_source(self.span_tags);
         if let Some((trace_id, span_id)) = self.trace {
             record = record.with_trace(trace_id, span_id);
         }

@@ -57,7 +57,6 @@ impl OwnedRecord {
                 .collect(),
             span_tags: record
                 .span_tags()
-                .iter()
                 .map(|t| (t.key().to_owned(), t.value().into_owned()))
                 .collect(),
             trace_id: record.trace_id(),
