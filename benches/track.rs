@@ -10,6 +10,9 @@
 //!   layer, the floor for any layer (`baseline_trivial_layer`, one plain event). In
 //!   `on_noop`, `floor_<call>` is that floor for each call's own event.
 //! - `threads/*`: throughput of one and two threads emitting at once.
+//! - `span_fields/*`: a call made 1 and 3 spans deep, with `TELEMETRY_SPAN_FIELDS`
+//!   unset (`off_*`, the baseline) and set to two fields that the outermost span has
+//!   (`on_*`: the walk goes all the way out), into the no-op sink.
 //!
 //! `cargo bench --bench track`; `cargo bench --bench track -- off_app` for one group.
 
@@ -300,8 +303,48 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// One track call, function and macro form, made inside `depth` nested spans whose
+/// outermost has `request_id` and `tenant`.
+fn in_spans(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str, depth: usize) {
+    let outer = tracing::info_span!("request", request_id = "r-42", tenant = "acme");
+    let middle = tracing::debug_span!(parent: &outer, "handler");
+    let inner = tracing::trace_span!(parent: &middle, "query");
+    let spans = [outer, middle, inner];
+    let _entered: Vec<_> = spans[..depth].iter().map(|s| s.enter()).collect();
+    group.bench_function(format!("{prefix}_{depth}_span_function_4_tags"), |b| {
+        b.iter(|| telemetry::track_event("user.signup", &TAGS4))
+    });
+    group.bench_function(format!("{prefix}_{depth}_span_macro_4_tags"), |b| {
+        b.iter(|| {
+            telemetry::track_metric!(
+                black_box("queue.depth"),
+                black_box(42.0),
+                queue = "emails",
+                region = "eu",
+                shard = 7,
+                tier = "gold"
+            )
+        })
+    });
+}
+
+fn span_fields(c: &mut Criterion) {
+    for (prefix, fields) in [("off", &[][..]), ("on", &["request_id", "tenant"][..])] {
+        let layer = TelemetryLayer::new(NoopSink).with_span_fields(fields.iter().copied());
+        let _default = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(layer.with_telemetry_filter()),
+        );
+        let mut group = configure(c, "span_fields");
+        for depth in [1, 3] {
+            in_spans(&mut group, prefix, depth);
+        }
+        group.finish();
+    }
+}
+
 criterion_group!(
     benches,
+    span_fields,
     off_no_subscriber,
     off_app,
     on_noop,

@@ -5,12 +5,14 @@
 //! cargo run --example quickstart                                  # telemetry off
 //! TELEMETRY_ENABLED=true cargo run --example quickstart           # JSON lines on stderr
 //! TELEMETRY_ENABLED=true TELEMETRY_EXPORTER=stdout cargo run --example quickstart
+//! TELEMETRY_ENABLED=true TELEMETRY_SPAN_FIELDS=request_id cargo run --example quickstart
+//! TELEMETRY_ENABLED=true OTEL_SERVICE_NAME=checkout cargo run --example quickstart
 //! TELEMETRY_ENABLED=banana cargo run --example quickstart         # exits with the error
 //! ```
 
 use std::process::ExitCode;
 
-use tracing::info;
+use tracing::{info, info_span};
 
 /// A library: it emits telemetry freely and never configures anything.
 mod library {
@@ -64,11 +66,17 @@ fn main() -> ExitCode {
         info!("telemetry is off; turn it on with TELEMETRY_ENABLED=true (see docs/OPERATIONS.md)");
     }
 
-    library::sign_up("pro");
-    library::upgrade(3);
-    let drained = library::drain_queue("emails");
-    let user = library::load_user(7);
-    library::report_cache(93, 100);
+    // The app handles one request: with TELEMETRY_SPAN_FIELDS=request_id, every record
+    // made inside this span carries its request_id as a tag.
+    let request = info_span!("request", request_id = "r-42");
+    let (drained, user) = request.in_scope(|| {
+        library::sign_up("pro");
+        library::upgrade(3);
+        let drained = library::drain_queue("emails");
+        let user = library::load_user(7);
+        library::report_cache(93, 100);
+        (drained, user)
+    });
     info!(drained, %user, "done");
 
     // Dropping the guard flushes every buffered record before the process exits.

@@ -7,6 +7,10 @@
 //! curl -s http://127.0.0.1:9464/metrics
 //! ```
 //!
+//! It installs telemetry as any app does, with `telemetry::try_init_with` and the
+//! configuration the environment gives (`TELEMETRY_*`, `OTEL_SERVICE_NAME`, ...); the
+//! `prometheus` exporter is switched on here so that the example works without them.
+//!
 //! Options: `--addr HOST:PORT` (else `TELEMETRY_PROMETHEUS_ADDR`, else
 //! `127.0.0.1:9464`); `--seconds N` to emit for N seconds (else until killed);
 //! `--idle-seconds N` to keep serving, without emitting, for N seconds after that.
@@ -17,10 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::prelude::*;
-
-use telemetry::prometheus::PrometheusExporter;
-use telemetry::TelemetryLayer;
+use telemetry::{Config, Destination};
 
 /// The service's work: libraries emit telemetry and configure nothing.
 mod work {
@@ -91,23 +92,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // An app composing its own subscriber: its logs, plus telemetry into Prometheus.
-    let exporter = match PrometheusExporter::start(options.addr) {
-        Ok(exporter) => exporter,
+    // What ops configured, with the Prometheus endpoint on at the chosen address.
+    let config = match Config::from_env() {
+        Ok(config) => config
+            .with_enabled(true)
+            .with_destinations([Destination::Prometheus(options.addr)]),
         Err(e) => {
             eprintln!("service: {e}");
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
-        )
-        .with(TelemetryLayer::new(exporter.clone()).with_telemetry_filter())
-        .init();
-    tracing::info!(addr = %exporter.local_addr(), "serving metrics at /metrics");
+    let guard = match telemetry::try_init_with(&config) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %options.addr, "serving metrics at /metrics");
 
     let started = Instant::now();
     let until = options.seconds.map(|s| started + Duration::from_secs(s));
@@ -135,6 +137,6 @@ fn main() -> ExitCode {
     );
     tracing::info!(pro, free, timings, "stopped emitting");
     std::thread::sleep(Duration::from_secs(options.idle_seconds));
-    exporter.shutdown();
+    drop(guard); // stops serving
     ExitCode::SUCCESS
 }

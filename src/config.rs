@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::resource::{Resource, ResourceVars, RESOURCE_ATTRIBUTES_VAR, SERVICE_NAME_VAR};
+
 const PREFIX: &str = "TELEMETRY_";
 const ENABLED: &str = "TELEMETRY_ENABLED";
 const EXPORTER: &str = "TELEMETRY_EXPORTER";
@@ -236,8 +238,10 @@ impl Destination {
 /// | `TELEMETRY_EXPORTER` | one or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp`, comma-separated; each at most once; `none` only alone | `stderr` |
 /// | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporters include `file` | none |
 /// | `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
-/// | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
+/// | `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags, from the nearest enclosing span | none |
 /// | `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
+/// | `OTEL_SERVICE_NAME` | the service name on every record (`"service"` in JSON lines) | `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:<executable>` |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded: `service.version` and other resource attributes | none |
 ///
 /// ```
 /// use telemetry::{Config, Destination};
@@ -259,6 +263,7 @@ pub struct Config {
     buffer_bytes: usize,
     #[cfg(feature = "aggregate")]
     aggregator: Option<crate::aggregate::Aggregator>,
+    resource: Resource,
 }
 
 /// Bytes of encoded records each JSON-lines destination holds for its writer, by
@@ -275,6 +280,7 @@ impl Default for Config {
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             #[cfg(feature = "aggregate")]
             aggregator: None,
+            resource: Resource::default(),
         }
     }
 }
@@ -434,6 +440,7 @@ impl Config {
     /// | span fields | none |
     /// | spool directory | none |
     /// | buffer per JSON-lines destination | 16 MiB ([`DEFAULT_BUFFER_BYTES`]) |
+    /// | service name | `unknown_service:<executable name>` (see [`Resource`]) |
     ///
     /// ```
     /// let config = telemetry::Config::new();
@@ -462,10 +469,15 @@ impl Config {
     ///
     /// A name that is a near miss of a known one, letter case included
     /// (`TELEMETRY_ENABLE`, `telemetry_enabled`), is an error that suggests the known
-    /// name; other `TELEMETRY_*` names are left to whatever tool owns them, and
-    /// `OTEL_*` names are never ours to judge. A known name given twice is an error
-    /// quoting both values. Relative paths are made absolute against the working
-    /// directory here, once.
+    /// name; other `TELEMETRY_*` names are left to whatever tool owns them. A known
+    /// name given twice is an error quoting both values. Relative paths are made
+    /// absolute against the working directory here, once.
+    ///
+    /// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` are read too, whatever the
+    /// exporters, into the [`Resource`] that names the service on every record; as the
+    /// OpenTelemetry specification says, an empty value is unset and the last of a
+    /// name given twice wins. Other `OTEL_*` names are never judged here, nor taken
+    /// for near misses of `TELEMETRY_*` ones.
     ///
     /// ```
     /// let err = telemetry::Config::from_iter([("TELEMETRY_ENABLE", "true")]).unwrap_err();
@@ -486,6 +498,7 @@ impl Config {
         // specification defines them.
         #[cfg(feature = "otlp")]
         let mut otel: Vec<(OsString, OsString)> = Vec::new();
+        let mut resource = ResourceVars::default();
         for (name, value) in vars {
             let (name, value): (OsString, OsString) = (name.into(), value.into());
             #[cfg(feature = "otlp")]
@@ -495,6 +508,10 @@ impl Config {
             let Ok(name) = name.into_string() else {
                 continue; // not UTF-8, so not one of ours
             };
+            if name == SERVICE_NAME_VAR || name == RESOURCE_ATTRIBUTES_VAR {
+                resource.take(name, value)?;
+                continue;
+            }
             let Some(suffix) = strip_prefix_ignore_case(&name) else {
                 continue;
             };
@@ -611,6 +628,7 @@ impl Config {
             destinations,
             span_fields,
             spool_dir,
+            resource: resource.resolve()?,
             ..Config::default()
         })
     }
@@ -678,7 +696,8 @@ impl Config {
     }
 
     /// The span field names (`TELEMETRY_SPAN_FIELDS`) to copy onto each record as
-    /// tags. Read and validated; no exporter copies them yet.
+    /// tags ([`Record::span_tags`](crate::Record::span_tags)), each from the nearest
+    /// enclosing span that has it. Empty (the default), spans are not looked at.
     ///
     /// ```
     /// let config = telemetry::Config::from_iter([("TELEMETRY_SPAN_FIELDS", "request_id, tenant")])?;
@@ -836,6 +855,66 @@ impl Config {
         fields: impl IntoIterator<Item = S>,
     ) -> Self {
         self.span_fields = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The service these records come from, resolved once: `service.name`,
+    /// `service.version` and the other resource attributes (see [`Resource`] for where
+    /// each comes from). The exporters use it as it is; nothing is looked up per
+    /// record.
+    ///
+    /// ```
+    /// let config = telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "checkout")])?;
+    /// assert_eq!(config.resource().service_name(), "checkout");
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// Sets `service.name`. Code wins over the environment: called on
+    /// [`Config::from_env`]'s result, it replaces `OTEL_SERVICE_NAME` and the
+    /// `service.name` of `OTEL_RESOURCE_ATTRIBUTES`.
+    ///
+    /// ```
+    /// let config = telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "from-env")])?
+    ///     .with_service_name("checkout");
+    /// assert_eq!(config.resource().service_name(), "checkout");
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_service_name(self, name: impl Into<String>) -> Self {
+        self.with_resource_attribute("service.name", name)
+    }
+
+    /// Sets `service.version`, over the one in `OTEL_RESOURCE_ATTRIBUTES`.
+    ///
+    /// ```
+    /// let config = telemetry::Config::new().with_service_version(env!("CARGO_PKG_VERSION"));
+    /// assert_eq!(config.resource().service_version(), Some(env!("CARGO_PKG_VERSION")));
+    /// ```
+    #[must_use]
+    pub fn with_service_version(self, version: impl Into<String>) -> Self {
+        self.with_resource_attribute("service.version", version)
+    }
+
+    /// Sets one resource attribute (`deployment.environment`, `service.namespace`, ...),
+    /// over the one with that key in `OTEL_RESOURCE_ATTRIBUTES`. The key
+    /// `service.name` sets the service name.
+    ///
+    /// ```
+    /// let config = telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging")])?
+    ///     .with_resource_attribute("deployment.environment", "prod");
+    /// assert_eq!(config.resource().get("deployment.environment"), Some("prod"));
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_resource_attribute(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.resource.set(key.into(), value.into());
         self
     }
 

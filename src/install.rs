@@ -177,7 +177,8 @@ where
         sink: Arc::clone(&sink),
         handle: filter.handle(),
     };
-    Ok((TelemetryLayer::new(sink).with_filter(filter), guard))
+    let layer = TelemetryLayer::new(sink).with_span_fields(config.span_fields());
+    Ok((layer.behind(filter), guard))
 }
 
 /// Keeps telemetry export running; dropping it writes every queued record and stops

@@ -33,6 +33,7 @@
 //! | `subscriber` (default) | the app side: `try_init`, `Config`, the layer, the sinks, the JSON-lines exporters |
 //! | `prometheus` | the `prometheus` exporter (implies `subscriber`) |
 //! | `otlp` | the `otlp` exporter (implies `subscriber`) |
+//! | `tracing-opentelemetry` | records made inside a span of an app that uses `tracing-opentelemetry` carry its trace id and span id (`Record::trace_id`, `Record::span_id`); the layer then sees every span (implies `subscriber`) |
 //!
 //! # What is here, by audience
 //!
@@ -41,7 +42,8 @@
 //!   [`fields`], [`Kind`] and [`TARGET`]. Nothing else is needed to emit, and nothing
 //!   else is built without the `subscriber` feature.
 //! * **Apps:** `try_init` and `init`, or `layer` to add to their own
-//!   subscriber; `Config` with its `Destination`s and `Exporter` names;
+//!   subscriber; `Config` with its `Destination`s and `Exporter` names, and the
+//!   `Resource` that names the service;
 //!   `Guard`, `TelemetryHandle` (the runtime switch) and `ExportStats`;
 //!   `Error` and `ConfigError`.
 //! * **Sink authors and tests:** the `Sink` trait and the `Record` it receives
@@ -82,8 +84,10 @@ let subscriber = tracing_subscriber::registry()
 | `TELEMETRY_EXPORTER` | one or more of `none`, `stdout`, `stderr`, `file`, `prometheus`, `otlp`, comma-separated; each at most once; `none` only alone | `stderr` |
 | `TELEMETRY_FILE` | path of the JSON-lines file; required when the exporters include `file` | none |
 | `TELEMETRY_PROMETHEUS_ADDR` | `host:port` serving `GET /metrics` when the exporters include `prometheus` | `127.0.0.1:9464` |
-| `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags | none |
+| `TELEMETRY_SPAN_FIELDS` | comma-separated span field names copied onto each record as tags, from the nearest enclosing span | none |
 | `TELEMETRY_SPOOL_DIR` | directory where the `otlp` exporter keeps what the collector has not yet accepted | none |
+| `OTEL_SERVICE_NAME` | the service name on every record (`"service"` in JSON lines) | `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:<executable>` |
+| `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded: `service.version` and other resource attributes | none |
 
 # Tests: assert your telemetry
 
@@ -130,6 +134,8 @@ mod record;
 #[cfg(feature = "subscriber")]
 mod report;
 #[cfg(feature = "subscriber")]
+mod resource;
+#[cfg(feature = "subscriber")]
 mod sink;
 mod track;
 
@@ -153,6 +159,8 @@ pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpCompression, OtlpConfig, OtlpExporter, OtlpStats};
+#[cfg(feature = "subscriber")]
+pub use resource::Resource;
 
 // For sink authors and tests: what a sink receives, and the sinks the crate ships.
 #[cfg(feature = "subscriber")]

@@ -371,6 +371,8 @@ pub struct Record<'a> {
     name: &'a str,
     value: Option<f64>,
     tags: TagSource<'a>,
+    span_tags: TagSource<'a>,
+    trace: Option<([u8; 16], [u8; 8])>,
     module_path: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
@@ -399,6 +401,8 @@ impl<'a> Record<'a> {
             name,
             value: None,
             tags,
+            span_tags: TagSource::Tags(&[]),
+            trace: None,
             module_path: None,
             file: None,
             line: None,
@@ -553,6 +557,84 @@ impl<'a> Record<'a> {
         self.tags().find(|t| t.key == key).map(|t| t.value)
     }
 
+    /// The tags copied from the spans around the call (`TELEMETRY_SPAN_FIELDS`), one
+    /// per field name, each from the nearest span that has it, in the order the names
+    /// were configured. Kept apart from [`tags`](Self::tags): a destination decides
+    /// how to merge them (JSON lines write both in `tags`, the call's tag winning on
+    /// a clash).
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record, Tag};
+    /// let span_tags = [Tag::new("request_id", "r-42")];
+    /// let record = Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags);
+    /// assert_eq!(record.span_tags().next().map(|t| t.key()), Some("request_id"));
+    /// assert!(record.tags().next().is_none());
+    /// ```
+    pub fn span_tags(&self) -> Tags<'a> {
+        Tags {
+            source: self.span_tags,
+            next: 0,
+        }
+    }
+
+    /// Sets the tags copied from the enclosing spans.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record, Tag};
+    /// let span_tags = [Tag::new("tenant", "acme")];
+    /// let record = Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags);
+    /// assert_eq!(record.span_tags().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_span_tags(mut self, span_tags: &'a [Tag<'a>]) -> Self {
+        self.span_tags = TagSource::Tags(span_tags);
+        self
+    }
+
+    /// Sets the span tags in the form the layer collected them, copying nothing.
+    pub(crate) fn with_span_tag_source(mut self, span_tags: TagSource<'a>) -> Self {
+        self.span_tags = span_tags;
+        self
+    }
+
+    /// Sets the W3C trace context of the span the call was made in: a 16-byte trace id
+    /// and an 8-byte span id.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// let record = Record::new(Kind::Event, "e", &[]).with_trace([1; 16], [2; 8]);
+    /// assert_eq!(record.trace_id(), Some([1; 16]));
+    /// assert_eq!(record.span_id(), Some([2; 8]));
+    /// ```
+    #[must_use]
+    pub fn with_trace(mut self, trace_id: [u8; 16], span_id: [u8; 8]) -> Self {
+        self.trace = Some((trace_id, span_id));
+        self
+    }
+
+    /// The trace id of the OpenTelemetry span the call was made in (with the
+    /// `tracing-opentelemetry` feature and its layer in the subscriber); `None`
+    /// outside any such span. JSON lines write it as 32 lowercase hex digits.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Event, "e", &[]).trace_id(), None);
+    /// ```
+    pub fn trace_id(&self) -> Option<[u8; 16]> {
+        self.trace.map(|(trace_id, _)| trace_id)
+    }
+
+    /// The span id of the OpenTelemetry span the call was made in; `None` outside
+    /// any such span. JSON lines write it as 16 lowercase hex digits.
+    ///
+    /// ```
+    /// use telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Event, "e", &[]).span_id(), None);
+    /// ```
+    pub fn span_id(&self) -> Option<[u8; 8]> {
+        self.trace.map(|(_, span_id)| span_id)
+    }
+
     /// The module the call was written in, for the macro form.
     ///
     /// A function cannot learn its caller's module, so records from the function form
@@ -608,6 +690,8 @@ impl fmt::Debug for Record<'_> {
             .field("name", &self.name)
             .field("value", &self.value)
             .field("tags", &self.tags())
+            .field("span_tags", &self.span_tags())
+            .field("trace", &self.trace)
             .field("module_path", &self.module_path)
             .field("file", &self.file)
             .field("line", &self.line)
@@ -642,9 +726,10 @@ pub(crate) enum TagSource<'a> {
     Tags(&'a [Tag<'a>]),
     /// The function form's pairs, borrowed from the call.
     Pairs(&'a [(&'a str, &'a str)]),
-    /// The macro form's typed fields, with the text their strings point into.
+    /// The macro form's typed fields (or the span fields found for a record), with the
+    /// text their strings point into.
     Fields {
-        fields: &'a [(&'static str, FieldValue)],
+        fields: &'a [(&'a str, FieldValue)],
         text: &'a str,
     },
 }

@@ -138,6 +138,29 @@ fn no_allocation_per_call_when_off_or_on_into_the_noop_sink() {
     assert_eq!(arrived.load(Ordering::Relaxed), 101 * CALLS);
 }
 
+#[test]
+fn no_allocation_per_call_inside_spans_with_span_fields() {
+    // The spans are made once, outside the count: what each track call adds is the
+    // walk out through them and the copy of their fields (shared, not cloned).
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let sink = CountingSink(Arc::clone(&arrived));
+    let layer = TelemetryLayer::new(sink).with_span_fields(["request_id", "tenant", "attempt"]);
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer.with_telemetry_filter()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _request =
+            tracing::info_span!("request", request_id = "r-42", tenant = "acme").entered();
+        let _handler = tracing::debug_span!("handler").entered();
+        let _query = tracing::trace_span!("query", attempt = 2).entered();
+        assert_eq!(
+            allocations(every_call),
+            0,
+            "three spans deep, three span fields"
+        );
+    });
+    assert_eq!(arrived.load(Ordering::Relaxed), 101 * CALLS);
+}
+
 /// A sink that counts records and does nothing else.
 struct CountingSink(Arc<AtomicUsize>);
 

@@ -15,7 +15,7 @@ use support::Shared;
 use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
 
 fn encode(record: &Record<'_>) -> String {
-    let sink = JsonLinesSink::new(Vec::new());
+    let sink = JsonLinesSink::new(Vec::new()).with_service("checkout");
     sink.record(record);
     String::from_utf8(sink.into_inner()).unwrap()
 }
@@ -47,10 +47,42 @@ fn keys_and_types_are_as_documented() {
     let line = encode(&record);
     assert_eq!(
         line,
-        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"kind\":\"metric\",\"name\":\"queue.depth\",\"value\":42.0,\
+        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"service\":\"checkout\",\"kind\":\"metric\",\"name\":\"queue.depth\",\"value\":42.0,\
          \"tags\":{\"queue\":\"emails\",\"shard\":3,\"big\":18446744073709551615,\"ratio\":0.25,\"warm\":true},\
          \"module\":\"app::jobs\",\"file\":\"src/jobs.rs\",\"line\":12}\n"
     );
+}
+
+#[test]
+fn span_tags_follow_the_call_s_tags_and_trace_ids_follow_the_tags() {
+    let tags = [Tag::new("tenant", "from-the-call"), Tag::new("plan", "pro")];
+    let span_tags = [
+        Tag::new("request_id", "r-42"),
+        Tag::new("tenant", "from-a-span"),
+        Tag::new("attempt", 2_i64),
+        Tag::new("load", f64::NAN),
+    ];
+    let at = UNIX_EPOCH + Duration::from_micros(1_764_198_022_335_106);
+    let record = Record::new(Kind::Event, "order.placed", &tags)
+        .with_span_tags(&span_tags)
+        .with_trace(
+            [
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36,
+            ],
+            [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+        )
+        .with_source(None, Some("src/orders.rs"), Some(9))
+        .with_timestamp(at);
+    assert_eq!(
+        encode(&record),
+        "{\"timestamp\":\"2025-11-26T23:00:22.335106Z\",\"service\":\"checkout\",\"kind\":\"event\",\"name\":\"order.placed\",\
+         \"tags\":{\"tenant\":\"from-the-call\",\"plan\":\"pro\",\"request_id\":\"r-42\",\"attempt\":2,\"load\":null},\
+         \"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\",\
+         \"file\":\"src/orders.rs\",\"line\":9,\"nonfinite\":{\"/tags/load\":\"NaN\"}}\n"
+    );
+    let bare = parse_one(&encode(&Record::new(Kind::Event, "e", &[])));
+    assert!(bare.get("trace_id").is_none() && bare.get("span_id").is_none());
 }
 
 #[test]

@@ -233,17 +233,25 @@ fn a_real_prometheus_scrapes_what_the_service_emitted() {
                 "--idle-seconds",
                 "120",
             ])
+            .env("OTEL_SERVICE_NAME", "scraped-service")
+            .env("OTEL_RESOURCE_ATTRIBUTES", "service.version=1.4.2")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the service example"),
     );
 
-    // The service says what it emitted when it stops emitting (and keeps serving).
+    // The service says what it emitted when it stops emitting (and keeps serving), as
+    // a JSON line among its logs on stdout.
     let mut line = String::new();
-    BufReader::new(service.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the service's summary");
+    let mut stdout = BufReader::new(service.0.stdout.take().unwrap());
+    while !line.starts_with('{') {
+        line.clear();
+        let read = stdout
+            .read_line(&mut line)
+            .expect("read the service's summary");
+        assert!(read > 0, "the service ended without its summary");
+    }
     let emitted: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let pro = emitted["signups_pro"].as_f64().unwrap();
@@ -282,6 +290,14 @@ fn a_real_prometheus_scrapes_what_the_service_emitted() {
             .collect::<String>()
     );
     assert_eq!(query(prometheus_addr, r#"up{job="service"}"#), Some(1.0));
+    // The resource names the service: one target_info series, its attributes as labels.
+    assert_eq!(
+        query(
+            prometheus_addr,
+            r#"target_info{service_name="scraped-service",service_version="1.4.2"}"#
+        ),
+        Some(1.0)
+    );
 
     // Nine in ten queries take 12.5 ms: the median is in the (0.01, 0.025] bucket.
     let median_query = r#"histogram_quantile(0.5, sum by (le) (rate(db_query_seconds_bucket{table="users"}[1m])))"#;

@@ -537,13 +537,14 @@ proptest! {
     #[test]
     fn any_record_is_one_json_line_that_parses_back_exactly(
         kind in kind(),
+        service in text(),
         name in text(),
         value in float(),
         tags in proptest::collection::vec((key(), any_value()), 0..12),
     ) {
         let tag_list: Vec<Tag<'_>> = tags.iter().map(|(k, v)| Tag::new(k, v.as_tag_value())).collect();
         let record = Record::new(kind, &name, &tag_list).with_value(value);
-        let sink = JsonLinesSink::new(Vec::new());
+        let sink = JsonLinesSink::new(Vec::new()).with_service(&service);
         sink.record(&record);
         prop_assert_eq!(sink.lost(), 0);
         let text = String::from_utf8(sink.into_inner()).expect("UTF-8");
@@ -551,9 +552,9 @@ proptest! {
         let line = text.trim_end();
 
         let mut expected_keys: Vec<&str> = match kind {
-            Kind::Event => vec!["timestamp", "kind", "name", "tags"],
-            Kind::Metric => vec!["timestamp", "kind", "name", "value", "tags"],
-            Kind::Timing => vec!["timestamp", "kind", "name", "duration_ms", "unit", "tags"],
+            Kind::Event => vec!["timestamp", "service", "kind", "name", "tags"],
+            Kind::Metric => vec!["timestamp", "service", "kind", "name", "value", "tags"],
+            Kind::Timing => vec!["timestamp", "service", "kind", "name", "duration_ms", "unit", "tags"],
         };
         let nonfinite_tag = expected_json_tags(&tags)
             .iter()
@@ -562,6 +563,7 @@ proptest! {
             expected_keys.push("nonfinite");
         }
         prop_assert_eq!(top.keys(), expected_keys);
+        prop_assert_eq!(top.get("service"), Some(Value::from(service.as_str())));
         prop_assert_eq!(top.get("kind"), Some(Value::from(kind.as_str())));
         prop_assert_eq!(top.get("name"), Some(Value::from(name.as_str())));
         match kind {

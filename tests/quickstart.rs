@@ -25,7 +25,9 @@ fn unset_it_runs_says_telemetry_is_off_and_emits_nothing() {
     );
     assert!(stdout.contains("signing up a user"), "{stdout}");
     assert_eq!(stderr, "", "nothing but logs may appear while off");
-    assert!(!stdout.contains('{'), "{stdout}");
+    // Log lines only (the request span shows as `request{request_id="r-42"}` in them):
+    // no JSON line.
+    assert!(!stdout.lines().any(|l| l.starts_with('{')), "{stdout}");
     assert!(
         !stdout.contains('\u{1b}'),
         "no colour codes when not a terminal: {stdout:?}"
@@ -103,6 +105,99 @@ fn enabled_it_writes_one_json_line_per_call_to_stderr() {
 }
 
 #[test]
+fn every_line_names_the_service_from_the_environment_or_the_default() {
+    let (out, _, stderr) = run(quickstart().env("TELEMETRY_ENABLED", "true"));
+    assert!(out.status.success(), "{stderr}");
+    for record in json_lines(&stderr) {
+        assert_eq!(record["service"], "unknown_service:quickstart");
+    }
+    let (out, _, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=shop,service.version=1.2.3",
+        )
+        .env("OTEL_SERVICE_NAME", "checkout"));
+    assert!(out.status.success(), "{stderr}");
+    let records = json_lines(&stderr);
+    assert_eq!(records.len(), CALLS);
+    for record in records {
+        assert_eq!(record["service"], "checkout");
+    }
+}
+
+#[test]
+fn an_invalid_resource_attribute_list_stops_startup_with_its_message() {
+    let (out, stdout, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("OTEL_RESOURCE_ATTRIBUTES", "team=core,region"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: invalid value \"team=core,region\" for OTEL_RESOURCE_ATTRIBUTES (expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; \",\", \"=\" and \"%\" inside keys and values percent-encoded, the result UTF-8)\n"
+    );
+    assert_eq!(stdout, "");
+}
+
+#[test]
+fn span_fields_put_the_request_id_on_every_record_made_in_the_request() {
+    let (out, _, stderr) = run(quickstart()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_SPAN_FIELDS", "request_id"));
+    assert!(out.status.success(), "{stderr}");
+    let records = json_lines(&stderr);
+    assert_eq!(records.len(), CALLS, "{stderr}");
+    for record in &records {
+        assert_eq!(record["tags"]["request_id"], "r-42", "{record}");
+    }
+    // The call's own tags are still there, first.
+    assert_eq!(
+        records[0]["tags"],
+        serde_json::json!({"plan": "pro", "request_id": "r-42"})
+    );
+
+    // Unset, the span is not looked at.
+    let (_, _, stderr) = run(quickstart().env("TELEMETRY_ENABLED", "true"));
+    for record in json_lines(&stderr) {
+        assert!(record["tags"].get("request_id").is_none(), "{record}");
+    }
+}
+
+#[test]
+fn the_timestamp_parses_with_the_layout_shippers_are_given() {
+    // docs/OPERATIONS.md gives the OpenTelemetry collector's filelog receiver the Go
+    // layout `2006-01-02T15:04:05.999999Z07:00`: date, `T`, time, a fraction of up to
+    // six digits, then `Z` or an offset. Each timestamp must match it exactly (six
+    // digits and `Z` here), and parse as strict RFC 3339 to the instant it was made.
+    let before = std::time::SystemTime::now();
+    let (out, _, stderr) = run(quickstart().env("TELEMETRY_ENABLED", "true"));
+    let after = std::time::SystemTime::now();
+    assert!(out.status.success(), "{stderr}");
+    for line in stderr.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let timestamp = record["timestamp"].as_str().unwrap();
+        let bytes = timestamp.as_bytes();
+        let shape = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+        assert_eq!(bytes.len(), shape.len(), "{timestamp}");
+        for (got, want) in bytes.iter().zip(shape.bytes()) {
+            match want {
+                b'd' => assert!(got.is_ascii_digit(), "{timestamp}"),
+                _ => assert_eq!(*got, want, "{timestamp}"),
+            }
+        }
+        let at = humantime::parse_rfc3339(timestamp).unwrap_or_else(|e| panic!("{timestamp}: {e}"));
+        // Microseconds: the instant is within the run, give or take the truncation.
+        assert!(
+            at + std::time::Duration::from_micros(1) >= before && at <= after,
+            "{timestamp}"
+        );
+        // One object per line, and the keys a shipper maps stay where they are.
+        assert!(line.starts_with("{\"timestamp\":\""), "{line}");
+        assert!(line.ends_with('}'), "{line}");
+    }
+}
+
+#[test]
 fn with_the_stdout_exporter_stdout_is_pure_json_and_logs_move_to_stderr() {
     let (out, stdout, stderr) = run(quickstart()
         .env("TELEMETRY_ENABLED", "1")
@@ -159,7 +254,9 @@ fn exporter_none_emits_nothing_even_when_enabled() {
         .env("TELEMETRY_EXPORTER", "none"));
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr, "");
-    assert!(!stdout.contains('{'), "{stdout}");
+    // Log lines only (the request span shows as `request{request_id="r-42"}` in them):
+    // no JSON line.
+    assert!(!stdout.lines().any(|l| l.starts_with('{')), "{stdout}");
 }
 
 #[test]

@@ -54,7 +54,7 @@ mod view;
 pub use snapshot::{SeriesData, SeriesSnapshot};
 pub use view::{Aggregation, DEFAULT_BUCKETS};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -224,6 +224,7 @@ impl Sink for Aggregator {
 pub struct AggregatorBuilder {
     views: HashMap<Box<str>, Aggregation>,
     max_series_per_name: usize,
+    span_labels: HashSet<Box<str>>,
 }
 
 impl AggregatorBuilder {
@@ -237,6 +238,7 @@ impl AggregatorBuilder {
         AggregatorBuilder {
             views: HashMap::new(),
             max_series_per_name: DEFAULT_MAX_SERIES_PER_NAME,
+            span_labels: HashSet::new(),
         }
     }
 
@@ -275,6 +277,30 @@ impl AggregatorBuilder {
         self.view(name, Aggregation::Sum)
     }
 
+    /// Makes the span fields a record carries (`TELEMETRY_SPAN_FIELDS`) labels of this
+    /// name's series too, next to its tags (a tag given in the call wins over a span
+    /// field with the same key). Without it, span fields are never labels: a request
+    /// id would make a series per request. Each opted-in name still has its
+    /// [limit](Self::max_series_per_name).
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    /// use telemetry::{Kind, Record, Sink, Tag};
+    ///
+    /// let aggregator = Aggregator::builder().span_labels("checkout.total").build();
+    /// let span = [Tag::new("tenant", "acme")];
+    /// aggregator.record(&Record::new(Kind::Metric, "checkout.total", &[]).with_span_tags(&span).with_value(9.5));
+    /// aggregator.record(&Record::new(Kind::Metric, "queue.depth", &[]).with_span_tags(&span).with_value(3.0));
+    /// let series = aggregator.snapshot();
+    /// let labels = |name: &str| series.iter().find(|s| s.name() == name).unwrap().labels().to_vec();
+    /// assert_eq!(labels("checkout.total"), [("tenant".to_owned(), "acme".to_owned())]);
+    /// assert!(labels("queue.depth").is_empty(), "not opted in");
+    /// ```
+    pub fn span_labels(mut self, name: &str) -> Self {
+        self.span_labels.insert(name.into());
+        self
+    }
+
     /// At most this many label sets per name (at least 1); values with further label
     /// sets go to the name's overflow series.
     ///
@@ -295,7 +321,11 @@ impl AggregatorBuilder {
     /// ```
     pub fn build(self) -> Aggregator {
         Aggregator {
-            store: Arc::new(Store::new(self.views, self.max_series_per_name)),
+            store: Arc::new(Store::new(
+                self.views,
+                self.max_series_per_name,
+                self.span_labels,
+            )),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! of series.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -22,7 +22,7 @@ use super::key::{hash_record, BuildIdentity, OwnedKey};
 use super::snapshot::{SeriesData, SeriesSnapshot};
 use super::view::{Aggregation, Op};
 use crate::fields::Kind;
-use crate::record::Record;
+use crate::record::{Record, Tag};
 use crate::report::stderr_line;
 
 /// The label that marks the one series per name that takes every label set beyond
@@ -338,6 +338,8 @@ pub(crate) struct Store {
     seed: u64,
     views: HashMap<Box<str>, Aggregation>,
     max_series_per_name: usize,
+    /// Names whose series take the record's span fields as labels too.
+    span_labels: HashSet<Box<str>>,
     registry: Mutex<Registry>,
     locals: ThreadLocal<RefCell<LocalMap>>,
     overflowed: AtomicU64,
@@ -346,11 +348,16 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(views: HashMap<Box<str>, Aggregation>, max_series_per_name: usize) -> Self {
+    pub(crate) fn new(
+        views: HashMap<Box<str>, Aggregation>,
+        max_series_per_name: usize,
+        span_labels: HashSet<Box<str>>,
+    ) -> Self {
         Store {
             seed: random_seed(),
             views,
             max_series_per_name,
+            span_labels,
             registry: Mutex::default(),
             locals: ThreadLocal::new(),
             overflowed: AtomicU64::new(0),
@@ -377,6 +384,12 @@ impl Store {
 
     #[inline]
     pub(crate) fn record(&self, record: &Record<'_>) {
+        if !self.span_labels.is_empty()
+            && record.span_tags().len() > 0
+            && self.span_labels.contains(record.name())
+        {
+            return self.record_with_span_labels(record);
+        }
         let kind = record.kind();
         let value = match kind {
             Kind::Event => 1.0,
@@ -418,6 +431,23 @@ impl Store {
             }
         }
         self.record_new(&mut local, hash, slot, record, value);
+    }
+
+    /// A record of a name that takes span fields as labels: the same record with the
+    /// span fields among its tags (the call's tag wins on a clash), recorded as any
+    /// other. Up to eight tags in all, nothing is allocated.
+    fn record_with_span_labels(&self, record: &Record<'_>) {
+        let mut tags: SmallVec<[Tag<'_>; 8]> = record.tags().collect();
+        tags.extend(
+            record
+                .span_tags()
+                .filter(|span| record.tag(span.key()).is_none()),
+        );
+        let mut labelled = Record::new(record.kind(), record.name(), &tags);
+        if let Some(value) = record.value().or(record.duration_ms()) {
+            labelled = labelled.with_value(value);
+        }
+        self.record(&labelled);
     }
 
     /// The first time this thread meets this identity: find or make the series, or

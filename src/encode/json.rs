@@ -7,11 +7,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::{Record, TagValue};
 
-/// Appends `record` to `buf` as one JSON object and a newline.
+/// The encoder of one JSON-lines destination: the service name is encoded once, when
+/// the destination is built, and copied onto every line as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineEncoder {
+    /// `,"service":"<name>"`, escaped.
+    service: Box<[u8]>,
+}
+
+impl LineEncoder {
+    pub(crate) fn new(service_name: &str) -> Self {
+        let mut service = b",\"service\":".to_vec();
+        json_str(&mut service, service_name);
+        LineEncoder {
+            service: service.into_boxed_slice(),
+        }
+    }
+
+    /// Appends `record` to `buf` as one JSON line: see [`encode_line`].
+    pub(crate) fn encode(&self, record: &Record<'_>, buf: &mut Vec<u8>) {
+        encode_line(record, &self.service, buf);
+    }
+}
+
+/// Appends `record` to `buf` as one JSON object and a newline; `service` is the
+/// encoded `,"service":..` member.
 ///
-/// Keys, in order: `timestamp` (RFC 3339, UTC, microseconds), `kind`, `name`, `value`
-/// (metrics) or `duration_ms` and `unit` (timings), `tags`, then `module`, `file` and
-/// `line` where known, and `nonfinite` when a number was NaN or infinite.
+/// Keys, in order: `timestamp` (RFC 3339, UTC, microseconds), `service`, `kind`, `name`, `value`
+/// (metrics) or `duration_ms` and `unit` (timings), `tags` (the call's, then the span
+/// fields it did not give itself), `trace_id` and `span_id` inside an OpenTelemetry
+/// span, then `module`, `file` and `line` where known, and `nonfinite` when a number
+/// was NaN or infinite.
 /// `docs/FIELDS.md` is the reference.
 ///
 /// Every string and number that comes from the caller is encoded by `serde_json`;
@@ -19,16 +45,18 @@ use crate::record::{Record, TagValue};
 /// are written directly. Letting serde_json serialize the whole object as a map
 /// escapes every key and every piece of the timestamp separately, which measured at
 /// 40% of the encoding's instructions.
-pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
+fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(buf, record.timestamp());
-    buf.extend_from_slice(b"\",\"kind\":\"");
+    buf.push(b'"');
+    buf.extend_from_slice(service);
+    buf.extend_from_slice(b",\"kind\":\"");
     buf.extend_from_slice(record.kind().as_str().as_bytes());
     buf.extend_from_slice(b"\",\"name\":");
     json_str(buf, record.name());
     // Non-finite numbers are written as null, and named with their spelling in
     // `nonfinite` at the end: every key keeps one JSON type, and nothing is lost.
-    let mut nonfinite: Vec<(&str, Option<&str>, f64)> = Vec::new();
+    let mut nonfinite: Vec<(&'static str, Option<&str>, f64)> = Vec::new();
     if let Some(value) = record.value() {
         buf.extend_from_slice(b",\"value\":");
         if !json_f64(buf, value) {
@@ -74,19 +102,29 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
         first = false;
         json_str(buf, tag.key());
         buf.push(b':');
-        match tag.value() {
-            TagValue::Str(s) => json_str(buf, s),
-            TagValue::I64(v) => json_value(buf, &v),
-            TagValue::U64(v) => json_value(buf, &v),
-            TagValue::F64(v) => {
-                if !json_f64(buf, v) {
-                    nonfinite.push(("tags", Some(tag.key()), v));
-                }
-            }
-            TagValue::Bool(v) => json_value(buf, &v),
+        write_tag_value(buf, tag.key(), tag.value(), &mut nonfinite);
+    }
+    // Span fields after the call's own tags; a key the call gave itself wins.
+    for tag in record.span_tags() {
+        if tags.clone().any(|own| own.key() == tag.key()) {
+            continue;
         }
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        json_str(buf, tag.key());
+        buf.push(b':');
+        write_tag_value(buf, tag.key(), tag.value(), &mut nonfinite);
     }
     buf.push(b'}');
+    if let (Some(trace_id), Some(span_id)) = (record.trace_id(), record.span_id()) {
+        buf.extend_from_slice(b",\"trace_id\":\"");
+        write_hex(buf, &trace_id);
+        buf.extend_from_slice(b"\",\"span_id\":\"");
+        write_hex(buf, &span_id);
+        buf.push(b'"');
+    }
     if let Some(module) = record.module_path() {
         buf.extend_from_slice(b",\"module\":");
         json_str(buf, module);
@@ -103,6 +141,35 @@ pub(crate) fn encode_line(record: &Record<'_>, buf: &mut Vec<u8>) {
         write_nonfinite(buf, &nonfinite);
     }
     buf.extend_from_slice(b"}\n");
+}
+
+/// One tag's value, its JSON type kept; a non-finite float is `null` and noted.
+fn write_tag_value<'a>(
+    buf: &mut Vec<u8>,
+    key: &'a str,
+    value: TagValue<'_>,
+    nonfinite: &mut Vec<(&'static str, Option<&'a str>, f64)>,
+) {
+    match value {
+        TagValue::Str(s) => json_str(buf, s),
+        TagValue::I64(v) => json_value(buf, &v),
+        TagValue::U64(v) => json_value(buf, &v),
+        TagValue::F64(v) => {
+            if !json_f64(buf, v) {
+                nonfinite.push(("tags", Some(key), v));
+            }
+        }
+        TagValue::Bool(v) => json_value(buf, &v),
+    }
+}
+
+/// Lowercase hex, two digits a byte, as W3C Trace Context writes ids.
+fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        buf.push(DIGITS[usize::from(b >> 4)]);
+        buf.push(DIGITS[usize::from(b & 0xf)]);
+    }
 }
 
 /// `,"nonfinite":{"/value":"NaN","/tags/ratio":"+Inf"}`: each non-finite number

@@ -2,4 +2,4 @@
 
 mod json;
 
-pub(crate) use json::encode_line;
+pub(crate) use json::LineEncoder;

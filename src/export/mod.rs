@@ -27,7 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::config::{Config, Destination};
-use crate::encode::encode_line;
+use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::record::Record;
 use crate::report::{self, stderr_line};
@@ -183,6 +183,7 @@ impl Write for OutputWriter {
 /// JSON lines to one [`Output`], through a [`Handoff`] and a writer thread.
 pub(crate) struct JsonLines {
     output: Output,
+    encoder: LineEncoder,
     handoff: Arc<Handoff>,
     /// Set when export starts: eagerly by `try_init` when telemetry is on, or by the
     /// first record after it is turned on at run time. `None` if the writer thread
@@ -191,9 +192,15 @@ pub(crate) struct JsonLines {
 }
 
 impl JsonLines {
-    pub(crate) fn new(output: Output, limits: Limits, label: Option<&'static str>) -> Self {
+    pub(crate) fn new(
+        output: Output,
+        encoder: LineEncoder,
+        limits: Limits,
+        label: Option<&'static str>,
+    ) -> Self {
         JsonLines {
             output,
+            encoder,
             handoff: Arc::new(Handoff::new(limits, label)),
             worker: OnceLock::new(),
         }
@@ -298,7 +305,7 @@ impl Export for JsonLines {
 
     fn record(&self, record: &Record<'_>) {
         if self.started() {
-            self.handoff.record(|buf| encode_line(record, buf));
+            self.handoff.record(|buf| self.encoder.encode(record, buf));
         } else {
             self.handoff.refuse(1);
         }
@@ -551,6 +558,8 @@ impl ExporterSink {
         };
         let enabled = config.enabled();
         let several = config.destinations().len() > 1;
+        // The service name is encoded once here, for every line of every destination.
+        let encoder = LineEncoder::new(config.resource().service_name());
         #[cfg(feature = "aggregate")]
         let aggregator = config.aggregator().cloned().unwrap_or_default();
         #[cfg(feature = "otlp")]
@@ -571,11 +580,13 @@ impl ExporterSink {
                 #[cfg(feature = "prometheus")]
                 Destination::Prometheus(addr) => {
                     let (addr, aggregator) = (*addr, aggregator.clone());
+                    let resource = config.resource().clone();
                     sink.push(
                         Deferred::new("prometheus", move || {
-                            crate::prometheus::PrometheusExporter::start_with(
+                            crate::prometheus::PrometheusExporter::start_for(
                                 addr,
                                 aggregator.clone(),
+                                &resource,
                             )
                         }),
                         enabled,
@@ -584,7 +595,8 @@ impl ExporterSink {
                 }
                 #[cfg(feature = "otlp")]
                 Destination::Otlp(otlp) => {
-                    let otlp = otlp.clone();
+                    // The resource `Config` resolved: code-set names win over OTEL_*.
+                    let otlp = otlp.clone().with_resource(config.resource());
                     // One aggregation for both: the Prometheus exporter feeds it, the
                     // OTLP exporter pushes it. Alone, the OTLP exporter feeds its own,
                     // unless the app chose one.
@@ -612,7 +624,10 @@ impl ExporterSink {
                 _ => continue,
             };
             let label = several.then(|| output.name());
-            sink.push(JsonLines::new(output, limits, label), enabled)?;
+            sink.push(
+                JsonLines::new(output, encoder.clone(), limits, label),
+                enabled,
+            )?;
         }
         Ok(sink)
     }
@@ -746,12 +761,14 @@ mod tests {
 
     fn line_len(name: &str) -> usize {
         let mut line = Vec::new();
-        encode_line(&Record::new(Kind::Event, name, &[]), &mut line);
+        LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), &mut line);
         line.len()
     }
 
     fn emit(handoff: &Handoff, name: &str) {
-        handoff.record(|buf| encode_line(&Record::new(Kind::Event, name, &[]), buf));
+        handoff.record(|buf| {
+            LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), buf)
+        });
     }
 
     fn counts(handoff: &Handoff) -> (u64, u64, u64) {

@@ -50,6 +50,8 @@ pub(crate) fn is_track_call(meta: &Metadata<'_>) -> bool {
 #[derive(Debug, Clone)]
 pub struct TelemetryFilter {
     on: Arc<AtomicBool>,
+    /// Whether spans are enabled too, for a layer that reads them.
+    spans: bool,
 }
 
 impl TelemetryFilter {
@@ -62,7 +64,26 @@ impl TelemetryFilter {
     pub fn new(enabled: bool) -> Self {
         TelemetryFilter {
             on: Arc::new(AtomicBool::new(enabled)),
+            spans: false,
         }
+    }
+
+    /// Enables spans too (while on), so that the layer behind this filter sees the
+    /// spans around each track call: needed for span fields
+    /// ([`TelemetryLayer::with_span_fields`](crate::TelemetryLayer::with_span_fields))
+    /// and trace ids (feature `tracing-opentelemetry`).
+    /// [`TelemetryLayer::with_telemetry_filter`](crate::TelemetryLayer::with_telemetry_filter)
+    /// sets it when the layer needs it. Off (the default), no span reaches the layer,
+    /// and a track call never looks at the registry.
+    ///
+    /// ```
+    /// let filter = telemetry::TelemetryFilter::new(true).with_spans(true);
+    /// # let _ = filter;
+    /// ```
+    #[must_use]
+    pub fn with_spans(mut self, spans: bool) -> Self {
+        self.spans = spans;
+        self
     }
 
     /// A handle that turns this filter on and off while the app runs.
@@ -76,7 +97,7 @@ impl TelemetryFilter {
     }
 
     fn wants(&self, meta: &Metadata<'_>) -> bool {
-        self.on.load(Ordering::Acquire) && is_track_call(meta)
+        self.on.load(Ordering::Acquire) && (is_track_call(meta) || (self.spans && meta.is_span()))
     }
 }
 

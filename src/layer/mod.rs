@@ -8,16 +8,22 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing_core::{Event, Subscriber};
+use tracing_core::{span, Event, Subscriber};
 use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::Record;
+use crate::record::{Record, TagSource};
 use crate::report::stderr_line;
 use crate::sink::Sink;
 
 mod filter;
+mod span_fields;
+#[cfg(feature = "tracing-opentelemetry")]
+mod trace;
 mod visitor;
+
+use span_fields::{Found, SpanFields};
 
 pub(crate) use filter::is_track_call;
 pub use filter::{TelemetryFilter, TelemetryHandle};
@@ -53,6 +59,10 @@ pub type FilteredTelemetryLayer<K, S> = Filtered<TelemetryLayer<K>, TelemetryFil
 #[derive(Debug)]
 pub struct TelemetryLayer<K> {
     sink: K,
+    /// `None` unless span fields are chosen: then spans are never looked at for them.
+    span_fields: Option<SpanFields>,
+    #[cfg(feature = "tracing-opentelemetry")]
+    trace: trace::TraceIds,
 }
 
 impl<K: Sink> TelemetryLayer<K> {
@@ -63,7 +73,47 @@ impl<K: Sink> TelemetryLayer<K> {
     /// # let _ = layer;
     /// ```
     pub fn new(sink: K) -> Self {
-        TelemetryLayer { sink }
+        TelemetryLayer {
+            sink,
+            span_fields: None,
+            #[cfg(feature = "tracing-opentelemetry")]
+            trace: trace::TraceIds::default(),
+        }
+    }
+
+    /// Copies these fields of the spans around each track call onto its record, as
+    /// [`Record::span_tags`]: each from the nearest span that has it. (`try_init`
+    /// passes `TELEMETRY_SPAN_FIELDS`.) An empty list, the default, costs nothing: no
+    /// span is looked at.
+    ///
+    /// The layer must see the spans: [`with_telemetry_filter`](Self::with_telemetry_filter)
+    /// sees to it; a [`TelemetryFilter`] built by hand needs
+    /// [`with_spans(true)`](TelemetryFilter::with_spans).
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// use telemetry::{MemorySink, TelemetryLayer};
+    ///
+    /// let sink = MemorySink::new();
+    /// let layer = TelemetryLayer::new(sink.clone()).with_span_fields(["request_id"]);
+    /// let subscriber = tracing_subscriber::registry().with(layer.with_telemetry_filter());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let _request = tracing::info_span!("request", request_id = "r-42").entered();
+    ///     telemetry::track_event("order.placed", &[]);
+    /// });
+    /// assert_eq!(sink.records()[0].span_tag("request_id").unwrap(), "r-42");
+    /// ```
+    #[must_use]
+    pub fn with_span_fields<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        self.span_fields = SpanFields::new(&names);
+        self
+    }
+
+    /// Whether this layer reads the spans around its events, so its filter must let
+    /// spans through: with span fields, or with the `tracing-opentelemetry` feature.
+    fn reads_spans(&self) -> bool {
+        self.span_fields.is_some() || cfg!(feature = "tracing-opentelemetry")
     }
 
     /// The sink records go to.
@@ -88,17 +138,60 @@ impl<K: Sink> TelemetryLayer<K> {
     where
         S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        self.with_filter(TelemetryFilter::new(true))
+        let spans = self.reads_spans();
+        self.with_filter(TelemetryFilter::new(true).with_spans(spans))
+    }
+
+    /// Puts this layer behind `filter`, letting spans through it when the layer reads
+    /// them (span fields, trace ids).
+    pub(crate) fn behind<S>(self, filter: TelemetryFilter) -> FilteredTelemetryLayer<K, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let spans = self.reads_spans();
+        self.with_filter(filter.with_spans(spans))
     }
 }
 
 impl<S, K> Layer<S> for TelemetryLayer<K>
 where
-    S: Subscriber,
+    S: Subscriber + for<'a> LookupSpan<'a>,
     K: Sink,
 {
-    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        let mut visitor = RecordVisitor::new(|record: &Record<'_>| deliver(&self.sink, record));
+    #[cfg(feature = "tracing-opentelemetry")]
+    fn on_register_dispatch(&self, dispatch: &tracing_core::Dispatch) {
+        self.trace.register(dispatch);
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        if let Some(fields) = &self.span_fields {
+            fields.on_new_span(attrs, id, &cx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        if let Some(fields) = &self.span_fields {
+            fields.on_record(id, values, &cx);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        // Without span fields, the registry is not touched here at all.
+        let mut found = Found::default();
+        let span_tags = match &self.span_fields {
+            Some(fields) => {
+                fields.collect(event, &cx, &mut found);
+                found.tags()
+            }
+            None => TagSource::Tags(&[]),
+        };
+        #[cfg(feature = "tracing-opentelemetry")]
+        let trace = self.trace.current(event, &cx);
+        #[cfg(not(feature = "tracing-opentelemetry"))]
+        let trace = None;
+        let mut visitor = RecordVisitor::new(span_tags, trace, |record: &Record<'_>| {
+            deliver(&self.sink, record)
+        });
         event.record(&mut visitor);
         visitor.finish(event.metadata());
     }

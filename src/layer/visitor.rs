@@ -36,8 +36,11 @@ const RESERVED: &str = "telemetry.";
 /// Collects one event's fields without allocating (up to [`INLINE_TAGS`] macro-form
 /// fields and [`INLINE_TEXT`] bytes of their strings), and hands the record to
 /// `deliver`.
-pub(super) struct RecordVisitor<D> {
+pub(super) struct RecordVisitor<'c, D> {
     deliver: D,
+    /// What the spans around the event add: tags, and the trace context.
+    span_tags: TagSource<'c>,
+    trace: Option<([u8; 16], [u8; 8])>,
     /// Set once the function form's record has been delivered: the rest is skipped.
     delivered: bool,
     /// The macro form's kind, from its mark.
@@ -49,10 +52,16 @@ pub(super) struct RecordVisitor<D> {
     text: SmallVec<[u8; INLINE_TEXT]>,
 }
 
-impl<D: FnMut(&Record<'_>)> RecordVisitor<D> {
-    pub(super) fn new(deliver: D) -> Self {
+impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
+    pub(super) fn new(
+        span_tags: TagSource<'c>,
+        trace: Option<([u8; 16], [u8; 8])>,
+        deliver: D,
+    ) -> Self {
         RecordVisitor {
             deliver,
+            span_tags,
+            trace,
             delivered: false,
             kind: None,
             name: None,
@@ -116,6 +125,10 @@ impl<D: FnMut(&Record<'_>)> RecordVisitor<D> {
         if let Some(value) = call.value {
             record = record.with_value(value);
         }
+        record = record.with_span_tag_source(self.span_tags);
+        if let Some((trace_id, span_id)) = self.trace {
+            record = record.with_trace(trace_id, span_id);
+        }
         self.delivered = true;
         (self.deliver)(&record);
     }
@@ -152,11 +165,15 @@ impl<D: FnMut(&Record<'_>)> RecordVisitor<D> {
         if let Some(value) = value {
             record = record.with_value(value);
         }
+        record = record.with_span_tag_source(self.span_tags);
+        if let Some((trace_id, span_id)) = self.trace {
+            record = record.with_trace(trace_id, span_id);
+        }
         (self.deliver)(&record);
     }
 }
 
-impl<D: FnMut(&Record<'_>)> Visit for RecordVisitor<D> {
+impl<D: FnMut(&Record<'_>)> Visit for RecordVisitor<'_, D> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.delivered {
             return;

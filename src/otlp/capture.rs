@@ -3,14 +3,16 @@
 //! no per-tag strings), for the export thread to turn into OTLP types later.
 //!
 //! Layout, little-endian: kind `u8`, time `u64` (ns since the Unix epoch), line `u32`
-//! (`u32::MAX` = none), then the strings name, module, file (each `u32` length, with
+//! (`u32::MAX` = none), a trace byte (1: the 16-byte trace id and 8-byte span id
+//! follow; 0: none), then the strings name, module, file (each `u32` length, with
 //! `u32::MAX` = none, then the bytes), the tag count `u32` and per tag: key (string),
-//! a type byte and the value (string, or 8 bytes). Only this module writes and reads it.
+//! a type byte and the value (string, or 8 bytes). The tags are the call's, then the
+//! span fields whose key the call did not give. Only this module writes and reads it.
 
 use std::time::UNIX_EPOCH;
 
 use crate::fields::Kind;
-use crate::record::{Record, TagValue};
+use crate::record::{Record, Tag, TagValue};
 
 const NONE: u32 = u32::MAX;
 /// Longer strings are cut to this many bytes (a 4 GiB tag is not telemetry).
@@ -26,9 +28,12 @@ const BOOL: u8 = 4;
 #[cfg(test)]
 pub(crate) fn captured_len(record: &Record<'_>) -> usize {
     let str_len = |s: Option<&str>| 4 + s.map_or(0, |s| s.len().min(MAX_STR));
-    let mut len = 1 + 8 + 4 + 4;
+    let mut len = 1 + 8 + 4 + 1 + 4;
+    if record.trace_id().is_some() {
+        len += 16 + 8;
+    }
     len += str_len(Some(record.name())) + str_len(record.module_path()) + str_len(record.file());
-    for tag in record.tags() {
+    for tag in tags(record) {
         len += str_len(Some(tag.key())) + 1;
         len += match tag.value() {
             TagValue::Str(s) => str_len(Some(s)),
@@ -55,11 +60,20 @@ pub(crate) fn capture_into(buf: &mut Vec<u8>, record: &Record<'_>) {
     buf.push(kind_byte(record.kind()));
     buf.extend_from_slice(&nanos.to_le_bytes());
     buf.extend_from_slice(&record.line().unwrap_or(NONE).to_le_bytes());
+    match (record.trace_id(), record.span_id()) {
+        (Some(trace_id), Some(span_id)) => {
+            buf.push(1);
+            buf.extend_from_slice(&trace_id);
+            buf.extend_from_slice(&span_id);
+        }
+        _ => buf.push(0),
+    }
     put_str(buf, Some(record.name()));
     put_str(buf, record.module_path());
     put_str(buf, record.file());
-    buf.extend_from_slice(&(record.tags().len() as u32).to_le_bytes());
-    for tag in record.tags() {
+    let count = record.tags().len() + tags(record).skip(record.tags().len()).count();
+    buf.extend_from_slice(&(count as u32).to_le_bytes());
+    for tag in tags(record) {
         put_str(buf, Some(tag.key()));
         match tag.value() {
             TagValue::Str(s) => {
@@ -84,6 +98,16 @@ pub(crate) fn capture_into(buf: &mut Vec<u8>, record: &Record<'_>) {
             }
         }
     }
+}
+
+/// The call's tags, then the span fields whose key the call did not give (the call's
+/// tag wins, as in JSON lines).
+fn tags<'r>(record: &'r Record<'_>) -> impl Iterator<Item = Tag<'r>> + 'r {
+    record.tags().chain(
+        record
+            .span_tags()
+            .filter(move |span| record.tag(span.key()).is_none()),
+    )
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -114,6 +138,8 @@ pub(crate) struct Captured<'a> {
     pub(crate) module_path: Option<&'a str>,
     pub(crate) file: Option<&'a str>,
     pub(crate) line: Option<u32>,
+    /// The trace id and span id of the span the call was made in.
+    pub(crate) trace: Option<(&'a [u8], &'a [u8])>,
     pub(crate) tags: Vec<(&'a str, TagValue<'a>)>,
 }
 
@@ -128,6 +154,11 @@ pub(crate) fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     };
     let time_unix_nano = r.u64()?;
     let line = Some(r.u32()?).filter(|&l| l != NONE);
+    let trace = match r.u8()? {
+        0 => None,
+        1 => Some((r.take(16)?, r.take(8)?)),
+        _ => return None,
+    };
     let name = r.str()??;
     let module_path = r.str()?;
     let file = r.str()?;
@@ -152,6 +183,7 @@ pub(crate) fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         module_path,
         file,
         line,
+        trace,
         tags,
     })
 }
@@ -250,5 +282,36 @@ mod tests {
         for end in 0..buf.len() {
             assert!(read(&buf[..end]).is_none(), "prefix of {end} bytes");
         }
+    }
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::*;
+    use crate::record::Tag;
+
+    #[test]
+    fn trace_ids_and_span_fields_travel_and_the_call_s_tag_wins() {
+        let tags = [Tag::new("tenant", "from-call")];
+        let span_tags = [
+            Tag::new("tenant", "from-span"),
+            Tag::new("request_id", "r-42"),
+        ];
+        let record = Record::new(Kind::Event, "user.signup", &tags)
+            .with_span_tags(&span_tags)
+            .with_trace([7; 16], [9; 8]);
+        let bytes = capture(&record);
+        assert_eq!(bytes.len(), captured_len(&record));
+        let back = read(&bytes).expect("reads back");
+        assert_eq!(back.trace, Some((&[7_u8; 16][..], &[9_u8; 8][..])));
+        assert_eq!(
+            back.tags,
+            [
+                ("tenant", TagValue::Str("from-call")),
+                ("request_id", TagValue::Str("r-42")),
+            ]
+        );
+        let outside = Record::new(Kind::Event, "e", &[]);
+        assert_eq!(read(&capture(&outside)).unwrap().trace, None);
     }
 }

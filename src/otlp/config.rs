@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::ConfigError;
+use crate::resource::{decode, Resource, ResourceVars};
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
@@ -196,7 +197,7 @@ impl OtlpConfig {
             logs: signal(Signal::Logs),
             metrics: signal(Signal::Metrics),
             metric_interval: DEFAULT_METRIC_INTERVAL,
-            resource: vec![("service.name".to_owned(), default_service_name())],
+            resource: attributes(&Resource::default()),
             disabled: false,
             queue_bytes: DEFAULT_QUEUE_BYTES,
         }
@@ -275,20 +276,15 @@ impl OtlpConfig {
                 }
             };
         }
-        let mut resource = Vec::new();
-        if let Some(raw) = get(RESOURCE_ATTRIBUTES) {
-            resource = parse_resource_attributes(raw)?;
+        // The same reading as `Config`'s, so that every destination names the
+        // service alike.
+        let mut vars = ResourceVars::default();
+        for name in [RESOURCE_ATTRIBUTES, SERVICE_NAME] {
+            if let Some(raw) = get(name) {
+                vars.take(name, raw)?;
+            }
         }
-        let service_name = match get(SERVICE_NAME) {
-            Some(name) => name.trim().to_owned(),
-            None => match resource.iter().position(|(k, _)| k == "service.name") {
-                Some(i) => resource.remove(i).1,
-                None => default_service_name(),
-            },
-        };
-        resource.retain(|(k, _)| k != "service.name");
-        resource.insert(0, ("service.name".to_owned(), service_name));
-        config.resource = resource;
+        config = config.with_resource(&vars.resolve()?);
         if let Some(raw) = get(SDK_DISABLED) {
             config.disabled = match raw.trim().to_ascii_lowercase().as_str() {
                 "true" => true,
@@ -415,6 +411,12 @@ impl OtlpConfig {
         self.queue_bytes
     }
 
+    /// Names the service with `resource`'s attributes (`service.name` first).
+    pub(crate) fn with_resource(mut self, resource: &Resource) -> Self {
+        self.resource = attributes(resource);
+        self
+    }
+
     /// Sets the service name, as `OTEL_SERVICE_NAME` does.
     ///
     /// ```
@@ -465,12 +467,11 @@ impl OtlpConfig {
     }
 }
 
-fn default_service_name() -> String {
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    format!("unknown_service:{exe}")
+fn attributes(resource: &Resource) -> Vec<(String, String)> {
+    resource
+        .attributes()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// The name of `OTEL_EXPORTER_OTLP_<SIGNAL>_<OPTION>` given the general one.
@@ -632,51 +633,6 @@ fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>, Con
         ));
     }
     Ok(headers)
-}
-
-fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut attributes: Vec<(String, String)> = Vec::new();
-    for entry in raw.split(',') {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let parsed = entry.split_once('=').and_then(|(key, value)| {
-            let key = decode(key.trim())?;
-            let value = decode(value.trim())?;
-            (!key.is_empty()).then_some((key, value))
-        });
-        let Some((key, value)) = parsed else {
-            return Err(ConfigError::invalid(
-                RESOURCE_ATTRIBUTES,
-                raw,
-                "expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; \
-                 \",\", \"=\" and \"%\" inside keys and values percent-encoded, the result UTF-8",
-            ));
-        };
-        // A key given twice: the last one wins.
-        attributes.retain(|(k, _)| *k != key);
-        attributes.push((key, value));
-    }
-    Ok(attributes)
-}
-
-/// Percent-decodes `raw`; `None` if the result is not UTF-8 or a `%` is not followed by
-/// two hex digits.
-fn decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-        {
-            return None;
-        }
-    }
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
 }
 
 #[cfg(test)]

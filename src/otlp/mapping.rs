@@ -110,6 +110,11 @@ pub(crate) fn log_record(event: &Captured<'_>, observed_unix_nano: u64) -> LogRe
         body: Some(string(event.name)),
         attributes,
         event_name: event.name.to_owned(),
+        // The span the call was made in (W3C ids, as tracing-opentelemetry gave them).
+        trace_id: event
+            .trace
+            .map_or_else(Vec::new, |(trace, _)| trace.to_vec()),
+        span_id: event.trace.map_or_else(Vec::new, |(_, span)| span.to_vec()),
         ..LogRecord::default()
     }
 }
@@ -147,6 +152,7 @@ mod tests {
             module_path: Some("app"),
             file: Some("src/main.rs"),
             line: Some(3),
+            trace: Some((&[0xab; 16], &[0xcd; 8])),
             tags: vec![
                 ("plan", TagValue::Str("pro")),
                 ("seats", TagValue::I64(3)),
@@ -159,6 +165,11 @@ mod tests {
         assert_eq!(
             (record.time_unix_nano, record.observed_time_unix_nano),
             (7, 9)
+        );
+        assert_eq!(
+            (record.trace_id, record.span_id),
+            (vec![0xab; 16], vec![0xcd; 8]),
+            "the span's ids, in the log record's own fields"
         );
         assert_eq!(record.event_name, "user.signup");
         let values: Vec<(&str, Option<&Value>)> = record

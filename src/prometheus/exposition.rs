@@ -35,12 +35,16 @@ impl Format {
     }
 }
 
-/// The crate's own numbers, served next to the app's series.
-#[derive(Debug, Clone, Copy, Default)]
+/// The crate's own numbers, served next to the app's series, and the resource that
+/// names the service.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct OwnNumbers {
     pub(crate) overflowed: u64,
     pub(crate) dropped: u64,
     pub(crate) series: u64,
+    /// `target_info`'s labels: the resource attributes (`service.name` first), keys
+    /// as given; sanitized when encoded.
+    pub(crate) target_info: std::sync::Arc<[(String, String)]>,
 }
 
 /// Encodes the series in `format`. Never fails: a series that cannot be encoded
@@ -110,6 +114,14 @@ impl Families {
                 .into(),
             metric_type: MetricType::Counter,
             series: vec![(Vec::new(), SeriesData::Counter(own.dropped))],
+        });
+        // The resource, as the OpenTelemetry-Prometheus compatibility specification
+        // maps it: one `target_info` series whose labels are the resource attributes.
+        families.push(Family {
+            name: "target_info".into(),
+            help: "Target metadata".into(),
+            metric_type: MetricType::Gauge,
+            series: vec![(labels(&own.target_info), SeriesData::Gauge(1.0))],
         });
         families.push(Family {
             name: "telemetry_series".into(),

@@ -89,6 +89,7 @@ use std::sync::Arc;
 use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::record::Record;
+use crate::resource::Resource;
 use crate::sink::Sink;
 use exposition::{Format, OwnNumbers};
 use server::{Counters, Server};
@@ -118,6 +119,7 @@ pub struct PrometheusExporter {
 
 struct Inner {
     aggregator: Aggregator,
+    target_info: Arc<[(String, String)]>,
     server: Server,
     counters: Arc<Counters>,
 }
@@ -153,11 +155,45 @@ impl PrometheusExporter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start_with(addr: SocketAddr, aggregator: Aggregator) -> Result<Self, Error> {
+        PrometheusExporter::start_for(addr, aggregator, &Resource::default())
+    }
+
+    /// Like [`start_with`](Self::start_with), naming the service with `resource`: its
+    /// attributes are the labels of the `target_info` series, as the
+    /// OpenTelemetry-Prometheus compatibility specification maps a resource
+    /// (`target_info{service_name="checkout",service_version="1.4.2"} 1`).
+    /// [`start`](Self::start) and `start_with` name it `unknown_service:<executable>`.
+    ///
+    /// ```
+    /// use telemetry::aggregate::Aggregator;
+    /// use telemetry::prometheus::PrometheusExporter;
+    ///
+    /// let resource = telemetry::Config::new().with_service_name("checkout").resource().clone();
+    /// let exporter = PrometheusExporter::start_for("127.0.0.1:0".parse()?, Aggregator::new(), &resource)?;
+    /// assert!(exporter.encode_text().contains(r#"target_info{service_name="checkout"} 1"#));
+    /// # exporter.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_for(
+        addr: SocketAddr,
+        aggregator: Aggregator,
+        resource: &Resource,
+    ) -> Result<Self, Error> {
+        let target_info: Arc<[(String, String)]> = resource
+            .attributes()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let counters = Arc::new(Counters::default());
-        let server = Server::start(addr, aggregator.clone(), Arc::clone(&counters))?;
+        let server = Server::start(
+            addr,
+            aggregator.clone(),
+            Arc::clone(&target_info),
+            Arc::clone(&counters),
+        )?;
         Ok(PrometheusExporter {
             inner: Arc::new(Inner {
                 aggregator,
+                target_info,
                 server,
                 counters,
             }),
@@ -214,6 +250,7 @@ impl PrometheusExporter {
             overflowed: aggregator.overflowed(),
             dropped: aggregator.dropped(),
             series: aggregator.series_count() as u64,
+            target_info: Arc::clone(&self.inner.target_info),
         };
         exposition::encode(aggregator.snapshot(), own, format)
     }

@@ -108,6 +108,7 @@ impl Server {
     pub(crate) fn start(
         addr: SocketAddr,
         aggregator: Aggregator,
+        target_info: Arc<[(String, String)]>,
         counters: Arc<Counters>,
     ) -> Result<Server, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::bind(addr, e))?;
@@ -141,12 +142,13 @@ impl Server {
         for _ in 0..SERVING_THREADS {
             let shared = Arc::clone(&shared);
             let aggregator = aggregator.clone();
+            let target_info = Arc::clone(&target_info);
             let counters = Arc::clone(&counters);
             let done_tx = done_tx.clone();
             let spawned = thread::Builder::new()
                 .name("telemetry-prometheus".into())
                 .spawn(move || {
-                    serve(&shared, &aggregator, &counters);
+                    serve(&shared, &aggregator, &target_info, &counters);
                     drop(shared);
                     let _ = done_tx.send(());
                 });
@@ -194,13 +196,18 @@ impl Server {
 }
 
 /// A serving thread: answers requests until shut down.
-fn serve(shared: &Shared, aggregator: &Aggregator, counters: &Counters) {
+fn serve(
+    shared: &Shared,
+    aggregator: &Aggregator,
+    target_info: &Arc<[(String, String)]>,
+    counters: &Counters,
+) {
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(http) = shared.current() else {
             return;
         };
         match http.recv() {
-            Ok(request) => answer(request, aggregator, counters),
+            Ok(request) => answer(request, aggregator, target_info, counters),
             // Unblocked by `shutdown` or by a restart, or the accept loop failed: then
             // keep trying to restart it (waiting on the stopped server's queue would
             // wait forever).
@@ -223,7 +230,12 @@ impl Drop for Server {
     }
 }
 
-fn answer(request: Request, aggregator: &Aggregator, counters: &Counters) {
+fn answer(
+    request: Request,
+    aggregator: &Aggregator,
+    target_info: &Arc<[(String, String)]>,
+    counters: &Counters,
+) {
     let path = request.url().split('?').next().unwrap_or_default();
     let response = if path != "/metrics" {
         counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -246,6 +258,7 @@ fn answer(request: Request, aggregator: &Aggregator, counters: &Counters) {
             overflowed: aggregator.overflowed(),
             dropped: aggregator.dropped(),
             series: aggregator.series_count() as u64,
+            target_info: Arc::clone(target_info),
         };
         let body = encode(aggregator.snapshot(), own, format);
         counters.scrapes.fetch_add(1, Ordering::Relaxed);

@@ -6,9 +6,10 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::encode::encode_line;
+use crate::encode::LineEncoder;
 use crate::record::Record;
 use crate::report::report_write_error;
+use crate::resource::Resource;
 use crate::sink::Sink;
 
 thread_local! {
@@ -22,6 +23,10 @@ thread_local! {
 /// lines from different threads never interleave. A write error is reported once on
 /// standard error, never panics, and the records it loses are counted
 /// ([`JsonLinesSink::lost`]).
+///
+/// Every line carries `"service"`: the name given to [`with_service`](Self::with_service),
+/// or else `unknown_service:<executable name>`, the OpenTelemetry default. (The
+/// exporters that `try_init` builds take it from the [`Config`](crate::Config).)
 ///
 /// This sink writes synchronously: give it a fast writer (memory, a `BufWriter`). The
 /// exporters that `try_init` builds for stdout, stderr and files hand lines to a
@@ -41,6 +46,7 @@ thread_local! {
 /// ```
 pub struct JsonLinesSink<W> {
     writer: Mutex<W>,
+    encoder: LineEncoder,
     lost: AtomicU64,
     reported: AtomicBool,
 }
@@ -55,9 +61,27 @@ impl<W: Write> JsonLinesSink<W> {
     pub fn new(writer: W) -> Self {
         JsonLinesSink {
             writer: Mutex::new(writer),
+            encoder: LineEncoder::new(Resource::default().service_name()),
             lost: AtomicU64::new(0),
             reported: AtomicBool::new(false),
         }
+    }
+
+    /// Names the service on every line (`"service":"<name>"`), encoded once here.
+    ///
+    /// ```
+    /// use telemetry::{JsonLinesSink, Kind, Record, Sink};
+    ///
+    /// let sink = JsonLinesSink::new(Vec::new()).with_service("checkout");
+    /// sink.record(&Record::new(Kind::Event, "order.placed", &[]));
+    /// let out = String::from_utf8(sink.into_inner()).unwrap();
+    /// let json: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    /// assert_eq!(json["service"], "checkout");
+    /// ```
+    #[must_use]
+    pub fn with_service(mut self, name: &str) -> Self {
+        self.encoder = LineEncoder::new(name);
+        self
     }
 
     /// How many records were lost to write errors.
@@ -93,7 +117,7 @@ impl<W: Write + Send + 'static> Sink for JsonLinesSink<W> {
     fn record(&self, record: &Record<'_>) {
         let write = |line: &mut Vec<u8>| {
             line.clear();
-            encode_line(record, line);
+            self.encoder.encode(record, line);
             let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             if let Err(err) = writer.write_all(line) {
                 drop(writer);

@@ -27,6 +27,9 @@ pub struct OwnedRecord {
     duration_ms: Option<f64>,
     unit: Option<&'static str>,
     tags: Vec<(String, OwnedTagValue)>,
+    span_tags: Vec<(String, OwnedTagValue)>,
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
     module_path: Option<String>,
     file: Option<String>,
     line: Option<u32>,
@@ -52,6 +55,12 @@ impl OwnedRecord {
                 .tags()
                 .map(|t| (t.key().to_owned(), t.value().into_owned()))
                 .collect(),
+            span_tags: record
+                .span_tags()
+                .map(|t| (t.key().to_owned(), t.value().into_owned()))
+                .collect(),
+            trace_id: record.trace_id(),
+            span_id: record.span_id(),
             module_path: record.module_path().map(str::to_owned),
             file: record.file().map(str::to_owned),
             line: record.line(),
@@ -133,6 +142,57 @@ impl OwnedRecord {
     /// ```
     pub fn tag(&self, key: &str) -> Option<&OwnedTagValue> {
         self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The tags copied from the enclosing spans (`TELEMETRY_SPAN_FIELDS`), apart from
+    /// the call's own [`tags`](Self::tags).
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// let span_tags = [Tag::new("request_id", "r-42")];
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags));
+    /// assert_eq!(r.span_tags()[0].0, "request_id");
+    /// ```
+    pub fn span_tags(&self) -> &[(String, OwnedTagValue)] {
+        &self.span_tags
+    }
+
+    /// The value of the span tag with this key.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// let span_tags = [Tag::new("tenant", "acme")];
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags));
+    /// assert_eq!(r.span_tag("tenant").unwrap(), "acme");
+    /// assert!(r.tag("tenant").is_none());
+    /// ```
+    pub fn span_tag(&self, key: &str) -> Option<&OwnedTagValue> {
+        self.span_tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The trace id of the OpenTelemetry span the call was made in, if any.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_trace([7; 16], [8; 8]));
+    /// assert_eq!(r.trace_id(), Some([7; 16]));
+    /// ```
+    pub fn trace_id(&self) -> Option<[u8; 16]> {
+        self.trace_id
+    }
+
+    /// The span id of the OpenTelemetry span the call was made in, if any.
+    ///
+    /// ```
+    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_trace([7; 16], [8; 8]));
+    /// assert_eq!(r.span_id(), Some([8; 8]));
+    /// ```
+    pub fn span_id(&self) -> Option<[u8; 8]> {
+        self.span_id
     }
 
     /// The module the call was written in (macro form only).

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 /// Builds `example` for this test run (a filtered `cargo test --test x` does not build
 /// examples; quick when it is up to date) and returns a command for it with no
-/// `TELEMETRY_*` or `RUST_LOG` inherited from the developer's shell.
+/// `TELEMETRY_*`, `OTEL_*` or `RUST_LOG` inherited from the developer's shell.
 pub fn example(name: &str) -> Command {
     static BUILD: Mutex<()> = Mutex::new(());
     let exe = std::env::current_exe().expect("test binary path");
@@ -30,7 +30,8 @@ pub fn example(name: &str) -> Command {
     }
     let mut cmd = Command::new(path);
     for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("TELEMETRY_") || var == "RUST_LOG" {
+        let name = var.to_string_lossy();
+        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || var == "RUST_LOG" {
             cmd.env_remove(var);
         }
     }
