@@ -194,6 +194,9 @@ fn example_with_otlp(name: &str) -> Command {
         if cfg!(feature = "prometheus") {
             features.push("prometheus");
         }
+        if cfg!(feature = "tracing-opentelemetry") {
+            features.push("tracing-opentelemetry");
+        }
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--example", name, "--features"])
             .arg(features.join(","))
@@ -284,6 +287,70 @@ fn try_init_sends_to_the_collector_when_the_exporter_list_names_otlp() {
         .find(|m| m["name"] == "queue.depth")
         .expect("the gauge was pushed at shutdown");
     assert_eq!(gauge["gauge"]["dataPoints"][0]["asDouble"], 42.0);
+}
+
+/// Protobuf's JSON mapping writes bytes in base64.
+#[cfg(feature = "tracing-opentelemetry")]
+fn base64_of_hex(hex: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0_u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// An app tracing with tracing-opentelemetry: the log record of an event made inside
+/// a span carries that span's trace id and span id; one made outside carries none.
+#[cfg(feature = "tracing-opentelemetry")]
+#[test]
+fn log_records_carry_the_trace_and_span_of_the_span_around_the_call() {
+    let Some(receiver) = receiver(0) else { return };
+    let out = example_with_otlp("traced")
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .output()
+        .expect("run the traced example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<&str> = stdout
+        .split_whitespace()
+        .filter_map(|w| w.split_once('=').map(|(_, v)| v))
+        .collect();
+    let (trace_id, span_id) = (ids[0], ids[1]);
+    assert_eq!((trace_id.len(), span_id.len()), (32, 16), "{stdout}");
+    let requests = || receiver.requests.lock().unwrap().clone();
+    wait_until("both events", Duration::from_secs(10), || {
+        log_records(&requests()).len() >= 2
+    });
+    let records = log_records(&requests());
+    let inside = record(&records, "checkout.completed");
+    assert_eq!(inside["traceId"], base64_of_hex(trace_id), "{inside:#}");
+    assert_eq!(inside["spanId"], base64_of_hex(span_id), "{inside:#}");
+    let outside = record(&records, "app.started");
+    assert!(
+        outside.get("traceId").is_none(),
+        "no ids outside a span: {outside:#}"
+    );
 }
 
 #[test]
