@@ -152,7 +152,13 @@ fn child(mode: &str, threads: u64, per_thread: u64, path: &Path) -> f64 {
         }
         "reference" => {
             let file = Mutex::new(append(path));
-            let elapsed = reference(threads, per_thread, &file);
+            // The same line as the exporter's, service included.
+            let service = telemetry::Config::from_env()
+                .expect("the bench's configuration")
+                .resource()
+                .service_name()
+                .to_owned();
+            let elapsed = reference(threads, per_thread, &file, &service);
             assert_eq!(count_lines(path), threads * per_thread);
             (threads * per_thread) as f64 / elapsed.as_secs_f64()
         }
@@ -202,7 +208,7 @@ fn run(
 }
 
 /// The hand-rolled reference: a buffer per thread, one shared file under a mutex.
-fn reference(threads: u64, per_thread: u64, file: &Mutex<File>) -> Duration {
+fn reference(threads: u64, per_thread: u64, file: &Mutex<File>, service: &str) -> Duration {
     const BUFFER: usize = 64 * 1024;
     let start = Barrier::new(threads as usize + 1);
     thread::scope(|s| {
@@ -214,7 +220,7 @@ fn reference(threads: u64, per_thread: u64, file: &Mutex<File>) -> Duration {
                 for i in 0..per_thread {
                     let _ = writeln!(
                         buf,
-                        r#"{{"timestamp":"{}","kind":"metric","name":"queue.depth","value":{:?},"tags":{{"queue":"emails"}},"file":"{}","line":{}}}"#,
+                        r#"{{"timestamp":"{}","service":"{service}","kind":"metric","name":"queue.depth","value":{:?},"tags":{{"queue":"emails"}},"file":"{}","line":{}}}"#,
                         humantime::format_rfc3339_micros(SystemTime::now()),
                         black_box(i as f64),
                         file!(),

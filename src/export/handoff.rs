@@ -80,10 +80,12 @@ struct Queue {
     flush_done: u64,
     shutdown: bool,
     waiting_for_room: usize,
+    /// The writer is waiting for work: only then is it worth a wake-up (a system call).
+    writer_waiting: bool,
 }
 
-/// Buffers kept for reuse, at most.
-const SPARE_BUFFERS: usize = 32;
+/// Room past a batch's size for the record that fills it.
+const BATCH_HEADROOM: usize = 4 * 1024;
 
 #[derive(Default)]
 struct Counters {
@@ -184,8 +186,7 @@ impl Handoff {
         } else if was_empty && !self.pending.swap(true, Ordering::AcqRel) {
             drop(batch);
             // The writer may be asleep with nothing to collect: now it has.
-            let _queue = lock(&self.queue);
-            self.work.notify_one();
+            self.wake_writer(&lock(&self.queue));
         }
     }
 
@@ -253,7 +254,7 @@ impl Handoff {
         if !self.has_room(&queue, batch.bytes.len()) {
             return false;
         }
-        let spare = queue.spare.pop().unwrap_or_default();
+        let spare = self.spare(&mut queue);
         let full = mem::replace(
             batch,
             Batch {
@@ -276,7 +277,7 @@ impl Handoff {
             }
             if self.has_room(&queue, batch.bytes.len()) {
                 self.enqueue(&mut queue, batch);
-                return Ok(queue.spare.pop().unwrap_or_default());
+                return Ok(self.spare(&mut queue));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -292,11 +293,26 @@ impl Handoff {
         }
     }
 
+    /// A buffer to fill next: an emptied one, or a new one of a batch's size (growing
+    /// one from nothing would copy it over and over on the emitting thread).
+    fn spare(&self, queue: &mut Queue) -> Vec<u8> {
+        queue
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.limits.batch_bytes + BATCH_HEADROOM))
+    }
+
     fn enqueue(&self, queue: &mut Queue, mut batch: Batch) {
         batch.queued = true;
         queue.bytes += batch.bytes.len();
         queue.batches.push_back(batch);
-        self.work.notify_one();
+        self.wake_writer(queue);
+    }
+
+    fn wake_writer(&self, queue: &Queue) {
+        if queue.writer_waiting {
+            self.work.notify_one();
+        }
     }
 
     // ------------------------------------------------------------------------------
@@ -326,17 +342,20 @@ impl Handoff {
             if self.pending.load(Ordering::Acquire) {
                 let at = *tick_at.get_or_insert_with(|| Instant::now() + self.limits.tick);
                 let left = at.saturating_duration_since(Instant::now());
+                queue.writer_waiting = true;
                 queue = self
                     .work
                     .wait_timeout(queue, left)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             } else {
+                queue.writer_waiting = true;
                 queue = self
                     .work
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            queue.writer_waiting = false;
         }
     }
 
@@ -387,15 +406,19 @@ impl Handoff {
         if batch.queued {
             queue.bytes -= batch.bytes.len();
         }
-        if queue.spare.len() < SPARE_BUFFERS
+        // Kept up to what the queue may hold: a buffer freed here would be allocated
+        // and faulted in again on an emitting thread at the next burst.
+        if queue.spare.len() < self.limits.queue_bytes / self.limits.batch_bytes.max(1)
             && batch.bytes.capacity() <= 2 * self.limits.batch_bytes
         {
             batch.bytes.clear();
             queue.spare.push(mem::take(&mut batch.bytes));
         }
         self.overloaded.store(false, Ordering::Relaxed);
+        // About one batch's room: one waiting emitter (waking them all would send all
+        // but one back to sleep, a storm of switches when threads outnumber cores).
         if queue.waiting_for_room > 0 {
-            self.room.notify_all();
+            self.room.notify_one();
         }
     }
 
@@ -415,7 +438,7 @@ impl Handoff {
         let mut queue = lock(&self.queue);
         queue.flush_asked += 1;
         let seq = queue.flush_asked;
-        self.work.notify_one();
+        self.wake_writer(&queue);
         self.wait_answer(queue, seq)
     }
 
@@ -428,7 +451,7 @@ impl Handoff {
         queue.shutdown = true;
         queue.flush_asked += 1;
         let seq = queue.flush_asked;
-        self.work.notify_one();
+        self.wake_writer(&queue);
         self.room.notify_all();
         if self.wait_answer(queue, seq) {
             return true;
