@@ -15,6 +15,7 @@
 //! | `metrics.rs` | on the export thread: the aggregated series to OTLP metrics |
 //! | `transport.rs` | one OTLP/HTTP request with `ureq`, and what its answer means |
 //! | `exporter.rs` | the hand-off, the bounded queue, the export thread, batching and retries |
+//! | `spool.rs` | `TELEMETRY_SPOOL_DIR`: requests kept on disk until the collector accepts them |
 //!
 //! # Why these dependencies
 //!
@@ -67,6 +68,7 @@ mod config;
 mod exporter;
 mod mapping;
 mod metrics;
+mod spool;
 mod transport;
 
 pub use config::{OtlpCompression, OtlpConfig};
