@@ -249,7 +249,7 @@ impl Shared {
         }
     }
 
-    /// An emptied buffer if there is one, else a new one of `capacity` bytes.
+    /// An emptied chunk if there is one, else a new one of `capacity` bytes.
     fn fresh_buffer(&self, capacity: usize) -> Vec<u8> {
         self.spare
             .try_recv()
@@ -263,7 +263,9 @@ impl Shared {
         for cell in self.buffers.iter() {
             let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
             if !buf.is_empty() {
-                let taken = std::mem::replace(&mut *buf, self.fresh_buffer(BUFFER_START));
+                // A small one: a thread that was not busy enough to fill a
+                // chunk should not be handed a chunk-sized buffer to keep.
+                let taken = std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER_START));
                 into.push_back((taken, 0));
             }
         }

@@ -46,7 +46,7 @@
 //! `futures-macro`, `futures-sink`, `futures-task`, `futures-util`, `slab`,
 //! `thiserror`), which `opentelemetry-proto`'s `logs` and `metrics` features pull in
 //! for conversions this crate does not use: they start no thread and no runtime (the
-//! `futures-*` crates are traits and a `block_on` helper); `ureq`, `ureq-proto`,
+//! `futures-*` crates are traits and a `block_on` function); `ureq`, `ureq-proto`,
 //! `http`, `httparse`, `base64`, `utf8-zero`; `rustls`, `rustls-webpki`,
 //! `rustls-pki-types`, `webpki-roots`, `ring` (+ `getrandom`, `libc`, `untrusted`),
 //! `subtle`, `zeroize`; `flate2`, `miniz_oxide`, `crc32fast`, `adler2`,

@@ -33,21 +33,21 @@ pub(crate) enum Outcome {
 
 /// Sends request bodies to one signal's endpoint.
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    client: ureq::Agent,
     config: SignalConfig,
     signal: Signal,
 }
 
 impl Transport {
     pub(crate) fn new(config: SignalConfig, signal: Signal) -> Self {
-        let agent = ureq::Agent::config_builder()
+        let client = ureq::Agent::config_builder()
             // Statuses are answers to interpret, not errors.
             .http_status_as_error(false)
             .user_agent(concat!("telemetry-rust/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Transport {
-            agent,
+            client,
             config,
             signal,
         }
@@ -92,7 +92,7 @@ impl Transport {
     /// request keeps the encoding it was written with).
     pub(crate) fn post_encoded(&self, body: &[u8], gzip: bool, timeout: Duration) -> Outcome {
         let mut request = self
-            .agent
+            .client
             .post(&self.config.url)
             .config()
             .timeout_global(Some(timeout))
