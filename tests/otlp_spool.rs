@@ -463,3 +463,102 @@ fn a_second_process_on_the_same_directory_keeps_its_records_in_memory() {
     let (next, stderr) = run_app(&receiver.endpoint(), &dir, 0, 0);
     assert_eq!((next["exported"], next["torn"]), (5, 0), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------
+// The cost of the spool
+
+/// A collector that accepts every request at once (keep-alive, loopback only).
+fn accepting_collector() -> String {
+    use std::net::TcpStream;
+    fn serve(stream: TcpStream) {
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || serve(stream));
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A measurement, not a check: the wall time from the first of 200 batches of 512
+/// events to the collector's acceptance of the last, with and without the spool
+/// (each batch written and synced to disk before it is sent). docs/PERFORMANCE.md
+/// quotes it.
+#[test]
+#[ignore = "a measurement: cargo test --release --features otlp --test otlp_spool -- --ignored --nocapture"]
+fn cost_per_batch_with_and_without_the_spool() {
+    const BATCHES: u64 = 200;
+    let endpoint = accepting_collector();
+    let tmp = TempDir::new("cost");
+    let mut per_batch = [Duration::ZERO; 2];
+    for round in 0..3 {
+        for (i, spool) in [false, true].into_iter().enumerate() {
+            let mut config =
+                OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+                    .expect("config")
+                    .with_queue_bytes(256 * 1024 * 1024)
+                    .with_timeout(Duration::from_secs(60));
+            if spool {
+                config = config.with_spool_dir(tmp.spool());
+            }
+            let exporter = Arc::new(OtlpExporter::start(config).expect("start"));
+            let subscriber = tracing_subscriber::registry()
+                .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+            let started = Instant::now();
+            tracing::subscriber::with_default(subscriber, || {
+                for n in 0..BATCHES * 512 {
+                    telemetry::track_event!(
+                        "order.placed",
+                        n = n,
+                        plan = "pro",
+                        region = "eu-west-1"
+                    );
+                }
+            });
+            exporter.flush();
+            let elapsed = started.elapsed();
+            let stats = exporter.stats();
+            assert_eq!(stats.exported(), BATCHES * 512, "{stats:?}");
+            exporter.shutdown();
+            if round > 0 {
+                // The first round warms up the disk, the connection and the allocator.
+                per_batch[i] += elapsed / (BATCHES as u32 * 2);
+            }
+        }
+    }
+    println!(
+        "per batch of 512 events, emitted to accepted: {:?} without the spool, {:?} with it (x{:.2})",
+        per_batch[0],
+        per_batch[1],
+        per_batch[1].as_secs_f64() / per_batch[0].as_secs_f64()
+    );
+}

@@ -303,6 +303,13 @@ enum Msg {
 ///   HTTP 400 and every other status are permanent: the batch is counted as
 ///   [`rejected`](OtlpStats::rejected), reported once, and not retried; so are the
 ///   records a partial-success answer rejects.
+/// * **The spool** ([`OtlpConfig::with_spool_dir`], `TELEMETRY_SPOOL_DIR`): every
+///   batch is written to disk and synced before its first send, and forgotten once
+///   the collector accepts or refuses it; spooled requests go out oldest first (an
+///   earlier run's before this run's), and during an outage new batches wait on disk,
+///   not in memory. At least once for every record written to the spool; each log
+///   record carries a unique `telemetry.record_id` so that copies can be dropped.
+///   Without a spool, everything below about memory applies as written.
 /// * **Shutdown** ([`shutdown`](Self::shutdown), or dropping the exporter) sends what
 ///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
 ///   10 s), then counts what it could not deliver as
