@@ -659,6 +659,14 @@ mod tests {
         if !mounted {
             println!("SKIPPED: the tmpfs part of the disk-full test (mount -t tmpfs needs root); the failing-file part ran");
         } else {
+            /// Unmounts even when an assertion fails.
+            struct Mounted<'a>(&'a Path);
+            impl Drop for Mounted<'_> {
+                fn drop(&mut self) {
+                    let _ = std::process::Command::new("umount").arg(self.0).status();
+                }
+            }
+            let _mounted = Mounted(&dir);
             let spool_dir = dir.join("spool");
             let mut spool = Spool::open(&spool_dir, DEFAULT_SPOOL_BYTES).unwrap();
             let big = vec![1u8; 8_000];
@@ -678,7 +686,6 @@ mod tests {
             let mut spool = Spool::open(&spool_dir, DEFAULT_SPOOL_BYTES).unwrap();
             assert_eq!(drain(&mut spool).len(), written);
             drop(spool);
-            let _ = std::process::Command::new("umount").arg(&dir).status();
         }
         let _ = fs::remove_dir_all(&dir);
     }
