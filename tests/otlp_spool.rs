@@ -412,6 +412,10 @@ fn after_a_kill_and_a_torn_tail_every_spooled_event_arrives_at_least_once() {
         (700, 0, 37),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("had 37 bytes of torn or corrupt entries"),
+        "{stderr}"
+    );
 
     let orders = receiver.orders(700);
     assert!(

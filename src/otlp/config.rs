@@ -212,7 +212,7 @@ impl OtlpConfig {
         }
     }
 
-    /// Reads the `OTEL_*` variables of this process.
+    /// Reads the `OTEL_*` variables of this process, and `TELEMETRY_SPOOL_DIR`.
     ///
     /// ```
     /// # std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
@@ -224,7 +224,8 @@ impl OtlpConfig {
         Self::from_vars(std::env::vars_os())
     }
 
-    /// Reads the `OTEL_*` variables from a list of `(name, value)` pairs; every other
+    /// Reads the `OTEL_*` variables and `TELEMETRY_SPOOL_DIR` (the spool directory; empty
+    /// is unset) from a list of `(name, value)` pairs; every other
     /// variable is ignored. An invalid value is an error naming the variable, the value
     /// as given (header values never) and what is accepted.
     ///

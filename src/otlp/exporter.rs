@@ -1112,6 +1112,14 @@ impl Worker {
                         dir.display()
                     ));
                 }
+                if spool.torn_bytes > 0 {
+                    stderr_line(format_args!(
+                        "the otlp spool at {} had {} bytes of torn or corrupt entries (a crash or power loss while \
+                         writing); they were cut off and are not sent",
+                        dir.display(),
+                        spool.torn_bytes
+                    ));
+                }
                 self.spool = Some(spool);
                 self.sync_spool_counts();
             }
