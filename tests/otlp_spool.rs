@@ -471,13 +471,16 @@ fn a_second_process_on_the_same_directory_keeps_its_records_in_memory() {
 // ---------------------------------------------------------------------------------
 // The cost of the spool
 
-/// A collector that accepts every request at once (keep-alive, loopback only).
-fn accepting_collector() -> String {
+/// A collector on loopback (keep-alive) that answers the n-th log request with
+/// `answers[n]` (status, extra header lines; the last repeats) and every metrics push
+/// with 200; it notes when each log request arrived.
+fn scripted_collector(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Instant>>>) {
     use std::net::TcpStream;
-    fn serve(stream: TcpStream) {
+    fn serve(stream: TcpStream, answers: &[(u16, &str)], seen: &Mutex<Vec<Instant>>) {
         let mut reader = BufReader::new(stream);
         loop {
             let mut length = 0;
+            let mut logs = false;
             loop {
                 let mut line = String::new();
                 match reader.read_line(&mut line) {
@@ -487,6 +490,7 @@ fn accepting_collector() -> String {
                 if line == "\r\n" {
                     break;
                 }
+                logs |= line.starts_with("POST /v1/logs ");
                 if let Some((name, value)) = line.split_once(':') {
                     if name.eq_ignore_ascii_case("content-length") {
                         length = value.trim().parse().unwrap_or(0);
@@ -497,20 +501,89 @@ fn accepting_collector() -> String {
             if reader.read_exact(&mut body).is_err() {
                 return;
             }
-            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-            if reader.get_mut().write_all(ok.as_bytes()).is_err() {
+            let (status, extra) = if logs {
+                let mut seen = seen.lock().unwrap();
+                seen.push(Instant::now());
+                answers[(seen.len() - 1).min(answers.len() - 1)]
+            } else {
+                (200, "")
+            };
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra}\r\n");
+            if reader.get_mut().write_all(answer.as_bytes()).is_err() {
                 return;
             }
         }
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let answers = Arc::new(answers);
+    // Lives until the test process ends; it only ever serves loopback.
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            thread::spawn(move || serve(stream));
+            let (answers, log) = (Arc::clone(&answers), Arc::clone(&log));
+            thread::spawn(move || serve(stream, &answers, &log));
         }
     });
-    format!("http://127.0.0.1:{port}")
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+fn accepting_collector() -> String {
+    scripted_collector(vec![(200, "")]).0
+}
+
+fn wait_for(what: &str, exporter: &OtlpExporter, done: impl Fn(&telemetry::OtlpStats) -> bool) {
+    let started = Instant::now();
+    while !done(&exporter.stats()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: {:?}",
+            exporter.stats()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn spooled_requests_follow_the_retry_rules() {
+    let tmp = TempDir::new("retry");
+    let (endpoint, seen) =
+        scripted_collector(vec![(503, "retry-after: 1\r\n"), (400, ""), (200, "")]);
+    let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .expect("config")
+        .with_spool_dir(tmp.spool());
+    let exporter = Arc::new(OtlpExporter::start(config).expect("start"));
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter()),
+    );
+    let emit = |count: u64| {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for n in 0..count {
+                telemetry::track_event!("order.placed", n = n);
+            }
+        })
+    };
+    emit(2);
+    // 503 with Retry-After: 1, then 400: refused for good, counted, not retried.
+    wait_for("the 400", &exporter, |s| s.rejected() == 2);
+    emit(1);
+    wait_for("the 200", &exporter, |s| s.exported() == 1);
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.spooled(), stats.spool_pending(), stats.retries()),
+        (3, 0, 1),
+        "{stats:?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "the 400 is not retried");
+    assert!(
+        seen[1] - seen[0] >= Duration::from_secs(1),
+        "Retry-After is honoured: {:?}",
+        seen[1] - seen[0]
+    );
+    exporter.shutdown();
 }
 
 /// A measurement, not a check: the wall time from the first of 200 batches of 512
