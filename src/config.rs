@@ -709,8 +709,8 @@ impl Config {
     }
 
     /// The directory (`TELEMETRY_SPOOL_DIR`) where the `otlp` exporter keeps what the
-    /// collector has not yet accepted, made absolute. Read and validated; nothing uses
-    /// it yet.
+    /// collector has not yet accepted, made absolute (see docs/OPERATIONS.md, the
+    /// spool). Without the `otlp` exporter it is not used.
     ///
     /// ```
     /// let config = telemetry::Config::from_iter([("TELEMETRY_SPOOL_DIR", "/var/spool/app")])?;

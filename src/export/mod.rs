@@ -595,8 +595,12 @@ impl ExporterSink {
                 }
                 #[cfg(feature = "otlp")]
                 Destination::Otlp(otlp) => {
-                    // The resource `Config` resolved: code-set names win over OTEL_*.
-                    let otlp = otlp.clone().with_resource(config.resource());
+                    // The resource `Config` resolved (code-set names win over OTEL_*),
+                    // and its spool directory.
+                    let mut otlp = otlp.clone().with_resource(config.resource());
+                    if let Some(dir) = config.spool_dir() {
+                        otlp = otlp.with_spool_dir(dir);
+                    }
                     // One aggregation for both: the Prometheus exporter feeds it, the
                     // OTLP exporter pushes it. Alone, the OTLP exporter feeds its own,
                     // unless the app chose one.

@@ -9,6 +9,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::ConfigError;
@@ -23,6 +24,9 @@ const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// This crate's own variable (see `Config`), read here too so that an exporter built
+/// from the environment keeps its spool.
+const SPOOL_DIR: &str = "TELEMETRY_SPOOL_DIR";
 
 /// The specification's default collector address for OTLP/HTTP.
 pub(crate) const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
@@ -159,6 +163,8 @@ pub struct OtlpConfig {
     pub(crate) resource: Vec<(String, String)>,
     pub(crate) disabled: bool,
     pub(crate) queue_bytes: usize,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_bytes: u64,
 }
 
 impl Default for OtlpConfig {
@@ -180,6 +186,8 @@ impl OtlpConfig {
     /// | metric interval | 60 s |
     /// | service name | `unknown_service:<executable name>` |
     /// | queue | 8 MiB of encoded records |
+    /// | spool directory | none: memory only |
+    /// | spool limit | 64 MiB |
     ///
     /// ```
     /// let config = telemetry::OtlpConfig::new();
@@ -200,10 +208,12 @@ impl OtlpConfig {
             resource: attributes(&Resource::default()),
             disabled: false,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            spool_dir: None,
+            spool_bytes: super::spool::DEFAULT_SPOOL_BYTES,
         }
     }
 
-    /// Reads the `OTEL_*` variables of this process.
+    /// Reads the `OTEL_*` variables of this process, and `TELEMETRY_SPOOL_DIR`.
     ///
     /// ```
     /// # std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
@@ -215,7 +225,8 @@ impl OtlpConfig {
         Self::from_vars(std::env::vars_os())
     }
 
-    /// Reads the `OTEL_*` variables from a list of `(name, value)` pairs; every other
+    /// Reads the `OTEL_*` variables and `TELEMETRY_SPOOL_DIR` (the spool directory; empty
+    /// is unset) from a list of `(name, value)` pairs; every other
     /// variable is ignored. An invalid value is an error naming the variable, the value
     /// as given (header values never) and what is accepted.
     ///
@@ -237,7 +248,7 @@ impl OtlpConfig {
             let Ok(name) = name.into().into_string() else {
                 continue;
             };
-            if !name.starts_with("OTEL_") {
+            if !name.starts_with("OTEL_") && name != SPOOL_DIR {
                 continue;
             }
             let value = match value.into().into_string() {
@@ -262,6 +273,7 @@ impl OtlpConfig {
         };
 
         let mut config = OtlpConfig::new();
+        config.spool_dir = get(SPOOL_DIR).map(|dir| PathBuf::from(dir.trim()));
         config.logs = signal_config(&get, Signal::Logs)?;
         config.metrics = signal_config(&get, Signal::Metrics)?;
         if let Some(raw) = get(METRIC_EXPORT_INTERVAL) {
@@ -452,6 +464,55 @@ impl OtlpConfig {
     #[must_use]
     pub fn with_metric_interval(mut self, interval: Duration) -> Self {
         self.metric_interval = interval;
+        self
+    }
+
+    /// The directory where log requests wait until the collector accepts them
+    /// (`TELEMETRY_SPOOL_DIR`), or `None`: memory only. See docs/OPERATIONS.md, "The
+    /// spool".
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::from_vars([("TELEMETRY_SPOOL_DIR", "/var/spool/checkout")])?;
+    /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/checkout")));
+    /// assert_eq!(telemetry::OtlpConfig::new().spool_dir(), None);
+    /// # Ok::<(), telemetry::ConfigError>(())
+    /// ```
+    pub fn spool_dir(&self) -> Option<&Path> {
+        self.spool_dir.as_deref()
+    }
+
+    /// Keeps log requests on disk in `dir` until the collector accepts them, as
+    /// `TELEMETRY_SPOOL_DIR` does: they survive an outage and a restart. The
+    /// directory is created (mode 0700) by the export thread when it starts.
+    ///
+    /// ```
+    /// let config = telemetry::OtlpConfig::new().with_spool_dir("/var/spool/checkout");
+    /// assert!(config.spool_dir().is_some());
+    /// ```
+    #[must_use]
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// The most bytes the spool holds; beyond it the oldest requests are dropped and
+    /// counted ([`OtlpStats::spool_dropped`](crate::OtlpStats::spool_dropped)).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().spool_bytes(), 64 * 1024 * 1024);
+    /// ```
+    pub fn spool_bytes(&self) -> u64 {
+        self.spool_bytes
+    }
+
+    /// Sets the spool's byte limit (at least 64 KiB).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpConfig::new().with_spool_bytes(1 << 30).spool_bytes(), 1 << 30);
+    /// ```
+    #[must_use]
+    pub fn with_spool_bytes(mut self, bytes: u64) -> Self {
+        self.spool_bytes = bytes.max(super::spool::MIN_SPOOL_BYTES);
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -15,8 +16,9 @@ use thread_local::ThreadLocal;
 
 use super::capture::{capture_into, read};
 use super::config::{OtlpConfig, Signal};
-use super::mapping;
+use super::mapping::{self, RecordIds};
 use super::metrics::{metrics_request, unix_nanos};
+use super::spool::{OpenError, Spool};
 use super::transport::{Outcome, Transport};
 use crate::aggregate::Aggregator;
 use crate::error::Error;
@@ -64,6 +66,11 @@ pub struct OtlpStats {
     retries: u64,
     metric_pushes: u64,
     metric_push_failures: u64,
+    spooled: u64,
+    spool_pending: u64,
+    spool_dropped: u64,
+    spool_torn_bytes: u64,
+    spool_failures: u64,
 }
 
 impl OtlpStats {
@@ -134,6 +141,56 @@ impl OtlpStats {
     pub fn metric_push_failures(&self) -> u64 {
         self.metric_push_failures
     }
+
+    /// Records written to the spool (`TELEMETRY_SPOOL_DIR`) by this exporter, synced
+    /// to disk. Zero without a spool.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().spooled(), 0);
+    /// ```
+    pub fn spooled(&self) -> u64 {
+        self.spooled
+    }
+
+    /// Records in the spool that the collector has not accepted yet, this run's and
+    /// those an earlier run left. After shutdown: what the next run will send.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().spool_pending(), 0);
+    /// ```
+    pub fn spool_pending(&self) -> u64 {
+        self.spool_pending
+    }
+
+    /// Records dropped from the spool, oldest first, to stay within its byte limit
+    /// ([`OtlpConfig::spool_bytes`]).
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().spool_dropped(), 0);
+    /// ```
+    pub fn spool_dropped(&self) -> u64 {
+        self.spool_dropped
+    }
+
+    /// Bytes of torn or corrupt spool entries skipped (a process killed while writing,
+    /// a truncated or damaged file). They are never sent.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().spool_torn_bytes(), 0);
+    /// ```
+    pub fn spool_torn_bytes(&self) -> u64 {
+        self.spool_torn_bytes
+    }
+
+    /// Requests that could not be written to the spool (disk full, I/O error); they
+    /// were sent from memory instead, as without a spool.
+    ///
+    /// ```
+    /// assert_eq!(telemetry::OtlpStats::default().spool_failures(), 0);
+    /// ```
+    pub fn spool_failures(&self) -> u64 {
+        self.spool_failures
+    }
 }
 
 struct Shared {
@@ -153,10 +210,16 @@ struct Shared {
     retries: AtomicU64,
     metric_pushes: AtomicU64,
     metric_push_failures: AtomicU64,
+    spooled: AtomicU64,
+    spool_pending: AtomicU64,
+    spool_dropped: AtomicU64,
+    spool_torn_bytes: AtomicU64,
+    spool_failures: AtomicU64,
     stopped: AtomicBool,
     reported_full: AtomicBool,
     reported_rejected: AtomicBool,
     reported_metrics: AtomicBool,
+    reported_spool: AtomicBool,
 }
 
 impl Shared {
@@ -173,10 +236,16 @@ impl Shared {
             retries: AtomicU64::new(0),
             metric_pushes: AtomicU64::new(0),
             metric_push_failures: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
+            spool_pending: AtomicU64::new(0),
+            spool_dropped: AtomicU64::new(0),
+            spool_torn_bytes: AtomicU64::new(0),
+            spool_failures: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             reported_full: AtomicBool::new(false),
             reported_rejected: AtomicBool::new(false),
             reported_metrics: AtomicBool::new(false),
+            reported_spool: AtomicBool::new(false),
         }
     }
 
@@ -234,6 +303,13 @@ enum Msg {
 ///   HTTP 400 and every other status are permanent: the batch is counted as
 ///   [`rejected`](OtlpStats::rejected), reported once, and not retried; so are the
 ///   records a partial-success answer rejects.
+/// * **The spool** ([`OtlpConfig::with_spool_dir`], `TELEMETRY_SPOOL_DIR`): every
+///   batch is written to disk and synced before its first send, and forgotten once
+///   the collector accepts or refuses it; spooled requests go out oldest first (an
+///   earlier run's before this run's), and during an outage new batches wait on disk,
+///   not in memory. At least once for every record written to the spool; each log
+///   record carries a unique `telemetry.record_id` so that copies can be dropped.
+///   Without a spool, everything below about memory applies as written.
 /// * **Shutdown** ([`shutdown`](Self::shutdown), or dropping the exporter) sends what
 ///   is queued, waiting at most the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
 ///   10 s), then counts what it could not deliver as
@@ -269,6 +345,7 @@ pub struct OtlpExporter {
     shared: Arc<Shared>,
     capacity: usize,
     timeout: Duration,
+    spool_dir: Option<PathBuf>,
 }
 
 struct Running {
@@ -281,6 +358,7 @@ impl fmt::Debug for OtlpExporter {
         f.debug_struct("OtlpExporter")
             .field("running", &self.running.is_some())
             .field("capacity", &self.capacity)
+            .field("spool_dir", &self.spool_dir)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -339,6 +417,7 @@ impl OtlpExporter {
         let shared = Arc::new(Shared::new(full, spare));
         let capacity = config.queue_bytes;
         let timeout = config.logs.timeout;
+        let spool_dir = config.spool_dir.clone();
         if config.disabled {
             return Ok(OtlpExporter {
                 running: None,
@@ -346,6 +425,7 @@ impl OtlpExporter {
                 shared,
                 capacity,
                 timeout,
+                spool_dir: None,
             });
         }
         let (tx, rx) = unbounded();
@@ -371,6 +451,14 @@ impl OtlpExporter {
             stop: None,
             failing: false,
             jitter: seed(),
+            ids: RecordIds::new(),
+            spool_config: config
+                .spool_dir
+                .clone()
+                .map(|dir| (dir, config.spool_bytes)),
+            spool: None,
+            next_attempt: Instant::now(),
+            attempt: 0,
         };
         let handle = thread::Builder::new()
             .name("telemetry-otlp".into())
@@ -385,6 +473,7 @@ impl OtlpExporter {
             shared,
             capacity,
             timeout,
+            spool_dir,
         })
     }
 
@@ -405,6 +494,11 @@ impl OtlpExporter {
             retries: s.retries.load(Ordering::Relaxed),
             metric_pushes: s.metric_pushes.load(Ordering::Relaxed),
             metric_push_failures: s.metric_push_failures.load(Ordering::Relaxed),
+            spooled: s.spooled.load(Ordering::Relaxed),
+            spool_pending: s.spool_pending.load(Ordering::Relaxed),
+            spool_dropped: s.spool_dropped.load(Ordering::Relaxed),
+            spool_torn_bytes: s.spool_torn_bytes.load(Ordering::Relaxed),
+            spool_failures: s.spool_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -466,6 +560,13 @@ impl OtlpExporter {
                 self.timeout.as_millis(),
                 stats.dropped,
                 stats.rejected
+            ));
+        }
+        if let (Some(dir), true) = (&self.spool_dir, stats.spool_pending > 0) {
+            stderr_line(format_args!(
+                "otlp export stopped: {} records kept in the spool at {} for the next run",
+                stats.spool_pending,
+                dir.display()
             ));
         }
     }
@@ -570,6 +671,14 @@ struct Worker {
     /// Whether the collector is failing now (reported once per episode).
     failing: bool,
     jitter: u64,
+    ids: RecordIds,
+    /// The spool to open when the thread starts, and its byte limit.
+    spool_config: Option<(PathBuf, u64)>,
+    /// Every batch goes through it when it is open (see `send_spooled`).
+    spool: Option<Spool>,
+    /// When the oldest spooled request is tried next, and how many tries failed.
+    next_attempt: Instant,
+    attempt: u32,
 }
 
 enum Wake {
@@ -582,12 +691,16 @@ enum Wake {
 
 impl Worker {
     fn run(mut self) {
+        self.open_spool();
         loop {
             if self.stop.is_some() {
                 self.finish();
                 return;
             }
-            let due = self.next_collect.min(self.metrics.next);
+            let mut due = self.next_collect.min(self.metrics.next);
+            if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+                due = due.min(self.next_attempt);
+            }
             let wake = self.wait_until(due);
             match wake {
                 Wake::Closed => {
@@ -605,16 +718,23 @@ impl Worker {
                         self.metrics.next = now + self.metrics.interval;
                         self.push_metrics();
                     }
-                    if now < self.next_collect {
+                    if now >= self.next_collect {
+                        self.next_collect = now + BATCH_DELAY;
+                    } else if !self.spool_due(now) {
                         continue;
                     }
-                    self.next_collect = now + BATCH_DELAY;
                 }
             }
             if self.stop.is_some() {
                 continue;
             }
             self.shared.take_buffers(&self.full, &mut self.pending);
+            if self.spool.is_some() {
+                self.spool_pending();
+                self.send_spooled();
+                self.answer_flushes();
+                continue;
+            }
             while self.has_pending() && self.stop.is_none() {
                 self.send_batch();
                 if self.pending.len() > 1 {
@@ -678,7 +798,7 @@ impl Worker {
     }
 
     fn answer_flushes(&mut self) {
-        if !self.has_pending() {
+        if !self.has_pending() && self.spool.as_ref().map_or(true, Spool::is_empty) {
             for ack in self.acks.drain(..) {
                 let _ = ack.send(());
             }
@@ -689,6 +809,14 @@ impl Worker {
     /// counted as undelivered.
     fn finish(&mut self) {
         self.shared.take_buffers(&self.full, &mut self.pending);
+        if self.spool.is_some() {
+            self.spool_pending();
+            self.send_spooled_before_deadline();
+            // Records appended while shutdown began are spooled too.
+            self.shared.take_buffers(&self.full, &mut self.pending);
+            self.spool_pending();
+            self.sync_spool_counts();
+        }
         while self.has_pending() && !self.past_deadline() {
             self.send_batch();
         }
@@ -766,6 +894,17 @@ impl Worker {
     /// Sends the oldest batch, retrying transient failures until it is delivered,
     /// refused, or shutdown's deadline passes.
     fn send_batch(&mut self) {
+        let Some((count, bytes, body)) = self.encode_batch() else {
+            return;
+        };
+        let outcome = self.deliver(&body);
+        self.shared.release(bytes);
+        self.settle(count, outcome);
+    }
+
+    /// The oldest pending records, up to a batch, as one request body: its log
+    /// records, the queue bytes they held, the body.
+    fn encode_batch(&mut self) -> Option<(u64, usize, Vec<u8>)> {
         let mut batch = Vec::with_capacity(BATCH_RECORDS);
         while batch.len() < BATCH_RECORDS {
             match self.next_record() {
@@ -774,7 +913,7 @@ impl Worker {
             }
         }
         if batch.is_empty() {
-            return;
+            return None;
         }
         let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
         let observed = unix_nanos(SystemTime::now());
@@ -788,15 +927,17 @@ impl Worker {
                 let record = Record::new(Kind::Event, event.name, &tags);
                 self.metrics.aggregator.record(&record);
             }
-            records.push(mapping::log_record(&event, observed));
+            records.push(mapping::log_record(&event, observed, self.ids.next_id()));
         }
         let count = records.len() as u64;
         let body = self
             .logs
             .body(&mapping::logs_request(&self.resource, &self.scope, records));
-        drop(batch);
-        let outcome = self.deliver(&body);
-        self.shared.release(bytes);
+        Some((count, bytes, body))
+    }
+
+    /// Counts what came of a request of `count` records.
+    fn settle(&mut self, count: u64, outcome: Option<Outcome>) {
         match outcome {
             Some(Outcome::Accepted { rejected, message }) => {
                 let rejected = rejected.min(count);
@@ -884,23 +1025,10 @@ impl Worker {
                 retry_after,
             } = &outcome
             else {
-                if self.failing {
-                    self.failing = false;
-                    stderr_line(format_args!(
-                        "the otlp collector at {} is reachable again; queued records are being sent",
-                        self.logs.url()
-                    ));
-                }
+                self.report_reachable();
                 return Some(outcome);
             };
-            if !self.failing {
-                self.failing = true;
-                stderr_line(format_args!(
-                    "cannot deliver to the otlp collector at {}: {reason} (records stay queued, up to the queue's \
-                     bound, and are retried)",
-                    self.logs.url()
-                ));
-            }
+            self.report_failing(reason);
             let wait = match retry_after {
                 Some(after) => (*after).min(RETRY_AFTER_MAX),
                 None => self.backoff(attempt),
@@ -936,6 +1064,204 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    fn report_reachable(&mut self) {
+        if self.failing {
+            self.failing = false;
+            stderr_line(format_args!(
+                "the otlp collector at {} is reachable again; queued records are being sent",
+                self.logs.url()
+            ));
+        }
+    }
+
+    fn report_failing(&mut self, reason: &str) {
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        match &self.spool {
+            Some(spool) => stderr_line(format_args!(
+                "cannot deliver to the otlp collector at {}: {reason} (records are kept in the spool at {}, up \
+                 to its limit, and are retried)",
+                self.logs.url(),
+                spool.dir().display()
+            )),
+            None => stderr_line(format_args!(
+                "cannot deliver to the otlp collector at {}: {reason} (records stay queued, up to the queue's \
+                 bound, and are retried)",
+                self.logs.url()
+            )),
+        }
+    }
+
+    /// Opens the spool if one is configured; without it (another process holds the
+    /// directory, or it cannot be created) records stay in memory, as without a spool.
+    fn open_spool(&mut self) {
+        let Some((dir, limit)) = self.spool_config.take() else {
+            return;
+        };
+        match Spool::open(&dir, limit) {
+            Ok(spool) => {
+                let left = spool.records();
+                if left > 0 {
+                    stderr_line(format_args!(
+                        "the otlp spool at {} holds {left} records from an earlier run; they are sent first",
+                        dir.display()
+                    ));
+                }
+                if spool.torn_bytes > 0 {
+                    stderr_line(format_args!(
+                        "the otlp spool at {} had {} bytes of torn or corrupt entries (a crash or power loss while \
+                         writing); they were cut off and are not sent",
+                        dir.display(),
+                        spool.torn_bytes
+                    ));
+                }
+                self.spool = Some(spool);
+                self.sync_spool_counts();
+            }
+            Err(OpenError::Busy) => stderr_line(format_args!(
+                "the otlp spool directory {} is in use by another process; this one keeps its records in \
+                 memory only",
+                dir.display()
+            )),
+            Err(OpenError::Io(err)) => stderr_line(format_args!(
+                "cannot use {} as the otlp spool directory: {err}; records are kept in memory only",
+                dir.display()
+            )),
+        }
+    }
+
+    fn spool_due(&self, now: Instant) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty()) && now >= self.next_attempt
+    }
+
+    /// Writes every pending record to the spool, one entry per batch, and frees their
+    /// room in the queue. A batch the spool cannot take (disk full, an I/O error) is
+    /// sent from memory, as without a spool.
+    fn spool_pending(&mut self) {
+        while let Some((count, bytes, body)) = self.encode_batch() {
+            if count == 0 {
+                self.shared.release(bytes);
+                continue;
+            }
+            let gzip = self.logs.gzip();
+            let written = match self.spool.as_mut() {
+                Some(spool) => spool.append(u32::try_from(count).unwrap_or(u32::MAX), gzip, &body),
+                None => Ok(()),
+            };
+            self.shared.release(bytes);
+            match written {
+                Ok(()) => {
+                    self.shared.spooled.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    self.shared.spool_failures.fetch_add(1, Ordering::Relaxed);
+                    if !self.shared.reported_spool.swap(true, Ordering::Relaxed) {
+                        stderr_line(format_args!(
+                            "cannot write to the otlp spool at {}: {err} (this batch is sent from memory; \
+                             further failures are counted, not printed)",
+                            self.spool.as_ref().map_or(String::new(), |s| s.dir().display().to_string())
+                        ));
+                    }
+                    let outcome = self.deliver(&body);
+                    self.settle(count, outcome);
+                }
+            }
+        }
+        self.sync_spool_counts();
+    }
+
+    /// Sends spooled requests, oldest first, while the collector takes them. A
+    /// transient failure schedules the next try (backoff, or `Retry-After`) and
+    /// returns, so that new records keep going to the spool meanwhile.
+    fn send_spooled(&mut self) {
+        while self.stop.is_none() && Instant::now() >= self.next_attempt {
+            let Some(batch) = self.spool.as_mut().and_then(Spool::front) else {
+                break;
+            };
+            let outcome = self
+                .logs
+                .post_encoded(&batch.body, batch.gzip, self.logs.timeout());
+            if let Outcome::Retry {
+                reason,
+                retry_after,
+            } = &outcome
+            {
+                self.report_failing(reason);
+                let wait = match retry_after {
+                    Some(after) => (*after).min(RETRY_AFTER_MAX),
+                    None => self.backoff(self.attempt),
+                };
+                self.attempt = self.attempt.saturating_add(1);
+                self.shared.retries.fetch_add(1, Ordering::Relaxed);
+                self.next_attempt = Instant::now() + wait;
+                break;
+            }
+            self.report_reachable();
+            self.attempt = 0;
+            self.accept_spooled(batch.records, outcome);
+            // A long backlog must not hide a shutdown and its deadline.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.take(msg);
+            }
+        }
+        self.sync_spool_counts();
+    }
+
+    /// Shutdown: one more try for each spooled request, in order, until the deadline
+    /// or the first transient failure; what is left stays for the next run.
+    fn send_spooled_before_deadline(&mut self) {
+        while let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Some(batch) = self.spool.as_mut().and_then(Spool::front) else {
+                break;
+            };
+            let outcome =
+                self.logs
+                    .post_encoded(&batch.body, batch.gzip, self.logs.timeout().min(left));
+            if let Outcome::Retry { reason, .. } = &outcome {
+                self.report_failing(reason);
+                break;
+            }
+            self.report_reachable();
+            self.accept_spooled(batch.records, outcome);
+        }
+        self.sync_spool_counts();
+    }
+
+    /// The oldest spooled request was answered for good: count it, forget it.
+    fn accept_spooled(&mut self, records: u32, outcome: Outcome) {
+        if let Some(spool) = self.spool.as_mut() {
+            spool.pop_front();
+        }
+        self.settle(u64::from(records), Some(outcome));
+    }
+
+    fn sync_spool_counts(&self) {
+        let Some(spool) = &self.spool else { return };
+        let shared = &self.shared;
+        shared
+            .spool_pending
+            .store(spool.records(), Ordering::Relaxed);
+        shared
+            .spool_torn_bytes
+            .store(spool.torn_bytes, Ordering::Relaxed);
+        let before = shared
+            .spool_dropped
+            .swap(spool.dropped_records, Ordering::Relaxed);
+        if before == 0 && spool.dropped_records > 0 {
+            stderr_line(format_args!(
+                "the otlp spool at {} is full: dropping the oldest records and counting them (raise its limit, \
+                 or check why the collector does not accept them)",
+                spool.dir().display()
+            ));
         }
     }
 

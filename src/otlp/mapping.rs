@@ -19,6 +19,44 @@ pub(crate) const CODE_NAMESPACE: &str = "code.namespace";
 
 pub(crate) const SCOPE_NAME: &str = "telemetry";
 
+/// The attribute that names each log record uniquely, so that a backend can drop the
+/// copies an at-least-once delivery may send.
+pub(crate) const RECORD_ID: &str = "telemetry.record_id";
+
+/// Unique record ids: 32 lowercase hex digits, a random 64-bit prefix drawn once per
+/// exporter followed by a 64-bit counter. Two exporters share a prefix with odds of
+/// about 2^-64 per pair; the counter never repeats within one.
+#[derive(Debug)]
+pub(crate) struct RecordIds {
+    prefix: u64,
+    next: u64,
+}
+
+impl RecordIds {
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // std's RandomState is keyed from the operating system's randomness once per
+        // process (and varied per instance): enough to keep processes apart without a
+        // random-number crate.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        hasher.write_u128(now);
+        hasher.write_u32(std::process::id());
+        RecordIds {
+            prefix: hasher.finish(),
+            next: 0,
+        }
+    }
+
+    pub(crate) fn next_id(&mut self) -> String {
+        let id = format!("{:016x}{:016x}", self.prefix, self.next);
+        self.next = self.next.wrapping_add(1);
+        id
+    }
+}
+
 fn string(s: &str) -> AnyValue {
     AnyValue {
         value: Some(Value::StringValue(s.to_owned())),
@@ -84,9 +122,14 @@ pub(crate) fn scope() -> InstrumentationScope {
 /// One event as a log record: the event name as `event_name` and as the body (so that
 /// backends which do not show `event_name` yet still show it), the call's time, the
 /// time the exporter took it (`observed`), severity INFO, the properties as typed
-/// attributes and the call site as `code.*` attributes.
-pub(crate) fn log_record(event: &Captured<'_>, observed_unix_nano: u64) -> LogRecord {
-    let mut attributes = Vec::with_capacity(event.tags.len() + 3);
+/// attributes, the call site as `code.*` attributes and `record_id` as
+/// `telemetry.record_id`.
+pub(crate) fn log_record(
+    event: &Captured<'_>,
+    observed_unix_nano: u64,
+    record_id: String,
+) -> LogRecord {
+    let mut attributes = Vec::with_capacity(event.tags.len() + 4);
     attributes.extend(event.tags.iter().map(|&(k, v)| key_value(k, any_value(v))));
     if let Some(file) = event.file {
         attributes.push(key_value(CODE_FILE_PATH, string(file)));
@@ -102,6 +145,12 @@ pub(crate) fn log_record(event: &Captured<'_>, observed_unix_nano: u64) -> LogRe
     if let Some(module) = event.module_path {
         attributes.push(key_value(CODE_NAMESPACE, string(module)));
     }
+    attributes.push(key_value(
+        RECORD_ID,
+        AnyValue {
+            value: Some(Value::StringValue(record_id)),
+        },
+    ));
     LogRecord {
         time_unix_nano: event.time_unix_nano,
         observed_time_unix_nano: observed_unix_nano,
@@ -161,7 +210,7 @@ mod tests {
                 ("trial", TagValue::Bool(false)),
             ],
         };
-        let record = log_record(&event, 9);
+        let record = log_record(&event, 9, "00ff".to_owned());
         assert_eq!(
             (record.time_unix_nano, record.observed_time_unix_nano),
             (7, 9)
@@ -196,7 +245,21 @@ mod tests {
                 ),
                 (CODE_LINE_NUMBER, Some(&Value::IntValue(3))),
                 (CODE_NAMESPACE, Some(&Value::StringValue("app".into()))),
+                (RECORD_ID, Some(&Value::StringValue("00ff".into()))),
             ]
+        );
+    }
+
+    #[test]
+    fn record_ids_are_32_hex_digits_and_never_repeat() {
+        let (mut a, mut b) = (RecordIds::new(), RecordIds::new());
+        let ids: std::collections::HashSet<String> =
+            (0..1000).flat_map(|_| [a.next_id(), b.next_id()]).collect();
+        assert_eq!(ids.len(), 2000);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32
+                    && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
         );
     }
 

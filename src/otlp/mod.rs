@@ -15,6 +15,7 @@
 //! | `metrics.rs` | on the export thread: the aggregated series to OTLP metrics |
 //! | `transport.rs` | one OTLP/HTTP request with `ureq`, and what its answer means |
 //! | `exporter.rs` | the hand-off, the bounded queue, the export thread, batching and retries |
+//! | `spool.rs` | `TELEMETRY_SPOOL_DIR`: requests kept on disk until the collector accepts them |
 //!
 //! # Why these dependencies
 //!
@@ -36,7 +37,10 @@
 //!
 //! HTTP is `ureq` 3: blocking, small, keeps connections alive, TLS through `rustls`
 //! (so `https` endpoints work without system OpenSSL). Compression is `flate2`;
-//! `percent-encoding` decodes `OTEL_RESOURCE_ATTRIBUTES` and header values.
+//! `percent-encoding` decodes `OTEL_RESOURCE_ATTRIBUTES` and header values. The spool
+//! (`spool.rs`) frames its entries with `crc32fast` (already there for gzip) and
+//! locks its directory with `flock` through `libc` (Unix only, already in the graph
+//! through `ring` and `getrandom`).
 //!
 //! What the feature adds to an app's dependency graph (`cargo tree -e normal
 //! --features otlp`, against the default build): `opentelemetry-proto`, `prost`,
@@ -67,6 +71,7 @@ mod config;
 mod exporter;
 mod mapping;
 mod metrics;
+mod spool;
 mod transport;
 
 pub use config::{OtlpCompression, OtlpConfig};

@@ -78,8 +78,19 @@ impl Transport {
         }
     }
 
+    /// Whether [`body`](Self::body) compresses with gzip.
+    pub(crate) fn gzip(&self) -> bool {
+        self.config.compression == OtlpCompression::Gzip
+    }
+
     /// Posts one body, waiting at most `timeout` for the whole exchange.
     pub(crate) fn post(&self, body: &[u8], timeout: Duration) -> Outcome {
+        self.post_encoded(body, self.gzip(), timeout)
+    }
+
+    /// Posts one body that is gzip-compressed or not as `gzip` says (a spooled
+    /// request keeps the encoding it was written with).
+    pub(crate) fn post_encoded(&self, body: &[u8], gzip: bool, timeout: Duration) -> Outcome {
         let mut request = self
             .client
             .post(&self.config.url)
@@ -87,7 +98,7 @@ impl Transport {
             .timeout_global(Some(timeout))
             .build()
             .header("content-type", "application/x-protobuf");
-        if self.config.compression == OtlpCompression::Gzip {
+        if gzip {
             request = request.header("content-encoding", "gzip");
         }
         for (name, value) in &self.config.headers {
