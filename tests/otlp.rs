@@ -1046,3 +1046,23 @@ fn otel_sdk_disabled_sends_nothing() {
     assert_eq!(stub.count(), 0);
     assert_eq!(exporter.stats(), telemetry::OtlpStats::default());
 }
+
+/// `flush` returns only once every record made before it was delivered, even when it
+/// is asked while the export thread is busy sending (the threads' buffers filled
+/// meanwhile must be collected before it answers).
+#[test]
+fn flush_asked_while_sending_waits_for_every_record_made_before_it() {
+    let stub = Stub::start(vec![Answer::Slow(Duration::from_millis(5))]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    for round in 1..=3_u64 {
+        emit(&exporter, 20_000);
+        exporter.flush();
+        let stats = exporter.stats();
+        assert_eq!(
+            stats.exported(),
+            round * 20_000,
+            "flush returned before every record was sent: {stats:?}"
+        );
+    }
+    exporter.shutdown();
+}

@@ -735,14 +735,25 @@ impl Worker {
                 self.answer_flushes();
                 continue;
             }
-            while self.has_pending() && self.stop.is_none() {
-                self.send_batch();
-                if self.pending.len() > 1 {
-                    self.stock_spares();
+            loop {
+                while self.has_pending() && self.stop.is_none() {
+                    self.send_batch();
+                    if self.pending.len() > 1 {
+                        self.stock_spares();
+                    }
+                    // A long backlog must not hide a shutdown and its deadline.
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.take(msg);
+                    }
                 }
-                // A long backlog must not hide a shutdown and its deadline.
-                while let Ok(msg) = self.rx.try_recv() {
-                    self.take(msg);
+                // A flush asked while sending covers what the threads added since the
+                // buffers were last taken: take them again before answering it.
+                if self.acks.is_empty() || self.stop.is_some() {
+                    break;
+                }
+                self.shared.take_buffers(&self.full, &mut self.pending);
+                if !self.has_pending() {
+                    break;
                 }
             }
             self.answer_flushes();
