@@ -649,3 +649,24 @@ fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
         "no report of the restart on stderr:\n{stderr}"
     );
 }
+
+/// Through the configuration, as `try_init` reads it: an address that cannot be bound
+/// stops the start with the address and the system's reason, and turns nothing on.
+#[test]
+fn telemetry_prometheus_addr_in_use_fails_the_start() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = telemetry::Config::from_iter([
+        ("TELEMETRY_ENABLED", "true"),
+        ("TELEMETRY_EXPORTER", "stderr,prometheus"),
+        ("TELEMETRY_PROMETHEUS_ADDR", addr.as_str()),
+    ])
+    .unwrap();
+    let err = telemetry::layer_with::<tracing_subscriber::Registry>(&config).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("cannot serve Prometheus metrics on {addr}: ")),
+        "{message}"
+    );
+    assert!(message.contains("Address already in use"), "{message}");
+}
