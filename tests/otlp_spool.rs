@@ -8,6 +8,10 @@
 //! `OTLP_RECEIVER_PYTHON` names another interpreter. Where it is missing, these tests
 //! fail when `CI=true` and otherwise print `SKIPPED: ...` and pass.
 
+#[allow(dead_code, reason = "not every helper is used by each suite")]
+mod otlp_receiver;
+
+use otlp_receiver::Receiver;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -162,90 +166,12 @@ impl Drop for TempDir {
 // ---------------------------------------------------------------------------------
 // The real receiver (as in tests/otlp.rs)
 
-struct Receiver {
-    child: Child,
-    port: u16,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The receiver, or `None` (after saying SKIPPED) where it cannot run.
 fn receiver() -> Option<Receiver> {
-    let python = match std::env::var_os("OTLP_RECEIVER_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/oteltest-venv/bin/python"),
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_receiver.py");
-    let missing = |why: String| {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("the OTLP receiver is required in CI: {why}");
-        }
-        println!("SKIPPED: OTLP spool receiver tests ({why}; run .ci/run once to install it)");
-    };
-    let spawned = Command::new(&python)
-        .arg(&script)
-        .arg("0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) => {
-            missing(format!("cannot run {}: {err}", python.display()));
-            return None;
-        }
-    };
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&requests);
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(port) = line.strip_prefix("LISTENING ") {
-                let _ = port_tx.send(port.trim().parse::<u16>().ok());
-            } else if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                sink.lock().unwrap().push(value);
-            }
-        }
-    });
-    let mut receiver = Receiver {
-        child,
-        port: 0,
-        requests,
-    };
-    match port_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Some(port)) => {
-            receiver.port = port;
-            Some(receiver)
-        }
-        _ => {
-            let _ = receiver.child.kill();
-            let mut err = String::new();
-            if let Some(mut stderr) = receiver.child.stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
-            let last = err.lines().last().unwrap_or("no output").to_owned();
-            missing(format!(
-                "{} could not start the receiver: {last}",
-                python.display()
-            ));
-            None
-        }
-    }
+    otlp_receiver::start(0, "OTLP spool receiver tests")
 }
 
 impl Receiver {
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// `(n, telemetry.record_id)` of every `order.placed` record received so far, in
     /// the order received, once at least `count` are in (waiting at most 10 s).
     fn orders(&self, count: usize) -> Vec<(u64, String)> {

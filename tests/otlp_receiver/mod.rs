@@ -1,0 +1,110 @@
+//! The real OTLP receiver the OTLP suites share: PyPI's oteltest (its `HttpSink`),
+//! started by `tests/support/otlp_receiver.py` on a loopback port.
+//!
+//! `.ci/run` installs it in a virtual environment at `target/oteltest-venv`;
+//! `OTLP_RECEIVER_PYTHON` names another interpreter. Where it cannot run, a test
+//! fails when `CI=true` and otherwise prints `SKIPPED: ...` and passes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// oteltest's HttpSink on a loopback port; killed when dropped, even if the test fails.
+pub struct Receiver {
+    child: Child,
+    pub port: u16,
+    /// Every request received so far, as the script prints it: `{"signal", "headers",
+    /// "request"}` with the request in protobuf's JSON mapping.
+    pub requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    /// The base URL to give `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("OTLP_RECEIVER_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/oteltest-venv/bin/python"),
+    }
+}
+
+/// The receiver on `port` (0: a free one), or `None` (after saying SKIPPED for
+/// `suite`) where it cannot run; under `CI=true` a missing receiver fails the test.
+pub fn start(port: u16, suite: &str) -> Option<Receiver> {
+    let python = python();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_receiver.py");
+    let missing = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the OTLP receiver is required in CI: {why}");
+        }
+        println!("SKIPPED: {suite} ({why}; run .ci/run once to install it)");
+    };
+    let spawned = Command::new(&python)
+        .arg(&script)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            missing(format!("cannot run {}: {err}", python.display()));
+            return None;
+        }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&requests);
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(port) = line.strip_prefix("LISTENING ") {
+                let _ = port_tx.send(port.trim().parse::<u16>().ok());
+            } else if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap().push(value);
+            }
+        }
+    });
+    let mut receiver = Receiver {
+        child,
+        port: 0,
+        requests,
+    };
+    match port_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => {
+            receiver.port = port;
+            Some(receiver)
+        }
+        _ => {
+            let _ = receiver.child.kill();
+            let mut err = String::new();
+            if let Some(mut stderr) = receiver.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            let last = err.lines().last().unwrap_or("no output").to_owned();
+            missing(format!(
+                "{} could not start the receiver: {last}",
+                python.display()
+            ));
+            None
+        }
+    }
+}
