@@ -628,7 +628,14 @@ impl Config {
             destinations,
             span_fields,
             spool_dir,
-            resource: resource.resolve()?,
+            // The OTEL_* variables are shared with any OpenTelemetry SDK in the process:
+            // with telemetry off, one that is invalid is not ours to stop the app for
+            // (the default resource stands in); on, it is an error like ours.
+            resource: if enabled {
+                resource.resolve()?
+            } else {
+                resource.resolve().unwrap_or_default()
+            },
             ..Config::default()
         })
     }

@@ -516,3 +516,25 @@ fn long_values_are_cut_in_messages_saying_how_long_they_were() {
         )
     );
 }
+
+/// The `OTEL_*` variables are shared with any OpenTelemetry SDK in the process: with
+/// telemetry off, an invalid `OTEL_RESOURCE_ATTRIBUTES` does not stop the app (the
+/// default resource stands in); on, it is an error naming the variable.
+#[test]
+fn an_invalid_resource_variable_stops_only_an_app_with_telemetry_on() {
+    for raw in ["deployment.environment=prod,team", "note=100%"] {
+        let off = telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", raw)])
+            .unwrap_or_else(|e| panic!("telemetry off, yet {raw:?} fails: {e}"));
+        assert!(off
+            .resource()
+            .service_name()
+            .starts_with("unknown_service:"));
+        let on = telemetry::Config::from_iter([
+            ("TELEMETRY_ENABLED", "true"),
+            ("OTEL_RESOURCE_ATTRIBUTES", raw),
+        ])
+        .unwrap_err();
+        assert_eq!(on.variable(), "OTEL_RESOURCE_ATTRIBUTES");
+        assert!(on.to_string().contains(&format!("{raw:?}")), "{on}");
+    }
+}

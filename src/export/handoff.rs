@@ -82,6 +82,9 @@ struct Queue {
     waiting_for_room: usize,
     /// The writer is waiting for work: only then is it worth a wake-up (a system call).
     writer_waiting: bool,
+    /// When the batches being filled are next collected: set when one first holds a
+    /// record, kept while queued batches are written, cleared by the collection.
+    tick_at: Option<Instant>,
 }
 
 /// Room past a batch's size for the record that fills it.
@@ -175,6 +178,13 @@ impl Handoff {
                 self.drop_one();
                 return;
             }
+            // The hand-over may have waited without the lock, while shutdown collected
+            // every batch: then a record added here would never be taken.
+            if self.closed.load(Ordering::Acquire) {
+                drop(batch);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
         let was_empty = batch.records == 0;
         encode(&mut batch.bytes);
@@ -224,6 +234,10 @@ impl Handoff {
                         .fetch_add(full.records, Ordering::Relaxed);
                 } else {
                     *batch = full;
+                    // Collected by the writer's next tick, like any batch being filled.
+                    if !self.pending.swap(true, Ordering::AcqRel) {
+                        self.wake_writer(&lock(&self.queue));
+                    }
                 }
                 (batch, false)
             }
@@ -322,13 +336,19 @@ impl Handoff {
     /// still being filled, a flush or shutdown.
     pub(crate) fn next_job(&self) -> Job {
         let mut queue = lock(&self.queue);
-        let mut tick_at: Option<Instant> = None;
         loop {
+            let now = Instant::now();
+            if queue.tick_at.is_none() && self.pending.load(Ordering::Acquire) {
+                queue.tick_at = Some(now + self.limits.tick);
+            }
             let asked = queue.flush_asked > queue.flush_done || queue.shutdown;
-            let ticked = tick_at.is_some_and(|at| Instant::now() >= at);
+            // Kept across jobs: a busy thread's full batches must not hold back a quiet
+            // thread's records past the tick.
+            let ticked = queue.tick_at.is_some_and(|at| now >= at);
             if asked || ticked {
                 let flush = (queue.flush_asked > queue.flush_done).then_some(queue.flush_asked);
                 let shutdown = queue.shutdown;
+                queue.tick_at = None;
                 drop(queue);
                 return self.collect(flush, shutdown);
             }
@@ -339,22 +359,19 @@ impl Handoff {
                     shutdown: false,
                 };
             }
-            if self.pending.load(Ordering::Acquire) {
-                let at = *tick_at.get_or_insert_with(|| Instant::now() + self.limits.tick);
-                let left = at.saturating_duration_since(Instant::now());
-                queue.writer_waiting = true;
-                queue = self
-                    .work
-                    .wait_timeout(queue, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            } else {
-                queue.writer_waiting = true;
-                queue = self
+            queue.writer_waiting = true;
+            queue = match queue.tick_at {
+                Some(at) => {
+                    self.work
+                        .wait_timeout(queue, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
                     .work
                     .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
             queue.writer_waiting = false;
         }
     }
@@ -380,31 +397,27 @@ impl Handoff {
         }
     }
 
-    /// Marks `batch` as being written, so that shutdown can account for it if the
-    /// write never returns.
-    pub(crate) fn writing(&self, batch: &Batch) {
-        self.counters
-            .in_flight
-            .store(batch.records, Ordering::Release);
+    /// Marks a job's batches as being written, so that shutdown can account for them
+    /// if the writer never comes back from a write.
+    pub(crate) fn writing(&self, job: &Job) {
+        let records = job.batches.iter().map(|b| b.records).sum();
+        self.counters.in_flight.store(records, Ordering::Release);
     }
 
     /// Counts the outcome of writing `batch`, frees its room and keeps its buffer.
     pub(crate) fn written(&self, mut batch: Batch, outcome: Result<(), &std::io::Error>) {
-        let records = self.counters.in_flight.swap(0, Ordering::AcqRel);
-        match outcome {
-            Ok(()) => {
-                self.counters.written.fetch_add(records, Ordering::Relaxed);
-            }
-            Err(err) => {
-                self.counters.failed.fetch_add(records, Ordering::Relaxed);
-                if !self.counters.reported_failure.swap(true, Ordering::Relaxed) {
-                    report_write_error(err);
-                }
-            }
-        }
+        // This batch's records, unless shutdown gave up on the job and counted them.
+        let records = self
+            .counters
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left.saturating_sub(batch.records))
+            })
+            .map_or(0, |left| left.min(batch.records));
         let mut queue = lock(&self.queue);
         if batch.queued {
-            queue.bytes -= batch.bytes.len();
+            // Shutdown may have given up on this batch and emptied the count already.
+            queue.bytes = queue.bytes.saturating_sub(batch.bytes.len());
         }
         // Kept up to what the queue may hold: a buffer freed here would be allocated
         // and faulted in again on an emitting thread at the next burst.
@@ -419,6 +432,19 @@ impl Handoff {
         // but one back to sleep, a storm of switches when threads outnumber cores).
         if queue.waiting_for_room > 0 {
             self.room.notify_one();
+        }
+        drop(queue);
+        // Counted once the room is free: whoever sees the count sees the room.
+        match outcome {
+            Ok(()) => {
+                self.counters.written.fetch_add(records, Ordering::Release);
+            }
+            Err(err) => {
+                self.counters.failed.fetch_add(records, Ordering::Release);
+                if !self.counters.reported_failure.swap(true, Ordering::Relaxed) {
+                    report_write_error(err);
+                }
+            }
         }
     }
 
@@ -435,6 +461,10 @@ impl Handoff {
     /// Asks the writer to write every record so far and waits for it, as long as it
     /// makes progress. Returns whether it answered.
     pub(crate) fn flush(&self) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            // Shut down: everything was written or counted then, and no writer is left.
+            return true;
+        }
         let mut queue = lock(&self.queue);
         queue.flush_asked += 1;
         let seq = queue.flush_asked;

@@ -288,8 +288,11 @@ fn spawn_worker<W: Write + 'static>(
         .name("telemetry-export".into())
         .spawn(move || match open() {
             Ok(writer) => {
-                let _ = opened_tx.send(Ok(()));
-                Worker::new(writer, handoff).run();
+                // Nobody is waiting any more when the start gave up on a slow open: then
+                // this writer is not wanted, and stops.
+                if opened_tx.send(Ok(())).is_ok() {
+                    Worker::new(writer, handoff).run();
+                }
             }
             Err(err) => {
                 let _ = opened_tx.send(Err(err));
@@ -318,7 +321,9 @@ impl Export for JsonLines {
     }
 
     fn shutdown(&self) -> Option<String> {
-        let Some(Some(worker)) = self.worker.get() else {
+        // Sealed here if it never started (waiting for a start under way), so that no
+        // record after the guard is gone starts a writer that nothing would stop.
+        let Some(worker) = self.worker.get_or_init(|| None) else {
             return self.handoff.summary(true);
         };
         let finished = self.handoff.shutdown();
@@ -411,9 +416,10 @@ impl<E: Export> Export for Deferred<E> {
     }
 
     fn shutdown(&self) -> Option<String> {
-        match self.started.get() {
-            Some(Some(export)) => export.shutdown(),
-            _ => None,
+        // Sealed if it never started, as for JSON lines: a later record starts nothing.
+        match self.started.get_or_init(|| None) {
+            Some(export) => export.shutdown(),
+            None => None,
         }
     }
 
@@ -1073,5 +1079,129 @@ mod tests {
         let json = format!("{:?}", sink.destinations[0]);
         assert!(json.contains("Stderr"), "{json}");
         sink.shutdown();
+    }
+    #[test]
+    fn a_writer_stuck_on_a_job_of_several_batches_has_every_one_accounted_for() {
+        let (entered_tx, entered) = mpsc::channel();
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let limits = Limits {
+            stall: Duration::from_millis(200),
+            ..Limits::DEFAULT
+        };
+        let handoff = Arc::new(Handoff::new(limits, None));
+        let writer = Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::default(),
+        };
+        let (worker, opened) = spawn_worker(Arc::clone(&handoff), move || Ok(writer)).unwrap();
+        opened.recv().unwrap().unwrap();
+        // Two threads, one record each: two batches, collected into one job by the
+        // tick; the writer blocks on the first.
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let threads: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|name| {
+                let (handoff, barrier) = (Arc::clone(&handoff), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    emit(&handoff, name);
+                    barrier.wait();
+                    barrier.wait();
+                })
+            })
+            .collect();
+        barrier.wait();
+        entered.recv().unwrap();
+        assert!(!handoff.shutdown());
+        barrier.wait();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(counts(&handoff), (0, 2, 0), "both records counted once");
+        // The write given up on completes: counted nowhere else, and the writer does
+        // not trip over the emptied queue.
+        release(&gate);
+        worker
+            .join()
+            .expect("the writer thread ends without panicking");
+        assert_eq!(counts(&handoff), (0, 2, 0));
+    }
+
+    #[test]
+    fn a_quiet_thread_s_record_is_written_within_the_tick_while_another_is_busy() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let handoff = export(SharedWriter(Arc::clone(&out)), Limits::DEFAULT);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = {
+            let (handoff, stop) = (Arc::clone(&handoff), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut i = 0_u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    emit(&handoff, "busy");
+                    i += 1;
+                    if i % 200 == 0 {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let quiet = {
+            let handoff = Arc::clone(&handoff);
+            std::thread::spawn(move || emit(&handoff, "quiet"))
+        };
+        quiet.join().unwrap();
+        let started = Instant::now();
+        while !names(&out).iter().any(|n| n == "quiet")
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let waited = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        busy.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(1),
+            "the quiet record waited {waited:?} behind a busy thread's batches"
+        );
+        assert!(handoff.shutdown());
+    }
+
+    #[test]
+    fn after_shutdown_a_record_starts_nothing_and_is_counted() {
+        let dir = std::env::temp_dir().join(format!("telemetry-late-start-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        let config = Config::new()
+            .with_enabled(false)
+            .with_destinations([Destination::File(path.clone())]);
+        let sink = ExporterSink::from_config(&config).unwrap();
+        sink.shutdown();
+        // Telemetry turned on at run time after the guard was dropped.
+        sink.record(&Record::new(Kind::Event, "late", &[]));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!path.exists(), "no file after shutdown");
+        assert_eq!(sink.stats(), ExportStats::new(0, 1, 0));
+        let started = Instant::now();
+        sink.flush();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "flush after shutdown returns"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn after_shutdown_a_record_binds_no_endpoint() {
+        let config = Config::new()
+            .with_enabled(false)
+            .with_destinations([Destination::Prometheus("127.0.0.1:0".parse().unwrap())]);
+        let sink = ExporterSink::from_config(&config).unwrap();
+        sink.shutdown();
+        sink.record(&Record::new(Kind::Event, "late", &[]));
+        let shown = format!("{:?}", sink.destinations[0]);
+        assert!(shown.contains("started: false"), "{shown}");
+        assert_eq!(sink.stats().dropped(), 1);
     }
 }

@@ -30,6 +30,7 @@ impl<W: Write> Worker<W> {
     pub(crate) fn run(mut self) {
         loop {
             let job = self.handoff.next_job();
+            self.handoff.writing(&job);
             for batch in job.batches {
                 self.write(batch);
             }
@@ -46,7 +47,6 @@ impl<W: Write> Worker<W> {
         if batch.bytes.is_empty() {
             return;
         }
-        self.handoff.writing(&batch);
         let mut outcome = Ok(());
         if self.resync {
             outcome = self.writer.write_all(b"\n");

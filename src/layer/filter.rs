@@ -127,7 +127,8 @@ impl<S> layer::Filter<S> for TelemetryFilter {
 /// that waits for signals.
 ///
 /// A switch rebuilds `tracing`'s callsite interest cache, so while off the track calls
-/// stay a cached check: no per-event flag is ever read. Switches are serialized
+/// stay a cached check that no event gets past (the filter's own flag is read only
+/// for callsites whose interest is "sometimes"). Switches are serialized
 /// process-wide, so concurrent `enable` and `disable` calls leave the flag and the
 /// callsites in agreement.
 ///
