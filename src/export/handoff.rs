@@ -502,6 +502,15 @@ impl Handoff {
         false
     }
 
+    /// Shuts the hand-off without waiting for a writer: for a start that failed, so
+    /// that a writer whose open completes later stops at once.
+    pub(crate) fn abandon(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut queue = lock(&self.queue);
+        queue.shutdown = true;
+        self.wake_writer(&queue);
+    }
+
     fn wait_answer(&self, mut queue: MutexGuard<'_, Queue>, seq: u64) -> bool {
         let mut seen = self.progress();
         loop {

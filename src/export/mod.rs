@@ -231,6 +231,9 @@ impl JsonLines {
                 Ok(())
             }
             Err(err) => {
+                // A writer whose open returns after this (a slow file system) finds the
+                // hand-off shut and stops at once.
+                self.handoff.abandon();
                 let path = match &self.output {
                     Output::File(path) => path.clone(),
                     _ => PathBuf::from(self.output.name()),
@@ -288,11 +291,8 @@ fn spawn_worker<W: Write + 'static>(
         .name("telemetry-export".into())
         .spawn(move || match open() {
             Ok(writer) => {
-                // Nobody is waiting any more when the start gave up on a slow open: then
-                // this writer is not wanted, and stops.
-                if opened_tx.send(Ok(())).is_ok() {
-                    Worker::new(writer, handoff).run();
-                }
+                let _ = opened_tx.send(Ok(()));
+                Worker::new(writer, handoff).run();
             }
             Err(err) => {
                 let _ = opened_tx.send(Err(err));
