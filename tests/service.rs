@@ -73,13 +73,16 @@ fn code_wins_over_the_environment() {
 
 #[test]
 fn an_invalid_resource_attribute_list_names_the_variable_the_value_and_the_form() {
-    let err = Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", "team")]).unwrap_err();
+    // With telemetry on: off, the variable is another SDK's business (see
+    // tests/config_validation.rs).
+    let on = ("TELEMETRY_ENABLED", "true");
+    let err = Config::from_iter([on, ("OTEL_RESOURCE_ATTRIBUTES", "team")]).unwrap_err();
     assert_eq!(err.variable(), "OTEL_RESOURCE_ATTRIBUTES");
     assert_eq!(
         err.to_string(),
         r#"invalid value "team" for OTEL_RESOURCE_ATTRIBUTES (expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; ",", "=" and "%" inside keys and values percent-encoded, the result UTF-8)"#
     );
-    let err = Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", "a=%ff")]).unwrap_err();
+    let err = Config::from_iter([on, ("OTEL_RESOURCE_ATTRIBUTES", "a=%ff")]).unwrap_err();
     assert!(err
         .to_string()
         .starts_with(r#"invalid value "a=%ff" for OTEL_RESOURCE_ATTRIBUTES"#));
