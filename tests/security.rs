@@ -68,9 +68,12 @@ fn off_unless_enabled_no_output_and_no_file() {
 // ---------------------------------------------------------------------------------
 // Nothing leaves the process but through the exporter
 
-/// `strace`, if this machine has it.
+/// `strace`, if this machine has it; under `CI=true` its absence fails the test.
 fn strace() -> Option<&'static str> {
     let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("strace is not installed, and CI=true requires the syscall checks to run (apt-get install strace)");
+    }
     if !found {
         // Straight to the process's stderr, past the test harness's capture, so that
         // a plain `cargo test` shows it.

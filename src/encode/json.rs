@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::record::{Record, TagValue};
+use crate::record::{Record, Tag, TagValue};
 
 /// The encoder of one JSON-lines destination: the service name is encoded once, when
 /// the destination is built, and copied onto every line as it is.
@@ -93,29 +93,15 @@ fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
                 .skip(i + 1)
                 .any(|later| later.key() == tag.key()),
         };
-        if repeated_later {
-            continue;
+        if !repeated_later {
+            write_tag(buf, &mut first, tag, &mut nonfinite);
         }
-        if !first {
-            buf.push(b',');
-        }
-        first = false;
-        json_str(buf, tag.key());
-        buf.push(b':');
-        write_tag_value(buf, tag.key(), tag.value(), &mut nonfinite);
     }
     // Span fields after the call's own tags; a key the call gave itself wins.
     for tag in record.span_tags() {
-        if tags.clone().any(|own| own.key() == tag.key()) {
-            continue;
+        if !tags.clone().any(|own| own.key() == tag.key()) {
+            write_tag(buf, &mut first, tag, &mut nonfinite);
         }
-        if !first {
-            buf.push(b',');
-        }
-        first = false;
-        json_str(buf, tag.key());
-        buf.push(b':');
-        write_tag_value(buf, tag.key(), tag.value(), &mut nonfinite);
     }
     buf.push(b'}');
     if let (Some(trace_id), Some(span_id)) = (record.trace_id(), record.span_id()) {
@@ -143,14 +129,21 @@ fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"}\n");
 }
 
-/// One tag's value, its JSON type kept; a non-finite float is `null` and noted.
-fn write_tag_value<'a>(
+/// One `"key":value` member of `tags` (a comma before all but the first), the
+/// value's JSON type kept; a non-finite float is `null` and noted.
+fn write_tag<'a>(
     buf: &mut Vec<u8>,
-    key: &'a str,
-    value: TagValue<'_>,
+    first: &mut bool,
+    tag: Tag<'a>,
     nonfinite: &mut Vec<(&'static str, Option<&'a str>, f64)>,
 ) {
-    match value {
+    if !std::mem::take(first) {
+        buf.push(b',');
+    }
+    let key = tag.key();
+    json_str(buf, key);
+    buf.push(b':');
+    match tag.value() {
         TagValue::Str(s) => json_str(buf, s),
         TagValue::I64(v) => json_value(buf, &v),
         TagValue::U64(v) => json_value(buf, &v),
