@@ -158,25 +158,25 @@ const ENTRIES: &[Entry] = &[
         pair: None,
     },
     Entry {
-        key: "9",
-        id: "9_on_telemetry_otlp_exporter",
+        key: "10",
+        id: "10_on_telemetry_otlp_exporter",
         label: "on: `telemetry` OTLP exporter, `track_event!` (queued; its thread posts to a loopback collector)",
         baseline: Some("4"),
         pair: None,
     },
     Entry {
-        key: "10",
-        id: "10_on_otel_log_bridge_batch",
+        key: "11",
+        id: "11_on_otel_log_bridge_batch",
         label: "on: `opentelemetry-appender-tracing` bridge + SDK batch log processor (exporter sends nothing)",
         baseline: Some("4"),
-        pair: Some("9"),
+        pair: Some("10"),
     },
     Entry {
-        key: "11",
-        id: "11_on_telemetry_json_exporter_dev_null",
+        key: "12",
+        id: "12_on_telemetry_json_exporter_dev_null",
         label: "on: `telemetry` JSON-lines exporter to `/dev/null`, `track_event!` (queued; its thread writes)",
         baseline: Some("4"),
-        pair: Some("9"),
+        pair: Some("10"),
     },
 ];
 
@@ -332,6 +332,24 @@ fn telemetry_json_exporter() -> (Dispatch, telemetry::Guard) {
 /// Checks, before anything is timed, that every "on" entry does its work (a layer that
 /// silently ignored the event would look fast) and that the "off" ones record nothing.
 fn preflight() {
+    // Every key and id once, and every pair and baseline naming an entry: criterion
+    // refuses a repeated id only after everything before it has been measured.
+    for (i, e) in ENTRIES.iter().enumerate() {
+        assert!(
+            ENTRIES[..i].iter().all(|o| o.key != e.key && o.id != e.id),
+            "entry {:?} ({}) appears twice in ENTRIES",
+            e.key,
+            e.id
+        );
+        for other in e.baseline.iter().chain(e.pair.iter()) {
+            assert!(
+                ENTRIES.iter().any(|o| o.key == *other),
+                "entry {:?} refers to {other:?}, which is not an entry",
+                e.key
+            );
+        }
+    }
+
     let buf = SharedBuf::default();
     let writer = buf.clone();
     tracing::dispatcher::with_default(&fmt_json(move || writer.clone()), || plain_event(42.0));
@@ -482,7 +500,7 @@ fn run(c: &mut Criterion) {
 
     let collector = LoopbackCollector::start().expect("a loopback collector");
     let (dispatch, exporter) = telemetry_otlp(&collector);
-    measure(&mut group, id("9"), dispatch, telemetry_event);
+    measure(&mut group, id("10"), dispatch, telemetry_event);
     let started = std::time::Instant::now();
     exporter.shutdown();
     let stats = exporter.stats();
@@ -497,7 +515,7 @@ fn run(c: &mut Criterion) {
     );
 
     let (dispatch, provider, exporter) = otel_log_bridge();
-    measure(&mut group, id("10"), dispatch, plain_event);
+    measure(&mut group, id("11"), dispatch, plain_event);
     provider.force_flush().expect("flush the logger provider");
     eprintln!(
         "SDK batch log processor: {} records exported (the rest were dropped by its queue)",
@@ -506,7 +524,7 @@ fn run(c: &mut Criterion) {
     provider.shutdown().expect("shut the logger provider down");
 
     let (dispatch, guard) = telemetry_json_exporter();
-    measure(&mut group, id("11"), dispatch, telemetry_event);
+    measure(&mut group, id("12"), dispatch, telemetry_event);
     drop(guard);
     group.finish();
 }
