@@ -2,7 +2,10 @@
 
 use std::cell::OnceCell;
 use std::fmt;
+use std::panic::Location;
 use std::time::SystemTime;
+
+use tracing_core::Metadata;
 
 use crate::fields::Kind;
 
@@ -376,7 +379,19 @@ pub struct Record<'a> {
     module_path: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
+    /// Where `module_path`, `file` and `line` came from, when that lives for the whole
+    /// program: a sink that keeps the record can keep this instead of copying them.
+    callsite: Option<Callsite>,
     timestamp: OnceCell<SystemTime>,
+}
+
+/// The call site a track call's source location comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Callsite {
+    /// The macro form's event.
+    Event(&'static Metadata<'static>),
+    /// The function form's caller.
+    Caller(&'static Location<'static>),
 }
 
 impl<'a> Record<'a> {
@@ -406,6 +421,7 @@ impl<'a> Record<'a> {
             module_path: None,
             file: None,
             line: None,
+            callsite: None,
             timestamp: OnceCell::new(),
         }
     }
@@ -442,7 +458,23 @@ impl<'a> Record<'a> {
         self.module_path = module_path;
         self.file = file;
         self.line = line;
+        self.callsite = None;
         self
+    }
+
+    /// Sets where the call came from, from a call site that lives for the whole program.
+    pub(crate) fn with_callsite(mut self, callsite: Callsite) -> Self {
+        (self.module_path, self.file, self.line) = match callsite {
+            Callsite::Event(meta) => (meta.module_path(), meta.file(), meta.line()),
+            Callsite::Caller(location) => (None, Some(location.file()), Some(location.line())),
+        };
+        self.callsite = Some(callsite);
+        self
+    }
+
+    /// The call site, when [`with_callsite`](Self::with_callsite) set the location.
+    pub(crate) fn callsite(&self) -> Option<Callsite> {
+        self.callsite
     }
 
     /// Fixes the timestamp instead of reading the clock.

@@ -9,7 +9,9 @@
 //! perf report --comm otlp_emit
 //! ```
 //!
-//! The first argument is `telemetry` or `bridge`, the second the number of events
+//! The first argument is `telemetry` or `bridge` (or, for the floor under them,
+//! `noop`: `telemetry` into `NoopSink`; `trivial`: a layer that only visits the
+//! fields), the second the number of events
 //! (default 5,000,000). It prints the loop's mean ns per event: use it with the
 //! profile, not as a benchmark (criterion's figures are in `cargo bench`).
 
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
-use telemetry_peers::{CountingLogExporter, LoopbackCollector};
+use telemetry_peers::{CountingLogExporter, LoopbackCollector, TrivialLayer};
 use tracing::{Dispatch, Level};
 use tracing_subscriber::prelude::*;
 
@@ -73,8 +75,25 @@ fn main() {
                 exporter.count()
             );
         }
+        "noop" => {
+            let dispatch = Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(TelemetryLayer::new(telemetry::NoopSink).with_telemetry_filter()),
+            );
+            let took = emit(&dispatch, events, |v| {
+                telemetry::track_event!("queue.depth", value = v, queue = "emails");
+            });
+            println!("telemetry into NoopSink: {took:.1} ns per event");
+        }
+        "trivial" => {
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(TrivialLayer));
+            let took = emit(&dispatch, events, |v| {
+                telemetry::track_event!("queue.depth", value = v, queue = "emails");
+            });
+            println!("trivial field-visiting layer: {took:.1} ns per event");
+        }
         other => {
-            eprintln!("unknown subject {other:?}: expected `telemetry` or `bridge`");
+            eprintln!("unknown subject {other:?}: expected telemetry, bridge, noop or trivial");
             std::process::exit(2);
         }
     }

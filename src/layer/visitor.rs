@@ -23,7 +23,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 use crate::fields::{self, Kind};
-use crate::record::{FieldValue, Record, TagSource, TagValue};
+use crate::record::{Callsite, FieldValue, Record, TagSource, TagValue};
 use crate::track::{DynCall, MacroCall};
 
 /// Macro-form fields held inline before the visitor's list moves to the heap.
@@ -121,7 +121,7 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
     fn deliver_call(&mut self, call: &DynCall) {
         let call = call.get();
         let mut record = Record::with_tag_source(call.kind, call.name, TagSource::Pairs(call.tags))
-            .with_source(None, Some(call.location.file()), Some(call.location.line()));
+            .with_callsite(Callsite::Caller(call.location));
         if let Some(value) = call.value {
             record = record.with_value(value);
         }
@@ -135,7 +135,7 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
 
     /// Delivers the macro form's record (borrowing this visitor's buffers). Events
     /// without the mark, or without a name, are not telemetry: ignored.
-    pub(super) fn finish(&mut self, meta: &Metadata<'_>) {
+    pub(super) fn finish(&mut self, meta: &'static Metadata<'static>) {
         if self.delivered {
             return;
         }
@@ -152,11 +152,8 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
             fields: &self.fields,
             text,
         };
-        let mut record = Record::with_tag_source(kind, name, tags).with_source(
-            meta.module_path(),
-            meta.file(),
-            meta.line(),
-        );
+        let mut record =
+            Record::with_tag_source(kind, name, tags).with_callsite(Callsite::Event(meta));
         let value = match kind {
             Kind::Event => None,
             Kind::Metric => self.value,

@@ -1,18 +1,25 @@
 //! What the emitting thread does for the OTLP exporter: copy the borrowed record into
-//! a flat byte buffer that the thread owns (no allocation once the buffer has grown,
-//! no per-tag strings), for the export thread to turn into OTLP types later.
+//! a flat run of bytes in the thread's lane (no allocation, no per-tag strings), for
+//! the export thread to turn into OTLP types later.
 //!
-//! Layout, little-endian: kind `u8`, time `u64` (ns since the Unix epoch), line `u32`
-//! (`u32::MAX` = none), a trace byte (1: the 16-byte trace id and 8-byte span id
-//! follow; 0: none), then the strings name, module, file (each `u32` length, with
-//! `u32::MAX` = none, then the bytes), the tag count `u32` and per tag: key (string),
-//! a type byte and the value (string, or 8 bytes). The tags are the call's, then the
-//! span fields whose key the call did not give. Only this module writes and reads it.
+//! Layout, little-endian: kind `u8`, source `u8`, trace `u8`, time `u64` (ns since the
+//! Unix epoch); then the source: for a call site that lives for the whole program
+//! (source 1: the macro form's `&'static Metadata`; 2: the function form's
+//! `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
+//! (`u32::MAX` = none) and the strings module and file; with trace 1 the 16-byte trace
+//! id and 8-byte span id; the name; the tag count `u32` and per tag: key (string), a
+//! type byte and the value (string, or 8 bytes). A string is a `u32` length
+//! (`u32::MAX` = none) and the bytes. The tags are the call's, then the span fields
+//! whose key the call did not give. Only this module writes and reads it, and only
+//! within one process: the addresses mean nothing anywhere else.
 
+use std::panic::Location;
 use std::time::UNIX_EPOCH;
 
+use tracing_core::Metadata;
+
 use crate::fields::Kind;
-use crate::record::{Record, Tag, TagValue};
+use crate::record::{Callsite, Record, Tag, TagValue};
 
 const NONE: u32 = u32::MAX;
 /// Longer strings are cut to this many bytes (a 4 GiB tag is not telemetry).
@@ -24,15 +31,22 @@ const U64: u8 = 2;
 const F64: u8 = 3;
 const BOOL: u8 = 4;
 
-/// The bytes [`capture_into`] appends for `record`.
-#[cfg(test)]
+const SOURCE_STRINGS: u8 = 0;
+const SOURCE_EVENT: u8 = 1;
+const SOURCE_CALLER: u8 = 2;
+
+/// The bytes [`capture_into`] writes for `record`.
 pub(crate) fn captured_len(record: &Record<'_>) -> usize {
     let str_len = |s: Option<&str>| 4 + s.map_or(0, |s| s.len().min(MAX_STR));
-    let mut len = 1 + 8 + 4 + 1 + 4;
-    if record.trace_id().is_some() {
+    let mut len = 3 + 8;
+    len += match record.callsite() {
+        Some(_) => 8,
+        None => 4 + str_len(record.module_path()) + str_len(record.file()),
+    };
+    if record.trace_id().is_some() && record.span_id().is_some() {
         len += 16 + 8;
     }
-    len += str_len(Some(record.name())) + str_len(record.module_path()) + str_len(record.file());
+    len += str_len(Some(record.name())) + 4;
     for tag in tags(record) {
         len += str_len(Some(tag.key())) + 1;
         len += match tag.value() {
@@ -46,56 +60,101 @@ pub(crate) fn captured_len(record: &Record<'_>) -> usize {
 /// Copies `record` into one buffer of exactly the size it needs.
 #[cfg(test)]
 pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(captured_len(record));
+    let mut buf = vec![0; captured_len(record)];
     capture_into(&mut buf, record);
     buf
 }
 
-/// Appends `record` to `buf` ([`captured_len`] bytes).
-pub(crate) fn capture_into(buf: &mut Vec<u8>, record: &Record<'_>) {
+/// Writes `record` into `out`, which is exactly [`captured_len`] bytes long.
+pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>) {
     let nanos = record
         .timestamp()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    buf.push(kind_byte(record.kind()));
-    buf.extend_from_slice(&nanos.to_le_bytes());
-    buf.extend_from_slice(&record.line().unwrap_or(NONE).to_le_bytes());
-    match (record.trace_id(), record.span_id()) {
-        (Some(trace_id), Some(span_id)) => {
-            buf.push(1);
-            buf.extend_from_slice(&trace_id);
-            buf.extend_from_slice(&span_id);
+        .map_or(0, |d| {
+            d.as_secs()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(d.subsec_nanos()))
+        });
+    let mut w = Out { out, at: 0 };
+    let trace = record.trace_id().zip(record.span_id());
+    let source = match record.callsite() {
+        Some(Callsite::Event(_)) => SOURCE_EVENT,
+        Some(Callsite::Caller(_)) => SOURCE_CALLER,
+        None => SOURCE_STRINGS,
+    };
+    w.put(&[kind_byte(record.kind()), source, u8::from(trace.is_some())]);
+    w.put(&nanos.to_le_bytes());
+    match record.callsite() {
+        Some(Callsite::Event(meta)) => {
+            w.put(&(meta as *const Metadata<'static> as usize as u64).to_le_bytes())
         }
-        _ => buf.push(0),
+        Some(Callsite::Caller(location)) => {
+            w.put(&(location as *const Location<'static> as usize as u64).to_le_bytes())
+        }
+        None => {
+            w.put(&record.line().unwrap_or(NONE).to_le_bytes());
+            w.str(record.module_path());
+            w.str(record.file());
+        }
     }
-    put_str(buf, Some(record.name()));
-    put_str(buf, record.module_path());
-    put_str(buf, record.file());
+    if let Some((trace_id, span_id)) = trace {
+        w.put(&trace_id);
+        w.put(&span_id);
+    }
+    w.str(Some(record.name()));
     let count = record.tags().len() + tags(record).skip(record.tags().len()).count();
-    buf.extend_from_slice(&(count as u32).to_le_bytes());
+    w.put(&(count as u32).to_le_bytes());
     for tag in tags(record) {
-        put_str(buf, Some(tag.key()));
+        w.str(Some(tag.key()));
         match tag.value() {
             TagValue::Str(s) => {
-                buf.push(STR);
-                put_str(buf, Some(s));
+                w.put(&[STR]);
+                w.str(Some(s));
             }
             TagValue::I64(v) => {
-                buf.push(I64);
-                buf.extend_from_slice(&v.to_le_bytes());
+                w.put(&[I64]);
+                w.put(&v.to_le_bytes());
             }
             TagValue::U64(v) => {
-                buf.push(U64);
-                buf.extend_from_slice(&v.to_le_bytes());
+                w.put(&[U64]);
+                w.put(&v.to_le_bytes());
             }
             TagValue::F64(v) => {
-                buf.push(F64);
-                buf.extend_from_slice(&v.to_le_bytes());
+                w.put(&[F64]);
+                w.put(&v.to_le_bytes());
             }
             TagValue::Bool(v) => {
-                buf.push(BOOL);
-                buf.extend_from_slice(&u64::from(v).to_le_bytes());
+                w.put(&[BOOL]);
+                w.put(&u64::from(v).to_le_bytes());
             }
+        }
+    }
+    debug_assert_eq!(w.at, w.out.len(), "captured_len and capture_into disagree");
+}
+
+/// A cursor over the bytes a record is written into.
+struct Out<'o> {
+    out: &'o mut [u8],
+    at: usize,
+}
+
+impl Out<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        self.out[self.at..end].copy_from_slice(bytes);
+        self.at = end;
+    }
+
+    #[inline(always)]
+    fn str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                let s = &s.as_bytes()[..s.len().min(MAX_STR)];
+                self.put(&(s.len() as u32).to_le_bytes());
+                self.put(s);
+            }
+            None => self.put(&NONE.to_le_bytes()),
         }
     }
 }
@@ -118,17 +177,6 @@ fn kind_byte(kind: Kind) -> u8 {
     }
 }
 
-fn put_str(buf: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            let s = &s.as_bytes()[..s.len().min(MAX_STR)];
-            buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            buf.extend_from_slice(s);
-        }
-        None => buf.extend_from_slice(&NONE.to_le_bytes()),
-    }
-}
-
 /// A captured record, read back on the export thread.
 #[derive(Debug)]
 pub(crate) struct Captured<'a> {
@@ -143,8 +191,13 @@ pub(crate) struct Captured<'a> {
     pub(crate) tags: Vec<(&'a str, TagValue<'a>)>,
 }
 
-/// Reads a buffer written by [`capture`]; `None` if it is not one.
-pub(crate) fn read(bytes: &[u8]) -> Option<Captured<'_>> {
+/// Reads bytes written by [`capture_into`]; `None` if they are cut short.
+///
+/// # Safety
+///
+/// `bytes` must be (a prefix of) what [`capture_into`] wrote in this process: a
+/// record's source may be the address of a call site, which is read back as one.
+pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     let mut r = Reader(bytes);
     let kind = match r.u8()? {
         0 => Kind::Event,
@@ -152,16 +205,39 @@ pub(crate) fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         2 => Kind::Timing,
         _ => return None,
     };
-    let time_unix_nano = r.u64()?;
-    let line = Some(r.u32()?).filter(|&l| l != NONE);
-    let trace = match r.u8()? {
-        0 => None,
-        1 => Some((r.take(16)?, r.take(8)?)),
+    let source = r.u8()?;
+    let has_trace = match r.u8()? {
+        0 => false,
+        1 => true,
         _ => return None,
     };
+    let time_unix_nano = r.u64()?;
+    let (module_path, file, line) = match source {
+        SOURCE_EVENT => {
+            let address = r.u64()? as usize;
+            // SAFETY: the caller promises that these bytes came from `capture_into` in
+            // this process, which wrote the address of a `&'static Metadata` here.
+            let meta = unsafe { &*(address as *const Metadata<'static>) };
+            (meta.module_path(), meta.file(), meta.line())
+        }
+        SOURCE_CALLER => {
+            let address = r.u64()? as usize;
+            // SAFETY: as above, the address of a `&'static Location`.
+            let location = unsafe { &*(address as *const Location<'static>) };
+            (None, Some(location.file()), Some(location.line()))
+        }
+        SOURCE_STRINGS => {
+            let line = Some(r.u32()?).filter(|&l| l != NONE);
+            (r.str()?, r.str()?, line)
+        }
+        _ => return None,
+    };
+    let trace = if has_trace {
+        Some((r.take(16)?, r.take(8)?))
+    } else {
+        None
+    };
     let name = r.str()??;
-    let module_path = r.str()?;
-    let file = r.str()?;
     let count = r.u32()? as usize;
     let mut tags = Vec::with_capacity(count.min(256));
     for _ in 0..count {
@@ -223,11 +299,58 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads back what [`capture`] wrote.
+#[cfg(test)]
+fn read_back(bytes: &[u8]) -> Option<Captured<'_>> {
+    // SAFETY: every caller passes bytes from `capture` (or a prefix of them).
+    unsafe { read(bytes) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::Tag;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_call_site_travels_as_its_address_and_reads_back_whole() {
+        let caller = Location::caller();
+        let record = Record::new(Kind::Event, "e", &[]).with_callsite(Callsite::Caller(caller));
+        let bytes = capture(&record);
+        assert_eq!(bytes.len(), captured_len(&record));
+        let c = read_back(&bytes).unwrap();
+        assert_eq!(
+            (c.module_path, c.file, c.line),
+            (None, Some(file!()), Some(caller.line()))
+        );
+
+        let callsite = tracing::callsite! {
+            name: "track",
+            kind: tracing::metadata::Kind::EVENT,
+            fields: telemetry.name
+        };
+        let meta = tracing_core::Callsite::metadata(callsite);
+        let tags = [Tag::new("plan", "pro")];
+        let record = Record::new(Kind::Event, "e", &tags).with_callsite(Callsite::Event(meta));
+        let bytes = capture(&record);
+        // The address instead of the module path and file name.
+        let strings = Record::new(Kind::Event, "e", &tags).with_source(
+            meta.module_path(),
+            meta.file(),
+            meta.line(),
+        );
+        assert!(bytes.len() < captured_len(&strings));
+        let c = read_back(&bytes).unwrap();
+        assert_eq!(
+            (c.module_path, c.file, c.line, c.tags),
+            (
+                Some(module_path!()),
+                Some(file!()),
+                meta.line(),
+                vec![("plan", TagValue::Str("pro"))]
+            )
+        );
+    }
 
     #[test]
     fn round_trips_every_field_and_type() {
@@ -243,7 +366,7 @@ mod tests {
             .with_source(Some("app::jobs"), Some("src/jobs.rs"), Some(42))
             .with_timestamp(UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789));
         let buf = capture(&record);
-        let c = read(&buf).unwrap();
+        let c = read_back(&buf).unwrap();
         assert_eq!(c.kind, Kind::Event);
         assert_eq!(c.time_unix_nano, 1_700_000_000_123_456_789);
         assert_eq!(
@@ -267,7 +390,7 @@ mod tests {
             ]
         );
         let bare = capture(&Record::new(Kind::Timing, "t", &[]));
-        let c = read(&bare).unwrap();
+        let c = read_back(&bare).unwrap();
         assert_eq!(
             (c.kind, c.module_path, c.file, c.line),
             (Kind::Timing, None, None, None)
@@ -280,7 +403,7 @@ mod tests {
         let buf =
             capture(&Record::new(Kind::Event, "e", &tags).with_source(None, Some("f"), Some(1)));
         for end in 0..buf.len() {
-            assert!(read(&buf[..end]).is_none(), "prefix of {end} bytes");
+            assert!(read_back(&buf[..end]).is_none(), "prefix of {end} bytes");
         }
     }
 }
@@ -302,7 +425,7 @@ mod context_tests {
             .with_trace([7; 16], [9; 8]);
         let bytes = capture(&record);
         assert_eq!(bytes.len(), captured_len(&record));
-        let back = read(&bytes).expect("reads back");
+        let back = read_back(&bytes).expect("reads back");
         assert_eq!(back.trace, Some((&[7_u8; 16][..], &[9_u8; 8][..])));
         assert_eq!(
             back.tags,
@@ -312,6 +435,6 @@ mod context_tests {
             ]
         );
         let outside = Record::new(Kind::Event, "e", &[]);
-        assert_eq!(read(&capture(&outside)).unwrap().trace, None);
+        assert_eq!(read_back(&capture(&outside)).unwrap().trace, None);
     }
 }

@@ -4,18 +4,14 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use thread_local::ThreadLocal;
-
-use super::capture::{capture_into, read};
+use super::capture::{capture_into, captured_len, read};
 use super::config::{OtlpConfig, Signal};
+use super::lanes::{Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::mapping::{self, RecordIds};
 use super::metrics::{metrics_request, unix_nanos};
 use super::spool::{OpenError, Spool};
@@ -26,6 +22,9 @@ use crate::fields::Kind;
 use crate::record::{Record, Tag};
 use crate::report::stderr_line;
 use crate::sink::Sink;
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// Records in one request at most (the specification's default batch size for logs).
 const BATCH_RECORDS: usize = 512;
@@ -37,16 +36,8 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured as given.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
-/// What the queue bound counts for a record beyond its bytes: its length prefix.
-const RECORD_OVERHEAD: usize = 4;
-/// A thread's buffer this full is handed to the export thread at once, and the thread
-/// goes on with an emptied one from the export thread (so that a busy thread neither
-/// grows one huge buffer nor touches fresh memory for every chunk).
-const CHUNK_BYTES: usize = 256 * 1024;
 /// Emptied chunks kept for reuse.
 const SPARE_CHUNKS: usize = 16;
-/// What a thread's buffer starts with after the export thread took its records.
-const BUFFER_START: usize = 4 * 1024;
 
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
@@ -194,15 +185,8 @@ impl OtlpStats {
 }
 
 struct Shared {
-    /// Each emitting thread's captured records, length-prefixed; the export thread
-    /// swaps them out. A thread only ever contends with the export thread's swap.
-    buffers: ThreadLocal<Mutex<Vec<u8>>>,
-    /// Full buffers, handed to the export thread.
-    full: Sender<Vec<u8>>,
-    /// Emptied buffers, handed back.
-    spare: Receiver<Vec<u8>>,
-    /// Bytes (plus overhead) of every record taken and not yet sent, refused or given up.
-    queued_bytes: AtomicUsize,
+    /// Each emitting thread's captured records, and the queue's bound.
+    lanes: Lanes,
     exported: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
@@ -223,12 +207,9 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(full: Sender<Vec<u8>>, spare: Receiver<Vec<u8>>) -> Self {
+    fn new(lanes: Lanes) -> Self {
         Shared {
-            buffers: ThreadLocal::new(),
-            full,
-            spare,
-            queued_bytes: AtomicUsize::new(0),
+            lanes,
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -247,32 +228,6 @@ impl Shared {
             reported_metrics: AtomicBool::new(false),
             reported_spool: AtomicBool::new(false),
         }
-    }
-
-    /// An emptied chunk if there is one, else a new one of `capacity` bytes.
-    fn fresh_buffer(&self, capacity: usize) -> Vec<u8> {
-        self.spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(capacity))
-    }
-
-    /// Every thread's records so far: the full buffers handed over, then what each
-    /// thread's current buffer holds.
-    fn take_buffers(&self, full: &Receiver<Vec<u8>>, into: &mut VecDeque<(Vec<u8>, usize)>) {
-        into.extend(full.try_iter().map(|buf| (buf, 0)));
-        for cell in self.buffers.iter() {
-            let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
-            if !buf.is_empty() {
-                // A small one: a thread that was not busy enough to fill a
-                // chunk should not be handed a chunk-sized buffer to keep.
-                let taken = std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER_START));
-                into.push_back((taken, 0));
-            }
-        }
-    }
-
-    fn release(&self, bytes: usize) {
-        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
@@ -412,10 +367,10 @@ impl OtlpExporter {
         aggregator: Aggregator,
         count_events: bool,
     ) -> Result<Self, Error> {
-        let (full, full_rx) = unbounded();
+        let (filled, filled_rx) = unbounded();
         let (spare_tx, spare) = bounded(SPARE_CHUNKS);
-        let shared = Arc::new(Shared::new(full, spare));
         let capacity = config.queue_bytes;
+        let shared = Arc::new(Shared::new(Lanes::new(capacity, filled, spare)));
         let timeout = config.logs.timeout;
         let spool_dir = config.spool_dir.clone();
         if config.disabled {
@@ -431,7 +386,7 @@ impl OtlpExporter {
         let (tx, rx) = unbounded();
         let worker = Worker {
             rx,
-            full: full_rx,
+            filled: filled_rx,
             spare: spare_tx,
             count_events,
             shared: Arc::clone(&shared),
@@ -445,6 +400,7 @@ impl OtlpExporter {
                 next: Instant::now() + config.metric_interval,
             },
             pending: VecDeque::new(),
+            reading: 0,
             next_collect: Instant::now() + BATCH_DELAY,
             deadline: None,
             acks: Vec::new(),
@@ -590,25 +546,8 @@ impl Sink for OtlpExporter {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let cell = shared
-            .buffers
-            .get_or(|| Mutex::new(Vec::with_capacity(BUFFER_START)));
-        let mut buf = cell.lock().unwrap_or_else(PoisonError::into_inner);
-        // Copied first, measured after: one pass over the record. The length prefix
-        // is filled in once known.
-        let start = buf.len();
-        buf.extend_from_slice(&[0; 4]);
-        capture_into(&mut buf, record);
-        let len = buf.len() - start - 4;
-        let cost = len + RECORD_OVERHEAD;
-        let before = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed);
-        let prefix = u32::try_from(len)
-            .ok()
-            .filter(|_| before + cost <= self.capacity);
-        let Some(prefix) = prefix else {
-            buf.truncate(start);
-            drop(buf);
-            shared.release(cost);
+        let len = captured_len(record);
+        if shared.lanes.push(len, |out| capture_into(out, record)) == Pushed::Full {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             if !shared.reported_full.swap(true, Ordering::Relaxed) {
                 stderr_line(format_args!(
@@ -617,16 +556,6 @@ impl Sink for OtlpExporter {
                     self.capacity
                 ));
             }
-            return;
-        };
-        buf[start..start + 4].copy_from_slice(&prefix.to_le_bytes());
-        if buf.len() >= CHUNK_BYTES {
-            // A thread that fills a chunk is busy: its next one is chunk-sized from
-            // the start, so that it never grows by copying.
-            let full = std::mem::replace(&mut *buf, shared.fresh_buffer(CHUNK_BYTES + 1024));
-            // Sent under the lock, so that it is in the channel before the export
-            // thread can take this thread's newer records.
-            let _ = shared.full.send(full);
         }
     }
 
@@ -650,7 +579,9 @@ struct MetricsPush {
 
 struct Worker {
     rx: Receiver<Msg>,
-    full: Receiver<Vec<u8>>,
+    /// A thread filled a chunk of its lane.
+    filled: Receiver<()>,
+    /// Emptied chunks, back to the threads.
     spare: Sender<Vec<u8>>,
     shared: Arc<Shared>,
     /// Whether to count events into the aggregator (it is this exporter's own).
@@ -659,8 +590,11 @@ struct Worker {
     scope: InstrumentationScope,
     logs: Transport,
     metrics: MetricsPush,
-    /// Buffers taken from the emitting threads, with how far each has been read.
-    pending: VecDeque<(Vec<u8>, usize)>,
+    /// Records taken from the emitting threads' lanes, oldest first; `at` advances as
+    /// they are read.
+    pending: VecDeque<Taken>,
+    /// The first of `pending` not read to its end (until `recycle_read`).
+    reading: usize,
     /// When the threads' buffers are next collected and sent without being full.
     next_collect: Instant,
     /// Set by shutdown: nothing is sent after it.
@@ -683,8 +617,8 @@ struct Worker {
 
 enum Wake {
     Msg(Msg),
-    /// A thread's full buffer.
-    Full(Vec<u8>),
+    /// A thread filled a chunk.
+    Filled,
     Tick,
     Closed,
 }
@@ -708,8 +642,9 @@ impl Worker {
                     return;
                 }
                 Wake::Msg(msg) => self.take(msg),
-                Wake::Full(buf) => {
-                    self.pending.push_back((buf, 0));
+                Wake::Filled => {
+                    // One look at the lanes serves every chunk filled so far.
+                    while self.filled.try_recv().is_ok() {}
                     self.stock_spares();
                 }
                 Wake::Tick => {
@@ -728,7 +663,7 @@ impl Worker {
             if self.stop.is_some() {
                 continue;
             }
-            self.shared.take_buffers(&self.full, &mut self.pending);
+            self.shared.lanes.collect(&mut self.pending);
             if self.spool.is_some() {
                 self.spool_pending();
                 self.send_spooled();
@@ -751,7 +686,7 @@ impl Worker {
                 if self.acks.is_empty() || self.stop.is_some() {
                     break;
                 }
-                self.shared.take_buffers(&self.full, &mut self.pending);
+                self.shared.lanes.collect(&mut self.pending);
                 if !self.has_pending() {
                     break;
                 }
@@ -768,8 +703,8 @@ impl Worker {
                 Ok(msg) => Wake::Msg(msg),
                 Err(_) => Wake::Closed,
             },
-            recv(self.full) -> buf => match buf {
-                Ok(buf) => Wake::Full(buf),
+            recv(self.filled) -> filled => match filled {
+                Ok(()) => Wake::Filled,
                 Err(_) => Wake::Closed,
             },
             default(timeout) => Wake::Tick,
@@ -779,15 +714,11 @@ impl Worker {
     /// Keeps emptied, already-touched buffers ready while threads are filling them
     /// quickly, so that the page faults of fresh memory land here, not on an
     /// emitting thread.
-    #[allow(
-        clippy::slow_vector_initialization,
-        reason = "the point is to write every page now; vec![0; n] would map zero pages untouched"
-    )]
     fn stock_spares(&self) {
         while self.spare.len() < SPARE_CHUNKS / 2 {
-            let mut buf = Vec::with_capacity(CHUNK_BYTES + 1024);
-            buf.resize(CHUNK_BYTES + 1024, 0);
-            buf.clear();
+            // Not zeros: a zeroed allocation may be served by the kernel's zero
+            // pages, untouched, and the faults would land on the thread that writes.
+            let buf = vec![0xA5_u8; CHUNK_BYTES];
             if self.spare.try_send(buf).is_err() {
                 break;
             }
@@ -819,12 +750,12 @@ impl Worker {
     /// Shutdown: everything already queued, until the deadline; then the rest is
     /// counted as undelivered.
     fn finish(&mut self) {
-        self.shared.take_buffers(&self.full, &mut self.pending);
+        self.shared.lanes.collect(&mut self.pending);
         if self.spool.is_some() {
             self.spool_pending();
             self.send_spooled_before_deadline();
             // Records appended while shutdown began are spooled too.
-            self.shared.take_buffers(&self.full, &mut self.pending);
+            self.shared.lanes.collect(&mut self.pending);
             self.spool_pending();
             self.sync_spool_counts();
         }
@@ -832,7 +763,7 @@ impl Worker {
             self.send_batch();
         }
         // A record appended while shutdown began is given up too, and counted.
-        self.shared.take_buffers(&self.full, &mut self.pending);
+        self.shared.lanes.collect(&mut self.pending);
         let left = self.abandon_pending();
         self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
         // The last values, so that a short-lived app's metrics arrive too.
@@ -856,47 +787,48 @@ impl Worker {
     fn abandon_pending(&mut self) -> u64 {
         let mut records = 0;
         let mut bytes = 0;
-        for (buf, mut at) in self.pending.drain(..) {
-            while let Some(len) = buf
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-            {
-                let len = len as usize;
-                if buf.len() < at + 4 + len {
-                    break;
-                }
-                records += 1;
-                bytes += len + RECORD_OVERHEAD;
-                at += 4 + len;
-            }
+        while let Some((_, range)) = self.next_record() {
+            records += 1;
+            bytes += range.len() + RECORD_OVERHEAD;
         }
-        self.shared.release(bytes);
+        self.recycle_read();
+        self.shared.lanes.release(bytes);
         records
     }
 
-    /// The next pending record's bytes (without its length prefix), advancing past it.
-    fn next_record(&mut self) -> Option<Vec<u8>> {
-        loop {
-            let (buf, at) = self.pending.front_mut()?;
-            let start = *at + 4;
-            let len = buf
-                .get(*at..start)
+    /// Where the next pending record's bytes are (without its length prefix) in the
+    /// first pending buffer that is not read to its end, advancing past it.
+    fn next_record(&mut self) -> Option<(usize, std::ops::Range<usize>)> {
+        while let Some(taken) = self.pending.get_mut(self.reading) {
+            let i = self.reading;
+            let start = taken.at + RECORD_OVERHEAD;
+            let len = taken
+                .buf
+                .get(taken.at..start)
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_le_bytes);
-            match len.and_then(|len| buf.get(start..start + len as usize)) {
-                Some(record) => {
-                    let record = record.to_vec();
-                    *at = start + record.len();
-                    return Some(record);
-                }
-                None => {
-                    if let Some((mut buf, _)) = self.pending.pop_front() {
-                        if buf.capacity() >= CHUNK_BYTES {
-                            buf.clear();
-                            let _ = self.spare.try_send(buf);
-                        }
-                    }
+            let Some(end) = len
+                .map(|len| start + len as usize)
+                .filter(|&end| end <= taken.end)
+            else {
+                // Read to its end (a lane's chunk holds whole records only).
+                taken.at = taken.end;
+                self.reading += 1;
+                continue;
+            };
+            taken.at = end;
+            return Some((i, start..end));
+        }
+        None
+    }
+
+    /// Drops the pending buffers read to their end; a chunk goes back to the threads.
+    fn recycle_read(&mut self) {
+        self.reading = 0;
+        while self.pending.front().is_some_and(|t| t.at >= t.end) {
+            if let Some(taken) = self.pending.pop_front() {
+                if taken.buf.len() >= CHUNK_BYTES {
+                    let _ = self.spare.try_send(taken.buf);
                 }
             }
         }
@@ -909,7 +841,7 @@ impl Worker {
             return;
         };
         let outcome = self.deliver(&body);
-        self.shared.release(bytes);
+        self.shared.lanes.release(bytes);
         self.settle(count, outcome);
     }
 
@@ -924,12 +856,18 @@ impl Worker {
             }
         }
         if batch.is_empty() {
+            self.recycle_read();
             return None;
         }
-        let bytes: usize = batch.iter().map(|b| b.len() + RECORD_OVERHEAD).sum();
+        let bytes: usize = batch.iter().map(|(_, r)| r.len() + RECORD_OVERHEAD).sum();
         let observed = unix_nanos(SystemTime::now());
         let mut records = Vec::with_capacity(batch.len());
-        for event in batch.iter().filter_map(|b| read(b)) {
+        let pending = &self.pending;
+        // SAFETY: every pending byte was written by `capture_into`, in this process.
+        let events = batch
+            .iter()
+            .filter_map(|(i, range)| unsafe { read(&pending[*i].buf[range.clone()]) });
+        for event in events {
             if event.kind != Kind::Event {
                 continue;
             }
@@ -940,6 +878,7 @@ impl Worker {
             }
             records.push(mapping::log_record(&event, observed, self.ids.next_id()));
         }
+        self.recycle_read();
         let count = records.len() as u64;
         let body = self
             .logs
@@ -1068,7 +1007,7 @@ impl Worker {
                         return;
                     }
                 }
-                Wake::Full(buf) => self.pending.push_back((buf, 0)),
+                Wake::Filled => {}
                 Wake::Tick => return,
                 Wake::Closed => {
                     thread::sleep(until.saturating_duration_since(Instant::now()));
@@ -1156,7 +1095,7 @@ impl Worker {
     fn spool_pending(&mut self) {
         while let Some((count, bytes, body)) = self.encode_batch() {
             if count == 0 {
-                self.shared.release(bytes);
+                self.shared.lanes.release(bytes);
                 continue;
             }
             let gzip = self.logs.gzip();
@@ -1164,7 +1103,7 @@ impl Worker {
                 Some(spool) => spool.append(u32::try_from(count).unwrap_or(u32::MAX), gzip, &body),
                 None => Ok(()),
             };
-            self.shared.release(bytes);
+            self.shared.lanes.release(bytes);
             match written {
                 Ok(()) => {
                     self.shared.spooled.fetch_add(count, Ordering::Relaxed);

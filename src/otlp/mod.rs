@@ -69,6 +69,7 @@
 mod capture;
 mod config;
 mod exporter;
+mod lanes;
 mod mapping;
 mod metrics;
 mod spool;

@@ -1,0 +1,410 @@
+//! The emitting threads' side of the OTLP queue: one lane per thread, written without
+//! a lock or a read-modify-write per record.
+//!
+//! A lane is a chain of chunks. Only the thread that owns the lane writes to it: it
+//! appends a record (a `u32` length, then the bytes) past what it has committed, then
+//! publishes the new end with one release store. The export thread reads up to the
+//! committed end, and only there, so the two never touch the same bytes. When a record
+//! does not fit, the owner links a new chunk after the full one and never touches the
+//! full one again: from then on it belongs to the export thread, which takes its bytes
+//! without copying.
+//!
+//! The queue's bound is kept in bytes ([`Lanes::push`]): an owner reserves room in
+//! grants of up to [`GRANT_MAX`] bytes, one atomic add per grant rather than per
+//! record, and the export thread gives the bytes back as records are sent or given up.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crossbeam_channel::{Receiver, Sender};
+use thread_local::ThreadLocal;
+
+/// What the bound counts for a record beyond its bytes: its length prefix.
+pub(crate) const RECORD_OVERHEAD: usize = 4;
+/// A busy thread's chunks are this large; they are recycled through the spare pool.
+pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
+/// A thread's first chunk: a thread that emits now and then never holds much memory.
+const FIRST_CHUNK: usize = 4 * 1024;
+/// The most an owner reserves of the bound at once.
+const GRANT_MAX: usize = 16 * 1024;
+
+/// Bytes taken from the lanes, for the export thread to send: `buf[at..end]` holds
+/// whole records.
+pub(crate) struct Taken {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) at: usize,
+    pub(crate) end: usize,
+}
+
+/// One chunk of a lane. Its memory is initialized (`buf.len() == buf.capacity()`),
+/// so that the owner can write into it through a slice.
+struct Chunk {
+    /// Never resized while in a lane: `data` points into it.
+    buf: Vec<u8>,
+    data: *mut u8,
+    /// Bytes of whole records the owner has written, published with release.
+    committed: AtomicUsize,
+    /// The chunk after this one, set by the owner after its last commit here.
+    next: AtomicPtr<Chunk>,
+}
+
+impl Chunk {
+    fn new(mut buf: Vec<u8>) -> *mut Chunk {
+        let data = buf.as_mut_ptr();
+        Box::into_raw(Box::new(Chunk {
+            buf,
+            data,
+            committed: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }))
+    }
+}
+
+/// The owner's side of a lane: touched only by the thread the lane belongs to.
+struct Writer {
+    /// The chunk being written; null until the first record.
+    tail: *mut Chunk,
+    /// Where the next record goes in `tail`.
+    end: usize,
+    /// Bytes of the bound reserved and not yet used by a record.
+    credit: usize,
+}
+
+/// The export thread's side of a lane.
+struct Reader {
+    /// The oldest chunk not yet taken whole; null until the first chunk is seen.
+    head: *mut Chunk,
+    /// What was taken of `head` so far.
+    at: usize,
+}
+
+struct Lane {
+    writer: UnsafeCell<Writer>,
+    /// The lane's first chunk, for the reader to start from.
+    first: AtomicPtr<Chunk>,
+    reader: Mutex<Reader>,
+}
+
+// SAFETY: `writer` is only ever used by the thread that owns the lane (`Lanes::push`
+// reaches it through `ThreadLocal::get_or`, which hands each thread its own lane, and
+// a lane passes to another thread only after its owner has exited); the reader's
+// state is behind a mutex; a chunk's bytes below `committed` are only read, above it
+// only written by the owner, and a chunk with `next` set belongs to the reader. The
+// raw pointers are to chunks that the lane owns.
+unsafe impl Send for Lane {}
+// SAFETY: as above.
+unsafe impl Sync for Lane {}
+
+impl Lane {
+    fn new() -> Self {
+        Lane {
+            writer: UnsafeCell::new(Writer {
+                tail: ptr::null_mut(),
+                end: 0,
+                credit: 0,
+            }),
+            first: AtomicPtr::new(ptr::null_mut()),
+            reader: Mutex::new(Reader {
+                head: ptr::null_mut(),
+                at: 0,
+            }),
+        }
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let reader = self
+            .reader
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut chunk = if reader.head.is_null() {
+            *self.first.get_mut()
+        } else {
+            reader.head
+        };
+        while !chunk.is_null() {
+            // SAFETY: nobody else holds the lane (`&mut self`); every chunk in the
+            // chain came from `Chunk::new` and is freed once, here.
+            let boxed = unsafe { Box::from_raw(chunk) };
+            chunk = boxed.next.load(Ordering::Acquire);
+        }
+    }
+}
+
+/// Whether [`Lanes::push`] queued the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// The bound would be passed: nothing was written.
+    Full,
+}
+
+/// Every emitting thread's lane, and the queue's byte bound.
+pub(crate) struct Lanes {
+    lanes: ThreadLocal<Lane>,
+    /// Bytes reserved by the owners (used or not) and not yet given back.
+    reserved: AtomicUsize,
+    capacity: usize,
+    grant: usize,
+    /// A chunk was filled: the export thread should look now, not at its next tick.
+    filled: Sender<()>,
+    /// Emptied chunks, already touched, for a busy owner's next chunk.
+    spare: Receiver<Vec<u8>>,
+}
+
+impl Lanes {
+    pub(crate) fn new(capacity: usize, filled: Sender<()>, spare: Receiver<Vec<u8>>) -> Self {
+        Lanes {
+            lanes: ThreadLocal::new(),
+            reserved: AtomicUsize::new(0),
+            capacity,
+            grant: (capacity / 256).clamp(1, GRANT_MAX),
+            filled,
+            spare,
+        }
+    }
+
+    /// Appends one record of exactly `len` bytes, written by `write` (which is given
+    /// exactly that many bytes), to the calling thread's lane.
+    pub(crate) fn push(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
+        let Ok(prefix) = u32::try_from(len) else {
+            return Pushed::Full;
+        };
+        let lane = self.lanes.get_or(Lane::new);
+        // SAFETY: this thread owns `lane` (see `impl Sync for Lane`), and nothing in
+        // here can reach this lane again: `write` only writes bytes.
+        let w = unsafe { &mut *lane.writer.get() };
+        let cost = len + RECORD_OVERHEAD;
+        if w.credit < cost && !self.reserve(w, cost) {
+            return Pushed::Full;
+        }
+        w.credit -= cost;
+        // SAFETY: `tail` is null or this lane's chunk being written.
+        let room = unsafe { w.tail.as_ref() }.map_or(0, |c| c.buf.len() - w.end);
+        if room < cost {
+            self.next_chunk(lane, w, cost);
+        }
+        // SAFETY: `tail` is a live chunk with `cost` bytes of room past `end`; bytes
+        // past `committed` (== `end`) are this thread's alone, and initialized.
+        let chunk = unsafe { &*w.tail };
+        let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), cost) };
+        out[..RECORD_OVERHEAD].copy_from_slice(&prefix.to_le_bytes());
+        write(&mut out[RECORD_OVERHEAD..]);
+        w.end += cost;
+        chunk.committed.store(w.end, Ordering::Release);
+        Pushed::Queued
+    }
+
+    /// Reserves at least `cost` bytes of the bound for `w`; false if they would pass it.
+    #[cold]
+    fn reserve(&self, w: &mut Writer, cost: usize) -> bool {
+        for want in [self.grant.max(cost), cost] {
+            let before = self.reserved.fetch_add(want, Ordering::Relaxed);
+            if before + want <= self.capacity {
+                w.credit += want;
+                return true;
+            }
+            self.reserved.fetch_sub(want, Ordering::Relaxed);
+        }
+        false
+    }
+
+    /// Moves `w` to a new chunk with at least `cost` bytes of room, and hands the full
+    /// one (if any) to the export thread.
+    #[cold]
+    fn next_chunk(&self, lane: &Lane, w: &mut Writer, cost: usize) {
+        // SAFETY: as in `push`.
+        let old = unsafe { w.tail.as_ref() };
+        let size = match old {
+            // A thread that filled a chunk is busy: the next one is chunk-sized.
+            Some(old) => (old.buf.len() * 4).min(CHUNK_BYTES),
+            None => FIRST_CHUNK,
+        }
+        .max(cost);
+        let buf = match self.spare.try_recv() {
+            Ok(buf) if buf.len() >= size => buf,
+            _ => vec![0; size],
+        };
+        let new = Chunk::new(buf);
+        match old {
+            Some(old) => {
+                old.next.store(new, Ordering::Release);
+                // The export thread is told at once, so that a busy thread's records
+                // are sent as they fill chunks, not a tick later.
+                let _ = self.filled.send(());
+            }
+            None => lane.first.store(new, Ordering::Release),
+        }
+        w.tail = new;
+        w.end = 0;
+    }
+
+    /// Takes every record committed so far, lane by lane, oldest first within each.
+    /// Full chunks are taken whole; of a chunk still being written, what is committed
+    /// is copied.
+    pub(crate) fn collect(&self, into: &mut VecDeque<Taken>) {
+        for lane in self.lanes.iter() {
+            let mut r = lane.reader.lock().unwrap_or_else(PoisonError::into_inner);
+            if r.head.is_null() {
+                r.head = lane.first.load(Ordering::Acquire);
+                if r.head.is_null() {
+                    continue;
+                }
+            }
+            loop {
+                // SAFETY: `head` is a live chunk of this lane, freed only here or when
+                // the lane drops.
+                let chunk = unsafe { &*r.head };
+                // `next` first: once it is set, `committed` is final.
+                let next = chunk.next.load(Ordering::Acquire);
+                let end = chunk.committed.load(Ordering::Acquire);
+                if next.is_null() {
+                    if end > r.at {
+                        // SAFETY: bytes below `committed` are written and no longer
+                        // touched by the owner.
+                        let bytes =
+                            unsafe { std::slice::from_raw_parts(chunk.data.add(r.at), end - r.at) };
+                        into.push_back(Taken {
+                            buf: bytes.to_vec(),
+                            at: 0,
+                            end: end - r.at,
+                        });
+                        r.at = end;
+                    }
+                    break;
+                }
+                // SAFETY: the owner has moved on: this chunk is the reader's alone.
+                let chunk = unsafe { Box::from_raw(r.head) };
+                if end > r.at {
+                    into.push_back(Taken {
+                        buf: chunk.buf,
+                        at: r.at,
+                        end,
+                    });
+                }
+                r.head = next;
+                r.at = 0;
+            }
+        }
+    }
+
+    /// Gives back the bound's bytes of records sent or given up.
+    pub(crate) fn release(&self, bytes: usize) {
+        self.reserved.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::{bounded, unbounded};
+    use std::sync::Arc;
+
+    fn records(taken: &VecDeque<Taken>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for t in taken {
+            let mut at = t.at;
+            while at < t.end {
+                let len = u32::from_le_bytes(t.buf[at..at + 4].try_into().unwrap()) as usize;
+                out.push(t.buf[at + 4..at + 4 + len].to_vec());
+                at += 4 + len;
+            }
+            assert_eq!(at, t.end, "whole records only");
+        }
+        out
+    }
+
+    fn lanes(capacity: usize) -> (Lanes, Receiver<()>, Sender<Vec<u8>>) {
+        let (filled, filled_rx) = unbounded();
+        let (spare_tx, spare) = bounded(4);
+        (Lanes::new(capacity, filled, spare), filled_rx, spare_tx)
+    }
+
+    #[test]
+    fn records_come_back_in_order_across_chunks_and_collections() {
+        let (lanes, filled, _spare) = lanes(1 << 30);
+        let mut taken = VecDeque::new();
+        let mut expected = Vec::new();
+        for i in 0..20_000_u32 {
+            let len = (i % 300) as usize;
+            let bytes: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+            assert_eq!(
+                lanes.push(len, |out| out.copy_from_slice(&bytes)),
+                Pushed::Queued
+            );
+            expected.push(bytes);
+            if i % 7_000 == 0 {
+                lanes.collect(&mut taken);
+            }
+        }
+        lanes.collect(&mut taken);
+        assert_eq!(records(&taken), expected);
+        assert!(filled.try_iter().count() > 0, "filling a chunk says so");
+    }
+
+    #[test]
+    fn a_record_larger_than_a_chunk_fits_in_one_of_its_own() {
+        let (lanes, _filled, _spare) = lanes(1 << 30);
+        let big = vec![7_u8; CHUNK_BYTES * 2];
+        lanes.push(3, |out| out.copy_from_slice(b"abc"));
+        lanes.push(big.len(), |out| out.copy_from_slice(&big));
+        lanes.push(1, |out| out.copy_from_slice(b"z"));
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        assert_eq!(records(&taken), vec![b"abc".to_vec(), big, b"z".to_vec()]);
+    }
+
+    #[test]
+    fn the_bound_refuses_what_would_pass_it_and_release_makes_room() {
+        let (lanes, _filled, _spare) = lanes(1000);
+        let mut queued = 0;
+        while lanes.push(96, |out| out.fill(1)) == Pushed::Queued {
+            queued += 1;
+        }
+        // 100 bytes a record (with its prefix) in a 1000-byte bound.
+        assert_eq!(queued, 10);
+        lanes.release(100);
+        assert_eq!(lanes.push(96, |out| out.fill(2)), Pushed::Queued);
+        assert_eq!(lanes.push(96, |out| out.fill(3)), Pushed::Full);
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        assert_eq!(records(&taken).len(), 11);
+    }
+
+    #[test]
+    fn every_thread_s_records_arrive_once_and_in_its_order_while_collected() {
+        let (lanes, _filled, _spare) = lanes(1 << 30);
+        let lanes = Arc::new(lanes);
+        let writers: Vec<_> = (0..4_u8)
+            .map(|t| {
+                let lanes = Arc::clone(&lanes);
+                std::thread::spawn(move || {
+                    for i in 0..50_000_u32 {
+                        let mut rec = [t; 5];
+                        rec[1..].copy_from_slice(&i.to_le_bytes());
+                        lanes.push(5, |out| out.copy_from_slice(&rec));
+                    }
+                })
+            })
+            .collect();
+        let mut taken = VecDeque::new();
+        while writers.iter().any(|w| !w.is_finished()) {
+            lanes.collect(&mut taken);
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        lanes.collect(&mut taken);
+        let mut next = [0_u32; 4];
+        for rec in records(&taken) {
+            let i = u32::from_le_bytes(rec[1..].try_into().unwrap());
+            assert_eq!(i, next[rec[0] as usize], "thread {}", rec[0]);
+            next[rec[0] as usize] += 1;
+        }
+        assert_eq!(next, [50_000; 4]);
+    }
+}
