@@ -175,6 +175,10 @@ impl FromStr for Exporter {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once at start-up; boxing the OTLP settings would only change the public variant"
+)]
 pub enum Destination {
     /// JSON lines on standard output. [`try_init`](crate::try_init) then sends the
     /// app's own logs to stderr.

@@ -462,7 +462,37 @@ impl<'a> Record<'a> {
         self
     }
 
+    /// A track call's record, built in place: every part at once.
+    pub(crate) fn from_call(
+        kind: Kind,
+        name: &'a str,
+        value: Option<f64>,
+        tags: TagSource<'a>,
+        span_tags: TagSource<'a>,
+        trace: Option<([u8; 16], [u8; 8])>,
+        callsite: Callsite,
+    ) -> Self {
+        let (module_path, file, line) = match callsite {
+            Callsite::Event(meta) => (meta.module_path(), meta.file(), meta.line()),
+            Callsite::Caller(location) => (None, Some(location.file()), Some(location.line())),
+        };
+        Record {
+            kind,
+            name,
+            value,
+            tags,
+            span_tags,
+            trace,
+            module_path,
+            file,
+            line,
+            callsite: Some(callsite),
+            timestamp: OnceCell::new(),
+        }
+    }
+
     /// Sets where the call came from, from a call site that lives for the whole program.
+    #[cfg(all(test, feature = "otlp"))]
     pub(crate) fn with_callsite(mut self, callsite: Callsite) -> Self {
         (self.module_path, self.file, self.line) = match callsite {
             Callsite::Event(meta) => (meta.module_path(), meta.file(), meta.line()),
@@ -472,7 +502,14 @@ impl<'a> Record<'a> {
         self
     }
 
-    /// The call site, when [`with_callsite`](Self::with_callsite) set the location.
+    /// The timestamp if some sink has read it already, without reading the clock.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) fn timestamp_if_read(&self) -> Option<SystemTime> {
+        self.timestamp.get().copied()
+    }
+
+    /// The call site the location came from, for a track call's record.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn callsite(&self) -> Option<Callsite> {
         self.callsite
     }
@@ -620,12 +657,6 @@ impl<'a> Record<'a> {
     #[must_use]
     pub fn with_span_tags(mut self, span_tags: &'a [Tag<'a>]) -> Self {
         self.span_tags = TagSource::Tags(span_tags);
-        self
-    }
-
-    /// Sets the span tags in the form the layer collected them, copying nothing.
-    pub(crate) fn with_span_tag_source(mut self, span_tags: TagSource<'a>) -> Self {
-        self.span_tags = span_tags;
         self
     }
 

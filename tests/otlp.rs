@@ -18,7 +18,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -275,6 +275,7 @@ fn log_records_carry_the_trace_and_span_of_the_span_around_the_call() {
 #[test]
 fn every_event_arrives_as_a_log_record_with_typed_attributes() {
     let Some(receiver) = receiver(0) else { return };
+    let started = unix_nanos_now();
     let stderr = run_example(
         &receiver,
         &[
@@ -333,10 +334,18 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
         .unwrap()
         .parse()
         .unwrap();
+    let ended = unix_nanos_now();
     assert!(
-        time > 1_600_000_000_000_000_000 && observed >= time,
-        "{time} {observed}"
+        started <= time && time <= observed && observed <= ended,
+        "the call's time {time} and the observed time {observed} lie within the run, \
+         {started}..{ended}"
     );
+    // In the order the calls were made.
+    let times: Vec<u64> = records
+        .iter()
+        .map(|r| r["timeUnixNano"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 
     let upgrade = record(&records, "user.upgrade");
     assert_eq!(
@@ -984,4 +993,11 @@ fn flush_asked_while_sending_waits_for_every_record_made_before_it() {
         );
     }
     exporter.shutdown();
+}
+
+fn unix_nanos_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }

@@ -696,6 +696,11 @@ fn absolute(path: &Path) -> PathBuf {
 
 impl Sink for ExporterSink {
     fn record(&self, record: &Record<'_>) {
+        if self.destinations.len() > 1 {
+            // Read once here, so that every destination writes the same instant (one
+            // alone may time the record by other means; see `otlp::clock`).
+            let _ = record.timestamp();
+        }
         for destination in &self.destinations {
             destination.record(record);
         }

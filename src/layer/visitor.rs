@@ -120,15 +120,15 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
     /// borrows are alive (this runs inside `record_error`).
     fn deliver_call(&mut self, call: &DynCall) {
         let call = call.get();
-        let mut record = Record::with_tag_source(call.kind, call.name, TagSource::Pairs(call.tags))
-            .with_callsite(Callsite::Caller(call.location));
-        if let Some(value) = call.value {
-            record = record.with_value(value);
-        }
-        record = record.with_span_tag_source(self.span_tags);
-        if let Some((trace_id, span_id)) = self.trace {
-            record = record.with_trace(trace_id, span_id);
-        }
+        let record = Record::from_call(
+            call.kind,
+            call.name,
+            call.value,
+            TagSource::Pairs(call.tags),
+            self.span_tags,
+            self.trace,
+            Callsite::Caller(call.location),
+        );
         self.delivered = true;
         (self.deliver)(&record);
     }
@@ -152,20 +152,20 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
             fields: &self.fields,
             text,
         };
-        let mut record =
-            Record::with_tag_source(kind, name, tags).with_callsite(Callsite::Event(meta));
         let value = match kind {
             Kind::Event => None,
             Kind::Metric => self.value,
             Kind::Timing => self.duration_ms,
         };
-        if let Some(value) = value {
-            record = record.with_value(value);
-        }
-        record = record.with_span_tag_source(self.span_tags);
-        if let Some((trace_id, span_id)) = self.trace {
-            record = record.with_trace(trace_id, span_id);
-        }
+        let record = Record::from_call(
+            kind,
+            name,
+            value,
+            tags,
+            self.span_tags,
+            self.trace,
+            Callsite::Event(meta),
+        );
         (self.deliver)(&record);
     }
 }

@@ -2,11 +2,12 @@
 //! a flat run of bytes in the thread's lane (no allocation, no per-tag strings), for
 //! the export thread to turn into OTLP types later.
 //!
-//! Layout, little-endian: kind `u8`, source `u8`, trace `u8`, time `u64` (ns since the
-//! Unix epoch); then the source: for a call site that lives for the whole program
+//! Layout, little-endian: kind `u8`, source `u8`, flags `u8` (1: a trace follows; 2:
+//! the time is a counter value, see [`clock`](super::clock)), time `u64` (ns since the
+//! Unix epoch, or the counter); then the source: for a call site that lives for the whole program
 //! (source 1: the macro form's `&'static Metadata`; 2: the function form's
 //! `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
-//! (`u32::MAX` = none) and the strings module and file; with trace 1 the 16-byte trace
+//! (`u32::MAX` = none) and the strings module and file; with a trace the 16-byte trace
 //! id and 8-byte span id; the name; the tag count `u32` and per tag: key (string), a
 //! type byte and the value (string, or 8 bytes). A string is a `u32` length
 //! (`u32::MAX` = none) and the bytes. The tags are the call's, then the span fields
@@ -14,10 +15,10 @@
 //! within one process: the addresses mean nothing anywhere else.
 
 use std::panic::Location;
-use std::time::UNIX_EPOCH;
 
 use tracing_core::Metadata;
 
+use super::clock::{self, unix_nanos, Clock};
 use crate::fields::Kind;
 use crate::record::{Callsite, Record, Tag, TagValue};
 
@@ -34,6 +35,9 @@ const BOOL: u8 = 4;
 const SOURCE_STRINGS: u8 = 0;
 const SOURCE_EVENT: u8 = 1;
 const SOURCE_CALLER: u8 = 2;
+
+const FLAG_TRACE: u8 = 1;
+const FLAG_TICKS: u8 = 2;
 
 /// The bytes [`capture_into`] writes for `record`.
 pub(crate) fn captured_len(record: &Record<'_>) -> usize {
@@ -61,20 +65,21 @@ pub(crate) fn captured_len(record: &Record<'_>) -> usize {
 #[cfg(test)]
 pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
     let mut buf = vec![0; captured_len(record)];
-    capture_into(&mut buf, record);
+    capture_into(&mut buf, record, Clock::System);
     buf
 }
 
-/// Writes `record` into `out`, which is exactly [`captured_len`] bytes long.
-pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>) {
-    let nanos = record
-        .timestamp()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| {
-            d.as_secs()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(u64::from(d.subsec_nanos()))
-        });
+/// Writes `record` into `out`, which is exactly [`captured_len`] bytes long. With
+/// [`Clock::Counter`], a record whose timestamp no sink has read yet is timed by the
+/// counter.
+pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
+    let (time, ticks) = match (record.timestamp_if_read(), clock) {
+        (None, Clock::Counter) => (clock::ticks(), true),
+        (read, _) => (
+            unix_nanos(read.unwrap_or_else(|| record.timestamp())),
+            false,
+        ),
+    };
     let mut w = Out { out, at: 0 };
     let trace = record.trace_id().zip(record.span_id());
     let source = match record.callsite() {
@@ -82,8 +87,9 @@ pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>) {
         Some(Callsite::Caller(_)) => SOURCE_CALLER,
         None => SOURCE_STRINGS,
     };
-    w.put(&[kind_byte(record.kind()), source, u8::from(trace.is_some())]);
-    w.put(&nanos.to_le_bytes());
+    let flags = if trace.is_some() { FLAG_TRACE } else { 0 } | if ticks { FLAG_TICKS } else { 0 };
+    w.put(&[kind_byte(record.kind()), source, flags]);
+    w.put(&time.to_le_bytes());
     match record.callsite() {
         Some(Callsite::Event(meta)) => {
             w.put(&(meta as *const Metadata<'static> as usize as u64).to_le_bytes())
@@ -181,7 +187,9 @@ fn kind_byte(kind: Kind) -> u8 {
 #[derive(Debug)]
 pub(crate) struct Captured<'a> {
     pub(crate) kind: Kind,
+    /// Unix nanoseconds, or with `time_in_ticks` a counter value to convert.
     pub(crate) time_unix_nano: u64,
+    pub(crate) time_in_ticks: bool,
     pub(crate) name: &'a str,
     pub(crate) module_path: Option<&'a str>,
     pub(crate) file: Option<&'a str>,
@@ -206,11 +214,11 @@ pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         _ => return None,
     };
     let source = r.u8()?;
-    let has_trace = match r.u8()? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
+    let flags = r.u8()?;
+    if flags & !(FLAG_TRACE | FLAG_TICKS) != 0 {
+        return None;
+    }
+    let has_trace = flags & FLAG_TRACE != 0;
     let time_unix_nano = r.u64()?;
     let (module_path, file, line) = match source {
         SOURCE_EVENT => {
@@ -255,6 +263,7 @@ pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     Some(Captured {
         kind,
         time_unix_nano,
+        time_in_ticks: flags & FLAG_TICKS != 0,
         name,
         module_path,
         file,

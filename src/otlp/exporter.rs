@@ -10,10 +10,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::capture::{capture_into, captured_len, read};
+use super::clock::{unix_nanos, Calibration, Clock};
 use super::config::{OtlpConfig, Signal};
 use super::lanes::{Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::mapping::{self, RecordIds};
-use super::metrics::{metrics_request, unix_nanos};
+use super::metrics::metrics_request;
 use super::spool::{OpenError, Spool};
 use super::transport::{Outcome, Transport};
 use crate::aggregate::Aggregator;
@@ -187,6 +188,8 @@ impl OtlpStats {
 struct Shared {
     /// Each emitting thread's captured records, and the queue's bound.
     lanes: Lanes,
+    /// How the emitting threads time their records.
+    clock: Clock,
     exported: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
@@ -210,6 +213,7 @@ impl Shared {
     fn new(lanes: Lanes) -> Self {
         Shared {
             lanes,
+            clock: Clock::detect(),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -391,6 +395,7 @@ impl OtlpExporter {
             count_events,
             shared: Arc::clone(&shared),
             resource: mapping::resource(&config),
+            calibration: Calibration::new(),
             scope: mapping::scope(),
             logs: Transport::new(config.logs.clone(), Signal::Logs),
             metrics: MetricsPush {
@@ -547,7 +552,12 @@ impl Sink for OtlpExporter {
             return;
         }
         let len = captured_len(record);
-        if shared.lanes.push(len, |out| capture_into(out, record)) == Pushed::Full {
+        let clock = shared.clock;
+        if shared
+            .lanes
+            .push(len, |out| capture_into(out, record, clock))
+            == Pushed::Full
+        {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             if !shared.reported_full.swap(true, Ordering::Relaxed) {
                 stderr_line(format_args!(
@@ -587,6 +597,8 @@ struct Worker {
     /// Whether to count events into the aggregator (it is this exporter's own).
     count_events: bool,
     resource: Resource,
+    /// Turns the counter values of records timed by it into Unix time.
+    calibration: Calibration,
     scope: InstrumentationScope,
     logs: Transport,
     metrics: MetricsPush,
@@ -861,15 +873,20 @@ impl Worker {
         }
         let bytes: usize = batch.iter().map(|(_, r)| r.len() + RECORD_OVERHEAD).sum();
         let observed = unix_nanos(SystemTime::now());
+        let converter = self.calibration.converter();
         let mut records = Vec::with_capacity(batch.len());
         let pending = &self.pending;
         // SAFETY: every pending byte was written by `capture_into`, in this process.
         let events = batch
             .iter()
             .filter_map(|(i, range)| unsafe { read(&pending[*i].buf[range.clone()]) });
-        for event in events {
+        for mut event in events {
             if event.kind != Kind::Event {
                 continue;
+            }
+            if event.time_in_ticks {
+                event.time_unix_nano = converter.unix_nanos(event.time_unix_nano);
+                event.time_in_ticks = false;
             }
             if self.count_events {
                 let tags: Vec<Tag<'_>> = event.tags.iter().map(|&(k, v)| Tag::new(k, v)).collect();

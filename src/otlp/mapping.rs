@@ -197,6 +197,7 @@ mod tests {
         let event = Captured {
             kind: Kind::Event,
             time_unix_nano: 7,
+            time_in_ticks: false,
             name: "user.signup",
             module_path: Some("app"),
             file: Some("src/main.rs"),

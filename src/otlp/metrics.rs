@@ -2,7 +2,7 @@
 //! in seconds (unit `s`) for `track_timing`, monotonic sums for `track_event` counts;
 //! cumulative temporality, each series from its own start time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -20,10 +20,7 @@ use crate::fields::Kind;
 /// set beyond the cardinality limit.
 pub(crate) const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
 
-pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
+pub(crate) use super::clock::unix_nanos;
 
 fn attributes(series: &SeriesSnapshot) -> Vec<KeyValue> {
     if series.is_overflow() {

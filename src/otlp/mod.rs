@@ -67,6 +67,7 @@
 //! `telemetry.sdk.version`; the scope is `telemetry` with the crate's version.
 
 mod capture;
+mod clock;
 mod config;
 mod exporter;
 mod lanes;
