@@ -526,6 +526,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Opens the spool in `dir`, waiting out a lock that a child process holds for a
+    /// moment: a test that spawns a command (the disk-full test mounts a tmpfs) forks
+    /// while another test's lock file is open, and until the child execs, its copy of
+    /// the descriptor keeps the other test's lock held after that test closed it.
+    fn open(dir: &Path, bytes: u64) -> Spool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Spool::open(dir, bytes) {
+                Err(OpenError::Busy) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                opened => return opened.unwrap(),
+            }
+        }
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "telemetry-spool-{name}-{}-{:?}",
@@ -564,7 +580,7 @@ mod tests {
     #[test]
     fn entries_come_back_in_order_across_runs_and_accepted_ones_do_not() {
         let dir = temp_dir("order");
-        let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
         for n in 0..5 {
             spool.append(n, n % 2 == 0, &body(n)).unwrap();
         }
@@ -580,12 +596,12 @@ mod tests {
         );
         spool.pop_front();
         drop(spool);
-        let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
         let bodies: Vec<Vec<u8>> = drain(&mut spool).into_iter().map(|b| b.body).collect();
         assert_eq!(bodies, (1..5).map(body).collect::<Vec<_>>());
         assert_eq!(spool.torn_bytes, 0);
         drop(spool);
-        let spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+        let spool = open(&dir, DEFAULT_SPOOL_BYTES);
         assert!(spool.is_empty(), "accepted entries are not sent again");
         let _ = fs::remove_dir_all(&dir);
     }
@@ -595,7 +611,7 @@ mod tests {
     fn the_directory_is_private_and_a_second_process_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = temp_dir("perm");
-        let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
         spool.append(1, false, b"x").unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
@@ -608,14 +624,14 @@ mod tests {
             Err(OpenError::Busy)
         ));
         drop(spool);
-        assert!(Spool::open(&dir, DEFAULT_SPOOL_BYTES).is_ok());
+        open(&dir, DEFAULT_SPOOL_BYTES);
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_limit_drops_the_oldest_and_counts_them() {
         let dir = temp_dir("limit");
-        let mut spool = Spool::open(&dir, MIN_SPOOL_BYTES).unwrap();
+        let mut spool = open(&dir, MIN_SPOOL_BYTES);
         let big = vec![7u8; 10_000];
         for n in 0..20 {
             spool.append(n, false, &big).unwrap();
@@ -668,7 +684,7 @@ mod tests {
             }
             let _mounted = Mounted(&dir);
             let spool_dir = dir.join("spool");
-            let mut spool = Spool::open(&spool_dir, DEFAULT_SPOOL_BYTES).unwrap();
+            let mut spool = open(&spool_dir, DEFAULT_SPOOL_BYTES);
             let big = vec![1u8; 8_000];
             let mut written = 0;
             let mut failures = 0;
@@ -683,7 +699,7 @@ mod tests {
                 "{written} written, {failures} failed"
             );
             drop(spool);
-            let mut spool = Spool::open(&spool_dir, DEFAULT_SPOOL_BYTES).unwrap();
+            let mut spool = open(&spool_dir, DEFAULT_SPOOL_BYTES);
             assert_eq!(drain(&mut spool).len(), written);
             drop(spool);
         }
@@ -695,7 +711,7 @@ mod tests {
     #[test]
     fn a_failing_file_fails_the_append_without_panicking() {
         let dir = temp_dir("devfull");
-        let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
         spool.append(1, false, b"first").unwrap();
         let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
         if let Some(writer) = spool.writer.as_mut() {
@@ -720,7 +736,7 @@ mod tests {
             truncate in any::<bool>(),
         ) {
             let dir = temp_dir("torn");
-            let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+            let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
             let mut ends = Vec::new();
             for (n, size) in sizes.iter().enumerate() {
                 spool.append(n as u32, false, &vec![n as u8; *size]).unwrap();
@@ -739,7 +755,7 @@ mod tests {
                 OpenOptions::new().append(true).open(&path).unwrap().write_all(&garbage).unwrap();
                 (sizes.len(), garbage.len() as u64)
             };
-            let mut spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+            let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
             prop_assert_eq!(spool.torn_bytes, torn);
             let batches = drain(&mut spool);
             prop_assert_eq!(batches.len(), kept_len);
@@ -747,7 +763,7 @@ mod tests {
                 prop_assert_eq!(&batch.body, &vec![n as u8; sizes[n]]);
             }
             drop(spool);
-            let spool = Spool::open(&dir, DEFAULT_SPOOL_BYTES).unwrap();
+            let spool = open(&dir, DEFAULT_SPOOL_BYTES);
             prop_assert_eq!(spool.torn_bytes, 0, "a tear is counted once");
             drop(spool);
             let _ = fs::remove_dir_all(&dir);
