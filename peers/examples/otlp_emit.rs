@@ -29,7 +29,10 @@ use tracing_subscriber::prelude::*;
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "telemetry".to_owned());
-    let events: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(5_000_000);
+    let events: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000_000);
     match which.as_str() {
         "telemetry" => {
             let collector = LoopbackCollector::start().expect("a loopback collector");
