@@ -8,13 +8,19 @@
 //! Unix time against the wall clock it reads as it converts ([`Converter`]). Elsewhere
 //! the wall clock is read as usual.
 //!
-//! The conversion measures the counter's rate between the exporter's start and the
-//! moment of conversion, and counts back from that moment: a record's time is off by
-//! its age times the rate's error, which is microseconds at most for records a few
-//! seconds old, and nothing at all for the wall clock's own steps (they are seen as
-//! they happen).
+//! The conversion measures the counter's rate against the monotonic clock, from the
+//! exporter's start to the moment of conversion, and counts a record's age back from
+//! the wall clock read at that moment: a record's time is off by its age times the
+//! rate's error (microseconds at most for records a few seconds old), and a step of
+//! the wall clock (a first NTP sync, a VM resumed) moves records converted after it by
+//! the step, as it moves the wall clock, without changing the rate.
+//!
+//! The counter is used only where the kernel keeps time with it, checked again every
+//! second by the export thread: if the kernel gives it up (a watchdog finding it
+//! unstable), the emitting threads go back to the wall clock. Nor is it used where
+//! reading it would fault (`prctl(PR_SET_TSC)` at start).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// How the emitting threads time their records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,54 +58,87 @@ pub(crate) fn ticks() -> u64 {
     counter::read()
 }
 
-/// A counter value and the wall clock read together.
+/// A counter value, and the monotonic and wall clocks read with it.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
     ticks: u64,
-    nanos: u64,
+    /// Nanoseconds of `Instant` since the calibration's base.
+    mono: u64,
+    /// Unix nanoseconds.
+    real: u64,
 }
 
 impl Pair {
-    fn now() -> Self {
-        // The wall clock between two counter reads: its value belongs to their middle.
-        let before = counter::read();
-        let nanos = unix_nanos(SystemTime::now());
-        let after = counter::read();
-        Pair {
-            ticks: before / 2 + after / 2 + (before % 2 + after % 2) / 2,
-            nanos,
+    /// The clocks read between two counter reads, whose middle they belong to; of three
+    /// tries, the one read fastest (a thread preempted in between reads a wide gap).
+    fn now(base: Instant) -> Self {
+        let mut best: Option<(u64, Pair)> = None;
+        for _ in 0..3 {
+            let before = counter::read();
+            let mono = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let real = unix_nanos(SystemTime::now());
+            let after = counter::read();
+            let gap = after.wrapping_sub(before);
+            let pair = Pair {
+                ticks: before / 2 + after / 2 + (before % 2 + after % 2) / 2,
+                mono,
+                real,
+            };
+            if best.map_or(true, |(g, _)| gap < g) {
+                best = Some((gap, pair));
+            }
         }
+        best.map_or(
+            Pair {
+                ticks: counter::read(),
+                mono: 0,
+                real: unix_nanos(SystemTime::now()),
+            },
+            |(_, pair)| pair,
+        )
     }
 }
 
-/// Where counter values are measured from: taken when the exporter starts.
+/// The counter's rate, measured against the monotonic clock: steps of the wall clock
+/// (a first NTP sync, a VM resumed) do not change it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Calibration {
+    base: Instant,
     start: Pair,
+    /// The last rate measured, for when the counter cannot be measured now.
+    nanos_per_tick: f64,
 }
 
 impl Calibration {
     pub(crate) fn new() -> Self {
-        Calibration { start: Pair::now() }
+        let base = Instant::now();
+        Calibration {
+            base,
+            start: Pair::now(base),
+            nanos_per_tick: 0.0,
+        }
     }
 
     /// Converts counter values read up to now.
-    pub(crate) fn converter(&self) -> Converter {
-        let now = Pair::now();
-        let ticks = now.ticks.saturating_sub(self.start.ticks);
-        let nanos = now.nanos.saturating_sub(self.start.nanos);
+    pub(crate) fn converter(&mut self) -> Converter {
+        let now = Pair::now(self.base);
+        match now.ticks.checked_sub(self.start.ticks) {
+            Some(ticks) if ticks > 0 => {
+                self.nanos_per_tick =
+                    now.mono.saturating_sub(self.start.mono) as f64 / ticks as f64;
+            }
+            // The counter went back (reset across a suspend): measure from here on.
+            _ => self.start = now,
+        }
         Converter {
             now,
-            nanos_per_tick: if ticks == 0 {
-                0.0
-            } else {
-                nanos as f64 / ticks as f64
-            },
+            nanos_per_tick: self.nanos_per_tick,
         }
     }
 }
 
-/// Turns counter values into Unix nanoseconds, counting back from one moment.
+/// Turns counter values into Unix nanoseconds: a record's age, in counter ticks at the
+/// measured rate, back from the wall clock's reading now.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Converter {
     now: Pair,
@@ -107,10 +146,15 @@ pub(crate) struct Converter {
 }
 
 impl Converter {
+    /// The wall clock when this converter was made: no converted time is later.
+    pub(crate) fn now_unix_nanos(&self) -> u64 {
+        self.now.real
+    }
+
     pub(crate) fn unix_nanos(&self, ticks: u64) -> u64 {
-        // Signed: a record read on another core may be a few ticks "after" now.
-        let back = (i128::from(self.now.ticks) - i128::from(ticks)) as f64 * self.nanos_per_tick;
-        (i128::from(self.now.nanos) - back as i128).clamp(0, i128::from(u64::MAX)) as u64
+        // A record read on another core may be a few ticks "after" now: age 0.
+        let age = self.now.ticks.saturating_sub(ticks) as f64 * self.nanos_per_tick;
+        self.now.real.saturating_sub(age as u64)
     }
 }
 
@@ -130,10 +174,19 @@ mod counter {
         // The kernel keeps time with the counter only if it found it synchronized
         // across processors and steady.
         invariant
+            && readable()
             && std::fs::read_to_string(
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
             )
             .is_ok_and(|source| source.trim() == "tsc")
+    }
+
+    /// Whether `rdtsc` may be run: a sandbox can make it fault (`PR_SET_TSC`).
+    fn readable() -> bool {
+        let mut state: libc::c_int = 0;
+        // SAFETY: PR_GET_TSC writes one int through the pointer, which is valid.
+        let rc = unsafe { libc::prctl(libc::PR_GET_TSC, &mut state as *mut libc::c_int) };
+        rc == 0 && state == libc::PR_TSC_ENABLE
     }
 
     #[inline(always)]
@@ -167,7 +220,7 @@ mod tests {
             eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
             return;
         }
-        let calibration = Calibration::new();
+        let mut calibration = Calibration::new();
         std::thread::sleep(Duration::from_millis(20));
         let mut samples = Vec::new();
         for _ in 0..5 {
@@ -194,5 +247,42 @@ mod tests {
     fn unix_nanos_saturates_and_clamps() {
         assert_eq!(unix_nanos(UNIX_EPOCH - Duration::from_secs(1)), 0);
         assert_eq!(unix_nanos(UNIX_EPOCH + Duration::from_nanos(1_500)), 1_500);
+    }
+
+    /// How far off a record 100 ms old comes out when the wall clock stepped by `step`
+    /// ns between the exporter's start and the conversion (NTP's first sync, a VM
+    /// resumed): made by moving the start's wall-clock reading the other way.
+    fn off_after_step(step: i64) -> u64 {
+        let mut calibration = Calibration::new();
+        calibration.start.real = (calibration.start.real as i64 - step) as u64;
+        std::thread::sleep(Duration::from_millis(20));
+        let (t, wall) = (ticks(), unix_nanos(SystemTime::now()));
+        std::thread::sleep(Duration::from_millis(100));
+        calibration.converter().unix_nanos(t).abs_diff(wall)
+    }
+
+    #[test]
+    fn a_step_of_the_wall_clock_does_not_change_the_rate() {
+        if Clock::detect() != Clock::Counter {
+            eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+            return;
+        }
+        for step in [60_000_000_000, -60_000_000_000] {
+            let off = off_after_step(step);
+            assert!(
+                off < 1_000_000,
+                "a step of {step} ns: a record 100 ms old is {off} ns off"
+            );
+        }
+    }
+
+    #[test]
+    fn no_converted_time_is_after_the_converter_s_wall_clock() {
+        let mut calibration = Calibration::new();
+        let t = ticks();
+        let converter = calibration.converter();
+        assert!(converter.unix_nanos(t) <= converter.now_unix_nanos());
+        // A counter value from "after" now (another core) is now, not later.
+        assert_eq!(converter.unix_nanos(u64::MAX), converter.now_unix_nanos());
     }
 }

@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::capture::{capture_into, captured_len, read};
-use super::clock::{unix_nanos, Calibration, Clock};
+use super::clock::{Calibration, Clock};
 use super::config::{OtlpConfig, Signal};
 use super::lanes::{Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::mapping::{self, RecordIds};
@@ -188,8 +188,9 @@ impl OtlpStats {
 struct Shared {
     /// Each emitting thread's captured records, and the queue's bound.
     lanes: Lanes,
-    /// How the emitting threads time their records.
-    clock: Clock,
+    /// Whether the emitting threads time their records by the counter
+    /// ([`Clock::Counter`]); cleared if the kernel stops keeping time with it.
+    counter: AtomicBool,
     exported: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
@@ -213,7 +214,7 @@ impl Shared {
     fn new(lanes: Lanes) -> Self {
         Shared {
             lanes,
-            clock: Clock::detect(),
+            counter: AtomicBool::new(Clock::detect() == Clock::Counter),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -245,17 +246,18 @@ enum Msg {
 /// Exports telemetry to an OpenTelemetry collector over OTLP/HTTP: each `track_event`
 /// becomes a log record.
 ///
-/// * **The emitting thread** copies the record into a buffer of its own (no
-///   allocation once that has grown, no encoding to protobuf, no I/O, a lock that
-///   only the export thread's collection ever contends). An unreachable or slow
+/// * **The emitting thread** copies the record into a lane of its own: no lock, no
+///   allocation while the export thread keeps spare chunks ready, no encoding to
+///   protobuf, no I/O, one release store to publish it. An unreachable or slow
 ///   collector never blocks or slows it.
 /// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
 ///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
-///   first drop is reported once on stderr.
-/// * **The export thread** (`telemetry-otlp`) collects the threads' buffers every
-///   second (a thread hands over a buffer at once when it holds 256 KiB), sends up
-///   to 512 records per request,
-///   encoded with the official OTLP types, compressed if asked.
+///   first drop is reported once on stderr. Each thread reserves room in grants of
+///   up to 16 KiB (1/256 of the bound), so a thread may find the queue full while up
+///   to one grant per other emitting thread is reserved and not yet used.
+/// * **The export thread** (`telemetry-otlp`) collects the lanes every second (at
+///   once when a busy thread fills a 256 KiB chunk), sends up to 512 records per
+///   request, encoded with the official OTLP types, compressed if asked.
 /// * **Retries**: connection errors, timeouts and HTTP 429/502/503/504 are retried with
 ///   exponential backoff (250 ms doubling to 5 s, jittered), waiting instead as long as
 ///   a `Retry-After` header says (up to 5 minutes); records keep queueing meanwhile.
@@ -552,7 +554,11 @@ impl Sink for OtlpExporter {
             return;
         }
         let len = captured_len(record);
-        let clock = shared.clock;
+        let clock = if shared.counter.load(Ordering::Relaxed) {
+            Clock::Counter
+        } else {
+            Clock::System
+        };
         if shared
             .lanes
             .push(len, |out| capture_into(out, record, clock))
@@ -667,6 +673,11 @@ impl Worker {
                     }
                     if now >= self.next_collect {
                         self.next_collect = now + BATCH_DELAY;
+                        if self.shared.counter.load(Ordering::Relaxed)
+                            && Clock::detect() != Clock::Counter
+                        {
+                            self.shared.counter.store(false, Ordering::Relaxed);
+                        }
                     } else if !self.spool_due(now) {
                         continue;
                     }
@@ -872,8 +883,9 @@ impl Worker {
             return None;
         }
         let bytes: usize = batch.iter().map(|(_, r)| r.len() + RECORD_OVERHEAD).sum();
-        let observed = unix_nanos(SystemTime::now());
         let converter = self.calibration.converter();
+        // Read with the counter, so that no record's time is after it.
+        let observed = converter.now_unix_nanos();
         let mut records = Vec::with_capacity(batch.len());
         let pending = &self.pending;
         // SAFETY: every pending byte was written by `capture_into`, in this process.

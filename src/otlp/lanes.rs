@@ -9,9 +9,13 @@
 //! full one again: from then on it belongs to the export thread, which takes its bytes
 //! without copying.
 //!
-//! The queue's bound is kept in bytes ([`Lanes::push`]): an owner reserves room in
-//! grants of up to [`GRANT_MAX`] bytes, one atomic add per grant rather than per
-//! record, and the export thread gives the bytes back as records are sent or given up.
+//! The queue's bound is kept in bytes ([`Lanes::push`]), reserved by the owner before
+//! it writes and given back by the export thread as records are sent or given up. A
+//! busy thread (one writing chunk-sized chunks) reserves in grants of 1/4096 of the
+//! bound, at most [`GRANT_MAX`] bytes: one atomic add per grant, not per record. Any
+//! other thread reserves exactly what each record needs, so threads that emit now and
+//! then hold nothing reserved while they are quiet; a busy thread that falls quiet
+//! keeps at most one grant's remainder.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -28,8 +32,8 @@ pub(crate) const RECORD_OVERHEAD: usize = 4;
 pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
 /// A thread's first chunk: a thread that emits now and then never holds much memory.
 const FIRST_CHUNK: usize = 4 * 1024;
-/// The most an owner reserves of the bound at once.
-const GRANT_MAX: usize = 16 * 1024;
+/// The most a busy owner reserves of the bound at once.
+const GRANT_MAX: usize = 4 * 1024;
 
 /// Bytes taken from the lanes, for the export thread to send: `buf[at..end]` holds
 /// whole records.
@@ -162,7 +166,7 @@ impl Lanes {
             lanes: ThreadLocal::new(),
             reserved: AtomicUsize::new(0),
             capacity,
-            grant: (capacity / 256).clamp(1, GRANT_MAX),
+            grant: (capacity / 4096).min(GRANT_MAX),
             filled,
             spare,
         }
@@ -179,13 +183,15 @@ impl Lanes {
         // here can reach this lane again: `write` only writes bytes.
         let w = unsafe { &mut *lane.writer.get() };
         let cost = len + RECORD_OVERHEAD;
-        if w.credit < cost && !self.reserve(w, cost) {
-            return Pushed::Full;
-        }
-        w.credit -= cost;
         // SAFETY: `tail` is null or this lane's chunk being written.
-        let room = unsafe { w.tail.as_ref() }.map_or(0, |c| c.buf.len() - w.end);
-        if room < cost {
+        let tail = unsafe { w.tail.as_ref() };
+        if w.credit < cost {
+            let busy = tail.is_some_and(|c| c.buf.len() >= CHUNK_BYTES);
+            if !self.reserve(w, cost, busy) {
+                return Pushed::Full;
+            }
+        }
+        if tail.map_or(0, |c| c.buf.len() - w.end) < cost {
             self.next_chunk(lane, w, cost);
         }
         // SAFETY: `tail` is a live chunk with `cost` bytes of room past `end`; bytes
@@ -194,15 +200,20 @@ impl Lanes {
         let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), cost) };
         out[..RECORD_OVERHEAD].copy_from_slice(&prefix.to_le_bytes());
         write(&mut out[RECORD_OVERHEAD..]);
+        // Only now: if `write` panicked, the room stays this thread's for its next record.
+        w.credit -= cost;
         w.end += cost;
         chunk.committed.store(w.end, Ordering::Release);
         Pushed::Queued
     }
 
-    /// Reserves at least `cost` bytes of the bound for `w`; false if they would pass it.
+    /// Reserves at least `cost` bytes of the bound for `w` (a grant if it is `busy`);
+    /// false if they would pass the bound.
     #[cold]
-    fn reserve(&self, w: &mut Writer, cost: usize) -> bool {
-        for want in [self.grant.max(cost), cost] {
+    fn reserve(&self, w: &mut Writer, cost: usize, busy: bool) -> bool {
+        let cost = cost - w.credit;
+        let grant = if busy { self.grant.max(cost) } else { cost };
+        for want in [grant, cost] {
             let before = self.reserved.fetch_add(want, Ordering::Relaxed);
             if before + want <= self.capacity {
                 w.credit += want;
@@ -225,10 +236,13 @@ impl Lanes {
             None => FIRST_CHUNK,
         }
         .max(cost);
-        let buf = match self.spare.try_recv() {
-            Ok(buf) if buf.len() >= size => buf,
-            _ => vec![0; size],
+        // A spare only for a chunk-sized chunk: a quiet thread keeps a small one.
+        let spare = if size == CHUNK_BYTES {
+            self.spare.try_recv().ok()
+        } else {
+            None
         };
+        let buf = spare.unwrap_or_else(|| vec![0; size]);
         let new = Chunk::new(buf);
         match old {
             Some(old) => {
@@ -406,5 +420,94 @@ mod tests {
             next[rec[0] as usize] += 1;
         }
         assert_eq!(next, [50_000; 4]);
+    }
+
+    #[test]
+    fn threads_that_emit_once_hold_nothing_of_the_bound_while_quiet() {
+        // 256,000 bytes: a busy thread's grant would be 62.
+        let (lanes, _filled, _spare) = lanes(256 * 1000);
+        let lanes = Arc::new(lanes);
+        let pushed = Arc::new(std::sync::Barrier::new(301));
+        let done = Arc::new(std::sync::Barrier::new(301));
+        let threads: Vec<_> = (0..300)
+            .map(|_| {
+                let (lanes, pushed, done) =
+                    (Arc::clone(&lanes), Arc::clone(&pushed), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let r = lanes.push(10, |out| out.fill(1));
+                    pushed.wait();
+                    done.wait();
+                    r
+                })
+            })
+            .collect();
+        pushed.wait();
+        // The export thread takes and sends everything: the queue is empty.
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        let n = records(&taken).len();
+        lanes.release(n * (10 + RECORD_OVERHEAD));
+        let big = lanes.push(250_000, |out| out.fill(2));
+        done.wait();
+        let queued = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&r| r == Pushed::Queued)
+            .count();
+        assert_eq!(
+            (queued, big),
+            (300, Pushed::Queued),
+            "300 records of 14 bytes, then one of nearly the whole bound, into an empty queue"
+        );
+    }
+
+    #[test]
+    fn a_busy_thread_that_falls_quiet_keeps_at_most_one_grant() {
+        let capacity = 1 << 20;
+        let (lanes, _filled, _spare) = lanes(capacity);
+        let mut taken = VecDeque::new();
+        // Busy: past its first chunks, into chunk-sized ones.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..2_000 {
+                    lanes.push(96, |out| out.fill(1));
+                }
+            });
+        });
+        lanes.collect(&mut taken);
+        lanes.release(records(&taken).len() * 100);
+        let left = capacity - capacity / 4096;
+        assert_eq!(
+            lanes.push(left - RECORD_OVERHEAD, |out| out.fill(2)),
+            Pushed::Queued
+        );
+    }
+
+    #[test]
+    fn a_panic_while_writing_gives_its_room_back() {
+        let (lanes, _filled, _spare) = lanes(1000);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lanes.push(96, |_| panic!("a bug while writing"))
+        }));
+        assert!(r.is_err());
+        let mut queued = 0;
+        while lanes.push(96, |out| out.fill(1)) == Pushed::Queued {
+            queued += 1;
+        }
+        assert_eq!(queued, 10, "nothing was queued by the panic, so ten fit");
+    }
+
+    #[test]
+    fn a_thread_that_emits_once_does_not_take_a_chunk_sized_spare() {
+        let (lanes, _filled, spare_tx) = lanes(1 << 30);
+        spare_tx.send(vec![0xA5; CHUNK_BYTES]).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| lanes.push(1, |out| out[0] = 1));
+        });
+        assert_eq!(
+            spare_tx.len(),
+            1,
+            "a 256 KiB spare went to a thread that wrote 5 bytes"
+        );
     }
 }
