@@ -33,10 +33,10 @@
 //! brings tokio underneath. Here the emitting thread only copies the record's borrowed
 //! strings into a lane it alone writes (no lock, no allocation, one release store);
 //! the conversion to OTLP types, the protobuf encoding and compression happen on the
-//! export thread. `peers/` measures both on the same event, in one run: 78.7 ns per
-//! event through this exporter, 297.3 ns through the bridge and the SDK's batch
-//! processor (whose exporter sent nothing: 3.78x), 207.5 ns through this crate's
-//! JSON-lines exporter (docs/PERFORMANCE.md).
+//! export thread. `peers/` measures both on the same event, in one run: 89.9 ns per
+//! event through this exporter, 300.3 ns through the bridge and the SDK's batch
+//! processor (whose exporter sent nothing: 3.34x; 3.34x-3.78x in four runs), 267.9 ns
+//! through this crate's JSON-lines exporter (docs/PERFORMANCE.md).
 //!
 //! HTTP is `ureq` 3: blocking, small, keeps connections alive, TLS through `rustls`
 //! (so `https` endpoints work without system OpenSSL). Compression is `flate2`;
