@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::capture::{capture_into, captured_len, read};
 use super::clock::{Calibration, Clock};
 use super::config::{OtlpConfig, Signal};
-use super::lanes::{Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
+use super::lanes::{self, Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::mapping::{self, RecordIds};
 use super::metrics::metrics_request;
 use super::spool::{OpenError, Spool};
@@ -513,6 +513,7 @@ impl OtlpExporter {
                 let _ = handle.join();
             }
         }
+        self.count_late_records();
         let stats = self.stats();
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
             stderr_line(format_args!(
@@ -531,6 +532,23 @@ impl OtlpExporter {
                 stats.spool_pending,
                 dir.display()
             ));
+        }
+    }
+}
+
+impl OtlpExporter {
+    /// Counts as undelivered the records a thread appended after the export thread's
+    /// last look (it had checked `stopped` just before shutdown set it), so that they
+    /// are not left uncounted in its lane.
+    fn count_late_records(&self) {
+        let mut late = VecDeque::new();
+        self.shared.lanes.collect(&mut late);
+        let (records, bytes) = lanes::count(&late);
+        if records > 0 {
+            self.shared.lanes.release(bytes);
+            self.shared
+                .undelivered
+                .fetch_add(records, Ordering::Relaxed);
         }
     }
 }
@@ -808,13 +826,9 @@ impl Worker {
     /// Drops every pending record; returns how many there were. Walks the length
     /// prefixes only, so that giving up a large queue at shutdown takes no time.
     fn abandon_pending(&mut self) -> u64 {
-        let mut records = 0;
-        let mut bytes = 0;
-        while let Some((_, range)) = self.next_record() {
-            records += 1;
-            bytes += range.len() + RECORD_OVERHEAD;
-        }
-        self.recycle_read();
+        let (records, bytes) = lanes::count(&self.pending);
+        self.pending.clear();
+        self.reading = 0;
         self.shared.lanes.release(bytes);
         records
     }
@@ -1263,4 +1277,47 @@ fn seed() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     (u64::from(nanos) ^ u64::from(std::process::id()) << 32) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Tag;
+
+    #[test]
+    fn a_record_appended_after_the_export_thread_s_last_look_is_counted_at_shutdown() {
+        // Nothing listens there: whatever is queued is undelivered.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+            .unwrap()
+            .with_timeout(Duration::from_millis(100));
+        let exporter = OtlpExporter::start(config).unwrap();
+        let tags = [Tag::new("plan", "pro")];
+        let record = Record::new(Kind::Event, "user.signup", &tags);
+        exporter.record(&record);
+        exporter.shutdown();
+        assert_eq!(exporter.stats().undelivered(), 1);
+        // A thread that found `stopped` unset just before shutdown set it, and appends
+        // after the export thread has stopped looking.
+        let len = captured_len(&record);
+        let pushed = exporter
+            .shared
+            .lanes
+            .push(len, |out| capture_into(out, &record, Clock::System));
+        assert_eq!(pushed, Pushed::Queued);
+        exporter.count_late_records();
+        let stats = exporter.stats();
+        assert_eq!(
+            (stats.exported(), stats.dropped(), stats.undelivered()),
+            (0, 0, 2),
+            "{stats:?}"
+        );
+        // Counted once.
+        exporter.count_late_records();
+        assert_eq!(exporter.stats().undelivered(), 2);
+    }
 }

@@ -139,6 +139,26 @@ impl Drop for Lane {
     }
 }
 
+/// The records in `taken`, and the bytes of the bound they hold.
+pub(crate) fn count(taken: &VecDeque<Taken>) -> (u64, usize) {
+    let (mut records, mut bytes) = (0, 0);
+    for t in taken {
+        let mut at = t.at;
+        while let Some(len) = t
+            .buf
+            .get(at..at + RECORD_OVERHEAD)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u32::from_le_bytes(b) as usize)
+            .filter(|len| at + RECORD_OVERHEAD + len <= t.end)
+        {
+            records += 1;
+            bytes += len + RECORD_OVERHEAD;
+            at += len + RECORD_OVERHEAD;
+        }
+    }
+    (records, bytes)
+}
+
 /// Whether [`Lanes::push`] queued the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
