@@ -16,8 +16,6 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use std::sync::Arc;
 
-use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use tracing::subscriber::NoSubscriber;
 use tracing::{Dispatch, Level};
@@ -29,8 +27,8 @@ use telemetry::{
     TelemetryLayer,
 };
 use telemetry_peers::{
-    read_median, table, CountingLogExporter, Entry, LoopbackCollector, NoopExporter,
-    NothingInstalled, SharedBuf, TrivialLayer,
+    otel_log_bridge, read_median, table, Entry, LoopbackCollector, NoopExporter, NothingInstalled,
+    SharedBuf, TrivialLayer,
 };
 
 /// The criterion group every entry is measured in.
@@ -303,19 +301,6 @@ fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>
             .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter()),
     );
     (dispatch, exporter)
-}
-
-/// The bridge from `tracing` events to SDK log records, with the SDK's batch log
-/// processor (its own thread) exporting into an exporter that sends nothing.
-fn otel_log_bridge() -> (Dispatch, SdkLoggerProvider, CountingLogExporter) {
-    let exporter = CountingLogExporter::default();
-    let provider = SdkLoggerProvider::builder()
-        .with_batch_exporter(exporter.clone())
-        .build();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
-    );
-    (dispatch, provider, exporter)
 }
 
 /// `telemetry`'s JSON-lines exporter (the queue and writer thread behind `try_init`)

@@ -19,10 +19,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
 use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
-use telemetry_peers::{CountingLogExporter, LoopbackCollector, TrivialLayer};
+use telemetry_peers::{otel_log_bridge, LoopbackCollector, TrivialLayer};
 use tracing::{Dispatch, Level};
 use tracing_subscriber::prelude::*;
 
@@ -61,13 +59,7 @@ fn main() {
             );
         }
         "bridge" => {
-            let exporter = CountingLogExporter::default();
-            let provider = SdkLoggerProvider::builder()
-                .with_batch_exporter(exporter.clone())
-                .build();
-            let dispatch = Dispatch::new(
-                tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
-            );
+            let (dispatch, provider, exporter) = otel_log_bridge();
             let took = emit(&dispatch, events, |v| {
                 tracing::event!(target: "telemetry", Level::INFO, name = "queue.depth", value = v, queue = "emails");
             });

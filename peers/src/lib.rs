@@ -354,3 +354,23 @@ impl LoopbackCollector {
         self.requests.load(Ordering::Relaxed)
     }
 }
+
+/// `opentelemetry-appender-tracing`'s bridge from `tracing` events to SDK log records,
+/// with the SDK's batch log processor (its own thread) exporting into an exporter that
+/// counts and sends nothing: entry 11, and `examples/otlp_emit.rs`.
+pub fn otel_log_bridge() -> (
+    tracing::Dispatch,
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+    CountingLogExporter,
+) {
+    use tracing_subscriber::prelude::*;
+    let exporter = CountingLogExporter::default();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
+        ));
+    (dispatch, provider, exporter)
+}
