@@ -4,9 +4,9 @@
 //!
 //! Layout, little-endian: kind `u8`, source `u8`, flags `u8` (1: a trace follows; 2:
 //! the time is a counter value, see [`clock`](super::clock)), time `u64` (ns since the
-//! Unix epoch, or the counter); then the source: for a call site that lives for the whole program
-//! (source 1: the macro form's `&'static Metadata`; 2: the function form's
-//! `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
+//! Unix epoch, or the counter); then the source: for a call site that lives for the
+//! whole program (source 1: the macro form's `&'static Metadata`; 2: the function
+//! form's `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
 //! (`u32::MAX` = none) and the strings module and file; with a trace the 16-byte trace
 //! id and 8-byte span id; the name; the tag count `u32` and per tag: key (string), a
 //! type byte and the value (string, or 8 bytes). A string is a `u32` length

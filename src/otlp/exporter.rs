@@ -252,9 +252,10 @@ enum Msg {
 ///   collector never blocks or slows it.
 /// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
 ///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
-///   first drop is reported once on stderr. Each thread reserves room in grants of
-///   up to 16 KiB (1/256 of the bound), so a thread may find the queue full while up
-///   to one grant per other emitting thread is reserved and not yet used.
+///   first drop is reported once on stderr. A busy thread reserves room ahead in
+///   grants of 1/4096 of the bound (at most 4 KiB), so the queue may count as full
+///   while such threads hold a grant's remainder each; other threads reserve exactly
+///   what each record needs.
 /// * **The export thread** (`telemetry-otlp`) collects the lanes every second (at
 ///   once when a busy thread fills a 256 KiB chunk), sends up to 512 records per
 ///   request, encoded with the official OTLP types, compressed if asked.
