@@ -126,6 +126,10 @@ pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
     fn shutdown(&self) -> Option<String>;
     /// What it did so far.
     fn stats(&self) -> ExportStats;
+    /// Whether it writes each record's time (aggregations do not).
+    fn writes_time(&self) -> bool {
+        true
+    }
 }
 
 /// Where a JSON-lines exporter writes.
@@ -357,6 +361,8 @@ impl fmt::Debug for JsonLines {
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 struct Deferred<E> {
     name: &'static str,
+    /// Whether `E` writes each record's time (see [`Export::writes_time`]).
+    writes_time: bool,
     start: Box<dyn Fn() -> Result<E, Error> + Send + Sync>,
     started: OnceLock<Option<E>>,
     refused: AtomicU64,
@@ -366,10 +372,12 @@ struct Deferred<E> {
 impl<E: Export> Deferred<E> {
     fn new(
         name: &'static str,
+        writes_time: bool,
         start: impl Fn() -> Result<E, Error> + Send + Sync + 'static,
     ) -> Self {
         Deferred {
             name,
+            writes_time,
             start: Box::new(start),
             started: OnceLock::new(),
             refused: AtomicU64::new(0),
@@ -398,6 +406,10 @@ impl<E: Export> Export for Deferred<E> {
         let export = (self.start)()?;
         let _ = self.started.set(Some(export));
         Ok(())
+    }
+
+    fn writes_time(&self) -> bool {
+        self.writes_time
     }
 
     fn record(&self, record: &Record<'_>) {
@@ -450,6 +462,10 @@ impl Export for crate::aggregate::Aggregator {
         Sink::record(self, record);
     }
 
+    fn writes_time(&self) -> bool {
+        false
+    }
+
     fn flush(&self) {}
 
     fn shutdown(&self) -> Option<String> {
@@ -468,6 +484,10 @@ impl Export for crate::aggregate::Aggregator {
 impl Export for crate::prometheus::PrometheusExporter {
     fn record(&self, record: &Record<'_>) {
         Sink::record(self, record);
+    }
+
+    fn writes_time(&self) -> bool {
+        false
     }
 
     fn flush(&self) {}
@@ -552,6 +572,8 @@ impl Export for crate::otlp::OtlpExporter {
 ///   opened there, never on the emitting thread).
 pub struct ExporterSink {
     destinations: Vec<Box<dyn Export>>,
+    /// More than one destination writes each record's time: read it once for all.
+    shared_time: bool,
 }
 
 impl ExporterSink {
@@ -575,6 +597,7 @@ impl ExporterSink {
             .any(|d| d.exporter() == crate::config::Exporter::Prometheus);
         let mut sink = ExporterSink {
             destinations: Vec::with_capacity(config.destinations().len()),
+            shared_time: false,
         };
         for destination in config.destinations() {
             let output = match destination {
@@ -588,7 +611,7 @@ impl ExporterSink {
                     let (addr, aggregator) = (*addr, aggregator.clone());
                     let resource = config.resource().clone();
                     sink.push(
-                        Deferred::new("prometheus", move || {
+                        Deferred::new("prometheus", false, move || {
                             crate::prometheus::PrometheusExporter::start_for(
                                 addr,
                                 aggregator.clone(),
@@ -616,7 +639,7 @@ impl ExporterSink {
                         sink.destinations.push(Box::new(aggregator.clone()));
                     }
                     sink.push(
-                        Deferred::new("otlp", move || match shared.clone() {
+                        Deferred::new("otlp", true, move || match shared.clone() {
                             Some(aggregator) => crate::otlp::OtlpExporter::start_with_aggregator(
                                 otlp.clone(),
                                 aggregator,
@@ -639,6 +662,7 @@ impl ExporterSink {
                 enabled,
             )?;
         }
+        sink.shared_time = sink.destinations.iter().filter(|d| d.writes_time()).count() > 1;
         Ok(sink)
     }
 
@@ -696,7 +720,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 impl Sink for ExporterSink {
     fn record(&self, record: &Record<'_>) {
-        if self.destinations.len() > 1 {
+        if self.shared_time {
             // Read once here, so that every destination writes the same instant (one
             // alone may time the record by other means; see `otlp::clock`).
             let _ = record.timestamp();
@@ -1208,5 +1232,41 @@ mod tests {
         let shown = format!("{:?}", sink.destinations[0]);
         assert!(shown.contains("started: false"), "{shown}");
         assert_eq!(sink.stats().dropped(), 1);
+    }
+
+    /// Whether records through `destinations` have their time read once, before any
+    /// destination sees them (built with telemetry off: nothing starts).
+    fn time_read_up_front(destinations: Vec<Destination>) -> bool {
+        let sink = ExporterSink::from_config(
+            &Config::new()
+                .with_enabled(false)
+                .with_destinations(destinations),
+        )
+        .unwrap();
+        sink.shared_time
+    }
+
+    #[test]
+    fn two_destinations_that_write_the_time_share_one_reading_of_the_clock() {
+        let path = std::env::temp_dir().join("telemetry-shared-time.jsonl");
+        assert!(time_read_up_front(vec![
+            Destination::Stderr,
+            Destination::File(path)
+        ]));
+        assert!(!time_read_up_front(vec![Destination::Stderr]));
+    }
+
+    #[cfg(all(feature = "prometheus", feature = "otlp"))]
+    #[test]
+    fn an_aggregation_beside_otlp_does_not_make_it_read_the_wall_clock() {
+        let prometheus = Destination::Prometheus("127.0.0.1:0".parse().unwrap());
+        let otlp = Destination::Otlp(crate::otlp::OtlpConfig::new());
+        assert!(!time_read_up_front(vec![prometheus, otlp.clone()]));
+        let aggregated = Config::new()
+            .with_enabled(false)
+            .with_destinations([otlp.clone()])
+            .with_aggregator(crate::aggregate::Aggregator::new());
+        assert!(!ExporterSink::from_config(&aggregated).unwrap().shared_time);
+        assert!(time_read_up_front(vec![Destination::Stderr, otlp]));
     }
 }

@@ -267,9 +267,12 @@ impl Lanes {
         match old {
             Some(old) => {
                 old.next.store(new, Ordering::Release);
-                // The export thread is told at once, so that a busy thread's records
-                // are sent as they fill chunks, not a tick later.
-                let _ = self.filled.send(());
+                // The export thread is told at once when a busy thread filled a
+                // chunk-sized chunk, so that its records are sent as they fill chunks,
+                // not a tick later; a quiet thread's records wait for the tick.
+                if old.buf.len() >= CHUNK_BYTES {
+                    let _ = self.filled.send(());
+                }
             }
             None => lane.first.store(new, Ordering::Release),
         }
@@ -356,6 +359,24 @@ mod tests {
         let (filled, filled_rx) = unbounded();
         let (spare_tx, spare) = bounded(4);
         (Lanes::new(capacity, filled, spare), filled_rx, spare_tx)
+    }
+
+    #[test]
+    fn only_a_filled_chunk_sized_chunk_wakes_the_export_thread() {
+        let (lanes, filled, _spare) = lanes(1 << 30);
+        // 100 bytes a record: 40 fill the 4 KiB chunk, 163 the 16 KiB one, 655 the
+        // 64 KiB one, 2,621 the 256 KiB one.
+        let push = |n: usize| {
+            for _ in 0..n {
+                assert_eq!(lanes.push(96, |out| out.fill(1)), Pushed::Queued);
+            }
+        };
+        push(40 + 163 + 655 + 1);
+        assert_eq!(filled.len(), 0, "a quiet thread's small chunks wake nobody");
+        push(2_620);
+        assert_eq!(filled.len(), 0, "the 256 KiB chunk is full, not yet left");
+        push(1);
+        assert_eq!(filled.len(), 1, "leaving the full 256 KiB chunk does");
     }
 
     #[test]
