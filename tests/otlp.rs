@@ -911,6 +911,43 @@ fn a_backlog_behind_a_slow_collector_cannot_hold_up_shutdown() {
 }
 
 #[test]
+fn metrics_are_pushed_on_time_while_the_export_thread_is_never_idle() {
+    // Each request takes 20 ms: the export thread sends its backlog without pause
+    // while a thread keeps filling chunks faster than that, well within the queue.
+    let stub = Stub::start(vec![Answer::Slow(Duration::from_millis(20))]);
+    let config = stub
+        .config()
+        .with_metric_interval(Duration::from_millis(200))
+        .with_queue_bytes(64 << 20)
+        .with_timeout(Duration::from_millis(500));
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+    let started = Instant::now();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut i = 0_i64;
+        while started.elapsed() < Duration::from_millis(1500) {
+            for _ in 0..500 {
+                telemetry::track_event!("job.done", n = i);
+                i += 1;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let pushed = exporter.stats().metric_pushes();
+    exporter.shutdown();
+    assert!(
+        stub.count() > 10 && exporter.stats().dropped() == 0,
+        "the export thread was kept busy within the queue: {:?}",
+        exporter.stats()
+    );
+    assert!(
+        pushed >= 4,
+        "{pushed} metric pushes in 1.5 s of a 200 ms interval, before shutdown"
+    );
+}
+
+#[test]
 fn a_full_queue_drops_and_counts_new_records() {
     let stub = Stub::start(vec![Answer::Hang]);
     let config = stub

@@ -410,6 +410,7 @@ impl OtlpExporter {
             pending: VecDeque::new(),
             reading: 0,
             next_collect: Instant::now() + BATCH_DELAY,
+            next_clock_check: Instant::now() + BATCH_DELAY,
             deadline: None,
             acks: Vec::new(),
             stop: None,
@@ -512,9 +513,11 @@ impl OtlpExporter {
         if let Some(handle) = handle {
             if handle.is_finished() {
                 let _ = handle.join();
+                // Only once the export thread is gone: while it runs, what is in the
+                // lanes is still its to send, or to spool.
+                self.count_late_records();
             }
         }
-        self.count_late_records();
         let stats = self.stats();
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
             stderr_line(format_args!(
@@ -634,6 +637,8 @@ struct Worker {
     reading: usize,
     /// When the threads' buffers are next collected and sent without being full.
     next_collect: Instant,
+    /// When the clock is next checked (see [`Clock::detect`]).
+    next_clock_check: Instant,
     /// Set by shutdown: nothing is sent after it.
     deadline: Option<Instant>,
     /// Flushes waiting for the queue to empty.
@@ -673,6 +678,9 @@ impl Worker {
                 due = due.min(self.next_attempt);
             }
             let wake = self.wait_until(due);
+            // On every wake, not only on a quiet tick: a busy queue always has a
+            // filled chunk waiting, and must not hold back the metrics.
+            self.periodic();
             match wake {
                 Wake::Closed => {
                     self.finish();
@@ -686,17 +694,8 @@ impl Worker {
                 }
                 Wake::Tick => {
                     let now = Instant::now();
-                    if now >= self.metrics.next {
-                        self.metrics.next = now + self.metrics.interval;
-                        self.push_metrics();
-                    }
                     if now >= self.next_collect {
                         self.next_collect = now + BATCH_DELAY;
-                        if self.shared.counter.load(Ordering::Relaxed)
-                            && Clock::detect() != Clock::Counter
-                        {
-                            self.shared.counter.store(false, Ordering::Relaxed);
-                        }
                     } else if !self.spool_due(now) {
                         continue;
                     }
@@ -715,6 +714,7 @@ impl Worker {
             loop {
                 while self.has_pending() && self.stop.is_none() {
                     self.send_batch();
+                    self.periodic();
                     if self.pending.len() > 1 {
                         self.stock_spares();
                     }
@@ -734,6 +734,25 @@ impl Worker {
                 }
             }
             self.answer_flushes();
+        }
+    }
+
+    /// What is due by the clock whatever else is going on: the metrics push, and the
+    /// check that the kernel still keeps time with the counter.
+    fn periodic(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= self.metrics.next {
+            self.metrics.next = now + self.metrics.interval;
+            self.push_metrics();
+        }
+        if now >= self.next_clock_check {
+            self.next_clock_check = now + BATCH_DELAY;
+            if self.shared.counter.load(Ordering::Relaxed) && Clock::detect() != Clock::Counter {
+                self.shared.counter.store(false, Ordering::Relaxed);
+            }
         }
     }
 
