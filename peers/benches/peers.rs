@@ -383,10 +383,9 @@ fn preflight() {
 }
 
 /// Measures `f` with `dispatch` as the scoped default, then drops the dispatcher and
-/// rebuilds `tracing`'s interest cache, so no entry sees the previous one's
-/// cached interest or max level.
-/// Measures `f` under `dispatch`; whether it ran (a filter on the command line may
-/// leave an entry out, and then the checks after it have nothing to check).
+/// rebuilds `tracing`'s interest cache, so no entry sees the previous one's cached
+/// interest or max level. Returns whether it ran: a filter on the command line may
+/// leave an entry out, and then the checks after it have nothing to check.
 fn measure(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: &str,
