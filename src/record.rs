@@ -734,7 +734,10 @@ impl<'a> Record<'a> {
     }
 
     /// When the call happened: the clock is read on the first call and kept, so every
-    /// sink sees the same instant.
+    /// sink that asks sees the same instant. (The OTLP exporter does not ask when no
+    /// other sink has: it may time the record by the processor's counter instead,
+    /// which is cheaper. `try_init`'s destinations read the clock once up front when
+    /// more than one of them writes the time.)
     ///
     /// ```
     /// use telemetry::{Kind, Record};

@@ -247,9 +247,9 @@ enum Msg {
 /// becomes a log record.
 ///
 /// * **The emitting thread** copies the record into a lane of its own: no lock, no
-///   allocation while the export thread keeps spare chunks ready, no encoding to
-///   protobuf, no I/O, one release store to publish it. An unreachable or slow
-///   collector never blocks or slows it.
+///   allocation past a thread's first small chunks while the export thread keeps
+///   spare chunks ready, no encoding to protobuf, no I/O, one release store to
+///   publish it. An unreachable or slow collector never blocks or slows it.
 /// * **A bounded queue**, in bytes ([`OtlpConfig::queue_bytes`], 8 MiB by default):
 ///   when full, new records are dropped and counted ([`OtlpStats::dropped`]); the
 ///   first drop is reported once on stderr. A busy thread reserves room ahead in
