@@ -36,7 +36,7 @@
 //! the conversion to OTLP types, the protobuf encoding and compression happen on the
 //! export thread. `peers/` measures both on the same event, in one run: 89.9 ns per
 //! event through this exporter, 300.3 ns through the bridge and the SDK's batch
-//! processor (whose exporter sent nothing: 3.34x; 3.34x-3.55x in three runs), 267.9 ns
+//! processor (whose exporter sent nothing: 3.34x; 3.34x-3.59x in four runs), 267.9 ns
 //! through this crate's JSON-lines exporter (docs/PERFORMANCE.md).
 //!
 //! HTTP is `ureq` 3: blocking, small, keeps connections alive, TLS through `rustls`
