@@ -12,7 +12,7 @@
 mod otlp_receiver;
 
 use otlp_receiver::Receiver;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 use std::process::Command;
@@ -728,31 +728,7 @@ impl Stub {
 
 fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &[Answer]) {
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let length = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some((head, body)) = otlp_receiver::read_request(&mut reader) {
         if head.starts_with("POST /v1/metrics ") {
             // Metrics are pushed at shutdown too; the faults here are about log records.
             let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";

@@ -13,7 +13,7 @@ mod otlp_receiver;
 
 use otlp_receiver::Receiver;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -404,30 +404,8 @@ fn scripted_collector(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<V
     use std::net::TcpStream;
     fn serve(stream: TcpStream, answers: &[(u16, &str)], seen: &Mutex<Vec<Instant>>) {
         let mut reader = BufReader::new(stream);
-        loop {
-            let mut length = 0;
-            let mut logs = false;
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                logs |= line.starts_with("POST /v1/logs ");
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            let (status, extra) = if logs {
+        while let Some((head, _body)) = otlp_receiver::read_request(&mut reader) {
+            let (status, extra) = if head.starts_with("POST /v1/logs ") {
                 let mut seen = seen.lock().unwrap();
                 seen.push(Instant::now());
                 answers[(seen.len() - 1).min(answers.len() - 1)]

@@ -108,3 +108,32 @@ pub fn start(port: u16, suite: &str) -> Option<Receiver> {
         }
     }
 }
+
+/// One HTTP/1.1 request read from a stub collector's connection: its head (request
+/// line and headers, as sent) and its body. `None` once the client closes or sends
+/// something cut short. For the stubs that answer what the real receiver cannot
+/// (a 503 with `Retry-After`, a hang).
+pub fn read_request<R: BufRead>(reader: &mut R) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
