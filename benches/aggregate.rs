@@ -24,8 +24,8 @@ use tracing_subscriber::prelude::*;
 mod support;
 
 use support::TrivialLayer;
-use telemetry::aggregate::Aggregator;
-use telemetry::{NoopSink, Record, Sink, TelemetryLayer};
+use tracing_telemetry::aggregate::Aggregator;
+use tracing_telemetry::{NoopSink, Record, Sink, TelemetryLayer};
 
 fn on<S: Sink>(sink: S) -> tracing::Dispatch {
     tracing::Dispatch::new(
@@ -34,7 +34,7 @@ fn on<S: Sink>(sink: S) -> tracing::Dispatch {
 }
 
 fn gauge() {
-    telemetry::track_metric(
+    tracing_telemetry::track_metric(
         black_box("queue.depth"),
         black_box(42.0),
         &[("queue", "emails")],
@@ -42,7 +42,7 @@ fn gauge() {
 }
 
 fn histogram() {
-    telemetry::track_timing(
+    tracing_telemetry::track_timing(
         black_box("db.query"),
         black_box(12.5),
         &[("table", "users")],
@@ -50,7 +50,7 @@ fn histogram() {
 }
 
 fn counter() {
-    telemetry::track_event(black_box("user.signup"), &[("plan", "pro")]);
+    tracing_telemetry::track_event(black_box("user.signup"), &[("plan", "pro")]);
 }
 
 fn single_thread(c: &mut Criterion) {

@@ -20,7 +20,7 @@ use tracing_subscriber::prelude::*;
 mod support;
 
 use support::TrivialLayer;
-use telemetry::{JsonLinesSink, NoopSink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{JsonLinesSink, NoopSink, TelemetryFilter, TelemetryLayer};
 
 const TAGS: [(&str, &str); 4] = [
     ("queue", "emails"),
@@ -34,23 +34,23 @@ fn disabled_callsite() {
 }
 
 fn function() {
-    telemetry::track_metric("queue.depth", 42.0, &TAGS)
+    tracing_telemetry::track_metric("queue.depth", 42.0, &TAGS)
 }
 
 fn function_1_tag() {
-    telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")])
+    tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")])
 }
 
 fn timing_1_tag() {
-    telemetry::track_timing("db.query", 12.5, &[("table", "users")])
+    tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")])
 }
 
 fn event_1_tag() {
-    telemetry::track_event("user.signup", &[("plan", "pro")])
+    tracing_telemetry::track_event("user.signup", &[("plan", "pro")])
 }
 
 fn macro_form() {
-    telemetry::track_metric!(
+    tracing_telemetry::track_metric!(
         "queue.depth",
         42.0,
         queue = "emails",
@@ -116,7 +116,7 @@ fn install(subscriber: &str) {
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::sink)
                     .with_filter(LevelFilter::INFO.and(tracing_subscriber::filter::filter_fn(
-                        |meta| meta.target() != telemetry::TARGET,
+                        |meta| meta.target() != tracing_telemetry::TARGET,
                     ))),
             )
             .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
@@ -134,7 +134,7 @@ fn install(subscriber: &str) {
         #[cfg(feature = "aggregate")]
         "aggregate" => tracing_subscriber::registry()
             .with(
-                TelemetryLayer::new(telemetry::aggregate::Aggregator::new())
+                TelemetryLayer::new(tracing_telemetry::aggregate::Aggregator::new())
                     .with_telemetry_filter(),
             )
             .init(),

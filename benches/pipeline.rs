@@ -112,11 +112,11 @@ fn main() {
 fn child(mode: &str, threads: u64, per_thread: u64, path: &Path) -> f64 {
     match mode {
         "telemetry" => {
-            let guard = telemetry::try_init().expect("install telemetry");
+            let guard = tracing_telemetry::try_init().expect("install telemetry");
             let elapsed = run(
                 threads,
                 per_thread,
-                |i| telemetry::track_metric("queue.depth", i as f64, &[("queue", "emails")]),
+                |i| tracing_telemetry::track_metric("queue.depth", i as f64, &[("queue", "emails")]),
                 || guard.flush(),
             );
             let stats = guard.stats();
@@ -153,7 +153,7 @@ fn child(mode: &str, threads: u64, per_thread: u64, path: &Path) -> f64 {
         "reference" => {
             let file = Mutex::new(append(path));
             // The same line as the exporter's, service included.
-            let service = telemetry::Config::from_env()
+            let service = tracing_telemetry::Config::from_env()
                 .expect("the bench's configuration")
                 .resource()
                 .service_name()

@@ -31,7 +31,7 @@ use tracing_subscriber::prelude::*;
 mod support;
 
 use support::TrivialLayer;
-use telemetry::{
+use tracing_telemetry::{
     Config, JsonLinesSink, MemorySink, NoopSink, Sink, TelemetryFilter, TelemetryLayer,
 };
 
@@ -57,17 +57,17 @@ fn track_calls_named(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
         })
     });
     group.bench_function(id("event_function_0_tags"), |b| {
-        b.iter(|| telemetry::track_event("app.started", &[]))
+        b.iter(|| tracing_telemetry::track_event("app.started", &[]))
     });
     group.bench_function(id("event_function_4_tags"), |b| {
-        b.iter(|| telemetry::track_event("user.signup", &TAGS4))
+        b.iter(|| tracing_telemetry::track_event("user.signup", &TAGS4))
     });
     group.bench_function(id("event_macro_0_tags"), |b| {
-        b.iter(|| telemetry::track_event!(black_box("app.started")))
+        b.iter(|| tracing_telemetry::track_event!(black_box("app.started")))
     });
     group.bench_function(id("event_macro_4_tags"), |b| {
         b.iter(|| {
-            telemetry::track_event!(
+            tracing_telemetry::track_event!(
                 black_box("user.upgrade"),
                 plan = "team",
                 seats = black_box(3),
@@ -77,11 +77,11 @@ fn track_calls_named(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
         })
     });
     group.bench_function(id("metric_function_4_tags"), |b| {
-        b.iter(|| telemetry::track_metric("queue.depth", 42.0, &TAGS4))
+        b.iter(|| tracing_telemetry::track_metric("queue.depth", 42.0, &TAGS4))
     });
     group.bench_function(id("metric_macro_4_tags"), |b| {
         b.iter(|| {
-            telemetry::track_metric!(
+            tracing_telemetry::track_metric!(
                 black_box("queue.depth"),
                 black_box(42.0),
                 queue = "emails",
@@ -92,11 +92,11 @@ fn track_calls_named(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
         })
     });
     group.bench_function(id("timing_function_4_tags"), |b| {
-        b.iter(|| telemetry::track_timing("db.query", 12.5, &TAGS4))
+        b.iter(|| tracing_telemetry::track_timing("db.query", 12.5, &TAGS4))
     });
     group.bench_function(id("timing_macro_4_tags"), |b| {
         b.iter(|| {
-            telemetry::track_timing!(
+            tracing_telemetry::track_timing!(
                 black_box("db.query"),
                 black_box(12.5),
                 table = "users",
@@ -130,7 +130,7 @@ fn app_subscriber(telemetry_on: bool) -> impl Subscriber + Send + Sync {
     let app_logs = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy("")
-        .and(filter_fn(|meta| meta.target() != telemetry::TARGET));
+        .and(filter_fn(|meta| meta.target() != tracing_telemetry::TARGET));
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -193,7 +193,7 @@ thread_local! {
 }
 
 impl Sink for BoundedMemory {
-    fn record(&self, record: &telemetry::Record<'_>) {
+    fn record(&self, record: &tracing_telemetry::Record<'_>) {
         if RECORDED.with(|n| n.replace(n.get() + 1)) >= 10_000 {
             RECORDED.with(|n| n.set(0));
             self.0.clear();
@@ -223,12 +223,12 @@ fn on_exporter_file(c: &mut Criterion) {
         std::process::id()
     ));
     let config = Config::new().with_enabled(true).with_file(&path);
-    let (layer, guard) = telemetry::layer_with(&config).expect("exporter");
+    let (layer, guard) = tracing_telemetry::layer_with(&config).expect("exporter");
     {
         let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
         let mut group = configure(c, "on_exporter_file");
         group.bench_function("metric_function_4_tags", |b| {
-            b.iter(|| telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4))
+            b.iter(|| tracing_telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4))
         });
         group.finish();
     }
@@ -254,7 +254,7 @@ fn parallel(threads: usize, iters: u64, dispatch: &tracing::Dispatch) -> Duratio
                 tracing::dispatcher::with_default(&dispatch, || {
                     barrier.wait();
                     for _ in 0..iters {
-                        telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4);
+                        tracing_telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4);
                     }
                 })
             })
@@ -312,11 +312,11 @@ fn in_spans(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str, depth: usize
     let spans = [outer, middle, inner];
     let _entered: Vec<_> = spans[..depth].iter().map(|s| s.enter()).collect();
     group.bench_function(format!("{prefix}_{depth}_span_function_4_tags"), |b| {
-        b.iter(|| telemetry::track_event("user.signup", &TAGS4))
+        b.iter(|| tracing_telemetry::track_event("user.signup", &TAGS4))
     });
     group.bench_function(format!("{prefix}_{depth}_span_macro_4_tags"), |b| {
         b.iter(|| {
-            telemetry::track_metric!(
+            tracing_telemetry::track_metric!(
                 black_box("queue.depth"),
                 black_box(42.0),
                 queue = "emails",

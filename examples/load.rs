@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let guard = match telemetry::try_init() {
+    let guard = match tracing_telemetry::try_init() {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("error: {err}");
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             s.spawn(move || {
                 let thread = t.to_string();
                 for seq in 0..records {
-                    telemetry::track_metric(
+                    tracing_telemetry::track_metric(
                         "load.record",
                         seq as f64,
                         &[("thread", &thread), ("seq", &seq.to_string())],

@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
@@ -54,21 +54,21 @@ fn main() -> ExitCode {
     }
 
     tracing::info!("started");
-    telemetry::track_event("app.started", &[]);
-    telemetry::track_event("user.signup", &[("plan", "pro"), ("region", "eu-west-1")]);
-    telemetry::track_event!(
+    tracing_telemetry::track_event("app.started", &[]);
+    tracing_telemetry::track_event("user.signup", &[("plan", "pro"), ("region", "eu-west-1")]);
+    tracing_telemetry::track_event!(
         "user.upgrade",
         plan = "team",
         seats = 3,
         trial = false,
         discount = 0.15
     );
-    telemetry::track_metric("queue.depth", 3.0, &[("queue", "emails")]);
-    telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-    telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
-    telemetry::track_timing("db.query", 250.0, &[("table", "users")]);
+    tracing_telemetry::track_metric("queue.depth", 3.0, &[("queue", "emails")]);
+    tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+    tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+    tracing_telemetry::track_timing("db.query", 250.0, &[("table", "users")]);
     for n in 0..burst {
-        telemetry::track_event!("job.done", n = n);
+        tracing_telemetry::track_event!("job.done", n = n);
     }
 
     // Delivers what is queued and pushes the metrics once more, waiting at most

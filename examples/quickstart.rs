@@ -20,39 +20,39 @@ mod library {
 
     pub fn sign_up(plan: &str) {
         info!(plan, "signing up a user");
-        telemetry::track_event("user.signup", &[("plan", plan)]);
+        tracing_telemetry::track_event("user.signup", &[("plan", plan)]);
     }
 
     pub fn upgrade(seats: u32) {
         info!(seats, "upgrading the account");
-        telemetry::track_event!("user.upgrade", plan = "team", seats = seats, trial = false);
+        tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = seats, trial = false);
     }
 
     pub fn drain_queue(queue: &str) -> usize {
         let depth = 42;
-        telemetry::track_metric("queue.depth", depth as f64, &[("queue", queue)]);
-        let _timer = telemetry::timer("queue.drain", [("queue", queue)]);
+        tracing_telemetry::track_metric("queue.depth", depth as f64, &[("queue", queue)]);
+        let _timer = tracing_telemetry::timer("queue.drain", [("queue", queue)]);
         debug!(queue, depth, "draining");
         depth
     }
 
     pub fn load_user(id: u64) -> String {
-        telemetry::timed("db.query", &[("table", "users")], || format!("user-{id}"))
+        tracing_telemetry::timed("db.query", &[("table", "users")], || format!("user-{id}"))
     }
 
     pub fn report_cache(hits: u64, lookups: u64) {
-        telemetry::track_metric!(
+        tracing_telemetry::track_metric!(
             "cache.hit_ratio",
             hits as f64 / lookups as f64,
             cache = "users",
             lookups = lookups
         );
-        telemetry::track_timing("cache.warmup", 3.25, &[("cache", "users")]);
+        tracing_telemetry::track_timing("cache.warmup", 3.25, &[("cache", "users")]);
     }
 }
 
 fn main() -> ExitCode {
-    let guard = match telemetry::try_init() {
+    let guard = match tracing_telemetry::try_init() {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("error: {err}");

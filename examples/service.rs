@@ -7,7 +7,7 @@
 //! curl -s http://127.0.0.1:9464/metrics
 //! ```
 //!
-//! It installs telemetry as any app does, with `telemetry::try_init_with` and the
+//! It installs telemetry as any app does, with `tracing_telemetry::try_init_with` and the
 //! configuration the environment gives (`TELEMETRY_*`, `OTEL_SERVICE_NAME`, ...); the
 //! `prometheus` exporter is switched on here so that the example works without them.
 //!
@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use telemetry::{Config, Destination};
+use tracing_telemetry::{Config, Destination};
 
 /// The service's work: libraries emit telemetry and configure nothing.
 mod work {
@@ -29,16 +29,16 @@ mod work {
     pub fn query(table: &str, i: u64) -> f64 {
         // Most queries are quick, every tenth is slower: medians land in (10, 25] ms.
         let ms = if i % 10 == 9 { 80.0 } else { 12.5 };
-        telemetry::track_timing("db.query", ms, &[("table", table)]);
+        tracing_telemetry::track_timing("db.query", ms, &[("table", table)]);
         ms
     }
 
     pub fn sign_up(plan: &str) {
-        telemetry::track_event("user.signup", &[("plan", plan)]);
+        tracing_telemetry::track_event("user.signup", &[("plan", plan)]);
     }
 
     pub fn drain(queue: &str, depth: u64) {
-        telemetry::track_metric("queue.depth", depth as f64, &[("queue", queue)]);
+        tracing_telemetry::track_metric("queue.depth", depth as f64, &[("queue", queue)]);
     }
 }
 
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let guard = match telemetry::try_init_with(&config) {
+    let guard = match tracing_telemetry::try_init_with(&config) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("service: {e}");

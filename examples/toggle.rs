@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let guard = match telemetry::try_init() {
+    let guard = match tracing_telemetry::try_init() {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("error: {err}");
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     );
 
     for tick in 0..ticks {
-        telemetry::track_metric("toggle.tick", tick as f64, &[]);
+        tracing_telemetry::track_metric("toggle.tick", tick as f64, &[]);
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(guard);

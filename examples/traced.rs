@@ -24,7 +24,7 @@ fn hex(bytes: &[u8]) -> String {
 fn main() -> ExitCode {
     // The app's tracing: spans get OpenTelemetry ids (no span exporter is needed here).
     let provider = SdkTracerProvider::builder().build();
-    let (telemetry, guard) = match telemetry::layer() {
+    let (telemetry, guard) = match tracing_telemetry::layer() {
         Ok(layer) => layer,
         Err(err) => {
             eprintln!("error: {err}");
@@ -36,11 +36,11 @@ fn main() -> ExitCode {
         .with(telemetry)
         .init();
 
-    telemetry::track_event("app.started", &[]); // outside any span: no ids
+    tracing_telemetry::track_event("app.started", &[]); // outside any span: no ids
     let request = tracing::info_span!("checkout");
     {
         let _in = request.enter();
-        telemetry::track_event("checkout.completed", &[("plan", "pro")]);
+        tracing_telemetry::track_event("checkout.completed", &[("plan", "pro")]);
     }
     let cx = request.context().span().span_context().clone();
     println!(

@@ -42,7 +42,7 @@ const SHOWN_CHARS: usize = 64;
 /// `TELEMETRY_PROMETHEUS_ADDR` is not set: `127.0.0.1:9464`.
 ///
 /// ```
-/// assert_eq!(telemetry::DEFAULT_PROMETHEUS_ADDR.to_string(), "127.0.0.1:9464");
+/// assert_eq!(tracing_telemetry::DEFAULT_PROMETHEUS_ADDR.to_string(), "127.0.0.1:9464");
 /// ```
 pub const DEFAULT_PROMETHEUS_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464));
@@ -55,7 +55,7 @@ pub const DEFAULT_PROMETHEUS_ADDR: SocketAddr =
 /// exporter that is not built in, naming the feature.
 ///
 /// ```
-/// use telemetry::Exporter;
+/// use tracing_telemetry::Exporter;
 ///
 /// assert_eq!("file".parse::<Exporter>(), Ok(Exporter::File));
 /// assert_eq!(" OTLP ".parse::<Exporter>(), Ok(Exporter::Otlp));
@@ -95,7 +95,7 @@ impl Exporter {
     /// The spelling `TELEMETRY_EXPORTER` uses for this exporter.
     ///
     /// ```
-    /// assert_eq!(telemetry::Exporter::Stdout.as_str(), "stdout");
+    /// assert_eq!(tracing_telemetry::Exporter::Stdout.as_str(), "stdout");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -111,7 +111,7 @@ impl Exporter {
     /// The cargo feature of this crate that builds this exporter in, if it needs one.
     ///
     /// ```
-    /// use telemetry::Exporter;
+    /// use tracing_telemetry::Exporter;
     /// assert_eq!(Exporter::Prometheus.feature(), Some("prometheus"));
     /// assert_eq!(Exporter::File.feature(), None);
     /// ```
@@ -126,8 +126,8 @@ impl Exporter {
     /// Whether this build of the crate has this exporter (its cargo feature is on).
     ///
     /// ```
-    /// assert!(telemetry::Exporter::Stderr.is_built_in());
-    /// assert_eq!(telemetry::Exporter::Otlp.is_built_in(), cfg!(feature = "otlp"));
+    /// assert!(tracing_telemetry::Exporter::Stderr.is_built_in());
+    /// assert_eq!(tracing_telemetry::Exporter::Otlp.is_built_in(), cfg!(feature = "otlp"));
     /// ```
     pub const fn is_built_in(self) -> bool {
         !matches!(
@@ -167,7 +167,7 @@ impl FromStr for Exporter {
 /// features.
 ///
 /// ```
-/// use telemetry::{Destination, Exporter};
+/// use tracing_telemetry::{Destination, Exporter};
 ///
 /// let file = Destination::file("/var/log/app/telemetry.jsonl");
 /// assert_eq!(file.exporter(), Exporter::File);
@@ -202,7 +202,7 @@ impl Destination {
     /// directory now (if that cannot be read, the path is kept as given).
     ///
     /// ```
-    /// use telemetry::Destination;
+    /// use tracing_telemetry::Destination;
     ///
     /// let Destination::File(path) = Destination::file("telemetry.jsonl") else { unreachable!() };
     /// assert_eq!(path, std::env::current_dir()?.join("telemetry.jsonl"));
@@ -216,7 +216,7 @@ impl Destination {
     /// Which exporter this is.
     ///
     /// ```
-    /// assert_eq!(telemetry::Destination::Stdout.exporter(), telemetry::Exporter::Stdout);
+    /// assert_eq!(tracing_telemetry::Destination::Stdout.exporter(), tracing_telemetry::Exporter::Stdout);
     /// ```
     pub fn exporter(&self) -> Exporter {
         match self {
@@ -248,7 +248,7 @@ impl Destination {
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded: `service.version` and other resource attributes | none |
 ///
 /// ```
-/// use telemetry::{Config, Destination};
+/// use tracing_telemetry::{Config, Destination};
 ///
 /// let config = Config::from_iter([("TELEMETRY_ENABLED", "TRUE"), ("TELEMETRY_EXPORTER", "stdout, stderr")])?;
 /// assert!(config.enabled());
@@ -256,7 +256,7 @@ impl Destination {
 ///
 /// let err = Config::from_iter([("TELEMETRY_ENABLED", "banana")]).unwrap_err();
 /// assert_eq!(err.to_string(), r#"invalid value "banana" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#);
-/// # Ok::<(), telemetry::ConfigError>(())
+/// # Ok::<(), tracing_telemetry::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -447,9 +447,9 @@ impl Config {
     /// | service name | `unknown_service:<executable name>` (see [`Resource`]) |
     ///
     /// ```
-    /// let config = telemetry::Config::new();
+    /// let config = tracing_telemetry::Config::new();
     /// assert!(!config.enabled());
-    /// assert_eq!(config.destinations(), [telemetry::Destination::Stderr]);
+    /// assert_eq!(config.destinations(), [tracing_telemetry::Destination::Stderr]);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -460,9 +460,9 @@ impl Config {
     /// ```
     /// // With no TELEMETRY_* variables set, telemetry is off.
     /// # std::env::remove_var("TELEMETRY_ENABLED");
-    /// let config = telemetry::Config::from_env()?;
+    /// let config = tracing_telemetry::Config::from_env()?;
     /// assert!(!config.enabled());
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_iter(std::env::vars_os())
@@ -484,7 +484,7 @@ impl Config {
     /// for near misses of `TELEMETRY_*` ones.
     ///
     /// ```
-    /// let err = telemetry::Config::from_iter([("TELEMETRY_ENABLE", "true")]).unwrap_err();
+    /// let err = tracing_telemetry::Config::from_iter([("TELEMETRY_ENABLE", "true")]).unwrap_err();
     /// assert_eq!(err.to_string(), r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#);
     /// ```
     #[allow(
@@ -647,8 +647,8 @@ impl Config {
     /// Whether telemetry is on.
     ///
     /// ```
-    /// assert!(telemetry::Config::from_iter([("TELEMETRY_ENABLED", "1")])?.enabled());
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// assert!(tracing_telemetry::Config::from_iter([("TELEMETRY_ENABLED", "1")])?.enabled());
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -659,7 +659,7 @@ impl Config {
     ///
     /// ```
     /// use std::path::PathBuf;
-    /// use telemetry::{Config, Destination};
+    /// use tracing_telemetry::{Config, Destination};
     ///
     /// let config = Config::from_iter([
     ///     ("TELEMETRY_EXPORTER", "stderr,file"),
@@ -670,7 +670,7 @@ impl Config {
     ///     [Destination::Stderr, Destination::File(PathBuf::from("/var/log/app/telemetry.jsonl"))]
     /// );
     /// assert!(Config::from_iter([("TELEMETRY_EXPORTER", "none")])?.destinations().is_empty());
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations
@@ -679,11 +679,11 @@ impl Config {
     /// The exporters of [`destinations`](Self::destinations), in order.
     ///
     /// ```
-    /// use telemetry::{Config, Exporter};
+    /// use tracing_telemetry::{Config, Exporter};
     ///
     /// let config = Config::from_iter([("TELEMETRY_EXPORTER", "stdout")])?;
     /// assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::Stdout]);
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn exporters(&self) -> impl Iterator<Item = Exporter> + '_ {
         self.destinations.iter().map(Destination::exporter)
@@ -692,12 +692,12 @@ impl Config {
     /// The JSON-lines file, when the destinations include one.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([
+    /// let config = tracing_telemetry::Config::from_iter([
     ///     ("TELEMETRY_EXPORTER", "file"),
     ///     ("TELEMETRY_FILE", "/var/log/app/telemetry.jsonl"),
     /// ])?;
     /// assert_eq!(config.file(), Some(std::path::Path::new("/var/log/app/telemetry.jsonl")));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn file(&self) -> Option<&Path> {
         self.destinations.iter().find_map(|d| match d {
@@ -711,9 +711,9 @@ impl Config {
     /// enclosing span that has it. Empty (the default), spans are not looked at.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([("TELEMETRY_SPAN_FIELDS", "request_id, tenant")])?;
+    /// let config = tracing_telemetry::Config::from_iter([("TELEMETRY_SPAN_FIELDS", "request_id, tenant")])?;
     /// assert_eq!(config.span_fields(), ["request_id", "tenant"]);
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn span_fields(&self) -> &[String] {
         &self.span_fields
@@ -724,9 +724,9 @@ impl Config {
     /// spool). Without the `otlp` exporter it is not used.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([("TELEMETRY_SPOOL_DIR", "/var/spool/app")])?;
+    /// let config = tracing_telemetry::Config::from_iter([("TELEMETRY_SPOOL_DIR", "/var/spool/app")])?;
     /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/app")));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn spool_dir(&self) -> Option<&Path> {
         self.spool_dir.as_deref()
@@ -737,7 +737,7 @@ impl Config {
     /// [`ExporterSink`](crate::ExporterSink) applies.
     ///
     /// ```
-    /// assert_eq!(telemetry::Config::new().buffer_bytes(), telemetry::DEFAULT_BUFFER_BYTES);
+    /// assert_eq!(tracing_telemetry::Config::new().buffer_bytes(), tracing_telemetry::DEFAULT_BUFFER_BYTES);
     /// ```
     pub fn buffer_bytes(&self) -> usize {
         self.buffer_bytes
@@ -747,7 +747,7 @@ impl Config {
     /// one with [`with_aggregator`](Self::with_aggregator).
     ///
     /// ```
-    /// assert!(telemetry::Config::new().aggregator().is_none());
+    /// assert!(tracing_telemetry::Config::new().aggregator().is_none());
     /// ```
     #[cfg(feature = "aggregate")]
     pub fn aggregator(&self) -> Option<&crate::aggregate::Aggregator> {
@@ -759,10 +759,10 @@ impl Config {
     /// `otlp` exporter pushes it. Keep a clone to read the series in code.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::aggregate::Aggregator;
     ///
     /// let aggregator = Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
-    /// let config = telemetry::Config::new().with_aggregator(aggregator.clone());
+    /// let config = tracing_telemetry::Config::new().with_aggregator(aggregator.clone());
     /// assert!(config.aggregator().is_some());
     /// ```
     #[cfg(feature = "aggregate")]
@@ -777,7 +777,7 @@ impl Config {
     /// destination without dropping; less bounds memory tighter.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_buffer_bytes(64 * 1024 * 1024);
+    /// let config = tracing_telemetry::Config::new().with_buffer_bytes(64 * 1024 * 1024);
     /// assert_eq!(config.buffer_bytes(), 64 * 1024 * 1024);
     /// ```
     #[must_use]
@@ -789,7 +789,7 @@ impl Config {
     /// Turns telemetry on or off.
     ///
     /// ```
-    /// assert!(telemetry::Config::new().with_enabled(true).enabled());
+    /// assert!(tracing_telemetry::Config::new().with_enabled(true).enabled());
     /// ```
     #[must_use]
     pub fn with_enabled(mut self, enabled: bool) -> Self {
@@ -802,7 +802,7 @@ impl Config {
     /// replaces that one, so each exporter appears at most once.
     ///
     /// ```
-    /// use telemetry::{Config, Destination};
+    /// use tracing_telemetry::{Config, Destination};
     ///
     /// let config = Config::new().with_destinations([Destination::Stderr, Destination::file("/tmp/t.jsonl")]);
     /// assert_eq!(config.destinations().len(), 2);
@@ -823,7 +823,7 @@ impl Config {
     /// Adds a destination, or replaces the one with the same [`Exporter`].
     ///
     /// ```
-    /// use telemetry::{Config, Destination};
+    /// use tracing_telemetry::{Config, Destination};
     ///
     /// let config = Config::new().with_destination(Destination::Stdout);
     /// assert_eq!(config.destinations(), [Destination::Stderr, Destination::Stdout]);
@@ -845,7 +845,7 @@ impl Config {
     /// as `with_destinations([Destination::file(path)])`.
     ///
     /// ```
-    /// use telemetry::{Config, Exporter};
+    /// use tracing_telemetry::{Config, Exporter};
     /// let config = Config::new().with_file("telemetry.jsonl");
     /// assert_eq!(config.exporters().collect::<Vec<_>>(), [Exporter::File]);
     /// ```
@@ -857,7 +857,7 @@ impl Config {
     /// Sets the span field names to copy onto each record as tags.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_span_fields(["request_id"]);
+    /// let config = tracing_telemetry::Config::new().with_span_fields(["request_id"]);
     /// assert_eq!(config.span_fields(), ["request_id"]);
     /// ```
     #[must_use]
@@ -875,9 +875,9 @@ impl Config {
     /// record.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "checkout")])?;
+    /// let config = tracing_telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "checkout")])?;
     /// assert_eq!(config.resource().service_name(), "checkout");
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn resource(&self) -> &Resource {
         &self.resource
@@ -888,10 +888,10 @@ impl Config {
     /// `service.name` of `OTEL_RESOURCE_ATTRIBUTES`.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "from-env")])?
+    /// let config = tracing_telemetry::Config::from_iter([("OTEL_SERVICE_NAME", "from-env")])?
     ///     .with_service_name("checkout");
     /// assert_eq!(config.resource().service_name(), "checkout");
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     #[must_use]
     pub fn with_service_name(self, name: impl Into<String>) -> Self {
@@ -901,7 +901,7 @@ impl Config {
     /// Sets `service.version`, over the one in `OTEL_RESOURCE_ATTRIBUTES`.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_service_version(env!("CARGO_PKG_VERSION"));
+    /// let config = tracing_telemetry::Config::new().with_service_version(env!("CARGO_PKG_VERSION"));
     /// assert_eq!(config.resource().service_version(), Some(env!("CARGO_PKG_VERSION")));
     /// ```
     #[must_use]
@@ -914,10 +914,10 @@ impl Config {
     /// `service.name` sets the service name.
     ///
     /// ```
-    /// let config = telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging")])?
+    /// let config = tracing_telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging")])?
     ///     .with_resource_attribute("deployment.environment", "prod");
     /// assert_eq!(config.resource().get("deployment.environment"), Some("prod"));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     #[must_use]
     pub fn with_resource_attribute(
@@ -932,7 +932,7 @@ impl Config {
     /// Sets the `otlp` exporter's spool directory (made absolute now).
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_spool_dir("/var/spool/app");
+    /// let config = tracing_telemetry::Config::new().with_spool_dir("/var/spool/app");
     /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/app")));
     /// ```
     #[must_use]
@@ -986,7 +986,7 @@ impl fmt::Display for Shown<'_> {
 /// given and says what is accepted.
 ///
 /// ```
-/// let err = telemetry::Config::from_iter([("TELEMETRY_EXPORTER", "kafka")]).unwrap_err();
+/// let err = tracing_telemetry::Config::from_iter([("TELEMETRY_EXPORTER", "kafka")]).unwrap_err();
 /// assert_eq!(err.variable(), "TELEMETRY_EXPORTER");
 /// assert_eq!(
 ///     err.to_string(),
@@ -1017,7 +1017,7 @@ impl ConfigError {
     /// The variable at fault, such as `TELEMETRY_ENABLED`.
     ///
     /// ```
-    /// let err = telemetry::Config::from_iter([("TELEMETRY_EXPORTR", "file")]).unwrap_err();
+    /// let err = tracing_telemetry::Config::from_iter([("TELEMETRY_EXPORTR", "file")]).unwrap_err();
     /// assert_eq!(err.variable(), "TELEMETRY_EXPORTR");
     /// ```
     pub fn variable(&self) -> &str {

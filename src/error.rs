@@ -16,8 +16,8 @@ use crate::config::ConfigError;
 /// to do about it.
 ///
 /// ```
-/// let config = telemetry::Config::from_iter([("TELEMETRY_ENABLED", "yes")]);
-/// let err = telemetry::Error::from(config.unwrap_err());
+/// let config = tracing_telemetry::Config::from_iter([("TELEMETRY_ENABLED", "yes")]);
+/// let err = tracing_telemetry::Error::from(config.unwrap_err());
 /// assert_eq!(err.to_string(), r#"invalid value "yes" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#);
 /// ```
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl Error {
     /// The configuration problem, when that is what went wrong.
     ///
     /// ```
-    /// let err = telemetry::Error::from(telemetry::Config::from_iter([("TELEMETRY_EXPORTER", "x")]).unwrap_err());
+    /// let err = tracing_telemetry::Error::from(tracing_telemetry::Config::from_iter([("TELEMETRY_EXPORTER", "x")]).unwrap_err());
     /// assert_eq!(err.config_error().map(|e| e.variable()), Some("TELEMETRY_EXPORTER"));
     /// ```
     pub fn config_error(&self) -> Option<&ConfigError> {
@@ -109,8 +109,8 @@ impl fmt::Display for Error {
                  (set TELEMETRY_PROMETHEUS_ADDR to a free host:port)"
             ),
             ErrorKind::AlreadyInstalled(_) => f.write_str(
-                "a global tracing subscriber is already installed (telemetry::try_init can run once per process; \
-                 to keep your own subscriber, add the layer from telemetry::layer() to it)",
+                "a global tracing subscriber is already installed (tracing_telemetry::try_init can run once per process; \
+                 to keep your own subscriber, add the layer from tracing_telemetry::layer() to it)",
             ),
             ErrorKind::StaticMaxLevel(level) => write!(
                 f,

@@ -5,35 +5,35 @@ use std::fmt;
 /// The `tracing` target of every telemetry event.
 ///
 /// ```
-/// assert_eq!(telemetry::TARGET, "telemetry");
+/// assert_eq!(tracing_telemetry::TARGET, "telemetry");
 /// ```
 pub const TARGET: &str = "telemetry";
 
 /// Field holding the record's [`Kind`] as a string: `"event"`, `"metric"` or `"timing"`.
 ///
 /// ```
-/// assert_eq!(telemetry::fields::KIND, "telemetry.kind");
+/// assert_eq!(tracing_telemetry::fields::KIND, "telemetry.kind");
 /// ```
 pub const KIND: &str = "telemetry.kind";
 
 /// Field holding the event, metric or operation name.
 ///
 /// ```
-/// assert_eq!(telemetry::fields::NAME, "telemetry.name");
+/// assert_eq!(tracing_telemetry::fields::NAME, "telemetry.name");
 /// ```
 pub const NAME: &str = "telemetry.name";
 
 /// Field holding a metric's value, an `f64`.
 ///
 /// ```
-/// assert_eq!(telemetry::fields::VALUE, "telemetry.value");
+/// assert_eq!(tracing_telemetry::fields::VALUE, "telemetry.value");
 /// ```
 pub const VALUE: &str = "telemetry.value";
 
 /// Field holding a timing's duration in milliseconds, an `f64`.
 ///
 /// ```
-/// assert_eq!(telemetry::fields::DURATION_MS, "telemetry.duration_ms");
+/// assert_eq!(tracing_telemetry::fields::DURATION_MS, "telemetry.duration_ms");
 /// ```
 pub const DURATION_MS: &str = "telemetry.duration_ms";
 
@@ -45,14 +45,14 @@ pub const DURATION_MS: &str = "telemetry.duration_ms";
 /// form's tags as a `key="value"` list, and the macro form's kind.
 ///
 /// ```
-/// assert_eq!(telemetry::fields::TAGS, "telemetry.tags");
+/// assert_eq!(tracing_telemetry::fields::TAGS, "telemetry.tags");
 /// ```
 pub const TAGS: &str = "telemetry.tags";
 
 /// What a record measures.
 ///
 /// ```
-/// use telemetry::Kind;
+/// use tracing_telemetry::Kind;
 ///
 /// assert_eq!(Kind::Metric.as_str(), "metric");
 /// assert_eq!("timing".parse::<Kind>(), Ok(Kind::Timing));
@@ -71,7 +71,7 @@ impl Kind {
     /// The value of the [`KIND`] field for this kind.
     ///
     /// ```
-    /// assert_eq!(telemetry::Kind::Event.as_str(), "event");
+    /// assert_eq!(tracing_telemetry::Kind::Event.as_str(), "event");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -91,7 +91,7 @@ impl fmt::Display for Kind {
 /// The error returned when a string is not one of `event`, `metric` or `timing`.
 ///
 /// ```
-/// assert!("gauge".parse::<telemetry::Kind>().is_err());
+/// assert!("gauge".parse::<tracing_telemetry::Kind>().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseKindError(());

@@ -35,9 +35,9 @@ use crate::sink::Sink;
 ///
 /// ```no_run
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     let _guard = telemetry::try_init()?;
+///     let _guard = tracing_telemetry::try_init()?;
 ///     tracing::info!("app started");
-///     telemetry::track_event("app.started", &[]);
+///     tracing_telemetry::track_event("app.started", &[]);
 ///     Ok(())
 /// }
 /// ```
@@ -49,11 +49,11 @@ pub fn try_init() -> Result<Guard, Error> {
 /// environment.
 ///
 /// ```no_run
-/// use telemetry::{Config, Destination};
+/// use tracing_telemetry::{Config, Destination};
 ///
 /// let config = Config::new().with_enabled(true).with_destinations([Destination::Stdout]);
-/// let _guard = telemetry::try_init_with(&config)?;
-/// # Ok::<(), telemetry::Error>(())
+/// let _guard = tracing_telemetry::try_init_with(&config)?;
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
     // Checked before anything is built, so that a refused install leaves nothing
@@ -115,7 +115,7 @@ pub(crate) fn check_static_max_level(config: &Config, max: LevelFilter) -> Resul
 /// Like [`try_init`], but panics with the error's message.
 ///
 /// ```no_run
-/// let _guard = telemetry::init();
+/// let _guard = tracing_telemetry::init();
 /// ```
 pub fn init() -> Guard {
     try_init().unwrap_or_else(|err| panic!("{err}"))
@@ -127,14 +127,14 @@ pub fn init() -> Guard {
 /// ```
 /// use tracing_subscriber::prelude::*;
 ///
-/// let (telemetry, _guard) = telemetry::layer()?;
+/// let (telemetry, _guard) = tracing_telemetry::layer()?;
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO))
 ///     .with(telemetry);
 /// tracing::subscriber::with_default(subscriber, || {
-///     telemetry::track_event("app.started", &[]);
+///     tracing_telemetry::track_event("app.started", &[]);
 /// });
-/// # Ok::<(), telemetry::Error>(())
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 pub fn layer<S>() -> Result<(FilteredTelemetryLayer<Arc<ExporterSink>, S>, Guard), Error>
 where
@@ -155,14 +155,14 @@ where
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::Config;
+/// use tracing_telemetry::Config;
 ///
 /// let config = Config::new().with_enabled(true).with_destinations([]);
-/// let (telemetry, guard) = telemetry::layer_with(&config)?;
+/// let (telemetry, guard) = tracing_telemetry::layer_with(&config)?;
 /// assert!(guard.handle().is_enabled());
 /// let subscriber = tracing_subscriber::registry().with(telemetry);
 /// # let _ = subscriber;
-/// # Ok::<(), telemetry::Error>(())
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 pub fn layer_with<S>(
     config: &Config,
@@ -187,10 +187,10 @@ where
 /// If records were dropped or lost, dropping the guard says so in one line on stderr.
 ///
 /// ```no_run
-/// let guard = telemetry::try_init()?;
-/// telemetry::track_event("app.started", &[]);
+/// let guard = tracing_telemetry::try_init()?;
+/// tracing_telemetry::track_event("app.started", &[]);
 /// drop(guard); // every record is written before this returns
-/// # Ok::<(), telemetry::Error>(())
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 #[must_use = "dropping the guard flushes telemetry and ends export; keep it for the life of the app"]
 pub struct Guard {
@@ -202,9 +202,9 @@ impl Guard {
     /// A handle that turns telemetry on and off while the app runs.
     ///
     /// ```
-    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
     /// assert!(!guard.handle().is_enabled());
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn handle(&self) -> TelemetryHandle {
         self.handle.clone()
@@ -214,9 +214,9 @@ impl Guard {
     /// to write errors. Worth exporting as a health metric of its own.
     ///
     /// ```
-    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
     /// assert_eq!(guard.stats().dropped(), 0);
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn stats(&self) -> ExportStats {
         self.sink.stats()
@@ -227,10 +227,10 @@ impl Guard {
     /// this too.
     ///
     /// ```
-    /// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+    /// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
     /// guard.flush();
     /// assert_eq!(guard.stats().written(), 0);
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn flush(&self) {
         self.sink.flush();

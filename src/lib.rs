@@ -7,10 +7,10 @@
 //! # Libraries: track
 //!
 //! ```
-//! telemetry::track_event("user.signup", &[("plan", "pro")]);
-//! telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-//! telemetry::track_timing("db.query", 12.5, &[("table", "users")]); // milliseconds
-//! telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false); // typed
+//! tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+//! tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+//! tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]); // milliseconds
+//! tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false); // typed
 //! ```
 //!
 //! Every call is a plain `tracing` event with target `telemetry`, level TRACE and the
@@ -23,7 +23,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! telemetry = { version = "1", default-features = false }
+//! tracing-telemetry = { version = "1", default-features = false }
 //! ```
 //!
 //! # Cargo features
@@ -56,8 +56,8 @@
 # Apps: install
 
 ```no_run
-fn main() -> Result<(), telemetry::Error> {
-    let _guard = telemetry::try_init()?; // reads TELEMETRY_*, installs logs + telemetry
+fn main() -> Result<(), tracing_telemetry::Error> {
+    let _guard = tracing_telemetry::try_init()?; // reads TELEMETRY_*, installs logs + telemetry
     tracing::info!("started");
     Ok(())
 } // the guard flushes every record here
@@ -68,12 +68,12 @@ An app with its own subscriber adds the layer instead:
 ```
 use tracing_subscriber::prelude::*;
 
-let (telemetry, _guard) = telemetry::layer()?;
+let (telemetry, _guard) = tracing_telemetry::layer()?;
 let subscriber = tracing_subscriber::registry()
     .with(tracing_subscriber::fmt::layer())
     .with(telemetry);
 # let _ = subscriber;
-# Ok::<(), telemetry::Error>(())
+# Ok::<(), tracing_telemetry::Error>(())
 ```
 
 # Ops: turn it on
@@ -93,11 +93,11 @@ let subscriber = tracing_subscriber::registry()
 
 ```
 use tracing_subscriber::prelude::*;
-use telemetry::{MemorySink, TelemetryLayer};
+use tracing_telemetry::{MemorySink, TelemetryLayer};
 
 let sink = MemorySink::new();
 let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
-tracing::subscriber::with_default(subscriber, || telemetry::track_event("user.signup", &[("plan", "pro")]));
+tracing::subscriber::with_default(subscriber, || tracing_telemetry::track_event("user.signup", &[("plan", "pro")]));
 assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
 ```
 "#

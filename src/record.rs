@@ -15,7 +15,7 @@ use crate::fields::Kind;
 /// form keeps integers, floats and booleans as such (`seats = 3` is [`TagValue::I64`]).
 ///
 /// ```
-/// use telemetry::TagValue;
+/// use tracing_telemetry::TagValue;
 ///
 /// assert_eq!(TagValue::from(3_i64).as_i64(), Some(3));
 /// assert_eq!(TagValue::from("pro").as_str(), Some("pro"));
@@ -39,7 +39,7 @@ impl<'a> TagValue<'a> {
     /// The string, if this is a [`TagValue::Str`].
     ///
     /// ```
-    /// assert_eq!(telemetry::TagValue::Str("emails").as_str(), Some("emails"));
+    /// assert_eq!(tracing_telemetry::TagValue::Str("emails").as_str(), Some("emails"));
     /// ```
     pub fn as_str(&self) -> Option<&'a str> {
         match *self {
@@ -51,7 +51,7 @@ impl<'a> TagValue<'a> {
     /// The integer, if this is an integer that fits in an `i64`.
     ///
     /// ```
-    /// assert_eq!(telemetry::TagValue::U64(7).as_i64(), Some(7));
+    /// assert_eq!(tracing_telemetry::TagValue::U64(7).as_i64(), Some(7));
     /// ```
     pub fn as_i64(&self) -> Option<i64> {
         match *self {
@@ -64,7 +64,7 @@ impl<'a> TagValue<'a> {
     /// The integer, if this is a non-negative integer.
     ///
     /// ```
-    /// assert_eq!(telemetry::TagValue::I64(-1).as_u64(), None);
+    /// assert_eq!(tracing_telemetry::TagValue::I64(-1).as_u64(), None);
     /// ```
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
@@ -77,7 +77,7 @@ impl<'a> TagValue<'a> {
     /// The float, if this is a [`TagValue::F64`].
     ///
     /// ```
-    /// assert_eq!(telemetry::TagValue::F64(0.5).as_f64(), Some(0.5));
+    /// assert_eq!(tracing_telemetry::TagValue::F64(0.5).as_f64(), Some(0.5));
     /// ```
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
@@ -89,7 +89,7 @@ impl<'a> TagValue<'a> {
     /// The boolean, if this is a [`TagValue::Bool`].
     ///
     /// ```
-    /// assert_eq!(telemetry::TagValue::Bool(false).as_bool(), Some(false));
+    /// assert_eq!(tracing_telemetry::TagValue::Bool(false).as_bool(), Some(false));
     /// ```
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
@@ -101,7 +101,7 @@ impl<'a> TagValue<'a> {
     /// An owned copy, for keeping past the sink call.
     ///
     /// ```
-    /// use telemetry::{OwnedTagValue, TagValue};
+    /// use tracing_telemetry::{OwnedTagValue, TagValue};
     ///
     /// assert_eq!(TagValue::Str("a").into_owned(), OwnedTagValue::Str("a".to_owned()));
     /// ```
@@ -161,7 +161,7 @@ impl From<bool> for TagValue<'_> {
 /// An owned [`TagValue`], as kept by [`MemorySink`](crate::MemorySink).
 ///
 /// ```
-/// use telemetry::OwnedTagValue;
+/// use tracing_telemetry::OwnedTagValue;
 ///
 /// let v = OwnedTagValue::from("emails");
 /// assert_eq!(v.as_str(), Some("emails"));
@@ -186,7 +186,7 @@ impl OwnedTagValue {
     /// Borrows this value as a [`TagValue`].
     ///
     /// ```
-    /// use telemetry::{OwnedTagValue, TagValue};
+    /// use tracing_telemetry::{OwnedTagValue, TagValue};
     ///
     /// assert_eq!(OwnedTagValue::Bool(true).as_tag_value(), TagValue::Bool(true));
     /// ```
@@ -203,7 +203,7 @@ impl OwnedTagValue {
     /// The string, if this is a string.
     ///
     /// ```
-    /// assert_eq!(telemetry::OwnedTagValue::I64(1).as_str(), None);
+    /// assert_eq!(tracing_telemetry::OwnedTagValue::I64(1).as_str(), None);
     /// ```
     pub fn as_str(&self) -> Option<&str> {
         self.as_tag_value().as_str()
@@ -212,7 +212,7 @@ impl OwnedTagValue {
     /// The integer, if this is an integer that fits in an `i64`.
     ///
     /// ```
-    /// assert_eq!(telemetry::OwnedTagValue::I64(3).as_i64(), Some(3));
+    /// assert_eq!(tracing_telemetry::OwnedTagValue::I64(3).as_i64(), Some(3));
     /// ```
     pub fn as_i64(&self) -> Option<i64> {
         self.as_tag_value().as_i64()
@@ -221,7 +221,7 @@ impl OwnedTagValue {
     /// The integer, if this is a non-negative integer.
     ///
     /// ```
-    /// assert_eq!(telemetry::OwnedTagValue::U64(3).as_u64(), Some(3));
+    /// assert_eq!(tracing_telemetry::OwnedTagValue::U64(3).as_u64(), Some(3));
     /// ```
     pub fn as_u64(&self) -> Option<u64> {
         self.as_tag_value().as_u64()
@@ -230,7 +230,7 @@ impl OwnedTagValue {
     /// The float, if this is a float.
     ///
     /// ```
-    /// assert_eq!(telemetry::OwnedTagValue::F64(2.5).as_f64(), Some(2.5));
+    /// assert_eq!(tracing_telemetry::OwnedTagValue::F64(2.5).as_f64(), Some(2.5));
     /// ```
     pub fn as_f64(&self) -> Option<f64> {
         self.as_tag_value().as_f64()
@@ -239,7 +239,7 @@ impl OwnedTagValue {
     /// The boolean, if this is a boolean.
     ///
     /// ```
-    /// assert_eq!(telemetry::OwnedTagValue::Bool(true).as_bool(), Some(true));
+    /// assert_eq!(tracing_telemetry::OwnedTagValue::Bool(true).as_bool(), Some(true));
     /// ```
     pub fn as_bool(&self) -> Option<bool> {
         self.as_tag_value().as_bool()
@@ -310,7 +310,7 @@ eq_plain!(&str => as_str, i64 => as_i64, u64 => as_u64, f64 => as_f64, bool => a
 /// One tag or property: a key as given and its typed value.
 ///
 /// ```
-/// use telemetry::{Tag, TagValue};
+/// use tracing_telemetry::{Tag, TagValue};
 ///
 /// let tag = Tag::new("queue", "emails");
 /// assert_eq!(tag.key(), "queue");
@@ -326,7 +326,7 @@ impl<'a> Tag<'a> {
     /// A tag with this key and value.
     ///
     /// ```
-    /// let tag = telemetry::Tag::new("seats", 3_i64);
+    /// let tag = tracing_telemetry::Tag::new("seats", 3_i64);
     /// assert_eq!(tag.value().as_i64(), Some(3));
     /// ```
     pub fn new(key: &'a str, value: impl Into<TagValue<'a>>) -> Self {
@@ -339,7 +339,7 @@ impl<'a> Tag<'a> {
     /// The key, exactly as given.
     ///
     /// ```
-    /// assert_eq!(telemetry::Tag::new("plan", "pro").key(), "plan");
+    /// assert_eq!(tracing_telemetry::Tag::new("plan", "pro").key(), "plan");
     /// ```
     pub fn key(&self) -> &'a str {
         self.key
@@ -348,7 +348,7 @@ impl<'a> Tag<'a> {
     /// The typed value.
     ///
     /// ```
-    /// assert_eq!(telemetry::Tag::new("trial", false).value().as_bool(), Some(false));
+    /// assert_eq!(tracing_telemetry::Tag::new("trial", false).value().as_bool(), Some(false));
     /// ```
     pub fn value(&self) -> TagValue<'a> {
         self.value
@@ -362,7 +362,7 @@ impl<'a> Tag<'a> {
 /// never looks (such as [`NoopSink`](crate::NoopSink)) never pays for a clock read.
 ///
 /// ```
-/// use telemetry::{Kind, Record, Tag};
+/// use tracing_telemetry::{Kind, Record, Tag};
 ///
 /// let tags = [Tag::new("queue", "emails")];
 /// let record = Record::new(Kind::Metric, "queue.depth", &tags).with_value(42.0);
@@ -401,7 +401,7 @@ impl<'a> Record<'a> {
     /// constructor is for testing a sink on its own.
     ///
     /// ```
-    /// let record = telemetry::Record::new(telemetry::Kind::Event, "app.started", &[]);
+    /// let record = tracing_telemetry::Record::new(tracing_telemetry::Kind::Event, "app.started", &[]);
     /// assert_eq!(record.name(), "app.started");
     /// ```
     pub fn new(kind: Kind, name: &'a str, tags: &'a [Tag<'a>]) -> Self {
@@ -429,7 +429,7 @@ impl<'a> Record<'a> {
     /// Sets the metric value, or the timing's duration in milliseconds.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     ///
     /// let record = Record::new(Kind::Timing, "db.query", &[]).with_value(12.5);
     /// assert_eq!(record.duration_ms(), Some(12.5));
@@ -443,7 +443,7 @@ impl<'a> Record<'a> {
     /// Sets where the call came from.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     ///
     /// let record = Record::new(Kind::Event, "e", &[]).with_source(Some("app::jobs"), Some("src/jobs.rs"), Some(7));
     /// assert_eq!(record.module_path(), Some("app::jobs"));
@@ -518,7 +518,7 @@ impl<'a> Record<'a> {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     ///
     /// let at = UNIX_EPOCH + Duration::from_secs(1);
     /// assert_eq!(Record::new(Kind::Event, "e", &[]).with_timestamp(at).timestamp(), at);
@@ -533,7 +533,7 @@ impl<'a> Record<'a> {
     /// Event, metric or timing.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Metric, "m", &[]).kind(), Kind::Metric);
     /// ```
     pub fn kind(&self) -> Kind {
@@ -543,7 +543,7 @@ impl<'a> Record<'a> {
     /// The event, metric or operation name, as given.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Event, "user.signup", &[]).name(), "user.signup");
     /// ```
     pub fn name(&self) -> &'a str {
@@ -553,7 +553,7 @@ impl<'a> Record<'a> {
     /// The metric's value; `None` for events and timings.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Timing, "t", &[]).with_value(1.0).value(), None);
     /// ```
     pub fn value(&self) -> Option<f64> {
@@ -566,7 +566,7 @@ impl<'a> Record<'a> {
     /// The timing's duration in milliseconds; `None` for events and metrics.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Metric, "m", &[]).with_value(1.0).duration_ms(), None);
     /// ```
     pub fn duration_ms(&self) -> Option<f64> {
@@ -579,7 +579,7 @@ impl<'a> Record<'a> {
     /// The unit of the number this record carries: `"ms"` for timings, `None` otherwise.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Timing, "t", &[]).unit(), Some("ms"));
     /// ```
     pub fn unit(&self) -> Option<&'static str> {
@@ -592,7 +592,7 @@ impl<'a> Record<'a> {
     /// The tags (metrics, timings) or properties (events), in the order given.
     ///
     /// ```
-    /// use telemetry::{Kind, Record, Tag};
+    /// use tracing_telemetry::{Kind, Record, Tag};
     /// let tags = [Tag::new("a", 1_i64), Tag::new("b", "x")];
     /// let keys: Vec<_> = Record::new(Kind::Event, "e", &tags).tags().map(|t| t.key()).collect();
     /// assert_eq!(keys, ["a", "b"]);
@@ -618,7 +618,7 @@ impl<'a> Record<'a> {
     /// The value of the first tag with this key.
     ///
     /// ```
-    /// use telemetry::{Kind, Record, Tag};
+    /// use tracing_telemetry::{Kind, Record, Tag};
     /// let tags = [Tag::new("plan", "pro")];
     /// assert_eq!(Record::new(Kind::Event, "e", &tags).tag("plan").and_then(|v| v.as_str()), Some("pro"));
     /// ```
@@ -633,7 +633,7 @@ impl<'a> Record<'a> {
     /// a clash).
     ///
     /// ```
-    /// use telemetry::{Kind, Record, Tag};
+    /// use tracing_telemetry::{Kind, Record, Tag};
     /// let span_tags = [Tag::new("request_id", "r-42")];
     /// let record = Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags);
     /// assert_eq!(record.span_tags().next().map(|t| t.key()), Some("request_id"));
@@ -649,7 +649,7 @@ impl<'a> Record<'a> {
     /// Sets the tags copied from the enclosing spans.
     ///
     /// ```
-    /// use telemetry::{Kind, Record, Tag};
+    /// use tracing_telemetry::{Kind, Record, Tag};
     /// let span_tags = [Tag::new("tenant", "acme")];
     /// let record = Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags);
     /// assert_eq!(record.span_tags().len(), 1);
@@ -664,7 +664,7 @@ impl<'a> Record<'a> {
     /// and an 8-byte span id.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// let record = Record::new(Kind::Event, "e", &[]).with_trace([1; 16], [2; 8]);
     /// assert_eq!(record.trace_id(), Some([1; 16]));
     /// assert_eq!(record.span_id(), Some([2; 8]));
@@ -680,7 +680,7 @@ impl<'a> Record<'a> {
     /// outside any such span. JSON lines write it as 32 lowercase hex digits.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Event, "e", &[]).trace_id(), None);
     /// ```
     pub fn trace_id(&self) -> Option<[u8; 16]> {
@@ -691,7 +691,7 @@ impl<'a> Record<'a> {
     /// any such span. JSON lines write it as 16 lowercase hex digits.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Event, "e", &[]).span_id(), None);
     /// ```
     pub fn span_id(&self) -> Option<[u8; 8]> {
@@ -704,7 +704,7 @@ impl<'a> Record<'a> {
     /// carry only [`file`](Self::file) and [`line`](Self::line).
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Event, "e", &[]).module_path(), None);
     /// ```
     pub fn module_path(&self) -> Option<&'a str> {
@@ -714,7 +714,7 @@ impl<'a> Record<'a> {
     /// The source file of the call.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(3));
     /// assert_eq!(r.file(), Some("src/main.rs"));
     /// ```
@@ -725,7 +725,7 @@ impl<'a> Record<'a> {
     /// The source line of the call.
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(3));
     /// assert_eq!(r.line(), Some(3));
     /// ```
@@ -740,7 +740,7 @@ impl<'a> Record<'a> {
     /// more than one of them writes the time.)
     ///
     /// ```
-    /// use telemetry::{Kind, Record};
+    /// use tracing_telemetry::{Kind, Record};
     /// let r = Record::new(Kind::Event, "e", &[]);
     /// assert_eq!(r.timestamp(), r.timestamp());
     /// ```
@@ -826,7 +826,7 @@ impl<'a> TagSource<'a> {
 /// The tags of a [`Record`], in the order given; from [`Record::tags`].
 ///
 /// ```
-/// use telemetry::{Kind, Record, Tag};
+/// use tracing_telemetry::{Kind, Record, Tag};
 ///
 /// let tags = [Tag::new("queue", "emails"), Tag::new("shard", 3_i64)];
 /// let record = Record::new(Kind::Metric, "queue.depth", &tags);

@@ -35,7 +35,7 @@ const RESOURCE_ATTRIBUTES_EXPECTED: &str =
 /// empty variable counts as unset.
 ///
 /// ```
-/// use telemetry::Config;
+/// use tracing_telemetry::Config;
 ///
 /// let config = Config::from_iter([
 ///     ("OTEL_SERVICE_NAME", "checkout"),
@@ -45,7 +45,7 @@ const RESOURCE_ATTRIBUTES_EXPECTED: &str =
 /// assert_eq!(resource.service_name(), "checkout");
 /// assert_eq!(resource.service_version(), Some("1.4.2"));
 /// assert_eq!(resource.get("deployment.environment"), Some("prod"));
-/// # Ok::<(), telemetry::ConfigError>(())
+/// # Ok::<(), tracing_telemetry::ConfigError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -70,9 +70,9 @@ impl Resource {
     /// ```
     /// # std::env::remove_var("OTEL_SERVICE_NAME");
     /// # std::env::remove_var("OTEL_RESOURCE_ATTRIBUTES");
-    /// let resource = telemetry::Resource::from_env()?;
+    /// let resource = tracing_telemetry::Resource::from_env()?;
     /// assert!(resource.service_name().starts_with("unknown_service:"));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut vars = ResourceVars::default();
@@ -85,7 +85,7 @@ impl Resource {
     /// The service name: never empty unless set so in code or the environment.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_service_name("billing");
+    /// let config = tracing_telemetry::Config::new().with_service_name("billing");
     /// assert_eq!(config.resource().service_name(), "billing");
     /// ```
     pub fn service_name(&self) -> &str {
@@ -95,7 +95,7 @@ impl Resource {
     /// The service version, if one was given.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_service_version("2.0.1");
+    /// let config = tracing_telemetry::Config::new().with_service_version("2.0.1");
     /// assert_eq!(config.resource().service_version(), Some("2.0.1"));
     /// ```
     pub fn service_version(&self) -> Option<&str> {
@@ -105,7 +105,7 @@ impl Resource {
     /// The value of one attribute.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_resource_attribute("team", "core");
+    /// let config = tracing_telemetry::Config::new().with_resource_attribute("team", "core");
     /// assert_eq!(config.resource().get("team"), Some("core"));
     /// assert_eq!(config.resource().get("region"), None);
     /// ```
@@ -119,7 +119,7 @@ impl Resource {
     /// Every attribute, `service.name` first, then the others in the order given.
     ///
     /// ```
-    /// let config = telemetry::Config::new()
+    /// let config = tracing_telemetry::Config::new()
     ///     .with_service_name("billing")
     ///     .with_resource_attribute("team", "core");
     /// let attributes: Vec<_> = config.resource().attributes().collect();

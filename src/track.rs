@@ -18,10 +18,10 @@ use crate::fields::{Kind, TARGET};
 /// booleans), use [`track_event!`](crate::track_event!).
 ///
 /// ```
-/// telemetry::track_event("user.signup", &[("plan", "pro")]);
-/// telemetry::track_event("app.started", &[]);
+/// tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+/// tracing_telemetry::track_event("app.started", &[]);
 /// let key = format!("flag.{}", "beta");
-/// telemetry::track_event(&format!("feature.{}", "used"), &[(&key, "on")]);
+/// tracing_telemetry::track_event(&format!("feature.{}", "used"), &[(&key, "on")]);
 /// ```
 #[inline]
 #[track_caller]
@@ -52,7 +52,7 @@ fn event_at(name: &str, properties: &[(&str, &str)], location: &'static Location
 /// `telemetry.value`. For typed tags, use [`track_metric!`](crate::track_metric!).
 ///
 /// ```
-/// telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+/// tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
 /// ```
 #[inline]
 #[track_caller]
@@ -82,7 +82,7 @@ fn metric_at(name: &str, value: f64, tags: &[(&str, &str)], location: &'static L
 /// `telemetry.duration_ms`. To time a scope, use [`timer`] or [`timed`].
 ///
 /// ```
-/// telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+/// tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
 /// ```
 #[inline]
 #[track_caller]
@@ -127,12 +127,12 @@ fn timing_at(
 ///
 /// ```
 /// fn load_user() {
-///     let _timer = telemetry::timer("db.query", &[("table", "users")]);
+///     let _timer = tracing_telemetry::timer("db.query", &[("table", "users")]);
 ///     // ... the query ...
 /// } // recorded here
 ///
 /// fn drain(queue: &str) {
-///     let _timer = telemetry::timer("queue.drain", [("queue", queue)]);
+///     let _timer = tracing_telemetry::timer("queue.drain", [("queue", queue)]);
 /// }
 /// # load_user();
 /// # drain("emails");
@@ -157,7 +157,7 @@ where
 /// returns.
 ///
 /// ```
-/// let rows = telemetry::timed("db.query", &[("table", "users")], || vec![1, 2, 3]);
+/// let rows = tracing_telemetry::timed("db.query", &[("table", "users")], || vec![1, 2, 3]);
 /// assert_eq!(rows.len(), 3);
 /// ```
 #[inline]
@@ -170,7 +170,7 @@ pub fn timed<R>(operation: &str, tags: &[(&str, &str)], f: impl FnOnce() -> R) -
 /// Times a scope and records it when dropped; returned by [`timer`].
 ///
 /// ```
-/// let timer = telemetry::timer("cache.warm", &[]);
+/// let timer = tracing_telemetry::timer("cache.warm", &[]);
 /// // ... work ...
 /// drop(timer); // records telemetry.kind = "timing", telemetry.name = "cache.warm"
 /// ```
@@ -390,8 +390,8 @@ impl Error for MacroCall {}
 /// `docs/FIELDS.md`).
 ///
 /// ```
-/// telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);
-/// telemetry::track_event!("app.started");
+/// tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);
+/// tracing_telemetry::track_event!("app.started");
 /// ```
 #[macro_export]
 macro_rules! track_event {
@@ -413,8 +413,8 @@ macro_rules! track_event {
 /// `as`, so integers work too.
 ///
 /// ```
-/// telemetry::track_metric!("queue.depth", 42.0, queue = "emails", shard = 3);
-/// telemetry::track_metric!("pool.size", 8);
+/// tracing_telemetry::track_metric!("queue.depth", 42.0, queue = "emails", shard = 3);
+/// tracing_telemetry::track_metric!("pool.size", 8);
 /// ```
 #[macro_export]
 macro_rules! track_metric {
@@ -434,7 +434,7 @@ macro_rules! track_metric {
 /// Records how long an operation took in milliseconds, with typed tags.
 ///
 /// ```
-/// telemetry::track_timing!("db.query", 12.5, table = "users", cached = false);
+/// tracing_telemetry::track_timing!("db.query", 12.5, table = "users", cached = false);
 /// ```
 #[macro_export]
 macro_rules! track_timing {

@@ -3,8 +3,8 @@
 
 use tracing_subscriber::prelude::*;
 
-use telemetry::aggregate::{Aggregation, Aggregator, SeriesData, SeriesSnapshot, DEFAULT_BUCKETS};
-use telemetry::TelemetryLayer;
+use tracing_telemetry::aggregate::{Aggregation, Aggregator, SeriesData, SeriesSnapshot, DEFAULT_BUCKETS};
+use tracing_telemetry::TelemetryLayer;
 
 /// Runs `f` with `aggregator` behind the telemetry layer, as an app's subscriber would.
 fn with_aggregator(aggregator: &Aggregator, f: impl FnOnce()) {
@@ -36,14 +36,14 @@ fn events_count_metrics_keep_the_last_value_timings_fill_a_histogram_in_seconds(
     let aggregator = Aggregator::new();
     with_aggregator(&aggregator, || {
         for _ in 0..3 {
-            telemetry::track_event("user.signup", &[("plan", "pro")]);
+            tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
         }
-        telemetry::track_event("user.signup", &[("plan", "free")]);
-        telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-        telemetry::track_metric("queue.depth", 7.0, &[("queue", "emails")]);
-        telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
-        telemetry::track_timing("db.query", 300.0, &[("table", "users")]);
-        telemetry::track_timing("db.query", 60_000.0, &[("table", "users")]);
+        tracing_telemetry::track_event("user.signup", &[("plan", "free")]);
+        tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        tracing_telemetry::track_metric("queue.depth", 7.0, &[("queue", "emails")]);
+        tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+        tracing_telemetry::track_timing("db.query", 300.0, &[("table", "users")]);
+        tracing_telemetry::track_timing("db.query", 60_000.0, &[("table", "users")]);
     });
     let series = aggregator.snapshot();
     assert_eq!(series.len(), 4, "{series:#?}");
@@ -85,7 +85,7 @@ fn events_count_metrics_keep_the_last_value_timings_fill_a_histogram_in_seconds(
 fn a_value_on_a_bound_counts_in_that_bucket() {
     let aggregator = Aggregator::new();
     with_aggregator(&aggregator, || {
-        telemetry::track_timing("db.query", 5.0, &[])
+        tracing_telemetry::track_timing("db.query", 5.0, &[])
     });
     let SeriesData::Histogram { bucket_counts, .. } = aggregator.snapshot()[0].data().clone()
     else {
@@ -98,9 +98,9 @@ fn a_value_on_a_bound_counts_in_that_bucket() {
 fn tag_order_and_typed_values_name_one_series() {
     let aggregator = Aggregator::new();
     with_aggregator(&aggregator, || {
-        telemetry::track_event("job.done", &[("a", "1"), ("b", "x")]);
-        telemetry::track_event("job.done", &[("b", "x"), ("a", "1")]);
-        telemetry::track_event!("job.done", a = 1, b = "x");
+        tracing_telemetry::track_event("job.done", &[("a", "1"), ("b", "x")]);
+        tracing_telemetry::track_event("job.done", &[("b", "x"), ("a", "1")]);
+        tracing_telemetry::track_event!("job.done", a = 1, b = "x");
     });
     let series = aggregator.snapshot();
     assert_eq!(series.len(), 1, "{series:#?}");
@@ -120,15 +120,15 @@ fn an_app_chooses_another_aggregation_per_name() {
         .view("cache.hits", Aggregation::Count)
         .build();
     with_aggregator(&aggregator, || {
-        telemetry::track_metric("payload.bytes", 50.0, &[]);
-        telemetry::track_metric("payload.bytes", 5000.0, &[]);
-        telemetry::track_metric("bytes.sent", 10.0, &[]);
-        telemetry::track_metric("bytes.sent", 5.0, &[]);
-        telemetry::track_metric("bytes.sent", -1.0, &[]); // a counter never goes down
-        telemetry::track_timing("db.query", 250.0, &[]);
-        telemetry::track_timing("db.query", 250.0, &[]);
-        telemetry::track_metric("cache.hits", 1.0, &[]);
-        telemetry::track_metric("cache.hits", 1.0, &[]);
+        tracing_telemetry::track_metric("payload.bytes", 50.0, &[]);
+        tracing_telemetry::track_metric("payload.bytes", 5000.0, &[]);
+        tracing_telemetry::track_metric("bytes.sent", 10.0, &[]);
+        tracing_telemetry::track_metric("bytes.sent", 5.0, &[]);
+        tracing_telemetry::track_metric("bytes.sent", -1.0, &[]); // a counter never goes down
+        tracing_telemetry::track_timing("db.query", 250.0, &[]);
+        tracing_telemetry::track_timing("db.query", 250.0, &[]);
+        tracing_telemetry::track_metric("cache.hits", 1.0, &[]);
+        tracing_telemetry::track_metric("cache.hits", 1.0, &[]);
     });
     let series = aggregator.snapshot();
     assert_eq!(
@@ -156,7 +156,7 @@ fn ten_thousand_user_ids_leave_the_limit_plus_one_overflow_series() {
     let aggregator = Aggregator::new();
     with_aggregator(&aggregator, || {
         for i in 0..10_000 {
-            telemetry::track_event("page.view", &[("user", &format!("user-{i}"))]);
+            tracing_telemetry::track_event("page.view", &[("user", &format!("user-{i}"))]);
         }
     });
     let series = aggregator.snapshot();
@@ -180,7 +180,7 @@ fn ten_thousand_user_ids_leave_the_limit_plus_one_overflow_series() {
     assert_eq!(total, 10_000);
     // A label set that already had a series keeps it.
     with_aggregator(&aggregator, || {
-        telemetry::track_event("page.view", &[("user", "user-0")])
+        tracing_telemetry::track_event("page.view", &[("user", "user-0")])
     });
     let series = aggregator.snapshot();
     assert_eq!(
@@ -194,8 +194,8 @@ fn the_limit_is_per_name_and_configurable() {
     let aggregator = Aggregator::builder().max_series_per_name(10).build();
     with_aggregator(&aggregator, || {
         for i in 0..50 {
-            telemetry::track_metric("a", i as f64, &[("id", &i.to_string())]);
-            telemetry::track_metric("b", i as f64, &[("id", &i.to_string())]);
+            tracing_telemetry::track_metric("a", i as f64, &[("id", &i.to_string())]);
+            tracing_telemetry::track_metric("b", i as f64, &[("id", &i.to_string())]);
         }
     });
     assert_eq!(aggregator.series_count(), 22);
@@ -210,8 +210,8 @@ fn threads_updating_one_series_lose_nothing() {
             scope.spawn(|| {
                 with_aggregator(&aggregator, || {
                     for _ in 0..10_000 {
-                        telemetry::track_event("user.signup", &[("plan", "pro")]);
-                        telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+                        tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+                        tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
                     }
                 })
             });
@@ -245,12 +245,12 @@ fn threads_updating_one_series_lose_nothing() {
 fn odd_values_never_panic() {
     let aggregator = Aggregator::new();
     with_aggregator(&aggregator, || {
-        telemetry::track_timing("t", f64::NAN, &[]);
-        telemetry::track_timing("t", f64::INFINITY, &[]);
-        telemetry::track_timing("t", -1.0, &[]);
-        telemetry::track_metric("m", f64::NAN, &[("", "")]);
-        telemetry::track_metric!("m", 1.0, big = f64::MAX, small = f64::MIN_POSITIVE);
-        telemetry::track_event("", &[]);
+        tracing_telemetry::track_timing("t", f64::NAN, &[]);
+        tracing_telemetry::track_timing("t", f64::INFINITY, &[]);
+        tracing_telemetry::track_timing("t", -1.0, &[]);
+        tracing_telemetry::track_metric("m", f64::NAN, &[("", "")]);
+        tracing_telemetry::track_metric!("m", 1.0, big = f64::MAX, small = f64::MIN_POSITIVE);
+        tracing_telemetry::track_event("", &[]);
     });
     assert_eq!(aggregator.series_count(), 4);
 }

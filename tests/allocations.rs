@@ -13,7 +13,7 @@ use tracing_subscriber::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use telemetry::{NoopSink, Record, Sink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{NoopSink, Record, Sink, TelemetryFilter, TelemetryLayer};
 
 struct Counting;
 
@@ -62,20 +62,20 @@ const TAGS8: [(&str, &str); 8] = [
 ];
 
 fn every_call() {
-    telemetry::track_event("app.started", &[]);
-    telemetry::track_event("user.signup", &TAGS8[..4]);
-    telemetry::track_event("user.signup", &TAGS8);
-    telemetry::track_metric("queue.depth", 42.0, &TAGS8);
-    telemetry::track_timing("db.query", 12.5, &TAGS8);
-    telemetry::track_event!("app.started");
-    telemetry::track_event!(
+    tracing_telemetry::track_event("app.started", &[]);
+    tracing_telemetry::track_event("user.signup", &TAGS8[..4]);
+    tracing_telemetry::track_event("user.signup", &TAGS8);
+    tracing_telemetry::track_metric("queue.depth", 42.0, &TAGS8);
+    tracing_telemetry::track_timing("db.query", 12.5, &TAGS8);
+    tracing_telemetry::track_event!("app.started");
+    tracing_telemetry::track_event!(
         "user.upgrade",
         plan = "team",
         seats = 3,
         trial = false,
         ratio = 0.5
     );
-    telemetry::track_metric!(
+    tracing_telemetry::track_metric!(
         "queue.depth",
         42.0,
         queue = "emails",
@@ -87,7 +87,7 @@ fn every_call() {
         retry = false,
         host = "worker-12"
     );
-    telemetry::track_timing!(
+    tracing_telemetry::track_timing!(
         "db.query",
         12.5,
         table = "users",
@@ -99,7 +99,7 @@ fn every_call() {
         tier = "gold",
         host = "worker-12"
     );
-    let _timer = telemetry::timer("scope", &TAGS8);
+    let _timer = tracing_telemetry::timer("scope", &TAGS8);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn the_counter_sees_allocations() {
 #[cfg(feature = "aggregate")]
 #[test]
 fn no_allocation_per_call_into_an_existing_series() {
-    use telemetry::aggregate::{Aggregator, SeriesData};
+    use tracing_telemetry::aggregate::{Aggregator, SeriesData};
 
     let aggregator = Aggregator::new();
     let on = tracing::Dispatch::new(
@@ -193,15 +193,15 @@ fn no_allocation_per_call_into_an_existing_series() {
             .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
     );
     tracing::dispatcher::with_default(&on, || {
-        let gauge = || telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        let gauge = || tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
         assert_eq!(allocations(gauge), 0, "gauge, function form, one tag");
-        let histogram = || telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+        let histogram = || tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
         assert_eq!(
             allocations(histogram),
             0,
             "histogram, function form, one tag"
         );
-        let counter = || telemetry::track_event("user.signup", &[("plan", "pro")]);
+        let counter = || tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
         assert_eq!(allocations(counter), 0, "counter, function form, one tag");
         assert_eq!(allocations(every_call), 0, "every form, up to 8 typed tags");
     });

@@ -17,11 +17,11 @@ fn child_process() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let _guard = telemetry::try_init().expect("try_init in the child");
+    let _guard = tracing_telemetry::try_init().expect("try_init in the child");
     tracing::error!(target: "telemetry", "an app error under the telemetry target");
     tracing::trace!(target: "telemetry", detail = 7, "an app trace under the telemetry target");
-    telemetry::track_event("tracked.fn", &[("secret", "s3cr3t-fn")]);
-    telemetry::track_event!("tracked.macro", secret = "s3cr3t-macro");
+    tracing_telemetry::track_event("tracked.fn", &[("secret", "s3cr3t-fn")]);
+    tracing_telemetry::track_event!("tracked.macro", secret = "s3cr3t-macro");
 }
 
 #[test]

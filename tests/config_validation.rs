@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use telemetry::{Config, Destination, Exporter};
+use tracing_telemetry::{Config, Destination, Exporter};
 
 fn enabled(value: &str) -> Result<bool, String> {
     Config::from_iter([("TELEMETRY_ENABLED", value)])
@@ -363,7 +363,7 @@ fn the_prometheus_address_defaults_to_localhost_9464() {
     let config = Config::from_iter([("TELEMETRY_EXPORTER", "prometheus")]).unwrap();
     assert_eq!(
         config.destinations(),
-        [Destination::Prometheus(telemetry::DEFAULT_PROMETHEUS_ADDR)]
+        [Destination::Prometheus(tracing_telemetry::DEFAULT_PROMETHEUS_ADDR)]
     );
     for (value, addr) in [
         ("0.0.0.0:9100", "0.0.0.0:9100"),
@@ -523,13 +523,13 @@ fn long_values_are_cut_in_messages_saying_how_long_they_were() {
 #[test]
 fn an_invalid_resource_variable_stops_only_an_app_with_telemetry_on() {
     for raw in ["deployment.environment=prod,team", "note=100%"] {
-        let off = telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", raw)])
+        let off = tracing_telemetry::Config::from_iter([("OTEL_RESOURCE_ATTRIBUTES", raw)])
             .unwrap_or_else(|e| panic!("telemetry off, yet {raw:?} fails: {e}"));
         assert!(off
             .resource()
             .service_name()
             .starts_with("unknown_service:"));
-        let on = telemetry::Config::from_iter([
+        let on = tracing_telemetry::Config::from_iter([
             ("TELEMETRY_ENABLED", "true"),
             ("OTEL_RESOURCE_ATTRIBUTES", raw),
         ])

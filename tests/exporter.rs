@@ -11,7 +11,7 @@ use std::io::Read;
 use std::process::Stdio;
 
 use support::{example, json_lines, run, temp_dir};
-use telemetry::Config;
+use tracing_telemetry::Config;
 use tracing_subscriber::prelude::*;
 
 fn load(threads: u64, records: u64) -> std::process::Command {
@@ -159,16 +159,16 @@ fn the_runtime_toggle_starts_the_exporter_when_first_needed() {
     let dir = temp_dir("exporter-toggle");
     let file = dir.join("t.jsonl");
     let config = Config::new().with_enabled(false).with_file(&file);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let handle = guard.handle();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("while.off", &[]);
+        tracing_telemetry::track_event("while.off", &[]);
         assert!(!file.exists(), "nothing is created while telemetry is off");
         handle.enable();
-        telemetry::track_event("while.on", &[("n", "1")]);
+        tracing_telemetry::track_event("while.on", &[("n", "1")]);
         handle.disable();
-        telemetry::track_event("off.again", &[]);
+        tracing_telemetry::track_event("off.again", &[]);
     });
     drop(guard);
     let names: Vec<_> = json_lines(&std::fs::read_to_string(&file).unwrap())
@@ -185,15 +185,15 @@ fn a_rotated_file_is_recreated_and_nothing_is_lost() {
     let file = dir.join("t.jsonl");
     let rotated = dir.join("t.jsonl.1");
     let config = Config::new().with_enabled(true).with_file(&file);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("before", &[]);
+        tracing_telemetry::track_event("before", &[]);
         std::thread::sleep(std::time::Duration::from_millis(100));
         std::fs::rename(&file, &rotated).unwrap();
         // The exporter checks the path at most once a second.
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        telemetry::track_event("after", &[]);
+        tracing_telemetry::track_event("after", &[]);
     });
     drop(guard);
     let names = |path: &std::path::Path| -> Vec<String> {
@@ -210,9 +210,9 @@ fn a_rotated_file_is_recreated_and_nothing_is_lost() {
 #[test]
 fn exporter_none_starts_nothing_and_writes_nothing() {
     let config = Config::new().with_enabled(true).with_destinations([]);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || telemetry::track_event("e", &[]));
+    tracing::subscriber::with_default(subscriber, || tracing_telemetry::track_event("e", &[]));
     assert_eq!(guard.stats().written(), 0);
     assert_eq!(guard.stats().dropped(), 0);
 }

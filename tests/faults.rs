@@ -28,7 +28,7 @@ use tracing_subscriber::prelude::*;
 
 use reliability::{child_role, drain, rerun_self};
 use support::{example, json_lines, temp_dir};
-use telemetry::{Config, MemorySink, Record, Sink, TelemetryLayer};
+use tracing_telemetry::{Config, MemorySink, Record, Sink, TelemetryLayer};
 
 /// Generous: these bound waits that should take milliseconds, so that a hang fails the
 /// test instead of stalling the suite.
@@ -96,20 +96,20 @@ fn a_file_deleted_while_open_is_recreated_and_no_call_blocks() {
     let dir = temp_dir("faults-unlink");
     let path = dir.join("t.jsonl");
     let config = Config::new().with_enabled(true).with_file(&path);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let mut old = None;
     tracing::dispatcher::with_default(&dispatch, || {
-        telemetry::track_event("before.delete", &[]);
+        tracing_telemetry::track_event("before.delete", &[]);
         wait_for_lines(&path, 1);
         old = Some(File::open(&path).unwrap());
         std::fs::remove_file(&path).unwrap();
         let started = Instant::now();
-        telemetry::track_event("just.after.delete", &[("n", "1")]);
+        tracing_telemetry::track_event("just.after.delete", &[("n", "1")]);
         // The exporter checks the path at most once a second.
         thread::sleep(Duration::from_millis(1_200));
-        telemetry::track_event("after.delete", &[("n", "2")]);
-        telemetry::track_metric("after.delete.metric", 3.0, &[]);
+        tracing_telemetry::track_event("after.delete", &[("n", "2")]);
+        tracing_telemetry::track_metric("after.delete.metric", 3.0, &[]);
         assert!(
             started.elapsed() < HANG,
             "track calls returned while the file was gone"
@@ -151,13 +151,13 @@ fn a_file_deleted_while_open_is_recreated_and_no_call_blocks() {
 /// so the path cannot be re-created.
 fn directory_removed_child() {
     let path = std::path::PathBuf::from(std::env::var_os("TELEMETRY_FILE").unwrap());
-    let guard = telemetry::try_init().unwrap();
-    telemetry::track_event("before", &[]);
+    let guard = tracing_telemetry::try_init().unwrap();
+    tracing_telemetry::track_event("before", &[]);
     wait_for_lines(&path, 1);
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     for i in 0..3 {
         thread::sleep(Duration::from_millis(1_100));
-        telemetry::track_event("after", &[("i", &i.to_string())]);
+        tracing_telemetry::track_event("after", &[("i", &i.to_string())]);
     }
     guard.flush();
     let stats = guard.stats();
@@ -307,8 +307,8 @@ impl Sink for Misbehaving {
             panic!("this sink fails on {}", record.name());
         }
         tracing::warn!(name = record.name(), "the sink logs while recording");
-        telemetry::track_event("from.inside.the.sink", &[]);
-        telemetry::track_metric!("sink.depth", 1, inside = true);
+        tracing_telemetry::track_event("from.inside.the.sink", &[]);
+        tracing_telemetry::track_metric!("sink.depth", 1, inside = true);
         seen.push(record.name().to_owned());
     }
 }
@@ -342,7 +342,7 @@ fn misbehaving_sinks_child() {
             s.spawn(move || {
                 for i in 0..PER_EMITTER {
                     let name = if i % 10 == 0 { "boom" } else { "fine" };
-                    telemetry::track_event(name, &[("t", &t.to_string())]);
+                    tracing_telemetry::track_event(name, &[("t", &t.to_string())]);
                 }
             });
         }
@@ -407,15 +407,15 @@ fn a_panicking_and_re_entrant_sink_does_not_take_the_app_down() {
 // ---------------------------------------------------------------------------------
 // try_init twice
 
-const ALREADY: &str = "a global tracing subscriber is already installed (telemetry::try_init can run once per process; to keep your own subscriber, add the layer from telemetry::layer() to it)";
+const ALREADY: &str = "a global tracing subscriber is already installed (tracing_telemetry::try_init can run once per process; to keep your own subscriber, add the layer from tracing_telemetry::layer() to it)";
 
 fn init_twice_child() {
-    let guard = telemetry::try_init().expect("the first try_init succeeds");
-    telemetry::track_event("before.second.init", &[]);
+    let guard = tracing_telemetry::try_init().expect("the first try_init succeeds");
+    tracing_telemetry::track_event("before.second.init", &[]);
 
-    let err = telemetry::try_init().expect_err("a second try_init fails");
+    let err = tracing_telemetry::try_init().expect_err("a second try_init fails");
     println!("second try_init: {err}");
-    let panic = panic::catch_unwind(AssertUnwindSafe(telemetry::init))
+    let panic = panic::catch_unwind(AssertUnwindSafe(tracing_telemetry::init))
         .expect_err("init panics when try_init fails");
     let message = panic
         .downcast_ref::<String>()
@@ -426,8 +426,8 @@ fn init_twice_child() {
 
     // The first subscriber keeps working: its log layer and its exporter.
     tracing::info!("the app logs after the second init");
-    telemetry::track_event("after.second.init", &[("n", "1")]);
-    telemetry::track_metric!("after.second.init.typed", 2.0, ok = true);
+    tracing_telemetry::track_event("after.second.init", &[("n", "1")]);
+    tracing_telemetry::track_metric!("after.second.init.typed", 2.0, ok = true);
     println!("stats: {:?}", guard.stats());
     drop(guard);
 }

@@ -12,7 +12,7 @@ use tracing_subscriber::prelude::*;
 mod support;
 
 use support::Shared;
-use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
+use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TelemetryLayer};
 
 fn encode(record: &Record<'_>) -> String {
     let sink = JsonLinesSink::new(Vec::new()).with_service("checkout");
@@ -238,14 +238,14 @@ fn through_the_layer_macro_tags_keep_their_json_types() {
     let subscriber =
         tracing_subscriber::registry().with(TelemetryLayer::new(sink).with_telemetry_filter());
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event!(
+        tracing_telemetry::track_event!(
             "user.upgrade",
             plan = "team",
             seats = 3,
             trial = false,
             ratio = 0.5
         );
-        telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
     });
     let text = out.text();
     let lines: Vec<Value> = text

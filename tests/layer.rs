@@ -12,20 +12,20 @@ use tracing_test::traced_test;
 mod support;
 
 use support::Shared;
-use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
 
 /// What an app does: logs at every level, and (if `track`) makes every kind of track call.
 fn app_work(track: bool) {
     info!(user = "ada", "signing up");
     if track {
-        telemetry::track_event("user.signup", &[("email", "ada@example.com")]);
-        telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
+        tracing_telemetry::track_event("user.signup", &[("email", "ada@example.com")]);
+        tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
     }
     debug!("checking the queue");
     if track {
-        telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-        telemetry::track_timing!("db.query", 12.5, table = "users");
-        let _timer = telemetry::timer("scope", &[]);
+        tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        tracing_telemetry::track_timing!("db.query", 12.5, table = "users");
+        let _timer = tracing_telemetry::timer("scope", &[]);
     }
     warn!(depth = 42, "queue is deep");
     error!("done, with one error");
@@ -83,7 +83,7 @@ fn only_telemetry_events_become_records() {
         tracing::event!(target: "telemetry", tracing::Level::INFO, "no telemetry fields");
         tracing::event!(target: "telemetry", tracing::Level::TRACE, telemetry.kind = "gauge", telemetry.name = "bad.kind");
         let _span = tracing::info_span!(target: "telemetry", "a span").entered();
-        telemetry::track_event("the.one", &[]);
+        tracing_telemetry::track_event("the.one", &[]);
     });
     assert_eq!(sink.names(), ["the.one"]);
 }
@@ -104,7 +104,7 @@ fn composes_with_fmt_and_env_filter() {
     tracing::subscriber::with_default(subscriber, || {
         debug!("kept by the env filter");
         tracing::trace!("dropped by the env filter");
-        telemetry::track_metric("m", 1.0, &[]);
+        tracing_telemetry::track_metric("m", 1.0, &[]);
     });
     assert_eq!(sink.names(), ["m"]);
     let logs = logs.text();
@@ -121,15 +121,15 @@ fn the_runtime_toggle_switches_both_ways() {
     let subscriber =
         tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("off.1", &[]);
+        tracing_telemetry::track_event("off.1", &[]);
         handle.enable();
-        telemetry::track_event("on.1", &[]);
-        telemetry::track_event!("on.2");
+        tracing_telemetry::track_event("on.1", &[]);
+        tracing_telemetry::track_event!("on.2");
         handle.disable();
-        telemetry::track_event("off.2", &[]);
-        telemetry::track_event!("off.3");
+        tracing_telemetry::track_event("off.2", &[]);
+        tracing_telemetry::track_event!("off.3");
         handle.enable();
-        telemetry::track_metric("on.3", 1.0, &[]);
+        tracing_telemetry::track_metric("on.3", 1.0, &[]);
     });
     assert_eq!(sink.names(), ["on.1", "on.2", "on.3"]);
 }
@@ -138,8 +138,8 @@ fn the_runtime_toggle_switches_both_ways() {
 #[test]
 fn a_test_capturing_its_logs_sees_only_its_own_lines() {
     info!("payment accepted");
-    telemetry::track_event("payment.accepted", &[("card", "4242")]);
-    telemetry::track_metric!("payment.amount", 12.0, currency = "eur");
+    tracing_telemetry::track_event("payment.accepted", &[("card", "4242")]);
+    tracing_telemetry::track_metric!("payment.amount", 12.0, currency = "eur");
     info!("receipt sent");
 
     assert!(logs_contain("payment accepted"));
@@ -182,8 +182,8 @@ fn hand_written_events_with_the_telemetry_fields_are_not_records() {
             telemetry.kind = "event",
             telemetry.name = "spoofed.with.an.error"
         );
-        telemetry::track_event("real", &[]);
-        telemetry::track_event!("real.macro");
+        tracing_telemetry::track_event("real", &[]);
+        tracing_telemetry::track_event!("real.macro");
     });
     assert_eq!(sink.names(), ["real", "real.macro"]);
 }
@@ -194,10 +194,10 @@ fn reserved_fields_given_to_a_macro_are_never_tags() {
     let subscriber = tracing_subscriber::registry()
         .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_metric!("m", 2.0, telemetry.value = "text", queue = "emails");
-        telemetry::track_metric!("m2", 3.0, telemetry.value = 9.0);
-        telemetry::track_event!("e", telemetry.value = 1.5, telemetry.kind = "metric");
-        telemetry::track_timing!("t", 4.0, telemetry.name = "other", telemetry.extra = true);
+        tracing_telemetry::track_metric!("m", 2.0, telemetry.value = "text", queue = "emails");
+        tracing_telemetry::track_metric!("m2", 3.0, telemetry.value = 9.0);
+        tracing_telemetry::track_event!("e", telemetry.value = 1.5, telemetry.kind = "metric");
+        tracing_telemetry::track_timing!("t", 4.0, telemetry.name = "other", telemetry.extra = true);
     });
     let records = sink.records();
     assert_eq!(sink.names(), ["m", "m2", "e", "t"]);
@@ -208,7 +208,7 @@ fn reserved_fields_given_to_a_macro_are_never_tags() {
     assert_eq!(records[1].value(), Some(3.0));
     assert!(records[1].tags().is_empty());
     // An event has no value, and its kind comes from the macro, not from a field.
-    assert_eq!(records[2].kind(), telemetry::Kind::Event);
+    assert_eq!(records[2].kind(), tracing_telemetry::Kind::Event);
     assert_eq!(records[2].value(), None);
     assert!(records[2].tags().is_empty());
     assert_eq!(records[3].duration_ms(), Some(4.0));

@@ -36,11 +36,11 @@ fn track_calls_are_tracing_events_with_the_pinned_fields() {
     let seen = FieldNames::default();
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("user.signup", &[("plan", "pro")]);
-        telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-        telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
-        telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
-        let rows = telemetry::timed("db.load", &[], || 3);
+        tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+        tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+        tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+        tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
+        let rows = tracing_telemetry::timed("db.load", &[], || 3);
         assert_eq!(rows, 3);
     });
     let seen = seen.0.lock().unwrap();
@@ -74,9 +74,9 @@ fn track_calls_are_tracing_events_with_the_pinned_fields() {
     ];
     assert_eq!(seen.len(), expected.len());
     for ((target, names), expected) in seen.iter().zip(expected) {
-        assert_eq!(target, telemetry::TARGET);
+        assert_eq!(target, tracing_telemetry::TARGET);
         assert_eq!(names, expected);
     }
-    assert_eq!(telemetry::fields::VALUE, "telemetry.value");
-    assert_eq!(telemetry::Kind::Timing.as_str(), "timing");
+    assert_eq!(tracing_telemetry::fields::VALUE, "telemetry.value");
+    assert_eq!(tracing_telemetry::Kind::Timing.as_str(), "timing");
 }

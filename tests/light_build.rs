@@ -57,7 +57,7 @@ edition = "2021"
 publish = false
 
 [dependencies]
-telemetry = {{ path = {:?}, default-features = false }}
+tracing-telemetry = {{ path = {:?}, default-features = false }}
 
 [workspace]
 "#,
@@ -68,9 +68,9 @@ telemetry = {{ path = {:?}, default-features = false }}
     std::fs::write(
         dir.join("src/lib.rs"),
         r#"pub fn sign_up(plan: &str) {
-    telemetry::track_event("user.signup", &[("plan", plan)]);
-    telemetry::track_event!("user.upgrade", plan = plan, seats = 3);
-    let _timer = telemetry::timer("db.query", &[("table", "users")]);
+    tracing_telemetry::track_event("user.signup", &[("plan", plan)]);
+    tracing_telemetry::track_event!("user.upgrade", plan = plan, seats = 3);
+    let _timer = tracing_telemetry::timer("db.query", &[("table", "users")]);
 }
 "#,
     )

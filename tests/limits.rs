@@ -16,7 +16,7 @@ use tracing_subscriber::prelude::*;
 
 use reliability::{float_at, one_line, parse_line};
 use support::Shared;
-use telemetry::{
+use tracing_telemetry::{
     Config, JsonLinesSink, Kind, MemorySink, OwnedRecord, OwnedTagValue, TelemetryLayer,
 };
 
@@ -45,7 +45,7 @@ fn through_the_file_exporter(test: &str, f: impl FnOnce()) -> String {
     let dir = support::temp_dir(test);
     let path = dir.join("t.jsonl");
     let (layer, guard) =
-        telemetry::layer_with(&Config::new().with_enabled(true).with_file(&path)).unwrap();
+        tracing_telemetry::layer_with(&Config::new().with_enabled(true).with_file(&path)).unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     let stats = guard.stats();
     drop(guard);
@@ -59,8 +59,8 @@ fn through_the_file_exporter(test: &str, f: impl FnOnce()) -> String {
 fn a_one_mebibyte_name_key_and_value_are_kept_whole() {
     let big = mebibyte();
     let (records, json) = capture(|| {
-        telemetry::track_event(&big, &[(&big, &big), ("small", "s")]);
-        telemetry::track_event!("limits.macro", value = big.as_str(), shown = %big, after = 1);
+        tracing_telemetry::track_event(&big, &[(&big, &big), ("small", "s")]);
+        tracing_telemetry::track_event!("limits.macro", value = big.as_str(), shown = %big, after = 1);
     });
 
     assert_eq!(records.len(), 2);
@@ -101,7 +101,7 @@ fn five_hundred_tags_are_all_kept_in_order() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (records, json) = capture(|| telemetry::track_metric("limits.tags", 1.0, &borrowed));
+    let (records, json) = capture(|| tracing_telemetry::track_metric("limits.tags", 1.0, &borrowed));
 
     let kept: Vec<(String, OwnedTagValue)> = pairs
         .iter()
@@ -121,7 +121,7 @@ fn forty_typed_macro_fields_and_long_strings_are_all_kept() {
     // More than the 8 fields and 128 bytes of text the layer holds without allocating.
     let long = "long text ".repeat(40);
     let (records, json) = capture(|| {
-        telemetry::track_event!(
+        tracing_telemetry::track_event!(
             "limits.fields",
             f0 = 0_i64,
             f1 = 1_i64,
@@ -183,9 +183,9 @@ fn forty_typed_macro_fields_and_long_strings_are_all_kept() {
 #[test]
 fn nan_and_infinities_are_kept_in_memory_and_written_as_strings() {
     let (records, json) = capture(|| {
-        telemetry::track_metric("m.nan", f64::NAN, &[]);
-        telemetry::track_timing("t.inf", f64::INFINITY, &[]);
-        telemetry::track_metric!(
+        tracing_telemetry::track_metric("m.nan", f64::NAN, &[]);
+        tracing_telemetry::track_timing("t.inf", f64::INFINITY, &[]);
+        tracing_telemetry::track_metric!(
             "m.neg",
             f64::NEG_INFINITY,
             nan = f64::NAN,
@@ -225,7 +225,7 @@ fn nan_and_infinities_are_kept_in_memory_and_written_as_strings() {
 #[test]
 fn integers_wider_than_64_bits_become_decimal_strings() {
     let (records, json) = capture(|| {
-        telemetry::track_event!(
+        tracing_telemetry::track_event!(
             "limits.wide",
             max = i128::MAX,
             min = i128::MIN,
@@ -260,8 +260,8 @@ fn integers_wider_than_64_bits_become_decimal_strings() {
 #[test]
 fn empty_names_keys_and_values_are_kept() {
     let (records, json) = capture(|| {
-        telemetry::track_event("", &[("", "")]);
-        telemetry::track_event!("", empty = "");
+        tracing_telemetry::track_event("", &[("", "")]);
+        tracing_telemetry::track_event!("", empty = "");
     });
     assert_eq!(records.len(), 2, "an empty name is still a record");
     assert_eq!(records[0].name(), "");
@@ -289,8 +289,8 @@ fn the_file_exporter_writes_huge_records_whole() {
         .collect();
     borrowed.push(("big", &big));
     let text = through_the_file_exporter("limits-file", || {
-        telemetry::track_metric(&big, f64::NAN, &borrowed);
-        telemetry::track_event("small.after", &[]);
+        tracing_telemetry::track_metric(&big, f64::NAN, &borrowed);
+        tracing_telemetry::track_event("small.after", &[]);
     });
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     assert_eq!(lines.len(), 2);
@@ -309,11 +309,11 @@ fn the_file_exporter_writes_huge_records_whole() {
 #[test]
 fn a_record_built_by_hand_keeps_its_kind_with_huge_input() {
     let big = mebibyte();
-    let tags = [telemetry::Tag::new(&big, f64::NAN)];
+    let tags = [tracing_telemetry::Tag::new(&big, f64::NAN)];
     let sink = JsonLinesSink::new(Vec::new());
-    telemetry::Sink::record(
+    tracing_telemetry::Sink::record(
         &sink,
-        &telemetry::Record::new(Kind::Timing, &big, &tags).with_value(f64::INFINITY),
+        &tracing_telemetry::Record::new(Kind::Timing, &big, &tags).with_value(f64::INFINITY),
     );
     let text = String::from_utf8(sink.into_inner()).unwrap();
     let (top, tags) = one_line(&text);

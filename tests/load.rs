@@ -25,7 +25,7 @@ use serde_json::Value;
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
-use telemetry::{Config, Kind, MemorySink, OwnedRecord, OwnedTagValue, TelemetryLayer};
+use tracing_telemetry::{Config, Kind, MemorySink, OwnedRecord, OwnedTagValue, TelemetryLayer};
 
 const THREADS: u64 = 8;
 /// Calls per thread in the always-run file-exporter test.
@@ -42,13 +42,13 @@ fn mixed_call(thread: u64, seq: u64) {
     let s = seq.to_string();
     let tags = [("thread", t.as_str()), ("seq", s.as_str())];
     match seq % 6 {
-        0 => telemetry::track_event("load.event", &tags),
-        1 => telemetry::track_metric("load.metric", seq as f64, &tags),
-        2 => telemetry::track_timing("load.timing", seq as f64, &tags),
-        3 => telemetry::track_event!("load.event.typed", thread = thread, seq = seq),
-        4 => telemetry::track_metric!("load.metric.typed", seq as f64, thread = thread, seq = seq),
+        0 => tracing_telemetry::track_event("load.event", &tags),
+        1 => tracing_telemetry::track_metric("load.metric", seq as f64, &tags),
+        2 => tracing_telemetry::track_timing("load.timing", seq as f64, &tags),
+        3 => tracing_telemetry::track_event!("load.event.typed", thread = thread, seq = seq),
+        4 => tracing_telemetry::track_metric!("load.metric.typed", seq as f64, thread = thread, seq = seq),
         _ => {
-            let _timer = telemetry::timer("load.timer", tags);
+            let _timer = tracing_telemetry::timer("load.timer", tags);
         }
     }
 }
@@ -189,7 +189,7 @@ fn into_the_file_exporter(records: u64, test: &str) {
     let dir = support::temp_dir(test);
     let path = dir.join("load.jsonl");
     let config = Config::new().with_enabled(true).with_file(&path);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     emit(&dispatch, records, || {});
     let stats = guard.stats();

@@ -9,7 +9,7 @@ use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
-use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
 
 static EVALUATED: AtomicUsize = AtomicUsize::new(0);
 
@@ -19,11 +19,11 @@ fn expensive() -> i64 {
 }
 
 fn emit_everything() {
-    telemetry::track_event!("e", cost = expensive());
-    telemetry::track_metric!("m", expensive(), cost = expensive());
-    telemetry::track_timing!("t", 1.0, cost = expensive());
-    telemetry::track_event("f", &[]);
-    let _timer = telemetry::timer("scope", &[]);
+    tracing_telemetry::track_event!("e", cost = expensive());
+    tracing_telemetry::track_metric!("m", expensive(), cost = expensive());
+    tracing_telemetry::track_timing!("t", 1.0, cost = expensive());
+    tracing_telemetry::track_event("f", &[]);
+    let _timer = tracing_telemetry::timer("scope", &[]);
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn off_is_decided_by_the_level_hint_and_costs_no_evaluation() {
     // Off: the global max level stays at the app's INFO, so every track call stops at
     // the level check, before its fields are evaluated or a record is built.
     assert_eq!(LevelFilter::current(), LevelFilter::INFO);
-    assert!(!tracing::enabled!(target: telemetry::TARGET, Level::TRACE));
+    assert!(!tracing::enabled!(target: tracing_telemetry::TARGET, Level::TRACE));
     emit_everything();
     assert_eq!(
         EVALUATED.load(Ordering::SeqCst),

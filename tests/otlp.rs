@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use prost::Message;
 use serde_json::Value;
-use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
 
 // ---------------------------------------------------------------------------------
@@ -636,7 +636,7 @@ fn emit(exporter: &Arc<OtlpExporter>, events: usize) {
         .with(TelemetryLayer::new(Arc::clone(exporter)).with_telemetry_filter());
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..events {
-            telemetry::track_event!("job.done", n = i as i64);
+            tracing_telemetry::track_event!("job.done", n = i as i64);
         }
     });
 }
@@ -904,7 +904,7 @@ fn metrics_are_pushed_on_time_while_the_export_thread_is_never_idle() {
         let mut i = 0_i64;
         while started.elapsed() < Duration::from_millis(1500) {
             for _ in 0..500 {
-                telemetry::track_event!("job.done", n = i);
+                tracing_telemetry::track_event!("job.done", n = i);
                 i += 1;
             }
             thread::sleep(Duration::from_millis(5));
@@ -985,7 +985,7 @@ fn otel_sdk_disabled_sends_nothing() {
     emit(&exporter, 3);
     exporter.shutdown();
     assert_eq!(stub.count(), 0);
-    assert_eq!(exporter.stats(), telemetry::OtlpStats::default());
+    assert_eq!(exporter.stats(), tracing_telemetry::OtlpStats::default());
 }
 
 /// `flush` returns only once every record made before it was delivered, even when it

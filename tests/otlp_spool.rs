@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
 
 const APP: &str = "SPOOL_TEST_APP";
@@ -51,7 +51,7 @@ fn app() {
         .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
     tracing::subscriber::with_default(subscriber, || {
         for n in first..first + count {
-            telemetry::track_event!("order.placed", n = n);
+            tracing_telemetry::track_event!("order.placed", n = n);
         }
     });
     if mode == "hold" {
@@ -437,7 +437,7 @@ fn accepting_collector() -> String {
     scripted_collector(vec![(200, "")]).0
 }
 
-fn wait_for(what: &str, exporter: &OtlpExporter, done: impl Fn(&telemetry::OtlpStats) -> bool) {
+fn wait_for(what: &str, exporter: &OtlpExporter, done: impl Fn(&tracing_telemetry::OtlpStats) -> bool) {
     let started = Instant::now();
     while !done(&exporter.stats()) {
         assert!(
@@ -465,7 +465,7 @@ fn spooled_requests_follow_the_retry_rules() {
     let emit = |count: u64| {
         tracing::dispatcher::with_default(&dispatch, || {
             for n in 0..count {
-                telemetry::track_event!("order.placed", n = n);
+                tracing_telemetry::track_event!("order.placed", n = n);
             }
         })
     };
@@ -517,7 +517,7 @@ fn cost_per_batch_with_and_without_the_spool() {
             let started = Instant::now();
             tracing::subscriber::with_default(subscriber, || {
                 for _ in 0..BATCHES * 512 {
-                    telemetry::track_event!(
+                    tracing_telemetry::track_event!(
                         "order.placed",
                         plan = "pro",
                         region = "eu-west-1",

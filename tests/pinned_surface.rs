@@ -6,21 +6,21 @@
 use std::error::Error;
 use std::panic;
 
-fn app() -> Result<telemetry::Guard, Box<dyn Error>> {
-    let _guard = telemetry::try_init()?; // Result<Guard, Error>; Error: std::error::Error
-    telemetry::track_event("user.signup", &[("plan", "pro")]);
-    telemetry::track_event("app.started", &[]);
-    telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
-    telemetry::track_timing("db.query", 12.5, &[("table", "users")]); // duration in ms
-    telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false); // typed fields
+fn app() -> Result<tracing_telemetry::Guard, Box<dyn Error>> {
+    let _guard = tracing_telemetry::try_init()?; // Result<Guard, Error>; Error: std::error::Error
+    tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+    tracing_telemetry::track_event("app.started", &[]);
+    tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+    tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]); // duration in ms
+    tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false); // typed fields
     let name = format!("tenant.{}", 7);
     let key = format!("k{}", 1);
-    telemetry::track_event(&name, &[(&key, &format!("v{}", 2))]);
+    tracing_telemetry::track_event(&name, &[(&key, &format!("v{}", 2))]);
     Ok(_guard)
 }
 
-fn second_app() -> telemetry::Guard {
-    let _guard = telemetry::init(); // same, panics with the error's message
+fn second_app() -> tracing_telemetry::Guard {
+    let _guard = tracing_telemetry::init(); // same, panics with the error's message
     _guard
 }
 
@@ -28,7 +28,7 @@ fn second_app() -> telemetry::Guard {
 fn the_pinned_calls_run_and_a_second_install_is_refused_by_name() {
     let guard = app().expect("the first install succeeds");
 
-    let err = telemetry::try_init().expect_err("a second install must fail");
+    let err = tracing_telemetry::try_init().expect_err("a second install must fail");
     let message = err.to_string();
     assert!(
         message.starts_with("a global tracing subscriber is already installed"),
@@ -48,6 +48,6 @@ fn the_pinned_calls_run_and_a_second_install_is_refused_by_name() {
 
     // The first subscriber keeps working.
     assert!(tracing::dispatcher::has_been_set());
-    telemetry::track_event("still.working", &[]);
+    tracing_telemetry::track_event("still.working", &[]);
     drop(guard);
 }

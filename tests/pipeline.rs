@@ -24,7 +24,7 @@ use tracing_subscriber::prelude::*;
 
 use reliability::{child_role, drain, rerun_self};
 use support::temp_dir;
-use telemetry::Config;
+use tracing_telemetry::Config;
 
 /// The longest a track call may take while a destination is stalled: the documented
 /// 100 ms wait for room, with a wide margin for a loaded 2-core machine.
@@ -73,11 +73,11 @@ fn wait_for_result(path: &Path, within: Duration, what: &str) -> String {
 /// pipe).
 fn emitting_child() {
     let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
-    let guard = telemetry::try_init().unwrap();
+    let guard = tracing_telemetry::try_init().unwrap();
     let mut slowest = Duration::ZERO;
     for i in 0..200_000_u32 {
         let started = Instant::now();
-        telemetry::track_metric("stall.record", f64::from(i), &[("pad", &"x".repeat(64))]);
+        tracing_telemetry::track_metric("stall.record", f64::from(i), &[("pad", &"x".repeat(64))]);
         slowest = slowest.max(started.elapsed());
     }
     std::fs::write(&result, format!("slowest {}\n", slowest.as_micros())).unwrap();
@@ -222,11 +222,11 @@ fn a_fifo_without_a_reader_fails_try_init_at_once() {
 /// call returns at once; the failure is reported and the records counted.
 fn fifo_enabled_at_run_time_child() {
     let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
-    let guard = telemetry::try_init().unwrap();
+    let guard = tracing_telemetry::try_init().unwrap();
     guard.handle().enable();
     let started = Instant::now();
     for _ in 0..3 {
-        telemetry::track_event("after.enable", &[]);
+        tracing_telemetry::track_event("after.enable", &[]);
     }
     let took = started.elapsed();
     guard.flush();
@@ -297,7 +297,7 @@ fn dropping_the_guard_while_threads_emit_accounts_for_every_record() {
     let dir = temp_dir("pipeline-drop-guard");
     let path = dir.join("t.jsonl");
     let config = Config::new().with_enabled(true).with_file(&path);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let sink = Arc::clone(layer.inner().sink());
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let made = Arc::new(AtomicU64::new(0));
@@ -310,7 +310,7 @@ fn dropping_the_guard_while_threads_emit_accounts_for_every_record() {
                     let thread = t.to_string();
                     let mut seq = 0_u64;
                     while !stop.load(Ordering::Relaxed) {
-                        telemetry::track_metric(
+                        tracing_telemetry::track_metric(
                             "drop.record",
                             seq as f64,
                             &[("thread", &thread), ("seq", &seq.to_string())],
@@ -381,13 +381,13 @@ fn a_symbolic_link_at_the_path_is_refused_not_followed() {
 fn link_swapped_in_child() {
     let path = PathBuf::from(std::env::var_os("TELEMETRY_FILE").unwrap());
     let target = PathBuf::from(std::env::var_os("TARGET").unwrap());
-    let guard = telemetry::try_init().unwrap();
-    telemetry::track_event("before", &[]);
+    let guard = tracing_telemetry::try_init().unwrap();
+    tracing_telemetry::track_event("before", &[]);
     guard.flush();
     std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink(&target, &path).unwrap();
     thread::sleep(Duration::from_millis(1_100));
-    telemetry::track_event("after", &[]);
+    tracing_telemetry::track_event("after", &[]);
     guard.flush();
     let stats = guard.stats();
     println!(
@@ -431,12 +431,12 @@ fn a_link_swapped_in_after_start_is_not_followed_on_reopen() {
 /// directory after `try_init`, for longer than the re-open check.
 fn chdir_child() {
     let elsewhere = PathBuf::from(std::env::var_os("ELSEWHERE").unwrap());
-    let guard = telemetry::try_init().unwrap();
-    telemetry::track_event("before.chdir", &[]);
+    let guard = tracing_telemetry::try_init().unwrap();
+    tracing_telemetry::track_event("before.chdir", &[]);
     std::env::set_current_dir(&elsewhere).unwrap();
     for i in 0..3 {
         thread::sleep(Duration::from_millis(600));
-        telemetry::track_event("after.chdir", &[("i", &i.to_string())]);
+        tracing_telemetry::track_event("after.chdir", &[("i", &i.to_string())]);
     }
     drop(guard);
 }
@@ -500,10 +500,10 @@ fn peak_rss() -> u64 {
 fn large_records_child() {
     let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
     let before = peak_rss();
-    let guard = telemetry::try_init().unwrap();
+    let guard = tracing_telemetry::try_init().unwrap();
     let payload = "x".repeat(64 * 1024);
     for i in 0..2_000_u32 {
-        telemetry::track_event(
+        tracing_telemetry::track_event(
             "large.record",
             &[("i", &i.to_string()), ("payload", &payload)],
         );
@@ -573,12 +573,12 @@ fn dropped_into_a_stalled_fifo(test: &str, config: Config, records: u32) -> u64 
         .open(&fifo)
         .unwrap();
     let (layer, guard) =
-        telemetry::layer_with(&config.with_enabled(true).with_file(&fifo)).unwrap();
+        tracing_telemetry::layer_with(&config.with_enabled(true).with_file(&fifo)).unwrap();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let pad = "x".repeat(1024);
     tracing::dispatcher::with_default(&dispatch, || {
         for i in 0..records {
-            telemetry::track_event("fill", &[("i", &i.to_string()), ("pad", &pad)]);
+            tracing_telemetry::track_event("fill", &[("i", &i.to_string()), ("pad", &pad)]);
         }
     });
     let stats = guard.stats();

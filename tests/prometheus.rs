@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use telemetry::aggregate::Aggregator;
-use telemetry::prometheus::PrometheusExporter;
-use telemetry::{Kind, Record, Sink, Tag};
+use tracing_telemetry::aggregate::Aggregator;
+use tracing_telemetry::prometheus::PrometheusExporter;
+use tracing_telemetry::{Kind, Record, Sink, Tag};
 
 /// A child process that is killed when the test ends, pass or fail.
 struct Killed(Child);
@@ -656,13 +656,13 @@ fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
 fn telemetry_prometheus_addr_in_use_fails_the_start() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let config = telemetry::Config::from_iter([
+    let config = tracing_telemetry::Config::from_iter([
         ("TELEMETRY_ENABLED", "true"),
         ("TELEMETRY_EXPORTER", "stderr,prometheus"),
         ("TELEMETRY_PROMETHEUS_ADDR", addr.as_str()),
     ])
     .unwrap();
-    let err = telemetry::layer_with::<tracing_subscriber::Registry>(&config).unwrap_err();
+    let err = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with(&format!("cannot serve Prometheus metrics on {addr}: ")),

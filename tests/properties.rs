@@ -23,7 +23,7 @@ use tracing_subscriber::prelude::*;
 
 use reliability::{expected_json_tags, float_at, one_line, raw_entries, same_float};
 use support::Shared;
-use telemetry::{
+use tracing_telemetry::{
     Config, Exporter, JsonLinesSink, Kind, MemorySink, OwnedTagValue, Record, Sink, Tag, TagValue,
     TelemetryLayer,
 };
@@ -647,9 +647,9 @@ proptest! {
             .with(TelemetryLayer::new(JsonLinesSink::new(out.clone())).with_telemetry_filter());
         let pairs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         tracing::subscriber::with_default(subscriber, || match kind {
-            Kind::Event => telemetry::track_event(&name, &pairs),
-            Kind::Metric => telemetry::track_metric(&name, value, &pairs),
-            _ => telemetry::track_timing(&name, value, &pairs),
+            Kind::Event => tracing_telemetry::track_event(&name, &pairs),
+            Kind::Metric => tracing_telemetry::track_metric(&name, value, &pairs),
+            _ => tracing_telemetry::track_timing(&name, value, &pairs),
         });
 
         let records = memory.records();
@@ -698,7 +698,7 @@ proptest! {
             .with(TelemetryLayer::new(memory.clone()).with_telemetry_filter())
             .with(TelemetryLayer::new(JsonLinesSink::new(out.clone())).with_telemetry_filter());
         tracing::subscriber::with_default(subscriber, || {
-            telemetry::track_metric!(name.as_str(), value, s = s.as_str(), i = i, u = u, f = f, b = b, d = %s);
+            tracing_telemetry::track_metric!(name.as_str(), value, s = s.as_str(), i = i, u = u, f = f, b = b, d = %s);
         });
 
         let records = memory.records();

@@ -319,14 +319,14 @@ const SECRETS: [&str; 4] = [
 /// An app: `try_init`, logs at every level, and track calls whose properties must
 /// reach the exporter only.
 fn app_child() {
-    let guard = telemetry::try_init().expect("try_init");
+    let guard = tracing_telemetry::try_init().expect("try_init");
     tracing::info!("app log: started");
-    telemetry::track_event("user.signup", &[("email", SECRETS[0])]);
-    telemetry::track_event!("user.token", token = SECRETS[1]);
+    tracing_telemetry::track_event("user.signup", &[("email", SECRETS[0])]);
+    tracing_telemetry::track_event!("user.token", token = SECRETS[1]);
     tracing::debug!("app log: debug line");
-    telemetry::track_metric("payment.amount", 12.0, &[("card", SECRETS[2])]);
+    tracing_telemetry::track_metric("payment.amount", 12.0, &[("card", SECRETS[2])]);
     {
-        let _timer = telemetry::timer("scope", [("tag", SECRETS[3])]);
+        let _timer = tracing_telemetry::timer("scope", [("tag", SECRETS[3])]);
         tracing::trace!("app log: trace line");
     }
     tracing::warn!("app log: warning");

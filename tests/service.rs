@@ -6,7 +6,7 @@
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
-use telemetry::{Config, Destination};
+use tracing_telemetry::{Config, Destination};
 
 #[test]
 fn the_service_name_comes_from_otel_service_name_first() {
@@ -107,12 +107,12 @@ fn every_json_line_of_every_destination_carries_the_service() {
         .unwrap()
         .with_enabled(true)
         .with_destinations([Destination::file(&path)]);
-    let (layer, guard) = telemetry::layer_with(&config).unwrap();
+    let (layer, guard) = tracing_telemetry::layer_with(&config).unwrap();
     let subscriber =
         tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("a", &[]);
-        telemetry::track_metric!("b", 1.0, queue = "emails");
+        tracing_telemetry::track_event("a", &[]);
+        tracing_telemetry::track_metric!("b", 1.0, queue = "emails");
     });
     drop(guard);
     let text = std::fs::read_to_string(&path).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing_subscriber::prelude::*;
 
-use telemetry::{MemorySink, Record, Sink, TelemetryLayer};
+use tracing_telemetry::{MemorySink, Record, Sink, TelemetryLayer};
 
 struct Panicking {
     calls: Arc<AtomicUsize>,
@@ -33,10 +33,10 @@ fn a_panicking_sink_loses_that_record_and_the_app_goes_on() {
         .with_telemetry_filter(),
     );
     tracing::subscriber::with_default(subscriber, || {
-        telemetry::track_event("before", &[]);
-        telemetry::track_event("boom", &[]);
-        telemetry::track_event("boom", &[]);
-        telemetry::track_event("after", &[]);
+        tracing_telemetry::track_event("before", &[]);
+        tracing_telemetry::track_event("boom", &[]);
+        tracing_telemetry::track_event("boom", &[]);
+        tracing_telemetry::track_event("after", &[]);
     });
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -66,8 +66,8 @@ impl Sink for Chatty {
     fn record(&self, record: &Record<'_>) {
         let _held = self.lock.lock().unwrap();
         tracing::info!(name = record.name(), "recording");
-        telemetry::track_event("from.inside.the.sink", &[]);
-        telemetry::track_metric!("sink.depth", 1);
+        tracing_telemetry::track_event("from.inside.the.sink", &[]);
+        tracing_telemetry::track_metric!("sink.depth", 1);
         self.inner.record(record);
     }
 }
@@ -88,8 +88,8 @@ fn a_sink_that_emits_telemetry_neither_recurses_nor_deadlocks() {
         );
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside the sink");
-        telemetry::track_event("outer", &[]);
-        telemetry::track_event("outer.2", &[]);
+        tracing_telemetry::track_event("outer", &[]);
+        tracing_telemetry::track_event("outer.2", &[]);
     });
     assert_eq!(
         inner.names(),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::prelude::*;
 
-use telemetry::{JsonLinesSink, MemorySink, OwnedRecord, TelemetryLayer};
+use tracing_telemetry::{JsonLinesSink, MemorySink, OwnedRecord, TelemetryLayer};
 
 fn with_span_fields(fields: &[&str], body: impl FnOnce()) -> Vec<OwnedRecord> {
     let sink = MemorySink::new();
@@ -23,8 +23,8 @@ fn a_span_field_becomes_a_span_tag_of_every_record_inside_the_span() {
     let records = with_span_fields(&["request_id", "tenant"], || {
         let _request =
             tracing::info_span!("request", request_id = "r-42", tenant = 7, other = "x").entered();
-        telemetry::track_event("order.placed", &[("plan", "pro")]);
-        telemetry::track_metric!("cart.items", 3.0, shop = "eu");
+        tracing_telemetry::track_event("order.placed", &[("plan", "pro")]);
+        tracing_telemetry::track_metric!("cart.items", 3.0, shop = "eu");
     });
     assert_eq!(records.len(), 2);
     for record in &records {
@@ -60,7 +60,7 @@ fn the_nearest_span_wins_and_outer_spans_fill_in_the_rest() {
             tracing::info_span!("request", request_id = "outer", tenant = "acme").entered();
         let _middle = tracing::debug_span!("handler").entered();
         let _inner = tracing::trace_span!("query", request_id = "inner").entered();
-        telemetry::track_event("db.read", &[]);
+        tracing_telemetry::track_event("db.read", &[]);
     });
     assert_eq!(records[0].span_tag("request_id").unwrap(), "inner");
     assert_eq!(records[0].span_tag("tenant").unwrap(), "acme");
@@ -72,9 +72,9 @@ fn a_field_recorded_later_is_seen_and_display_values_are_text() {
         let span =
             tracing::info_span!("request", request_id = tracing::field::Empty, user = %"ann");
         let _entered = span.enter();
-        telemetry::track_event("before", &[]);
+        tracing_telemetry::track_event("before", &[]);
         span.record("request_id", "r-7");
-        telemetry::track_event("after", &[]);
+        tracing_telemetry::track_event("after", &[]);
     });
     assert!(records[0].span_tag("request_id").is_none());
     assert_eq!(records[0].span_tag("user").unwrap(), "ann");
@@ -87,7 +87,7 @@ fn outside_any_span_there_are_no_span_tags() {
         {
             let _request = tracing::info_span!("request", request_id = "r-1").entered();
         }
-        telemetry::track_event("after.the.request", &[]);
+        tracing_telemetry::track_event("after.the.request", &[]);
     });
     assert!(records[0].span_tags().is_empty());
 }
@@ -96,7 +96,7 @@ fn outside_any_span_there_are_no_span_tags() {
 fn without_span_fields_nothing_is_copied() {
     let records = with_span_fields(&[], || {
         let _request = tracing::info_span!("request", request_id = "r-1").entered();
-        telemetry::track_event("e", &[]);
+        tracing_telemetry::track_event("e", &[]);
     });
     assert!(records[0].span_tags().is_empty());
 }
@@ -123,7 +123,7 @@ fn json_lines_write_span_fields_in_tags_and_the_call_s_tag_wins() {
     tracing::subscriber::with_default(subscriber, || {
         let _request =
             tracing::info_span!("request", request_id = "r-42", tenant = "acme").entered();
-        telemetry::track_event("order.placed", &[("tenant", "from-the-call")]);
+        tracing_telemetry::track_event("order.placed", &[("tenant", "from-the-call")]);
     });
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -164,15 +164,15 @@ mod trace_ids {
             .with(TelemetryLayer::new(JsonLinesSink::new(out.clone())).with_telemetry_filter());
         let mut expected = Vec::new();
         tracing::subscriber::with_default(subscriber, || {
-            telemetry::track_event("outside", &[]);
+            tracing_telemetry::track_event("outside", &[]);
             let root = tracing::info_span!("request");
             let _root = root.enter();
-            telemetry::track_event("in.root", &[]);
+            tracing_telemetry::track_event("in.root", &[]);
             let root_cx = root.context().span().span_context().clone();
             expected.push((root_cx.trace_id().to_bytes(), root_cx.span_id().to_bytes()));
             let child = tracing::debug_span!("query");
             let _child = child.enter();
-            telemetry::track_metric!("rows", 3.0);
+            tracing_telemetry::track_metric!("rows", 3.0);
             let child_cx = child.context().span().span_context().clone();
             expected.push((
                 child_cx.trace_id().to_bytes(),
@@ -219,7 +219,7 @@ mod trace_ids {
             .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
         tracing::subscriber::with_default(subscriber, || {
             let _request = tracing::info_span!("request").entered();
-            telemetry::track_event("e", &[]);
+            tracing_telemetry::track_event("e", &[]);
         });
         assert_eq!(sink.records()[0].trace_id(), None);
         assert_eq!(sink.records()[0].span_id(), None);
@@ -231,7 +231,7 @@ mod trace_ids {
 #[cfg(feature = "aggregate")]
 #[test]
 fn span_fields_are_series_labels_only_for_opted_in_names() {
-    use telemetry::aggregate::Aggregator;
+    use tracing_telemetry::aggregate::Aggregator;
 
     let aggregator = Aggregator::builder().span_labels("checkout.total").build();
     let layer = TelemetryLayer::new(aggregator.clone()).with_span_fields(["tenant", "request_id"]);
@@ -240,8 +240,8 @@ fn span_fields_are_series_labels_only_for_opted_in_names() {
         for request in ["r-1", "r-2"] {
             let span = tracing::info_span!("request", tenant = "acme", request_id = request);
             let _in = span.enter();
-            telemetry::track_metric("checkout.total", 9.5, &[("tenant", "from-call")]);
-            telemetry::track_metric("queue.depth", 3.0, &[("queue", "emails")]);
+            tracing_telemetry::track_metric("checkout.total", 9.5, &[("tenant", "from-call")]);
+            tracing_telemetry::track_metric("queue.depth", 3.0, &[("queue", "emails")]);
         }
     });
     let series = aggregator.snapshot();

@@ -12,7 +12,7 @@ mod support;
 
 use tracing_subscriber::prelude::*;
 
-use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
 
 const ROUNDS: usize = 20_000;
 
@@ -54,8 +54,8 @@ fn concurrent_switches_leave_the_flag_and_the_callsites_in_agreement() {
         start.wait();
         done.wait();
         sink.clear();
-        telemetry::track_event("function.form", &[]);
-        telemetry::track_event!("macro.form");
+        tracing_telemetry::track_event("function.form", &[]);
+        tracing_telemetry::track_event!("macro.form");
         let expected: &[&str] = if handle.is_enabled() {
             &["function.form", "macro.form"]
         } else {

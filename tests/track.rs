@@ -5,7 +5,7 @@
 
 use tracing_subscriber::prelude::*;
 
-use telemetry::{Kind, MemorySink, OwnedRecord, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{Kind, MemorySink, OwnedRecord, TelemetryFilter, TelemetryLayer};
 
 /// Runs `f` under a scoped subscriber whose telemetry layer is on or off, and returns
 /// what reached the sink.
@@ -23,7 +23,7 @@ fn capture(f: impl FnOnce()) -> Vec<OwnedRecord> {
 
 #[test]
 fn track_event_delivers_name_and_string_properties() {
-    let records = capture(|| telemetry::track_event("user.signup", &[("plan", "pro")]));
+    let records = capture(|| tracing_telemetry::track_event("user.signup", &[("plan", "pro")]));
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Event);
@@ -35,7 +35,7 @@ fn track_event_delivers_name_and_string_properties() {
 
 #[test]
 fn track_event_without_properties() {
-    let records = capture(|| telemetry::track_event("app.started", &[]));
+    let records = capture(|| tracing_telemetry::track_event("app.started", &[]));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].name(), "app.started");
     assert!(records[0].tags().is_empty());
@@ -43,7 +43,7 @@ fn track_event_without_properties() {
 
 #[test]
 fn track_metric_delivers_value_and_tags() {
-    let records = capture(|| telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]));
+    let records = capture(|| tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]));
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Metric);
     assert_eq!(r.name(), "queue.depth");
@@ -54,7 +54,7 @@ fn track_metric_delivers_value_and_tags() {
 
 #[test]
 fn track_timing_delivers_duration_in_ms() {
-    let records = capture(|| telemetry::track_timing("db.query", 12.5, &[("table", "users")]));
+    let records = capture(|| tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]));
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Timing);
     assert_eq!(r.name(), "db.query");
@@ -71,7 +71,7 @@ fn runtime_names_keys_and_values_arrive_as_given() {
         let name = format!("shard.{shard}.rebalanced");
         let key = format!("shard_{shard}");
         let value = format!("node-{}", shard * 2);
-        telemetry::track_event(&name, &[(&key, &value), ("", ""), ("ключ", "значение ✓")]);
+        tracing_telemetry::track_event(&name, &[(&key, &value), ("", ""), ("ключ", "значение ✓")]);
     });
     let r = &records[0];
     assert_eq!(r.name(), "shard.7.rebalanced");
@@ -83,7 +83,7 @@ fn runtime_names_keys_and_values_arrive_as_given() {
 #[test]
 fn the_macro_keeps_property_types() {
     let records = capture(|| {
-        telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false)
+        tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false)
     });
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Event);
@@ -98,15 +98,15 @@ fn the_macro_keeps_property_types() {
 #[test]
 fn macro_metric_and_timing_keep_tag_types() {
     let records = capture(|| {
-        telemetry::track_metric!(
+        tracing_telemetry::track_metric!(
             "cache.hit_ratio",
             0.93,
             cache = "users",
             shard = 4_u64,
             warm = true
         );
-        telemetry::track_metric!("pool.size", 8);
-        telemetry::track_timing!("db.query", 12.5, table = "users", rows = -1, ratio = 0.5);
+        tracing_telemetry::track_metric!("pool.size", 8);
+        tracing_telemetry::track_timing!("db.query", 12.5, table = "users", rows = -1, ratio = 0.5);
     });
     assert_eq!(records.len(), 3);
     assert_eq!(records[0].value(), Some(0.93));
@@ -128,7 +128,7 @@ fn macro_values_may_be_runtime_strings_debug_and_display() {
     let records = capture(|| {
         let name = format!("tenant.{}", "created");
         let region = String::from("eu-west-1");
-        telemetry::track_event!(&name, region = region.as_str(), plan = ?Plan { seats: 2 }, id = %42);
+        tracing_telemetry::track_event!(&name, region = region.as_str(), plan = ?Plan { seats: 2 }, id = %42);
     });
     let r = &records[0];
     assert_eq!(r.name(), "tenant.created");
@@ -146,7 +146,7 @@ fn many_tags_all_arrive_in_order() {
         .map(String::as_str)
         .zip(values.iter().map(String::as_str))
         .collect();
-    let records = capture(|| telemetry::track_event("wide", &pairs));
+    let records = capture(|| tracing_telemetry::track_event("wide", &pairs));
     let got: Vec<(String, String)> = records[0]
         .tags()
         .iter()
@@ -159,12 +159,12 @@ fn many_tags_all_arrive_in_order() {
 #[test]
 fn nothing_arrives_while_telemetry_is_off() {
     let records = capture_with(false, || {
-        telemetry::track_event("user.signup", &[("plan", "pro")]);
-        telemetry::track_metric("queue.depth", 42.0, &[]);
-        telemetry::track_timing("db.query", 12.5, &[]);
-        telemetry::track_event!("user.upgrade", plan = "team");
-        let _timer = telemetry::timer("scope", &[]);
-        let _by_value = telemetry::timer("scope", []);
+        tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+        tracing_telemetry::track_metric("queue.depth", 42.0, &[]);
+        tracing_telemetry::track_timing("db.query", 12.5, &[]);
+        tracing_telemetry::track_event!("user.upgrade", plan = "team");
+        let _timer = tracing_telemetry::timer("scope", &[]);
+        let _by_value = tracing_telemetry::timer("scope", []);
     });
     assert!(records.is_empty(), "{records:?}");
 }
@@ -172,7 +172,7 @@ fn nothing_arrives_while_telemetry_is_off() {
 #[test]
 fn the_timer_records_the_scope_it_guards() {
     let records = capture(|| {
-        let _timer = telemetry::timer("scope.work", &[("step", "1")]);
+        let _timer = tracing_telemetry::timer("scope.work", &[("step", "1")]);
         std::thread::sleep(std::time::Duration::from_millis(20));
     });
     let r = &records[0];
@@ -187,7 +187,7 @@ fn the_timer_records_the_scope_it_guards() {
 fn the_timer_keeps_runtime_tags_given_by_value() {
     let records = capture(|| {
         let queue = String::from("emails");
-        let _timer = telemetry::timer("queue.drain", [("queue", queue.as_str())]);
+        let _timer = tracing_telemetry::timer("queue.drain", [("queue", queue.as_str())]);
     });
     assert_eq!(records[0].tag("queue").unwrap(), "emails");
 }
@@ -196,7 +196,7 @@ fn the_timer_keeps_runtime_tags_given_by_value() {
 fn timed_returns_the_closure_result_and_records() {
     let mut result = 0;
     let records = capture(|| {
-        result = telemetry::timed("compute", &[], || 6 * 7);
+        result = tracing_telemetry::timed("compute", &[], || 6 * 7);
     });
     assert_eq!(result, 42);
     assert_eq!(records.len(), 1);
@@ -206,8 +206,8 @@ fn timed_returns_the_closure_result_and_records() {
 
 mod billing {
     pub fn charge() {
-        telemetry::track_event!("invoice.charged", cents = 1999);
-        telemetry::track_metric("invoice.total", 19.99, &[("currency", "eur")]);
+        tracing_telemetry::track_event!("invoice.charged", cents = 1999);
+        tracing_telemetry::track_metric("invoice.total", 19.99, &[("currency", "eur")]);
     }
 }
 
@@ -235,7 +235,7 @@ fn events_from_other_threads_arrive() {
             s.spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     for i in 0..100 {
-                        telemetry::track_metric(
+                        tracing_telemetry::track_metric(
                             "worker.step",
                             f64::from(i),
                             &[("thread", &t.to_string())],

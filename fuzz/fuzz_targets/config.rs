@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStringExt;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use telemetry::{Config, Exporter};
+use tracing_telemetry::{Config, Exporter};
 
 const KNOWN: [&str; 3] = ["TELEMETRY_ENABLED", "TELEMETRY_EXPORTER", "TELEMETRY_FILE"];
 

@@ -9,7 +9,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TagValue};
+use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink, Tag, TagValue};
 
 #[derive(Arbitrary, Debug)]
 enum AnyValue {

@@ -22,7 +22,7 @@ use tracing::{Dispatch, Level};
 use tracing_opentelemetry::MetricsLayer;
 use tracing_subscriber::prelude::*;
 
-use telemetry::{
+use tracing_telemetry::{
     Config, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter, TelemetryFilter,
     TelemetryLayer,
 };
@@ -60,21 +60,21 @@ const ENTRIES: &[Entry] = &[
     Entry {
         key: "2a",
         id: "2a_off_telemetry_nothing_installed",
-        label: "off: `telemetry::track_metric`, no subscriber (max level OFF)",
+        label: "off: `tracing_telemetry::track_metric`, no subscriber (max level OFF)",
         baseline: Some("1a"),
         pair: None,
     },
     Entry {
         key: "2b",
         id: "2b_off_telemetry_filter_off",
-        label: "off: `telemetry::track_metric`, registry + telemetry filter off",
+        label: "off: `tracing_telemetry::track_metric`, registry + telemetry filter off",
         baseline: Some("1b"),
         pair: None,
     },
     Entry {
         key: "2c",
         id: "2c_off_telemetry_nosubscriber",
-        label: "off: `telemetry::track_metric`, scoped `NoSubscriber` (max level TRACE)",
+        label: "off: `tracing_telemetry::track_metric`, scoped `NoSubscriber` (max level TRACE)",
         baseline: Some("1c"),
         pair: None,
     },
@@ -185,7 +185,7 @@ const ENTRIES: &[Entry] = &[
 /// exporter turns into a log record (name, `value` as a double, `queue` as a string).
 #[inline]
 fn telemetry_event(value: f64) {
-    telemetry::track_event!("queue.depth", value = value, queue = "emails");
+    tracing_telemetry::track_event!("queue.depth", value = value, queue = "emails");
 }
 
 /// The plain `tracing` event: name, f64 value, one tag. INFO, the level an app's
@@ -206,7 +206,7 @@ fn otel_event(value: f64) {
 /// The `telemetry` call.
 #[inline]
 fn telemetry_metric(value: f64) {
-    telemetry::track_metric("queue.depth", value, &[("queue", "emails")]);
+    tracing_telemetry::track_metric("queue.depth", value, &[("queue", "emails")]);
 }
 
 /// The `metrics` crate's call.
@@ -223,7 +223,7 @@ const SDK_BOUNDS: [f64; 15] = [
 ];
 
 /// `telemetry` into an aggregator (what the Prometheus exporter records into).
-fn telemetry_aggregated(aggregator: &telemetry::aggregate::Aggregator) -> Dispatch {
+fn telemetry_aggregated(aggregator: &tracing_telemetry::aggregate::Aggregator) -> Dispatch {
     Dispatch::new(
         tracing_subscriber::registry()
             .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
@@ -305,9 +305,9 @@ fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>
 
 /// `telemetry`'s JSON-lines exporter (the queue and writer thread behind `try_init`)
 /// appending to `/dev/null`.
-fn telemetry_json_exporter() -> (Dispatch, telemetry::Guard) {
+fn telemetry_json_exporter() -> (Dispatch, tracing_telemetry::Guard) {
     let config = Config::new().with_enabled(true).with_file("/dev/null");
-    let (layer, guard) = telemetry::layer_with(&config).expect("the JSON-lines exporter");
+    let (layer, guard) = tracing_telemetry::layer_with(&config).expect("the JSON-lines exporter");
     (
         Dispatch::new(tracing_subscriber::registry().with(layer)),
         guard,
@@ -438,7 +438,7 @@ fn run(c: &mut Criterion) {
     provider.shutdown().expect("shut the meter provider down");
     eprintln!("MetricsLayer: the SDK histogram holds {recorded} values");
 
-    let histogram = telemetry::aggregate::Aggregator::builder()
+    let histogram = tracing_telemetry::aggregate::Aggregator::builder()
         .histogram("queue.depth", SDK_BOUNDS)
         .build();
     measure(
@@ -447,7 +447,7 @@ fn run(c: &mut Criterion) {
         telemetry_aggregated(&histogram),
         telemetry_metric,
     );
-    let gauge = telemetry::aggregate::Aggregator::new();
+    let gauge = tracing_telemetry::aggregate::Aggregator::new();
     measure(
         &mut group,
         id("9b"),
@@ -469,11 +469,11 @@ fn run(c: &mut Criterion) {
         !ran || rendered.contains("queue_depth_count{queue=\"emails\"}"),
         "the metrics recorder holds no histogram: {rendered}"
     );
-    let counted = |snapshot: Vec<telemetry::aggregate::SeriesSnapshot>| match snapshot
+    let counted = |snapshot: Vec<tracing_telemetry::aggregate::SeriesSnapshot>| match snapshot
         .first()
         .map(|s| s.data().clone())
     {
-        Some(telemetry::aggregate::SeriesData::Histogram { count, .. }) => count,
+        Some(tracing_telemetry::aggregate::SeriesData::Histogram { count, .. }) => count,
         _ => 0,
     };
     eprintln!(

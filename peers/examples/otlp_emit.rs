@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use telemetry_peers::{otel_log_bridge, LoopbackCollector, TrivialLayer};
 use tracing::{Dispatch, Level};
 use tracing_subscriber::prelude::*;
@@ -46,7 +46,7 @@ fn main() {
                     .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter()),
             );
             let took = emit(&dispatch, events, |v| {
-                telemetry::track_event!("queue.depth", value = v, queue = "emails");
+                tracing_telemetry::track_event!("queue.depth", value = v, queue = "emails");
             });
             exporter.shutdown();
             let stats = exporter.stats();
@@ -73,17 +73,17 @@ fn main() {
         "noop" => {
             let dispatch = Dispatch::new(
                 tracing_subscriber::registry()
-                    .with(TelemetryLayer::new(telemetry::NoopSink).with_telemetry_filter()),
+                    .with(TelemetryLayer::new(tracing_telemetry::NoopSink).with_telemetry_filter()),
             );
             let took = emit(&dispatch, events, |v| {
-                telemetry::track_event!("queue.depth", value = v, queue = "emails");
+                tracing_telemetry::track_event!("queue.depth", value = v, queue = "emails");
             });
             println!("telemetry into NoopSink: {took:.1} ns per event");
         }
         "trivial" => {
             let dispatch = Dispatch::new(tracing_subscriber::registry().with(TrivialLayer));
             let took = emit(&dispatch, events, |v| {
-                telemetry::track_event!("queue.depth", value = v, queue = "emails");
+                tracing_telemetry::track_event!("queue.depth", value = v, queue = "emails");
             });
             println!("trivial field-visiting layer: {took:.1} ns per event");
         }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use telemetry_peers::LoopbackCollector;
 use tracing_subscriber::prelude::*;
 
@@ -42,7 +42,7 @@ fn main() {
         let started = Instant::now();
         tracing::dispatcher::with_default(&dispatch, || {
             for i in 0..records {
-                telemetry::track_event!("queue.depth", value = i as f64, queue = "emails");
+                tracing_telemetry::track_event!("queue.depth", value = i as f64, queue = "emails");
             }
         });
         let emitted = started.elapsed();

@@ -32,15 +32,15 @@
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
-//! use telemetry::aggregate::{Aggregator, SeriesData};
-//! use telemetry::TelemetryLayer;
+//! use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+//! use tracing_telemetry::TelemetryLayer;
 //!
 //! let aggregator = Aggregator::new();
 //! let subscriber = tracing_subscriber::registry()
 //!     .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter());
 //! tracing::subscriber::with_default(subscriber, || {
 //!     for _ in 0..3 {
-//!         telemetry::track_event("user.signup", &[("plan", "pro")]);
+//!         tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
 //!     }
 //! });
 //! assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Counter(3));
@@ -71,8 +71,8 @@ pub const DEFAULT_MAX_SERIES_PER_NAME: usize = 2_000;
 /// See the [module docs](self) for the mapping and the cost.
 ///
 /// ```
-/// use telemetry::aggregate::{Aggregator, SeriesData};
-/// use telemetry::{Kind, Record, Sink};
+/// use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+/// use tracing_telemetry::{Kind, Record, Sink};
 ///
 /// let aggregator = Aggregator::new();
 /// aggregator.record(&Record::new(Kind::Metric, "queue.depth", &[]).with_value(1.0));
@@ -88,7 +88,7 @@ impl Aggregator {
     /// An aggregator with the pinned mapping and the default limit.
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::Aggregator::new();
+    /// let aggregator = tracing_telemetry::aggregate::Aggregator::new();
     /// assert!(aggregator.snapshot().is_empty());
     /// ```
     pub fn new() -> Self {
@@ -98,7 +98,7 @@ impl Aggregator {
     /// A builder, to choose aggregations per name or another limit.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::aggregate::Aggregator;
     ///
     /// let aggregator = Aggregator::builder().sum("bytes.sent").max_series_per_name(100).build();
     /// assert_eq!(aggregator.max_series_per_name(), 100);
@@ -112,8 +112,8 @@ impl Aggregator {
     /// holds the registry's lock only to copy the list of series.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
-    /// use telemetry::{Kind, Record, Sink};
+    /// use tracing_telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::{Kind, Record, Sink};
     ///
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Event, "app.started", &[]));
@@ -126,7 +126,7 @@ impl Aggregator {
     /// How many series exist, overflow series included.
     ///
     /// ```
-    /// assert_eq!(telemetry::aggregate::Aggregator::new().series_count(), 0);
+    /// assert_eq!(tracing_telemetry::aggregate::Aggregator::new().series_count(), 0);
     /// ```
     pub fn series_count(&self) -> usize {
         self.store.series_count()
@@ -136,7 +136,7 @@ impl Aggregator {
     /// limit of label sets.
     ///
     /// ```
-    /// assert_eq!(telemetry::aggregate::Aggregator::new().overflowed(), 0);
+    /// assert_eq!(tracing_telemetry::aggregate::Aggregator::new().overflowed(), 0);
     /// ```
     pub fn overflowed(&self) -> u64 {
         self.store.overflowed()
@@ -146,7 +146,7 @@ impl Aggregator {
     /// that emits telemetry); normally zero.
     ///
     /// ```
-    /// assert_eq!(telemetry::aggregate::Aggregator::new().dropped(), 0);
+    /// assert_eq!(tracing_telemetry::aggregate::Aggregator::new().dropped(), 0);
     /// ```
     pub fn dropped(&self) -> u64 {
         self.store.dropped()
@@ -155,7 +155,7 @@ impl Aggregator {
     /// The limit on label sets per name.
     ///
     /// ```
-    /// assert_eq!(telemetry::aggregate::Aggregator::new().max_series_per_name(), 2_000);
+    /// assert_eq!(tracing_telemetry::aggregate::Aggregator::new().max_series_per_name(), 2_000);
     /// ```
     pub fn max_series_per_name(&self) -> usize {
         self.store.max_series_per_name()
@@ -181,7 +181,7 @@ impl fmt::Debug for Aggregator {
 /// other), as a configuration holding one compares.
 ///
 /// ```
-/// use telemetry::aggregate::Aggregator;
+/// use tracing_telemetry::aggregate::Aggregator;
 ///
 /// let a = Aggregator::new();
 /// assert_eq!(a, a.clone());
@@ -210,7 +210,7 @@ impl Sink for Aggregator {
 /// | [`max_series_per_name`](Self::max_series_per_name) | 2,000 |
 ///
 /// ```
-/// use telemetry::aggregate::{Aggregation, Aggregator};
+/// use tracing_telemetry::aggregate::{Aggregation, Aggregator};
 ///
 /// let aggregator = Aggregator::builder()
 ///     .histogram("queue.depth", [10.0, 100.0, 1000.0]) // a metric as a histogram
@@ -231,7 +231,7 @@ impl AggregatorBuilder {
     /// The defaults in the table above.
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::AggregatorBuilder::new().build();
+    /// let aggregator = tracing_telemetry::aggregate::AggregatorBuilder::new().build();
     /// # let _ = aggregator;
     /// ```
     pub fn new() -> Self {
@@ -246,7 +246,7 @@ impl AggregatorBuilder {
     /// counted). A later choice for the same name replaces an earlier one.
     ///
     /// ```
-    /// use telemetry::aggregate::{Aggregation, Aggregator};
+    /// use tracing_telemetry::aggregate::{Aggregation, Aggregator};
     ///
     /// let aggregator = Aggregator::builder().view("jobs.done", Aggregation::Sum).build();
     /// # let _ = aggregator;
@@ -260,7 +260,7 @@ impl AggregatorBuilder {
     /// the metric's own unit, or in seconds for a timing.
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
+    /// let aggregator = tracing_telemetry::aggregate::Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
     /// # let _ = aggregator;
     /// ```
     pub fn histogram(self, name: &str, bounds: impl IntoIterator<Item = f64>) -> Self {
@@ -270,7 +270,7 @@ impl AggregatorBuilder {
     /// Shorthand for a [`view`](Self::view) with [`Aggregation::Sum`].
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::Aggregator::builder().sum("bytes.sent").build();
+    /// let aggregator = tracing_telemetry::aggregate::Aggregator::builder().sum("bytes.sent").build();
     /// # let _ = aggregator;
     /// ```
     pub fn sum(self, name: &str) -> Self {
@@ -284,8 +284,8 @@ impl AggregatorBuilder {
     /// [limit](Self::max_series_per_name).
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
-    /// use telemetry::{Kind, Record, Sink, Tag};
+    /// use tracing_telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::{Kind, Record, Sink, Tag};
     ///
     /// let aggregator = Aggregator::builder().span_labels("checkout.total").build();
     /// let span = [Tag::new("tenant", "acme")];
@@ -305,7 +305,7 @@ impl AggregatorBuilder {
     /// sets go to the name's overflow series.
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::Aggregator::builder().max_series_per_name(500).build();
+    /// let aggregator = tracing_telemetry::aggregate::Aggregator::builder().max_series_per_name(500).build();
     /// assert_eq!(aggregator.max_series_per_name(), 500);
     /// ```
     pub fn max_series_per_name(mut self, limit: usize) -> Self {
@@ -316,7 +316,7 @@ impl AggregatorBuilder {
     /// The aggregator.
     ///
     /// ```
-    /// let aggregator = telemetry::aggregate::AggregatorBuilder::new().build();
+    /// let aggregator = tracing_telemetry::aggregate::AggregatorBuilder::new().build();
     /// # let _ = aggregator;
     /// ```
     pub fn build(self) -> Aggregator {

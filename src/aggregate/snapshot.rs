@@ -8,7 +8,7 @@ use crate::fields::Kind;
 /// the series' [`start_time`](SeriesSnapshot::start_time).
 ///
 /// ```
-/// use telemetry::aggregate::SeriesData;
+/// use tracing_telemetry::aggregate::SeriesData;
 ///
 /// let data = SeriesData::Counter(3);
 /// assert_eq!(data.type_name(), "counter");
@@ -41,7 +41,7 @@ impl SeriesData {
     /// (counters and sums), `"gauge"` or `"histogram"`.
     ///
     /// ```
-    /// assert_eq!(telemetry::aggregate::SeriesData::Gauge(1.0).type_name(), "gauge");
+    /// assert_eq!(tracing_telemetry::aggregate::SeriesData::Gauge(1.0).type_name(), "gauge");
     /// ```
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -56,8 +56,8 @@ impl SeriesData {
 /// [`snapshot`](super::Aggregator::snapshot).
 ///
 /// ```
-/// use telemetry::aggregate::{Aggregator, SeriesData};
-/// use telemetry::{Kind, Record, Sink, Tag};
+/// use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+/// use tracing_telemetry::{Kind, Record, Sink, Tag};
 ///
 /// let aggregator = Aggregator::new();
 /// let tags = [Tag::new("queue", "emails")];
@@ -82,7 +82,7 @@ impl SeriesSnapshot {
     /// The kind of track call that feeds the series.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Event, "app.started", &[]));
     /// assert_eq!(aggregator.snapshot()[0].kind(), Kind::Event);
@@ -95,7 +95,7 @@ impl SeriesSnapshot {
     /// spelling from it.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Timing, "db.query", &[]).with_value(12.5));
     /// assert_eq!(aggregator.snapshot()[0].name(), "db.query");
@@ -108,7 +108,7 @@ impl SeriesSnapshot {
     /// series has exactly one, `otel_metric_overflow="true"`.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink, Tag};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink, Tag};
     /// let aggregator = Aggregator::new();
     /// let tags = [Tag::new("seats", 3_i64)];
     /// aggregator.record(&Record::new(Kind::Event, "user.upgrade", &tags));
@@ -121,7 +121,7 @@ impl SeriesSnapshot {
     /// Whether this is the series that takes every label set beyond the limit.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Event, "app.started", &[]));
     /// assert!(!aggregator.snapshot()[0].is_overflow());
@@ -133,7 +133,7 @@ impl SeriesSnapshot {
     /// When the series was created: the start of its cumulative values.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Event, "app.started", &[]));
     /// assert!(aggregator.snapshot()[0].start_time() <= std::time::SystemTime::now());
@@ -146,7 +146,7 @@ impl SeriesSnapshot {
     /// seconds; `None` otherwise.
     ///
     /// ```
-    /// # use telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Timing, "db.query", &[]).with_value(12.5));
     /// assert_eq!(aggregator.snapshot()[0].unit(), Some("s"));
@@ -161,7 +161,7 @@ impl SeriesSnapshot {
     /// The value.
     ///
     /// ```
-    /// # use telemetry::{aggregate::{Aggregator, SeriesData}, Kind, Record, Sink};
+    /// # use tracing_telemetry::{aggregate::{Aggregator, SeriesData}, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Timing, "db.query", &[]).with_value(12.5));
     /// let SeriesData::Histogram { count, sum, .. } = aggregator.snapshot()[0].data().clone() else { panic!() };

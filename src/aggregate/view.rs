@@ -5,8 +5,8 @@ use crate::fields::Kind;
 /// The pinned default histogram boundaries, in seconds, for `track_timing`.
 ///
 /// ```
-/// assert_eq!(telemetry::aggregate::DEFAULT_BUCKETS.len(), 14);
-/// assert_eq!(telemetry::aggregate::DEFAULT_BUCKETS[0], 0.005);
+/// assert_eq!(tracing_telemetry::aggregate::DEFAULT_BUCKETS.len(), 14);
+/// assert_eq!(tracing_telemetry::aggregate::DEFAULT_BUCKETS[0], 0.005);
 /// ```
 pub const DEFAULT_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -22,7 +22,7 @@ pub const DEFAULT_BUCKETS: [f64; 14] = [
 /// carry no value to sum or bucket.
 ///
 /// ```
-/// use telemetry::aggregate::Aggregation;
+/// use tracing_telemetry::aggregate::Aggregation;
 ///
 /// let latency = Aggregation::histogram([1.0, 10.0, 100.0]);
 /// assert_eq!(latency, Aggregation::Histogram(vec![1.0, 10.0, 100.0]));
@@ -47,7 +47,7 @@ impl Aggregation {
     /// A histogram with these upper bounds, cleaned as [`Aggregation::Histogram`] says.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregation;
+    /// use tracing_telemetry::aggregate::Aggregation;
     ///
     /// assert_eq!(Aggregation::histogram([5.0, 1.0, 1.0, f64::NAN]), Aggregation::Histogram(vec![1.0, 5.0]));
     /// ```

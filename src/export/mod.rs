@@ -51,10 +51,10 @@ const REPORT_WAIT: Duration = Duration::from_secs(1);
 /// `written + dropped + failed` once export has stopped.
 ///
 /// ```
-/// let (_layer, guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&telemetry::Config::new())?;
+/// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
 /// let stats = guard.stats();
 /// assert_eq!((stats.written(), stats.dropped(), stats.failed()), (0, 0, 0));
-/// # Ok::<(), telemetry::Error>(())
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExportStats {
@@ -75,7 +75,7 @@ impl ExportStats {
     /// Records written to the destination.
     ///
     /// ```
-    /// assert_eq!(telemetry::ExportStats::default().written(), 0);
+    /// assert_eq!(tracing_telemetry::ExportStats::default().written(), 0);
     /// ```
     pub fn written(&self) -> u64 {
         self.written
@@ -84,7 +84,7 @@ impl ExportStats {
     /// Records dropped because the buffer was full, or because export had stopped.
     ///
     /// ```
-    /// assert_eq!(telemetry::ExportStats::default().dropped(), 0);
+    /// assert_eq!(tracing_telemetry::ExportStats::default().dropped(), 0);
     /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -93,7 +93,7 @@ impl ExportStats {
     /// Records lost to write errors (a full disk, a closed pipe).
     ///
     /// ```
-    /// assert_eq!(telemetry::ExportStats::default().failed(), 0);
+    /// assert_eq!(tracing_telemetry::ExportStats::default().failed(), 0);
     /// ```
     pub fn failed(&self) -> u64 {
         self.failed
@@ -685,10 +685,10 @@ impl ExporterSink {
     /// after the [`Guard`](crate::Guard) is gone, to account for records made later.
     ///
     /// ```
-    /// let config = telemetry::Config::new().with_enabled(true).with_destinations([]);
-    /// let (layer, _guard) = telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
+    /// let config = tracing_telemetry::Config::new().with_enabled(true).with_destinations([]);
+    /// let (layer, _guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
     /// assert_eq!(layer.inner().sink().stats().written(), 0);
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn stats(&self) -> ExportStats {
         self.destinations

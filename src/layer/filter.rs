@@ -34,16 +34,16 @@ pub(crate) fn is_track_call(meta: &Metadata<'_>) -> bool {
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+/// use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
 ///
 /// let filter = TelemetryFilter::new(false);
 /// let handle = filter.handle();
 /// let sink = MemorySink::new();
 /// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
 /// tracing::subscriber::with_default(subscriber, || {
-///     telemetry::track_event("ignored", &[]);
+///     tracing_telemetry::track_event("ignored", &[]);
 ///     handle.enable();
-///     telemetry::track_event("kept", &[]);
+///     tracing_telemetry::track_event("kept", &[]);
 /// });
 /// assert_eq!(sink.names(), ["kept"]);
 /// ```
@@ -58,7 +58,7 @@ impl TelemetryFilter {
     /// A filter that starts on or off.
     ///
     /// ```
-    /// let filter = telemetry::TelemetryFilter::new(true);
+    /// let filter = tracing_telemetry::TelemetryFilter::new(true);
     /// assert!(filter.handle().is_enabled());
     /// ```
     pub fn new(enabled: bool) -> Self {
@@ -77,7 +77,7 @@ impl TelemetryFilter {
     /// and a track call never looks at the registry.
     ///
     /// ```
-    /// let filter = telemetry::TelemetryFilter::new(true).with_spans(true);
+    /// let filter = tracing_telemetry::TelemetryFilter::new(true).with_spans(true);
     /// # let _ = filter;
     /// ```
     #[must_use]
@@ -89,7 +89,7 @@ impl TelemetryFilter {
     /// A handle that turns this filter on and off while the app runs.
     ///
     /// ```
-    /// let handle = telemetry::TelemetryFilter::new(false).handle();
+    /// let handle = tracing_telemetry::TelemetryFilter::new(false).handle();
     /// assert!(!handle.is_enabled());
     /// ```
     pub fn handle(&self) -> TelemetryHandle {
@@ -138,7 +138,7 @@ impl<S> layer::Filter<S> for TelemetryFilter {
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+/// use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
 ///
 /// let filter = TelemetryFilter::new(true);
 /// let handle = filter.handle();
@@ -146,9 +146,9 @@ impl<S> layer::Filter<S> for TelemetryFilter {
 /// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_filter(filter));
 /// tracing::subscriber::with_default(subscriber, || {
 ///     handle.disable();
-///     telemetry::track_event("while.off", &[]);
+///     tracing_telemetry::track_event("while.off", &[]);
 ///     handle.enable();
-///     telemetry::track_event("while.on", &[]);
+///     tracing_telemetry::track_event("while.on", &[]);
 /// });
 /// assert_eq!(sink.names(), ["while.on"]);
 /// ```
@@ -165,7 +165,7 @@ impl TelemetryHandle {
     /// Turns telemetry on.
     ///
     /// ```
-    /// let handle = telemetry::TelemetryFilter::new(false).handle();
+    /// let handle = tracing_telemetry::TelemetryFilter::new(false).handle();
     /// handle.enable();
     /// assert!(handle.is_enabled());
     /// ```
@@ -176,7 +176,7 @@ impl TelemetryHandle {
     /// Turns telemetry off.
     ///
     /// ```
-    /// let handle = telemetry::TelemetryFilter::new(true).handle();
+    /// let handle = tracing_telemetry::TelemetryFilter::new(true).handle();
     /// handle.disable();
     /// assert!(!handle.is_enabled());
     /// ```
@@ -187,7 +187,7 @@ impl TelemetryHandle {
     /// Whether telemetry is on.
     ///
     /// ```
-    /// assert!(telemetry::TelemetryFilter::new(true).handle().is_enabled());
+    /// assert!(tracing_telemetry::TelemetryFilter::new(true).handle().is_enabled());
     /// ```
     pub fn is_enabled(&self) -> bool {
         self.on.load(Ordering::Acquire)

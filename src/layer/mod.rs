@@ -44,7 +44,7 @@ pub type FilteredTelemetryLayer<K, S> = Filtered<TelemetryLayer<K>, TelemetryFil
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryLayer};
+/// use tracing_telemetry::{MemorySink, TelemetryLayer};
 ///
 /// let sink = MemorySink::new();
 /// let subscriber = tracing_subscriber::registry()
@@ -52,7 +52,7 @@ pub type FilteredTelemetryLayer<K, S> = Filtered<TelemetryLayer<K>, TelemetryFil
 ///     .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
 ///
 /// tracing::subscriber::with_default(subscriber, || {
-///     telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+///     tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
 /// });
 /// assert_eq!(sink.records()[0].value(), Some(42.0));
 /// ```
@@ -69,7 +69,7 @@ impl<K: Sink> TelemetryLayer<K> {
     /// A layer that hands every telemetry record to `sink`.
     ///
     /// ```
-    /// let layer = telemetry::TelemetryLayer::new(telemetry::NoopSink);
+    /// let layer = tracing_telemetry::TelemetryLayer::new(tracing_telemetry::NoopSink);
     /// # let _ = layer;
     /// ```
     pub fn new(sink: K) -> Self {
@@ -92,14 +92,14 @@ impl<K: Sink> TelemetryLayer<K> {
     ///
     /// ```
     /// use tracing_subscriber::prelude::*;
-    /// use telemetry::{MemorySink, TelemetryLayer};
+    /// use tracing_telemetry::{MemorySink, TelemetryLayer};
     ///
     /// let sink = MemorySink::new();
     /// let layer = TelemetryLayer::new(sink.clone()).with_span_fields(["request_id"]);
     /// let subscriber = tracing_subscriber::registry().with(layer.with_telemetry_filter());
     /// tracing::subscriber::with_default(subscriber, || {
     ///     let _request = tracing::info_span!("request", request_id = "r-42").entered();
-    ///     telemetry::track_event("order.placed", &[]);
+    ///     tracing_telemetry::track_event("order.placed", &[]);
     /// });
     /// assert_eq!(sink.records()[0].span_tag("request_id").unwrap(), "r-42");
     /// ```
@@ -119,7 +119,7 @@ impl<K: Sink> TelemetryLayer<K> {
     /// The sink records go to.
     ///
     /// ```
-    /// let layer = telemetry::TelemetryLayer::new(telemetry::MemorySink::new());
+    /// let layer = tracing_telemetry::TelemetryLayer::new(tracing_telemetry::MemorySink::new());
     /// assert!(layer.sink().records().is_empty());
     /// ```
     pub fn sink(&self) -> &K {
@@ -131,7 +131,7 @@ impl<K: Sink> TelemetryLayer<K> {
     /// ```
     /// use tracing_subscriber::prelude::*;
     /// let subscriber = tracing_subscriber::registry()
-    ///     .with(telemetry::TelemetryLayer::new(telemetry::NoopSink).with_telemetry_filter());
+    ///     .with(tracing_telemetry::TelemetryLayer::new(tracing_telemetry::NoopSink).with_telemetry_filter());
     /// # let _ = subscriber;
     /// ```
     pub fn with_telemetry_filter<S>(self) -> FilteredTelemetryLayer<K, S>

@@ -63,7 +63,7 @@ impl Signal {
 /// How request bodies are compressed: `OTEL_EXPORTER_OTLP_COMPRESSION`.
 ///
 /// ```
-/// use telemetry::OtlpCompression;
+/// use tracing_telemetry::OtlpCompression;
 ///
 /// assert_eq!("GZIP".parse::<OtlpCompression>(), Ok(OtlpCompression::Gzip));
 /// assert_eq!(OtlpCompression::default(), OtlpCompression::None);
@@ -140,7 +140,7 @@ impl fmt::Debug for SignalConfig {
 /// Empty values count as unset. Per-signal variables win over the general ones.
 ///
 /// ```
-/// use telemetry::OtlpConfig;
+/// use tracing_telemetry::OtlpConfig;
 ///
 /// let config = OtlpConfig::from_vars([
 ///     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/base/"),
@@ -152,7 +152,7 @@ impl fmt::Debug for SignalConfig {
 ///
 /// let err = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap_err();
 /// assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_PROTOCOL");
-/// # Ok::<(), telemetry::ConfigError>(())
+/// # Ok::<(), tracing_telemetry::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
@@ -190,7 +190,7 @@ impl OtlpConfig {
     /// | spool limit | 64 MiB |
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::new();
+    /// let config = tracing_telemetry::OtlpConfig::new();
     /// assert_eq!(config.logs_endpoint(), "http://localhost:4318/v1/logs");
     /// assert_eq!(config.timeout(), std::time::Duration::from_secs(10));
     /// ```
@@ -217,9 +217,9 @@ impl OtlpConfig {
     ///
     /// ```
     /// # std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
-    /// let config = telemetry::OtlpConfig::from_env()?;
+    /// let config = tracing_telemetry::OtlpConfig::from_env()?;
     /// # let _ = config;
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars_os())
@@ -231,7 +231,7 @@ impl OtlpConfig {
     /// as given (header values never) and what is accepted.
     ///
     /// ```
-    /// let err = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")]).unwrap_err();
+    /// let err = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")]).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     r#"invalid value "10s" for OTEL_EXPORTER_OTLP_TIMEOUT (expected a whole number of milliseconds, such as 10000; 0 means no limit)"#
@@ -316,9 +316,9 @@ impl OtlpConfig {
     /// Where log records (one per `track_event`) are sent.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://otlp.example.com/ingest")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://otlp.example.com/ingest")])?;
     /// assert_eq!(config.logs_endpoint(), "https://otlp.example.com/ingest");
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn logs_endpoint(&self) -> &str {
         &self.logs.url
@@ -327,9 +327,9 @@ impl OtlpConfig {
     /// Where metrics are sent.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318")])?;
     /// assert_eq!(config.metrics_endpoint(), "http://m:4318/");
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn metrics_endpoint(&self) -> &str {
         &self.metrics.url
@@ -338,9 +338,9 @@ impl OtlpConfig {
     /// The longest one request for log records may take.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")])?;
     /// assert_eq!(config.timeout(), std::time::Duration::from_millis(2500));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn timeout(&self) -> Duration {
         self.logs.timeout
@@ -349,9 +349,9 @@ impl OtlpConfig {
     /// The names of the headers sent with log records (their values stay private).
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr3t,team=core")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr3t,team=core")])?;
     /// assert_eq!(config.header_names().collect::<Vec<_>>(), ["api-key", "team"]);
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn header_names(&self) -> impl Iterator<Item = &str> {
         self.logs.headers.iter().map(|(name, _)| name.as_str())
@@ -360,9 +360,9 @@ impl OtlpConfig {
     /// How request bodies for log records are compressed.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")])?;
-    /// assert_eq!(config.compression(), telemetry::OtlpCompression::Gzip);
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")])?;
+    /// assert_eq!(config.compression(), tracing_telemetry::OtlpCompression::Gzip);
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn compression(&self) -> OtlpCompression {
         self.logs.compression
@@ -371,7 +371,7 @@ impl OtlpConfig {
     /// How often metrics are pushed.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().metric_interval(), std::time::Duration::from_secs(60));
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().metric_interval(), std::time::Duration::from_secs(60));
     /// ```
     pub fn metric_interval(&self) -> Duration {
         self.metric_interval
@@ -380,9 +380,9 @@ impl OtlpConfig {
     /// The `service.name` resource attribute.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "service.name=billing,deployment.environment=prod")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "service.name=billing,deployment.environment=prod")])?;
     /// assert_eq!(config.service_name(), "billing");
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn service_name(&self) -> &str {
         self.resource
@@ -394,9 +394,9 @@ impl OtlpConfig {
     /// Every resource attribute, `service.name` first.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "team=core%20infra")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "team=core%20infra")])?;
     /// assert!(config.resource_attributes().any(|(k, v)| k == "team" && v == "core infra"));
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn resource_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.resource.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -406,8 +406,8 @@ impl OtlpConfig {
     /// thread and sends nothing (other destinations are unaffected).
     ///
     /// ```
-    /// assert!(telemetry::OtlpConfig::from_vars([("OTEL_SDK_DISABLED", "TRUE")])?.disabled());
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// assert!(tracing_telemetry::OtlpConfig::from_vars([("OTEL_SDK_DISABLED", "TRUE")])?.disabled());
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn disabled(&self) -> bool {
         self.disabled
@@ -417,7 +417,7 @@ impl OtlpConfig {
     /// collector has not taken it; beyond it, new records are dropped and counted.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().queue_bytes(), 8 * 1024 * 1024);
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().queue_bytes(), 8 * 1024 * 1024);
     /// ```
     pub fn queue_bytes(&self) -> usize {
         self.queue_bytes
@@ -432,7 +432,7 @@ impl OtlpConfig {
     /// Sets the service name, as `OTEL_SERVICE_NAME` does.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().with_service_name("checkout").service_name(), "checkout");
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().with_service_name("checkout").service_name(), "checkout");
     /// ```
     #[must_use]
     pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
@@ -445,7 +445,7 @@ impl OtlpConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(telemetry::OtlpConfig::new().with_timeout(Duration::from_secs(2)).timeout(), Duration::from_secs(2));
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().with_timeout(Duration::from_secs(2)).timeout(), Duration::from_secs(2));
     /// ```
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -458,7 +458,7 @@ impl OtlpConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let config = telemetry::OtlpConfig::new().with_metric_interval(Duration::from_secs(10));
+    /// let config = tracing_telemetry::OtlpConfig::new().with_metric_interval(Duration::from_secs(10));
     /// assert_eq!(config.metric_interval(), Duration::from_secs(10));
     /// ```
     #[must_use]
@@ -472,10 +472,10 @@ impl OtlpConfig {
     /// spool".
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::from_vars([("TELEMETRY_SPOOL_DIR", "/var/spool/checkout")])?;
+    /// let config = tracing_telemetry::OtlpConfig::from_vars([("TELEMETRY_SPOOL_DIR", "/var/spool/checkout")])?;
     /// assert_eq!(config.spool_dir(), Some(std::path::Path::new("/var/spool/checkout")));
-    /// assert_eq!(telemetry::OtlpConfig::new().spool_dir(), None);
-    /// # Ok::<(), telemetry::ConfigError>(())
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().spool_dir(), None);
+    /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn spool_dir(&self) -> Option<&Path> {
         self.spool_dir.as_deref()
@@ -486,7 +486,7 @@ impl OtlpConfig {
     /// directory is created (mode 0700) by the export thread when it starts.
     ///
     /// ```
-    /// let config = telemetry::OtlpConfig::new().with_spool_dir("/var/spool/checkout");
+    /// let config = tracing_telemetry::OtlpConfig::new().with_spool_dir("/var/spool/checkout");
     /// assert!(config.spool_dir().is_some());
     /// ```
     #[must_use]
@@ -499,7 +499,7 @@ impl OtlpConfig {
     /// counted ([`OtlpStats::spool_dropped`](crate::OtlpStats::spool_dropped)).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().spool_bytes(), 64 * 1024 * 1024);
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().spool_bytes(), 64 * 1024 * 1024);
     /// ```
     pub fn spool_bytes(&self) -> u64 {
         self.spool_bytes
@@ -508,7 +508,7 @@ impl OtlpConfig {
     /// Sets the spool's byte limit (at least 64 KiB).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().with_spool_bytes(1 << 30).spool_bytes(), 1 << 30);
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().with_spool_bytes(1 << 30).spool_bytes(), 1 << 30);
     /// ```
     #[must_use]
     pub fn with_spool_bytes(mut self, bytes: u64) -> Self {
@@ -519,7 +519,7 @@ impl OtlpConfig {
     /// Sets the queue bound in bytes of encoded records (at least 1 KiB).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpConfig::new().with_queue_bytes(65_536).queue_bytes(), 65_536);
+    /// assert_eq!(tracing_telemetry::OtlpConfig::new().with_queue_bytes(65_536).queue_bytes(), 65_536);
     /// ```
     #[must_use]
     pub fn with_queue_bytes(mut self, bytes: usize) -> Self {

@@ -43,11 +43,11 @@ const SPARE_CHUNKS: usize = 16;
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
 /// ```
-/// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+/// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
 /// let stats = exporter.stats();
 /// assert_eq!((stats.exported(), stats.dropped(), stats.rejected(), stats.undelivered()), (0, 0, 0, 0));
 /// # exporter.shutdown();
-/// # Ok::<(), telemetry::Error>(())
+/// # Ok::<(), tracing_telemetry::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OtlpStats {
@@ -69,7 +69,7 @@ impl OtlpStats {
     /// Records the collector accepted.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().exported(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().exported(), 0);
     /// ```
     pub fn exported(&self) -> u64 {
         self.exported
@@ -79,7 +79,7 @@ impl OtlpStats {
     /// exporter had already shut down).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().dropped(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().dropped(), 0);
     /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -89,7 +89,7 @@ impl OtlpStats {
     /// retried), or the rejected count of a partial-success answer.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().rejected(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().rejected(), 0);
     /// ```
     pub fn rejected(&self) -> u64 {
         self.rejected
@@ -99,7 +99,7 @@ impl OtlpStats {
     /// too slow).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().undelivered(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().undelivered(), 0);
     /// ```
     pub fn undelivered(&self) -> u64 {
         self.undelivered
@@ -108,7 +108,7 @@ impl OtlpStats {
     /// Requests sent again after a transient failure.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().retries(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().retries(), 0);
     /// ```
     pub fn retries(&self) -> u64 {
         self.retries
@@ -118,7 +118,7 @@ impl OtlpStats {
     /// one at shutdown).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().metric_pushes(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().metric_pushes(), 0);
     /// ```
     pub fn metric_pushes(&self) -> u64 {
         self.metric_pushes
@@ -128,7 +128,7 @@ impl OtlpStats {
     /// the next push that succeeds carries everything.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().metric_push_failures(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().metric_push_failures(), 0);
     /// ```
     pub fn metric_push_failures(&self) -> u64 {
         self.metric_push_failures
@@ -138,7 +138,7 @@ impl OtlpStats {
     /// to disk. Zero without a spool.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().spooled(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().spooled(), 0);
     /// ```
     pub fn spooled(&self) -> u64 {
         self.spooled
@@ -148,7 +148,7 @@ impl OtlpStats {
     /// those an earlier run left. After shutdown: what the next run will send.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().spool_pending(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().spool_pending(), 0);
     /// ```
     pub fn spool_pending(&self) -> u64 {
         self.spool_pending
@@ -158,7 +158,7 @@ impl OtlpStats {
     /// ([`OtlpConfig::spool_bytes`]).
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().spool_dropped(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().spool_dropped(), 0);
     /// ```
     pub fn spool_dropped(&self) -> u64 {
         self.spool_dropped
@@ -168,7 +168,7 @@ impl OtlpStats {
     /// a truncated or damaged file). They are never sent.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().spool_torn_bytes(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().spool_torn_bytes(), 0);
     /// ```
     pub fn spool_torn_bytes(&self) -> u64 {
         self.spool_torn_bytes
@@ -178,7 +178,7 @@ impl OtlpStats {
     /// were sent from memory instead, as without a spool.
     ///
     /// ```
-    /// assert_eq!(telemetry::OtlpStats::default().spool_failures(), 0);
+    /// assert_eq!(tracing_telemetry::OtlpStats::default().spool_failures(), 0);
     /// ```
     pub fn spool_failures(&self) -> u64 {
         self.spool_failures
@@ -287,13 +287,13 @@ enum Msg {
 /// ```no_run
 /// use std::sync::Arc;
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
+/// use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 ///
 /// let exporter = Arc::new(OtlpExporter::start(OtlpConfig::from_env()?)?);
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
 /// tracing::subscriber::with_default(subscriber, || {
-///     telemetry::track_event("user.signup", &[("plan", "pro")]);
+///     tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
 /// });
 /// exporter.shutdown(); // delivers what is queued, waiting at most the timeout
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -334,9 +334,9 @@ impl OtlpExporter {
     /// every record is ignored.
     ///
     /// ```
-    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
     /// exporter.shutdown();
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn start(config: OtlpConfig) -> Result<Self, Error> {
         let aggregator = Aggregator::new();
@@ -353,14 +353,14 @@ impl OtlpExporter {
     /// to whoever feeds the aggregator, so nothing is counted twice.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
-    /// use telemetry::{OtlpConfig, OtlpExporter};
+    /// use tracing_telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::{OtlpConfig, OtlpExporter};
     ///
     /// let aggregator = Aggregator::new();
     /// let exporter = OtlpExporter::start_with_aggregator(OtlpConfig::new(), aggregator.clone())?;
     /// // A fan-out sink gives every record to both `aggregator` and `exporter`.
     /// # exporter.shutdown();
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn start_with_aggregator(
         config: OtlpConfig,
@@ -445,9 +445,9 @@ impl OtlpExporter {
     /// What this exporter did so far.
     ///
     /// ```
-    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
     /// assert_eq!(exporter.stats().exported(), 0);
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn stats(&self) -> OtlpStats {
         let s = &self.shared;
@@ -471,9 +471,9 @@ impl OtlpExporter {
     /// Records that could not be sent in that time stay queued.
     ///
     /// ```
-    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
     /// exporter.flush(); // nothing queued: returns at once
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn flush(&self) {
         let Some(running) = &self.running else { return };
@@ -488,10 +488,10 @@ impl OtlpExporter {
     /// are dropped and counted. Calling it again does nothing.
     ///
     /// ```
-    /// let exporter = telemetry::OtlpExporter::start(telemetry::OtlpConfig::new())?;
+    /// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
     /// exporter.shutdown();
     /// assert_eq!(exporter.stats().undelivered(), 0);
-    /// # Ok::<(), telemetry::Error>(())
+    /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn shutdown(&self) {
         let Some(running) = &self.running else { return };

@@ -19,14 +19,14 @@
 //!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
-//! use telemetry::prometheus::PrometheusExporter;
-//! use telemetry::TelemetryLayer;
+//! use tracing_telemetry::prometheus::PrometheusExporter;
+//! use tracing_telemetry::TelemetryLayer;
 //!
 //! let exporter = PrometheusExporter::start("127.0.0.1:9464".parse()?)?;
 //! tracing_subscriber::registry()
 //!     .with(TelemetryLayer::new(exporter.clone()).with_telemetry_filter())
 //!     .init();
-//! telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
+//! tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]);
 //! // curl http://127.0.0.1:9464/metrics  ->  queue_depth{queue="emails"} 42.0
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -102,8 +102,8 @@ use server::{Counters, Server};
 /// the last clone is dropped.
 ///
 /// ```
-/// use telemetry::prometheus::PrometheusExporter;
-/// use telemetry::{Kind, Record, Sink, Tag};
+/// use tracing_telemetry::prometheus::PrometheusExporter;
+/// use tracing_telemetry::{Kind, Record, Sink, Tag};
 ///
 /// let exporter = PrometheusExporter::start("127.0.0.1:0".parse()?)?;
 /// let tags = [Tag::new("plan", "pro")];
@@ -131,7 +131,7 @@ impl PrometheusExporter {
     /// Fails when the address cannot be bound, naming it and the system's reason.
     ///
     /// ```
-    /// use telemetry::prometheus::PrometheusExporter;
+    /// use tracing_telemetry::prometheus::PrometheusExporter;
     ///
     /// let taken = PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// let err = PrometheusExporter::start(taken.local_addr()).unwrap_err();
@@ -146,8 +146,8 @@ impl PrometheusExporter {
     /// (per-name aggregations, another limit on label sets).
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
-    /// use telemetry::prometheus::PrometheusExporter;
+    /// use tracing_telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::prometheus::PrometheusExporter;
     ///
     /// let aggregator = Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
     /// let exporter = PrometheusExporter::start_with("127.0.0.1:0".parse()?, aggregator)?;
@@ -165,10 +165,10 @@ impl PrometheusExporter {
     /// [`start`](Self::start) and `start_with` name it `unknown_service:<executable>`.
     ///
     /// ```
-    /// use telemetry::aggregate::Aggregator;
-    /// use telemetry::prometheus::PrometheusExporter;
+    /// use tracing_telemetry::aggregate::Aggregator;
+    /// use tracing_telemetry::prometheus::PrometheusExporter;
     ///
-    /// let resource = telemetry::Config::new().with_service_name("checkout").resource().clone();
+    /// let resource = tracing_telemetry::Config::new().with_service_name("checkout").resource().clone();
     /// let exporter = PrometheusExporter::start_for("127.0.0.1:0".parse()?, Aggregator::new(), &resource)?;
     /// assert!(exporter.encode_text().contains(r#"target_info{service_name="checkout"} 1"#));
     /// # exporter.shutdown();
@@ -203,7 +203,7 @@ impl PrometheusExporter {
     /// The address being served, with the port the system chose for port 0.
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// assert_ne!(exporter.local_addr().port(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -214,7 +214,7 @@ impl PrometheusExporter {
     /// The aggregator behind the endpoint, for reading the series in code.
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// assert!(exporter.aggregator().snapshot().is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -225,7 +225,7 @@ impl PrometheusExporter {
     /// The exposition a plain `GET /metrics` gets now (Prometheus text format 0.0.4).
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// assert!(exporter.encode_text().contains("# TYPE telemetry_series gauge"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -236,7 +236,7 @@ impl PrometheusExporter {
     /// The exposition in OpenMetrics text, as Prometheus asks for it.
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// assert!(exporter.encode_openmetrics().ends_with("# EOF\n"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -259,7 +259,7 @@ impl PrometheusExporter {
     /// flush every destination alike.
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// exporter.flush();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -273,7 +273,7 @@ impl PrometheusExporter {
     /// thread).
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// exporter.shutdown();
     /// exporter.shutdown(); // does nothing
     /// assert_eq!(exporter.stats().scrapes(), 0);
@@ -286,7 +286,7 @@ impl PrometheusExporter {
     /// What the endpoint has done so far.
     ///
     /// ```
-    /// let exporter = telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
     /// assert_eq!(exporter.stats().scrapes(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -321,7 +321,7 @@ impl fmt::Debug for PrometheusExporter {
 /// Counts from a [`PrometheusExporter`], from [`PrometheusExporter::stats`].
 ///
 /// ```
-/// let stats = telemetry::prometheus::PrometheusStats::default();
+/// let stats = tracing_telemetry::prometheus::PrometheusStats::default();
 /// assert_eq!(stats.rejected(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -337,7 +337,7 @@ impl PrometheusStats {
     /// `GET /metrics` requests answered with the exposition.
     ///
     /// ```
-    /// assert_eq!(telemetry::prometheus::PrometheusStats::default().scrapes(), 0);
+    /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().scrapes(), 0);
     /// ```
     pub fn scrapes(&self) -> u64 {
         self.scrapes
@@ -346,7 +346,7 @@ impl PrometheusStats {
     /// Requests answered 404 or 405.
     ///
     /// ```
-    /// assert_eq!(telemetry::prometheus::PrometheusStats::default().rejected(), 0);
+    /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().rejected(), 0);
     /// ```
     pub fn rejected(&self) -> u64 {
         self.rejected
@@ -355,7 +355,7 @@ impl PrometheusStats {
     /// Responses that could not be written (the client went away or stopped reading).
     ///
     /// ```
-    /// assert_eq!(telemetry::prometheus::PrometheusStats::default().failed(), 0);
+    /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().failed(), 0);
     /// ```
     pub fn failed(&self) -> u64 {
         self.failed
@@ -364,7 +364,7 @@ impl PrometheusStats {
     /// Records that went to an overflow series (see [`Aggregator::overflowed`]).
     ///
     /// ```
-    /// assert_eq!(telemetry::prometheus::PrometheusStats::default().overflowed(), 0);
+    /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().overflowed(), 0);
     /// ```
     pub fn overflowed(&self) -> u64 {
         self.overflowed
@@ -373,7 +373,7 @@ impl PrometheusStats {
     /// Records the aggregation dropped (see [`Aggregator::dropped`]).
     ///
     /// ```
-    /// assert_eq!(telemetry::prometheus::PrometheusStats::default().dropped(), 0);
+    /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().dropped(), 0);
     /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped

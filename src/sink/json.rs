@@ -33,7 +33,7 @@ thread_local! {
 /// background thread instead, so the app never waits on I/O.
 ///
 /// ```
-/// use telemetry::{JsonLinesSink, Kind, Record, Sink, Tag};
+/// use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink, Tag};
 ///
 /// let sink = JsonLinesSink::new(Vec::new());
 /// let tags = [Tag::new("queue", "emails")];
@@ -55,7 +55,7 @@ impl<W: Write> JsonLinesSink<W> {
     /// A sink writing to `writer`.
     ///
     /// ```
-    /// let sink = telemetry::JsonLinesSink::new(std::io::sink());
+    /// let sink = tracing_telemetry::JsonLinesSink::new(std::io::sink());
     /// # let _ = sink;
     /// ```
     pub fn new(writer: W) -> Self {
@@ -70,7 +70,7 @@ impl<W: Write> JsonLinesSink<W> {
     /// Names the service on every line (`"service":"<name>"`), encoded once here.
     ///
     /// ```
-    /// use telemetry::{JsonLinesSink, Kind, Record, Sink};
+    /// use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink};
     ///
     /// let sink = JsonLinesSink::new(Vec::new()).with_service("checkout");
     /// sink.record(&Record::new(Kind::Event, "order.placed", &[]));
@@ -87,7 +87,7 @@ impl<W: Write> JsonLinesSink<W> {
     /// How many records were lost to write errors.
     ///
     /// ```
-    /// assert_eq!(telemetry::JsonLinesSink::new(std::io::sink()).lost(), 0);
+    /// assert_eq!(tracing_telemetry::JsonLinesSink::new(std::io::sink()).lost(), 0);
     /// ```
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
@@ -96,7 +96,7 @@ impl<W: Write> JsonLinesSink<W> {
     /// The writer back.
     ///
     /// ```
-    /// let sink = telemetry::JsonLinesSink::new(Vec::<u8>::new());
+    /// let sink = tracing_telemetry::JsonLinesSink::new(Vec::<u8>::new());
     /// assert!(sink.into_inner().is_empty());
     /// ```
     pub fn into_inner(self) -> W {

@@ -10,7 +10,7 @@ use thread_local::ThreadLocal;
 /// An owned copy of a [`Record`], as kept by [`MemorySink`].
 ///
 /// ```
-/// use telemetry::{Kind, MemorySink, Record, Sink, Tag};
+/// use tracing_telemetry::{Kind, MemorySink, Record, Sink, Tag};
 ///
 /// let sink = MemorySink::new();
 /// let tags = [Tag::new("queue", "emails")];
@@ -40,7 +40,7 @@ impl OwnedRecord {
     /// Copies a borrowed record.
     ///
     /// ```
-    /// use telemetry::{Kind, OwnedRecord, Record};
+    /// use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let owned = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]));
     /// assert_eq!(owned.name(), "e");
     /// ```
@@ -71,7 +71,7 @@ impl OwnedRecord {
     /// Event, metric or timing.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[])).kind(), Kind::Event);
     /// ```
     pub fn kind(&self) -> Kind {
@@ -81,7 +81,7 @@ impl OwnedRecord {
     /// The event, metric or operation name.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[])).name(), "e");
     /// ```
     pub fn name(&self) -> &str {
@@ -91,7 +91,7 @@ impl OwnedRecord {
     /// The metric's value; `None` for events and timings.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Metric, "m", &[]).with_value(2.0));
     /// assert_eq!(r.value(), Some(2.0));
     /// ```
@@ -102,7 +102,7 @@ impl OwnedRecord {
     /// The timing's duration in milliseconds; `None` for events and metrics.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Timing, "t", &[]).with_value(2.0));
     /// assert_eq!(r.duration_ms(), Some(2.0));
     /// ```
@@ -113,7 +113,7 @@ impl OwnedRecord {
     /// `"ms"` for timings, `None` otherwise.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// assert_eq!(OwnedRecord::from_record(&Record::new(Kind::Timing, "t", &[])).unit(), Some("ms"));
     /// ```
     pub fn unit(&self) -> Option<&'static str> {
@@ -123,7 +123,7 @@ impl OwnedRecord {
     /// The tags or properties, in the order given.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record, Tag};
     /// let tags = [Tag::new("k", "v")];
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &tags));
     /// assert_eq!(r.tags()[0].0, "k");
@@ -135,7 +135,7 @@ impl OwnedRecord {
     /// The value of the first tag with this key.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record, Tag};
     /// let tags = [Tag::new("seats", 3_i64)];
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &tags));
     /// assert_eq!(r.tag("seats").and_then(|v| v.as_i64()), Some(3));
@@ -148,7 +148,7 @@ impl OwnedRecord {
     /// the call's own [`tags`](Self::tags).
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record, Tag};
     /// let span_tags = [Tag::new("request_id", "r-42")];
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags));
     /// assert_eq!(r.span_tags()[0].0, "request_id");
@@ -160,7 +160,7 @@ impl OwnedRecord {
     /// The value of the span tag with this key.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record, Tag};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record, Tag};
     /// let span_tags = [Tag::new("tenant", "acme")];
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_span_tags(&span_tags));
     /// assert_eq!(r.span_tag("tenant").unwrap(), "acme");
@@ -176,7 +176,7 @@ impl OwnedRecord {
     /// The trace id of the OpenTelemetry span the call was made in, if any.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_trace([7; 16], [8; 8]));
     /// assert_eq!(r.trace_id(), Some([7; 16]));
     /// ```
@@ -187,7 +187,7 @@ impl OwnedRecord {
     /// The span id of the OpenTelemetry span the call was made in, if any.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]).with_trace([7; 16], [8; 8]));
     /// assert_eq!(r.span_id(), Some([8; 8]));
     /// ```
@@ -198,7 +198,7 @@ impl OwnedRecord {
     /// The module the call was written in (macro form only).
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = Record::new(Kind::Event, "e", &[]).with_source(Some("app"), None, None);
     /// assert_eq!(OwnedRecord::from_record(&r).module_path(), Some("app"));
     /// ```
@@ -209,7 +209,7 @@ impl OwnedRecord {
     /// The source file of the call.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(1));
     /// assert_eq!(OwnedRecord::from_record(&r).file(), Some("src/main.rs"));
     /// ```
@@ -220,7 +220,7 @@ impl OwnedRecord {
     /// The source line of the call.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = Record::new(Kind::Event, "e", &[]).with_source(None, Some("src/main.rs"), Some(1));
     /// assert_eq!(OwnedRecord::from_record(&r).line(), Some(1));
     /// ```
@@ -231,7 +231,7 @@ impl OwnedRecord {
     /// When the call happened.
     ///
     /// ```
-    /// # use telemetry::{Kind, OwnedRecord, Record};
+    /// # use tracing_telemetry::{Kind, OwnedRecord, Record};
     /// let r = OwnedRecord::from_record(&Record::new(Kind::Event, "e", &[]));
     /// assert!(r.timestamp() <= std::time::SystemTime::now());
     /// ```
@@ -249,13 +249,13 @@ impl OwnedRecord {
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use telemetry::{MemorySink, TelemetryLayer};
+/// use tracing_telemetry::{MemorySink, TelemetryLayer};
 ///
 /// let sink = MemorySink::new();
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
 /// tracing::subscriber::with_default(subscriber, || {
-///     telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
+///     tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3);
 /// });
 ///
 /// let records = sink.records();
@@ -279,7 +279,7 @@ impl MemorySink {
     /// An empty sink.
     ///
     /// ```
-    /// assert!(telemetry::MemorySink::new().is_empty());
+    /// assert!(tracing_telemetry::MemorySink::new().is_empty());
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -288,7 +288,7 @@ impl MemorySink {
     /// A copy of every record so far, in arrival order.
     ///
     /// ```
-    /// assert!(telemetry::MemorySink::new().records().is_empty());
+    /// assert!(tracing_telemetry::MemorySink::new().records().is_empty());
     /// ```
     pub fn records(&self) -> Vec<OwnedRecord> {
         self.collect(|shard| shard.clone())
@@ -297,7 +297,7 @@ impl MemorySink {
     /// Removes and returns every record so far, in arrival order.
     ///
     /// ```
-    /// let sink = telemetry::MemorySink::new();
+    /// let sink = tracing_telemetry::MemorySink::new();
     /// assert!(sink.take().is_empty());
     /// ```
     pub fn take(&self) -> Vec<OwnedRecord> {
@@ -307,7 +307,7 @@ impl MemorySink {
     /// The names of the records so far, in arrival order.
     ///
     /// ```
-    /// use telemetry::{Kind, MemorySink, Record, Sink};
+    /// use tracing_telemetry::{Kind, MemorySink, Record, Sink};
     /// let sink = MemorySink::new();
     /// sink.record(&Record::new(Kind::Event, "a", &[]));
     /// assert_eq!(sink.names(), ["a"]);
@@ -319,7 +319,7 @@ impl MemorySink {
     /// How many records arrived.
     ///
     /// ```
-    /// assert_eq!(telemetry::MemorySink::new().len(), 0);
+    /// assert_eq!(tracing_telemetry::MemorySink::new().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
         self.inner
@@ -332,7 +332,7 @@ impl MemorySink {
     /// Whether no record arrived.
     ///
     /// ```
-    /// assert!(telemetry::MemorySink::new().is_empty());
+    /// assert!(tracing_telemetry::MemorySink::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -341,7 +341,7 @@ impl MemorySink {
     /// Forgets every record so far.
     ///
     /// ```
-    /// let sink = telemetry::MemorySink::new();
+    /// let sink = tracing_telemetry::MemorySink::new();
     /// sink.clear();
     /// assert!(sink.is_empty());
     /// ```

@@ -29,7 +29,7 @@ use crate::record::Record;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
-/// use telemetry::{Record, Sink};
+/// use tracing_telemetry::{Record, Sink};
 ///
 /// /// Counts records by kind.
 /// #[derive(Default)]
@@ -42,7 +42,7 @@ use crate::record::Record;
 /// }
 ///
 /// let sink = CountingSink::default();
-/// sink.record(&Record::new(telemetry::Kind::Event, "app.started", &[]));
+/// sink.record(&Record::new(tracing_telemetry::Kind::Event, "app.started", &[]));
 /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
 /// ```
 pub trait Sink: Send + Sync + 'static {

@@ -5,7 +5,7 @@ use crate::sink::Sink;
 /// `TELEMETRY_EXPORTER=none`.
 ///
 /// ```
-/// use telemetry::{Kind, NoopSink, Record, Sink};
+/// use tracing_telemetry::{Kind, NoopSink, Record, Sink};
 ///
 /// NoopSink.record(&Record::new(Kind::Event, "dropped", &[]));
 /// ```
