@@ -3,7 +3,7 @@
 //!
 //! - `aggregate/*`: one thread, function form, one tag, a series that already exists.
 //!   Baselines: the trivial field-visiting layer (the floor for any layer) and
-//!   `telemetry` into `NoopSink` (the layer without a sink).
+//!   `tracing-telemetry` into `NoopSink` (the layer without a sink).
 //! - `aggregate_threads/*`: 1 and 2 threads (and 4, 8, 16 where the machine has the
 //!   cores) updating the *same* series at once;
 //!   time per round (each thread makes one call per round), so flat means perfect

@@ -116,7 +116,9 @@ fn child(mode: &str, threads: u64, per_thread: u64, path: &Path) -> f64 {
             let elapsed = run(
                 threads,
                 per_thread,
-                |i| tracing_telemetry::track_metric("queue.depth", i as f64, &[("queue", "emails")]),
+                |i| {
+                    tracing_telemetry::track_metric("queue.depth", i as f64, &[("queue", "emails")])
+                },
                 || guard.flush(),
             );
             let stats = guard.stats();

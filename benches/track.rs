@@ -228,7 +228,9 @@ fn on_exporter_file(c: &mut Criterion) {
         let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
         let mut group = configure(c, "on_exporter_file");
         group.bench_function("metric_function_4_tags", |b| {
-            b.iter(|| tracing_telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4))
+            b.iter(|| {
+                tracing_telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4)
+            })
         });
         group.finish();
     }
@@ -254,7 +256,11 @@ fn parallel(threads: usize, iters: u64, dispatch: &tracing::Dispatch) -> Duratio
                 tracing::dispatcher::with_default(&dispatch, || {
                     barrier.wait();
                     for _ in 0..iters {
-                        tracing_telemetry::track_metric(black_box("queue.depth"), black_box(42.0), &TAGS4);
+                        tracing_telemetry::track_metric(
+                            black_box("queue.depth"),
+                            black_box(42.0),
+                            &TAGS4,
+                        );
                     }
                 })
             })

@@ -15,8 +15,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

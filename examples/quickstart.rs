@@ -25,7 +25,12 @@ mod library {
 
     pub fn upgrade(seats: u32) {
         info!(seats, "upgrading the account");
-        tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = seats, trial = false);
+        tracing_telemetry::track_event!(
+            "user.upgrade",
+            plan = "team",
+            seats = seats,
+            trial = false
+        );
     }
 
     pub fn drain_queue(queue: &str) -> usize {

@@ -3,7 +3,9 @@
 
 use tracing_subscriber::prelude::*;
 
-use tracing_telemetry::aggregate::{Aggregation, Aggregator, SeriesData, SeriesSnapshot, DEFAULT_BUCKETS};
+use tracing_telemetry::aggregate::{
+    Aggregation, Aggregator, SeriesData, SeriesSnapshot, DEFAULT_BUCKETS,
+};
 use tracing_telemetry::TelemetryLayer;
 
 /// Runs `f` with `aggregator` behind the telemetry layer, as an app's subscriber would.

@@ -16,7 +16,8 @@ fn a_refused_install_creates_no_file_and_starts_nothing() {
         .expect("the first global subscriber");
 
     let config = Config::new().with_enabled(true).with_file(&file);
-    let err = tracing_telemetry::try_init_with(&config).expect_err("a subscriber is already installed");
+    let err =
+        tracing_telemetry::try_init_with(&config).expect_err("a subscriber is already installed");
     assert!(
         err.to_string()
             .starts_with("a global tracing subscriber is already installed"),

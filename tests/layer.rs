@@ -197,7 +197,12 @@ fn reserved_fields_given_to_a_macro_are_never_tags() {
         tracing_telemetry::track_metric!("m", 2.0, telemetry.value = "text", queue = "emails");
         tracing_telemetry::track_metric!("m2", 3.0, telemetry.value = 9.0);
         tracing_telemetry::track_event!("e", telemetry.value = 1.5, telemetry.kind = "metric");
-        tracing_telemetry::track_timing!("t", 4.0, telemetry.name = "other", telemetry.extra = true);
+        tracing_telemetry::track_timing!(
+            "t",
+            4.0,
+            telemetry.name = "other",
+            telemetry.extra = true
+        );
     });
     let records = sink.records();
     assert_eq!(sink.names(), ["m", "m2", "e", "t"]);

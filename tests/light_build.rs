@@ -6,16 +6,16 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-/// The crates `cargo tree` lists for a library that depends on `telemetry` with
-/// `default-features = false`: the library, `telemetry`, `tracing` and `tracing-core`
+/// The crates `cargo tree` lists for a library that depends on `tracing-telemetry` with
+/// `default-features = false`: the library, `tracing-telemetry`, `tracing` and `tracing-core`
 /// and their own small dependencies.
 const LIGHT: [&str; 6] = [
     "light-library",
     "once_cell",
     "pin-project-lite",
-    "telemetry",
     "tracing",
     "tracing-core",
+    "tracing-telemetry",
 ];
 
 /// The crate names in `cargo tree` of the manifest in `dir` (normal dependencies only:

@@ -101,7 +101,8 @@ fn five_hundred_tags_are_all_kept_in_order() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (records, json) = capture(|| tracing_telemetry::track_metric("limits.tags", 1.0, &borrowed));
+    let (records, json) =
+        capture(|| tracing_telemetry::track_metric("limits.tags", 1.0, &borrowed));
 
     let kept: Vec<(String, OwnedTagValue)> = pairs
         .iter()

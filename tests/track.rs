@@ -43,7 +43,8 @@ fn track_event_without_properties() {
 
 #[test]
 fn track_metric_delivers_value_and_tags() {
-    let records = capture(|| tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]));
+    let records =
+        capture(|| tracing_telemetry::track_metric("queue.depth", 42.0, &[("queue", "emails")]));
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Metric);
     assert_eq!(r.name(), "queue.depth");
@@ -54,7 +55,8 @@ fn track_metric_delivers_value_and_tags() {
 
 #[test]
 fn track_timing_delivers_duration_in_ms() {
-    let records = capture(|| tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]));
+    let records =
+        capture(|| tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]));
     let r = &records[0];
     assert_eq!(r.kind(), Kind::Timing);
     assert_eq!(r.name(), "db.query");

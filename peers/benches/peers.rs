@@ -1,7 +1,7 @@
 //! Peer comparison: one metric event (one name, one f64 value, one tag) through
 //! `tracing` with telemetry off and on, next to the `metrics` crate,
 //! `tracing-opentelemetry`'s `MetricsLayer` and `tracing-subscriber`'s JSON formatter;
-//! and one event as an OpenTelemetry log record: `telemetry`'s OTLP exporter next to
+//! and one event as an OpenTelemetry log record: `tracing-telemetry`'s OTLP exporter next to
 //! `opentelemetry-appender-tracing`'s bridge with the SDK's batch log processor.
 //!
 //! `cargo bench --manifest-path peers/Cargo.toml` runs every entry with criterion, then
@@ -22,13 +22,13 @@ use tracing::{Dispatch, Level};
 use tracing_opentelemetry::MetricsLayer;
 use tracing_subscriber::prelude::*;
 
-use tracing_telemetry::{
-    Config, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter, TelemetryFilter,
-    TelemetryLayer,
-};
 use telemetry_peers::{
     otel_log_bridge, read_median, table, Entry, LoopbackCollector, NoopExporter, NothingInstalled,
     SharedBuf, TrivialLayer,
+};
+use tracing_telemetry::{
+    Config, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter, TelemetryFilter,
+    TelemetryLayer,
 };
 
 /// The criterion group every entry is measured in.
@@ -102,7 +102,7 @@ const ENTRIES: &[Entry] = &[
     Entry {
         key: "5",
         id: "5_on_telemetry_noop",
-        label: "on: `telemetry` into `NoopSink`",
+        label: "on: `tracing-telemetry` into `NoopSink`",
         baseline: Some("4"),
         pair: None,
     },
@@ -116,14 +116,14 @@ const ENTRIES: &[Entry] = &[
     Entry {
         key: "9",
         id: "9_on_telemetry_aggregated_histogram",
-        label: "on: `telemetry` aggregated, existing series, `track_metric` as a histogram (the SDK's default bounds)",
+        label: "on: `tracing-telemetry` aggregated, existing series, `track_metric` as a histogram (the SDK's default bounds)",
         baseline: Some("4"),
         pair: None,
     },
     Entry {
         key: "9b",
         id: "9b_on_telemetry_aggregated_gauge",
-        label: "on: `telemetry` aggregated, existing series, `track_metric` as a gauge (the default mapping)",
+        label: "on: `tracing-telemetry` aggregated, existing series, `track_metric` as a gauge (the default mapping)",
         baseline: Some("4"),
         pair: None,
     },
@@ -151,14 +151,14 @@ const ENTRIES: &[Entry] = &[
     Entry {
         key: "8",
         id: "8_on_telemetry_json_io_sink",
-        label: "on: `telemetry` `JsonLinesSink` to `io::sink()`",
+        label: "on: `tracing-telemetry` `JsonLinesSink` to `io::sink()`",
         baseline: Some("4"),
         pair: None,
     },
     Entry {
         key: "10",
         id: "10_on_telemetry_otlp_exporter",
-        label: "on: `telemetry` OTLP exporter, `track_event!` (queued; its thread posts to a loopback collector)",
+        label: "on: `tracing-telemetry` OTLP exporter, `track_event!` (queued; its thread posts to a loopback collector)",
         baseline: Some("4"),
         pair: None,
     },
@@ -172,7 +172,7 @@ const ENTRIES: &[Entry] = &[
     Entry {
         key: "12",
         id: "12_on_telemetry_json_exporter_dev_null",
-        label: "on: `telemetry` JSON-lines exporter to `/dev/null`, `track_event!` (queued; its thread writes)",
+        label: "on: `tracing-telemetry` JSON-lines exporter to `/dev/null`, `track_event!` (queued; its thread writes)",
         baseline: Some("4"),
         pair: Some("10"),
     },
@@ -203,7 +203,7 @@ fn otel_event(value: f64) {
     tracing::event!(target: "telemetry", Level::INFO, histogram.queue_depth = value, queue = "emails");
 }
 
-/// The `telemetry` call.
+/// The `tracing-telemetry` call.
 #[inline]
 fn telemetry_metric(value: f64) {
     tracing_telemetry::track_metric("queue.depth", value, &[("queue", "emails")]);
@@ -222,7 +222,7 @@ const SDK_BOUNDS: [f64; 15] = [
     10000.0,
 ];
 
-/// `telemetry` into an aggregator (what the Prometheus exporter records into).
+/// `tracing-telemetry` into an aggregator (what the Prometheus exporter records into).
 fn telemetry_aggregated(aggregator: &tracing_telemetry::aggregate::Aggregator) -> Dispatch {
     Dispatch::new(
         tracing_subscriber::registry()
@@ -287,7 +287,7 @@ fn telemetry_json<W: std::io::Write + Send + 'static>(writer: W) -> Dispatch {
     )
 }
 
-/// `telemetry`'s OTLP exporter posting to `collector`. The queue bound is raised to
+/// `tracing-telemetry`'s OTLP exporter posting to `collector`. The queue bound is raised to
 /// 2 GiB so that the timed loop measures records being queued, not dropped (the
 /// figures printed after the run say whether any were).
 fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>) {
@@ -303,7 +303,7 @@ fn telemetry_otlp(collector: &LoopbackCollector) -> (Dispatch, Arc<OtlpExporter>
     (dispatch, exporter)
 }
 
-/// `telemetry`'s JSON-lines exporter (the queue and writer thread behind `try_init`)
+/// `tracing-telemetry`'s JSON-lines exporter (the queue and writer thread behind `try_init`)
 /// appending to `/dev/null`.
 fn telemetry_json_exporter() -> (Dispatch, tracing_telemetry::Guard) {
     let config = Config::new().with_enabled(true).with_file("/dev/null");

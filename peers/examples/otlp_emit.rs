@@ -1,5 +1,5 @@
 //! The emitting thread's side of entries 10 and 11, as a plain loop to run under a
-//! profiler: the same event, through `telemetry`'s OTLP exporter (queue bound raised
+//! profiler: the same event, through `tracing-telemetry`'s OTLP exporter (queue bound raised
 //! so nothing is dropped) or through `opentelemetry-appender-tracing`'s bridge with the
 //! SDK's batch log processor.
 //!
@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The first argument is `telemetry` or `bridge` (or, for the floor under them,
-//! `noop`: `telemetry` into `NoopSink`; `trivial`: a layer that only visits the
+//! `noop`: `tracing-telemetry` into `NoopSink`; `trivial`: a layer that only visits the
 //! fields), the second the number of events
 //! (default 5,000,000). It prints the loop's mean ns per event: use it with the
 //! profile, not as a benchmark (criterion's figures are in `cargo bench`).
@@ -19,10 +19,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use telemetry_peers::{otel_log_bridge, LoopbackCollector, TrivialLayer};
 use tracing::{Dispatch, Level};
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use telemetry_peers::LoopbackCollector;
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 
 fn main() {
     let records: u64 = std::env::args()

@@ -177,7 +177,7 @@ pub struct Entry {
     pub label: &'static str,
     /// The key of the baseline this entry is divided by, if any.
     pub baseline: Option<&'static str>,
-    /// The key of the `telemetry` entry this peer is divided by, if any.
+    /// The key of the `tracing-telemetry` entry this peer is divided by, if any.
     pub pair: Option<&'static str>,
 }
 
@@ -238,7 +238,7 @@ fn ratio(
 }
 
 /// The markdown table: entry, median ns per call with its confidence interval, the
-/// ratio to the entry's baseline and the ratio of a peer to its `telemetry` pair.
+/// ratio to the entry's baseline and the ratio of a peer to its `tracing-telemetry` pair.
 pub fn table(medians: &[(Entry, Option<Median>)]) -> String {
     let mut out = String::new();
     out.push_str(
@@ -291,7 +291,7 @@ impl opentelemetry_sdk::logs::LogExporter for CountingLogExporter {
 }
 
 /// An OTLP/HTTP collector stand-in on a loopback port: reads each request and answers
-/// `200 OK`, so that `telemetry`'s OTLP exporter does its whole job (encode, post,
+/// `200 OK`, so that `tracing-telemetry`'s OTLP exporter does its whole job (encode, post,
 /// read the answer) while the emitting thread is timed. Serves until the process ends.
 #[derive(Debug)]
 pub struct LoopbackCollector {

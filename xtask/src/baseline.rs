@@ -5,8 +5,8 @@
 //!
 //! ```json
 //! {
-//!   "telemetry": { "config::tests::near_miss_accepts_typos_and_spares_other_tools": 0.004 },
-//!   "telemetry::track": { "the_timer_records_the_scope_it_guards": 0.024 }
+//!   "tracing-telemetry": { "config::tests::near_miss_accepts_typos_and_spares_other_tools": 0.004 },
+//!   "tracing-telemetry::track": { "the_timer_records_the_scope_it_guards": 0.024 }
 //! }
 //! ```
 

@@ -1,7 +1,7 @@
 //! Reading nextest JUnit reports into per-test durations.
 //!
 //! nextest writes one `<testsuite>` per test binary, named by the binary id
-//! (`telemetry` for the library's unit tests, `tracing_telemetry::track` for
+//! (`tracing-telemetry` for the library's unit tests, `tracing-telemetry::track` for
 //! `tests/track.rs`), and one `<testcase>` per test, named by the test's path
 //! within its binary. The pair identifies a test.
 //!

@@ -1,4 +1,4 @@
-//! Developer tasks for the `telemetry` crate.
+//! Developer tasks for the `tracing-telemetry` crate.
 //!
 //! Run through the cargo alias defined in `.cargo/config.toml`:
 //!
@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-/// Developer tasks for the telemetry crate.
+/// Developer tasks for the tracing-telemetry crate.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask")]
 struct Cli {
