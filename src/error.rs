@@ -13,14 +13,15 @@ use crate::config::ConfigError;
 /// `tracing` removes TRACE events at compile time.
 ///
 /// The message is one line naming the variable or path, the value as given and what
-/// to do about it.
+/// to do about it. `Debug` prints the same line, so an app whose `main` returns
+/// `Result<(), tracing_telemetry::Error>` stops with `Error: ` and that line (`{:#?}`
+/// shows the structure instead).
 ///
 /// ```
 /// let config = tracing_telemetry::Config::from_iter([("TELEMETRY_ENABLED", "yes")]);
 /// let err = tracing_telemetry::Error::from(config.unwrap_err());
 /// assert_eq!(err.to_string(), r#"invalid value "yes" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#);
 /// ```
-#[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
 }
@@ -79,6 +80,18 @@ impl Error {
         match &self.kind {
             ErrorKind::Config(err) => Some(err),
             _ => None,
+        }
+    }
+}
+
+/// The message, as `Display` writes it: what `fn main() -> Result<(), Error>` prints.
+/// The alternate form (`{:#?}`) is the structure, for debugging the crate itself.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("Error").field("kind", &self.kind).finish()
+        } else {
+            fmt::Display::fmt(self, f)
         }
     }
 }

@@ -112,13 +112,19 @@ pub(crate) fn check_static_max_level(config: &Config, max: LevelFilter) -> Resul
     Ok(())
 }
 
-/// Like [`try_init`], but panics with the error's message.
+/// Like [`try_init`], but panics with the error's message. The panic points at the
+/// line that called `init`, not into this crate.
 ///
 /// ```no_run
 /// let _guard = tracing_telemetry::init();
+/// tracing_telemetry::track_event("app.started", &[]);
 /// ```
+#[track_caller]
 pub fn init() -> Guard {
-    try_init().unwrap_or_else(|err| panic!("{err}"))
+    match try_init() {
+        Ok(guard) => guard,
+        Err(err) => panic!("{err}"),
+    }
 }
 
 /// Reads the `TELEMETRY_*` variables and builds the telemetry layer, for an app that

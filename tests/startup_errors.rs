@@ -1,0 +1,157 @@
+//! What an app prints when `try_init` refuses to start, run as separate processes the
+//! way a user runs them: the README's `fn main() -> Result<(), Error>` (the
+//! `minimal` example) and its panicking twin `init()` (`minimal_init`).
+
+#![cfg(feature = "subscriber")]
+
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
+
+use std::sync::{Mutex, MutexGuard};
+
+use support::{example, run};
+
+/// The tests here build the same examples with different features: one at a time, so
+/// that none runs a binary another has just rebuilt.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static EXCLUSIVE: Mutex<()> = Mutex::new(());
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const EXPORTER_EXPECTED: &str = "expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once";
+
+#[test]
+fn a_main_returning_the_error_prints_one_readable_line() {
+    let _exclusive = one_at_a_time();
+    let cases = [
+        (
+            "TELEMETRY_EXPORTER",
+            "prom",
+            format!(r#"invalid value "prom" for TELEMETRY_EXPORTER ({EXPORTER_EXPECTED})"#),
+        ),
+        (
+            "TELEMETRY_ENABLED",
+            "banana",
+            r#"invalid value "banana" for TELEMETRY_ENABLED (expected true, false, 1 or 0)"#
+                .to_owned(),
+        ),
+        (
+            "TELEMETRY_ENABLE",
+            "true",
+            r#"unknown variable "TELEMETRY_ENABLE" (did you mean TELEMETRY_ENABLED?)"#.to_owned(),
+        ),
+    ];
+    for (variable, value, message) in cases {
+        let (out, stdout, stderr) = run(example("minimal").env(variable, value));
+        assert_eq!(out.status.code(), Some(1), "{variable}={value}: {stderr}");
+        assert_eq!(stderr, format!("Error: {message}\n"), "{variable}={value}");
+        assert_eq!(stdout, "", "{variable}={value}");
+    }
+}
+
+#[test]
+fn a_valid_configuration_starts_and_logs() {
+    let _exclusive = one_at_a_time();
+    let (out, stdout, stderr) = run(&mut example("minimal"));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("started"), "{stdout}");
+}
+
+#[test]
+fn init_panics_at_the_callers_line_with_the_same_message() {
+    let _exclusive = one_at_a_time();
+    let source = include_str!("../examples/minimal_init.rs");
+    let line = source
+        .lines()
+        .position(|l| l.contains("tracing_telemetry::init()"))
+        .expect("the example calls init()")
+        + 1;
+    let (out, stdout, stderr) = run(example("minimal_init")
+        .env("TELEMETRY_ENABLED", "banana")
+        .env("RUST_BACKTRACE", "0"));
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    let location = format!("examples/minimal_init.rs:{line}:");
+    assert!(
+        stderr.contains(&format!("panicked at {location}")),
+        "the panic must point at the caller's line ({location}): {stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "\ninvalid value \"banana\" for TELEMETRY_ENABLED (expected true, false, 1 or 0)\n"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("src/install.rs"), "{stderr}");
+    assert_eq!(stdout, "");
+}
+
+/// A port already in use: the error names the address, the system's reason and the
+/// variable to change, on one line.
+#[cfg(feature = "prometheus")]
+#[test]
+fn a_port_in_use_prints_the_address_and_the_variable_to_change() {
+    let _exclusive = one_at_a_time();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "minimal",
+            "--features",
+            "prometheus",
+        ])
+        .args((!cfg!(debug_assertions)).then_some("--release"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build --example minimal");
+    assert!(status.success(), "cargo build --example minimal failed");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut minimal = example_built("minimal");
+    let (out, stdout, stderr) = run(minimal
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "prometheus")
+        .env("TELEMETRY_PROMETHEUS_ADDR", &addr));
+    drop(taken);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("one line: {stderr:?}"));
+    assert!(!line.contains('\n'), "one line: {stderr:?}");
+    assert!(
+        line.starts_with(&format!(
+            "Error: cannot serve Prometheus metrics on {addr}: "
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("(set TELEMETRY_PROMETHEUS_ADDR to a free host:port)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("Error {") && !line.contains("Os {"),
+        "{line}"
+    );
+    assert_eq!(stdout, "");
+}
+
+/// The example as last built, without rebuilding it with the default features.
+#[cfg(feature = "prometheus")]
+fn example_built(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let mut cmd = std::process::Command::new(
+        dir.join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+    );
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || var == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
