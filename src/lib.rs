@@ -113,6 +113,8 @@ assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
 #[cfg(feature = "aggregate")]
 pub mod aggregate;
 #[cfg(feature = "subscriber")]
+mod capture;
+#[cfg(feature = "subscriber")]
 mod config;
 #[cfg(feature = "subscriber")]
 mod encode;

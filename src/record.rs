@@ -288,24 +288,54 @@ impl From<bool> for OwnedTagValue {
     }
 }
 
-/// Compares with a plain value, so tests read `assert_eq!(record.tag("plan").unwrap(), "pro")`.
-macro_rules! eq_plain {
-    ($($ty:ty => $as:ident),* $(,)?) => {$(
-        impl PartialEq<$ty> for OwnedTagValue {
-            fn eq(&self, other: &$ty) -> bool {
-                self.$as() == Some(*other)
-            }
+impl TagValue<'_> {
+    /// Whether this is an integer (signed or unsigned, however it was recorded) equal
+    /// to `other`; `None` is a number no tag can hold.
+    fn eq_int(self, other: Option<i128>) -> bool {
+        match (self, other) {
+            (TagValue::I64(v), Some(other)) => i128::from(v) == other,
+            (TagValue::U64(v), Some(other)) => i128::from(v) == other,
+            _ => false,
         }
+    }
+}
 
-        impl PartialEq<$ty> for &OwnedTagValue {
-            fn eq(&self, other: &$ty) -> bool {
-                self.$as() == Some(*other)
+/// Compares tag values with plain values, so that tests read
+/// `assert_eq!(record.tag("seats").unwrap(), 3)`: integers of any type compare by value
+/// (a tag holds `3` as `I64` or `U64` depending on how it was given), floats with
+/// `F64`, `bool` with `Bool`, `&str` and `String` with `Str`. Nothing converts between
+/// kinds: `3` is not `3.0` and `"3"` is not `3`.
+macro_rules! eq_plain {
+    ($($target:ty),* $(,)?) => {$(
+        eq_plain!(@each $target; i8 i16 i32 i64 i128 isize u8 u16 u32 u64 u128 usize
+            => |v, other| v.eq_int(i128::try_from(*other).ok()));
+        eq_plain!(@each $target; f32 f64 => |v, other| v.as_f64() == Some(f64::from(*other)));
+        eq_plain!(@each $target; bool => |v, other| v.as_bool() == Some(*other));
+        eq_plain!(@each $target; str => |v, other| v.as_str() == Some(other));
+        eq_plain!(@each $target; String => |v, other| v.as_str() == Some(other.as_str()));
+    )*};
+    (@each $target:ty; $($plain:ty)* => |$v:ident, $other:ident| $eq:expr) => {$(
+        impl PartialEq<$plain> for $target {
+            fn eq(&self, $other: &$plain) -> bool {
+                let $v = self.as_tag_value();
+                $eq
             }
         }
     )*};
 }
 
-eq_plain!(&str => as_str, i64 => as_i64, u64 => as_u64, f64 => as_f64, bool => as_bool);
+eq_plain!(TagValue<'_>, OwnedTagValue, &OwnedTagValue);
+// `&OwnedTagValue == &str` comes from the standard library's `&A == &B` and the `str`
+// comparison above.
+eq_plain!(@each TagValue<'_>; &str => |v, other| v.as_str() == Some(*other));
+eq_plain!(@each OwnedTagValue; &str => |v, other| v.as_str() == Some(*other));
+
+impl<'a> TagValue<'a> {
+    /// Itself: what the plain comparisons call on every kind of tag value.
+    fn as_tag_value(&self) -> TagValue<'a> {
+        *self
+    }
+}
 
 /// One tag or property: a key as given and its typed value.
 ///
