@@ -13,6 +13,7 @@
 //! (which is safe) and wakes a thread; that thread, an ordinary one, makes the switch.
 
 use std::process::ExitCode;
+#[cfg(unix)]
 use std::time::Duration;
 
 #[cfg(unix)]

@@ -7,12 +7,14 @@
 mod support;
 
 use std::collections::HashSet;
+#[cfg(unix)]
 use std::io::Read;
+#[cfg(unix)]
 use std::process::Stdio;
 
 use support::{example, json_lines, run, temp_dir};
-use tracing_telemetry::Config;
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::Config;
 
 fn load(threads: u64, records: u64) -> std::process::Command {
     let mut cmd = example("load");
@@ -85,6 +87,10 @@ fn many_threads_into_stdout_and_stderr() {
     }
 }
 
+#[cfg_attr(
+    not(unix),
+    ignore = "a Unix path and the Unix error (Windows: os error 3, \"The system cannot find the path specified.\")"
+)]
 #[test]
 fn a_file_that_cannot_be_opened_fails_startup_naming_the_path_and_reason() {
     let (out, stdout, stderr) = run(example("quickstart")

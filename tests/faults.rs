@@ -13,22 +13,32 @@ mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
+#[cfg(unix)]
 use std::fs::File;
+#[cfg(unix)]
 use std::io::Read;
 use std::panic::{self, AssertUnwindSafe};
+#[cfg(unix)]
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+#[cfg(unix)]
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
 use reliability::{child_role, drain, rerun_self};
-use support::{example, json_lines, temp_dir};
-use tracing_telemetry::{Config, MemorySink, Record, Sink, TelemetryLayer};
+#[cfg(unix)]
+use support::example;
+use support::{json_lines, temp_dir};
+#[cfg(unix)]
+use tracing_telemetry::Config;
+use tracing_telemetry::{MemorySink, Record, Sink, TelemetryLayer};
 
 /// Generous: these bound waits that should take milliseconds, so that a hang fails the
 /// test instead of stalling the suite.
@@ -51,6 +61,7 @@ fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
 }
 
 /// Runs `f` on a thread of its own; fails if it does not return within [`HANG`].
+#[cfg(unix)]
 fn returns_in_time(what: &str, f: impl FnOnce() + Send + 'static) {
     let (done_tx, done) = mpsc::channel();
     thread::spawn(move || {
@@ -69,6 +80,7 @@ fn names(text: &str) -> Vec<String> {
 }
 
 /// Waits until `path` holds `lines` lines (written by the export thread).
+#[cfg(unix)]
 fn wait_for_lines(path: &Path, lines: usize) {
     let deadline = Instant::now() + HANG;
     while std::fs::read_to_string(path).map_or(0, |t| t.lines().count()) < lines {
@@ -149,6 +161,7 @@ fn a_file_deleted_while_open_is_recreated_and_no_call_blocks() {
 
 /// The child for the test below: the file's directory is removed while the app runs,
 /// so the path cannot be re-created.
+#[cfg(unix)]
 fn directory_removed_child() {
     let path = std::path::PathBuf::from(std::env::var_os("TELEMETRY_FILE").unwrap());
     let guard = tracing_telemetry::try_init().unwrap();

@@ -15,11 +15,16 @@
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
+#[cfg(unix)]
 use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
 use std::process::Stdio;
+#[cfg(unix)]
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use serde_json::Value;
 use tracing::Dispatch;
@@ -33,6 +38,7 @@ const RECORDS: u64 = 10_000;
 /// Calls per thread in the full-size tests (the 8 x 100,000).
 const FULL: u64 = 100_000;
 /// The exporter's buffer, in lines (docs/OPERATIONS.md).
+#[cfg(unix)]
 const BUFFER_LINES: u64 = 16_384;
 
 /// One of six kinds of call, chosen by `seq`; each carries its thread and sequence
@@ -46,7 +52,12 @@ fn mixed_call(thread: u64, seq: u64) {
         1 => tracing_telemetry::track_metric("load.metric", seq as f64, &tags),
         2 => tracing_telemetry::track_timing("load.timing", seq as f64, &tags),
         3 => tracing_telemetry::track_event!("load.event.typed", thread = thread, seq = seq),
-        4 => tracing_telemetry::track_metric!("load.metric.typed", seq as f64, thread = thread, seq = seq),
+        4 => tracing_telemetry::track_metric!(
+            "load.metric.typed",
+            seq as f64,
+            thread = thread,
+            seq = seq
+        ),
         _ => {
             let _timer = tracing_telemetry::timer("load.timer", tags);
         }
@@ -236,6 +247,7 @@ fn eight_threads_of_100k_mixed_calls_into_the_file_exporter_are_whole_lines_exac
 }
 
 /// A number from `... {n} {word} ...` in a report line.
+#[cfg(unix)]
 fn count_before(line: &str, word: &str) -> u64 {
     let words: Vec<&str> = line.split([' ', ',', ':', ';']).collect();
     let at = words

@@ -22,8 +22,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 
 const APP: &str = "SPOOL_TEST_APP";
 
@@ -358,6 +358,10 @@ fn after_a_kill_and_a_torn_tail_every_spooled_event_arrives_at_least_once() {
     assert_eq!(emitted, (0..700).collect(), "exactly the events emitted");
 }
 
+#[cfg_attr(
+    not(unix),
+    ignore = "the spool's lock is flock, Unix only: elsewhere two processes must not share a directory (docs/OPERATIONS.md)"
+)]
 #[test]
 fn a_second_process_on_the_same_directory_keeps_its_records_in_memory() {
     let tmp = TempDir::new("shared");
@@ -437,7 +441,11 @@ fn accepting_collector() -> String {
     scripted_collector(vec![(200, "")]).0
 }
 
-fn wait_for(what: &str, exporter: &OtlpExporter, done: impl Fn(&tracing_telemetry::OtlpStats) -> bool) {
+fn wait_for(
+    what: &str,
+    exporter: &OtlpExporter,
+    done: impl Fn(&tracing_telemetry::OtlpStats) -> bool,
+) {
     let started = Instant::now();
     while !done(&exporter.stats()) {
         assert!(

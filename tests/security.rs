@@ -15,12 +15,18 @@ mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
+#[cfg(target_os = "linux")]
 use std::io::Write;
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+#[cfg(target_os = "linux")]
+use std::process::Output;
 
 use reliability::{child_role, rerun_self};
-use support::{example, json_lines, run, temp_dir};
+#[cfg(unix)]
+use support::json_lines;
+use support::{example, run, temp_dir};
 
 // ---------------------------------------------------------------------------------
 // Off unless enabled
@@ -69,6 +75,7 @@ fn off_unless_enabled_no_output_and_no_file() {
 // Nothing leaves the process but through the exporter
 
 /// `strace`, if this machine has it; under `CI=true` its absence fails the test.
+#[cfg(target_os = "linux")]
 fn strace() -> Option<&'static str> {
     let found = Command::new("strace").arg("-V").output().is_ok();
     if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -87,6 +94,7 @@ fn strace() -> Option<&'static str> {
 
 /// Runs `cmd` under `strace -f`, recording network syscalls and thread creation;
 /// returns the run and the syscalls seen (one `name(...)` per line).
+#[cfg(target_os = "linux")]
 fn traced(strace: &str, cmd: &Command, log: &Path) -> (Output, Vec<String>) {
     let mut traced = Command::new(strace);
     traced
@@ -122,15 +130,18 @@ fn traced(strace: &str, cmd: &Command, log: &Path) -> (Output, Vec<String>) {
     (out, syscalls)
 }
 
+#[cfg(target_os = "linux")]
 fn is_network(call: &str) -> bool {
     !call.starts_with("clone")
 }
 
+#[cfg(target_os = "linux")]
 fn is_thread(call: &str) -> bool {
     call.starts_with("clone")
 }
 
 /// The child for the positive control: opens a socket, as a network exporter would.
+#[cfg(target_os = "linux")]
 fn network_control_child() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     drop(socket);
@@ -206,7 +217,7 @@ fn no_network_syscall_with_any_exporter_and_no_thread_while_off() {
 }
 
 /// Crates that open network connections. None may be among the crate's own (normal,
-/// non-dev) dependencies: a user adding `telemetry` must not pull one in.
+/// non-dev) dependencies: a user adding `tracing-telemetry` must not pull one in.
 const NETWORKING: &[&str] = &[
     "async-std",
     "curl",

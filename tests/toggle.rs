@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Barrier};
 use std::thread;
+#[cfg(unix)]
 use std::time::Duration;
 
 #[allow(dead_code, reason = "not every shared helper is used here")]

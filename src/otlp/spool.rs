@@ -58,6 +58,8 @@ pub(crate) struct Batch {
 #[derive(Debug)]
 pub(crate) enum OpenError {
     /// Another process holds the directory's lock.
+    // Only flock reports it: without it (not Unix) nothing makes one.
+    #[cfg_attr(not(unix), allow(dead_code))]
     Busy,
     Io(io::Error),
 }
@@ -130,6 +132,7 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 
 /// Options for a file only this user may read (0600).
 fn private_file() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
