@@ -25,8 +25,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use prost::Message;
 use serde_json::Value;
-use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 use tracing_subscriber::prelude::*;
+use tracing_telemetry::{OtlpConfig, OtlpExporter, TelemetryLayer};
 
 // ---------------------------------------------------------------------------------
 // The real receiver
@@ -272,6 +272,10 @@ fn log_records_carry_the_trace_and_span_of_the_span_around_the_call() {
     );
 }
 
+#[cfg_attr(
+    windows,
+    ignore = "expects code.file.path \"examples/otlp.rs\"; on Windows file!() says examples\\otlp.rs"
+)]
 #[test]
 fn every_event_arrives_as_a_log_record_with_typed_attributes() {
     let Some(receiver) = receiver(0) else { return };
@@ -377,7 +381,7 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
     );
     assert_eq!(
         attribute(resource, "telemetry.sdk.name"),
-        &serde_json::json!({"stringValue": "telemetry"})
+        &serde_json::json!({"stringValue": "tracing-telemetry"})
     );
     assert_eq!(
         attribute(resource, "telemetry.sdk.language"),
@@ -385,7 +389,7 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
     );
     assert_eq!(
         resource_logs["scopeLogs"][0]["scope"],
-        serde_json::json!({"name": "telemetry", "version": env!("CARGO_PKG_VERSION")})
+        serde_json::json!({"name": "tracing-telemetry", "version": env!("CARGO_PKG_VERSION")})
     );
     let headers = &logs[0]["headers"];
     assert_eq!(
@@ -446,7 +450,7 @@ fn gauges_histograms_and_event_counts_arrive_as_metrics() {
     );
     assert_eq!(
         pushes[0]["request"]["resourceMetrics"][0]["scopeMetrics"][0]["scope"]["name"],
-        "telemetry"
+        "tracing-telemetry"
     );
 
     let metrics = metrics(&requests);

@@ -1,5 +1,5 @@
 //! From captured records to the official OTLP types: one log record per
-//! `track_event`, in one resource (the service) and one scope (`telemetry`).
+//! `track_event`, in one resource (the service) and one scope (`tracing-telemetry`).
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -17,7 +17,7 @@ pub(crate) const CODE_LINE_NUMBER: &str = "code.line.number";
 /// The Rust module path of the macro form's call site.
 pub(crate) const CODE_NAMESPACE: &str = "code.namespace";
 
-pub(crate) const SCOPE_NAME: &str = "telemetry";
+pub(crate) const SCOPE_NAME: &str = env!("CARGO_PKG_NAME");
 
 /// The attribute that names each log record uniquely, so that a backend can drop the
 /// copies an at-least-once delivery may send.
@@ -281,7 +281,7 @@ mod tests {
                 "telemetry.sdk.version"
             ]
         );
-        assert_eq!(scope().name, "telemetry");
+        assert_eq!(scope().name, "tracing-telemetry");
         assert_eq!(scope().version, env!("CARGO_PKG_VERSION"));
     }
 }

@@ -67,8 +67,8 @@
 //! current semantic conventions; `opentelemetry-appender-tracing` still writes the
 //! older `code.filepath` and `code.lineno`) and, for the macro form, the module path
 //! as `code.namespace`. The resource carries `service.name` and
-//! `telemetry.sdk.name` = `telemetry`, `telemetry.sdk.language` = `rust`,
-//! `telemetry.sdk.version`; the scope is `telemetry` with the crate's version.
+//! `telemetry.sdk.name` = `tracing-telemetry`, `telemetry.sdk.language` = `rust`,
+//! `telemetry.sdk.version`; the scope is `tracing-telemetry` with the crate's version.
 
 mod capture;
 mod clock;
