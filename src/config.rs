@@ -272,6 +272,12 @@ pub struct Config {
 
 /// Bytes of encoded records each JSON-lines destination holds for its writer, by
 /// default.
+///
+/// ```
+/// use tracing_telemetry::{Config, DEFAULT_BUFFER_BYTES};
+///
+/// assert_eq!(Config::new().buffer_bytes(), DEFAULT_BUFFER_BYTES);
+/// ```
 pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for Config {
@@ -358,7 +364,7 @@ fn parse_exporters(raw: &str) -> Result<Vec<Exporter>, ConfigError> {
         return Err(ConfigError::new(
             EXPORTER,
             format!(
-                "invalid value {} for {EXPORTER} (this app was built without the {missing} exporter; enable the \"{feature}\" feature of the telemetry crate)",
+                "invalid value {} for {EXPORTER} (this app was built without the {missing} exporter; enable the \"{feature}\" feature of the tracing-telemetry crate)",
                 Shown(raw)
             ),
         ));
@@ -720,8 +726,9 @@ impl Config {
     }
 
     /// The directory (`TELEMETRY_SPOOL_DIR`) where the `otlp` exporter keeps what the
-    /// collector has not yet accepted, made absolute (see docs/OPERATIONS.md, the
-    /// spool). Without the `otlp` exporter it is not used.
+    /// collector has not yet accepted, made absolute (see
+    /// [the spool](crate::guide::operations#the-spool-surviving-outages-and-restarts-telemetry_spool_dir)
+    /// in the operations guide). Without the `otlp` exporter it is not used.
     ///
     /// ```
     /// let config = tracing_telemetry::Config::from_iter([("TELEMETRY_SPOOL_DIR", "/var/spool/app")])?;
@@ -993,7 +1000,7 @@ impl fmt::Display for Shown<'_> {
 ///     r#"invalid value "kafka" for TELEMETRY_EXPORTER (expected none, or a comma-separated list of stdout, stderr, file, prometheus and otlp, each at most once)"#
 /// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     variable: String,
     message: String,
@@ -1028,6 +1035,21 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// The message, as `Display` writes it, so that a `main` returning this error prints one
+/// readable line; `{:#?}` shows the fields.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("ConfigError")
+                .field("variable", &self.variable)
+                .field("message", &self.message)
+                .finish()
+        } else {
+            f.write_str(&self.message)
+        }
     }
 }
 

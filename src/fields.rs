@@ -1,4 +1,36 @@
-//! The field conventions every track call follows (see `docs/FIELDS.md`).
+//! The field conventions every track call follows (see the [fields guide](crate::guide::fields)).
+//!
+//! A track call is an event with target [`TARGET`] and a [`TAGS`] field; that is how a
+//! layer of the app's own can tell one from its other events:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use tracing_subscriber::filter::filter_fn;
+//! use tracing_subscriber::layer::{Context, Layer};
+//! use tracing_subscriber::prelude::*;
+//! use tracing_telemetry::fields;
+//!
+//! struct Count(Arc<AtomicUsize>);
+//!
+//! impl<S: tracing::Subscriber> Layer<S> for Count {
+//!     fn on_event(&self, _event: &tracing::Event<'_>, _cx: Context<'_, S>) {
+//!         self.0.fetch_add(1, Ordering::Relaxed);
+//!     }
+//! }
+//!
+//! let track_calls = filter_fn(|meta| {
+//!     meta.target() == fields::TARGET && meta.fields().field(fields::TAGS).is_some()
+//! });
+//! let seen = Arc::new(AtomicUsize::new(0));
+//! let subscriber = tracing_subscriber::registry().with(Count(Arc::clone(&seen)).with_filter(track_calls));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+//!     tracing::trace!(target: "telemetry", "same target, but not a track call");
+//!     tracing::info!("an app log");
+//! });
+//! assert_eq!(seen.load(Ordering::Relaxed), 1);
+//! ```
 
 use std::fmt;
 

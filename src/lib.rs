@@ -15,24 +15,31 @@
 //!
 //! Every call is a plain `tracing` event with target `telemetry`, level TRACE and the
 //! fields `telemetry.tags`, `telemetry.kind`, `telemetry.name`, `telemetry.value` and
-//! `telemetry.duration_ms` (see `docs/FIELDS.md`). TRACE keeps them out of an app's
-//! logs at its usual levels.
+//! `telemetry.duration_ms` (see the [fields guide](guide::fields)). TRACE keeps them
+//! out of an app's logs at its usual levels.
 //!
 //! A library depends on the crate without its default features, and so builds only
-//! `tracing` and `tracing-core`:
+//! `tracing` and `tracing-core`; its tests add the default `subscriber` feature for
+//! [`MemorySink`](crate#tests-assert-your-telemetry):
 //!
 //! ```toml
 //! [dependencies]
 //! tracing-telemetry = { version = "1", default-features = false }
+//!
+//! [dev-dependencies]
+//! tracing-telemetry = "1"
 //! ```
+//!
+//! A library may write `use tracing_telemetry as telemetry;` for shorter calls.
 //!
 //! # Cargo features
 //!
 //! | feature | what it brings |
 //! |---|---|
 //! | `subscriber` (default) | the app side: `try_init`, `Config`, the layer, the sinks, the JSON-lines exporters |
-//! | `prometheus` | the `prometheus` exporter (implies `subscriber`) |
-//! | `otlp` | the `otlp` exporter (implies `subscriber`) |
+//! | `aggregate` | the `aggregate` module: in-process aggregation into series, what the network exporters serve and push (implies `subscriber`) |
+//! | `prometheus` | the `prometheus` exporter (implies `aggregate`) |
+//! | `otlp` | the `otlp` exporter (implies `aggregate`) |
 //! | `tracing-opentelemetry` | records made inside a span of an app that uses `tracing-opentelemetry` carry its trace id and span id (`Record::trace_id`, `Record::span_id`); the layer then sees every span (implies `subscriber`) |
 //!
 //! # What is here, by audience
@@ -48,8 +55,11 @@
 //!   `Error` and `ConfigError`.
 //! * **Sink authors and tests:** the `Sink` trait and the `Record` it receives
 //!   (`Tag`, `TagValue`, `Tags`); `TelemetryLayer` behind its
-//!   `TelemetryFilter`; the sinks shipped: `MemorySink` (a test helper, with
-//!   `OwnedRecord`), `JsonLinesSink`, `NoopSink` and `ExporterSink`.
+//!   `TelemetryFilter`; the sinks shipped: `MemorySink` (a test helper: its
+//!   `capture` returns the `OwnedRecord`s a closure made), `JsonLinesSink`, `NoopSink`
+//!   and `ExporterSink`.
+//! * **Everyone:** the [operations guide](guide::operations) and the
+//!   [fields guide](guide::fields).
 #![cfg_attr(
     feature = "subscriber",
     doc = r#"
@@ -91,17 +101,35 @@ let subscriber = tracing_subscriber::registry()
 
 # Tests: assert your telemetry
 
-```
-use tracing_subscriber::prelude::*;
-use tracing_telemetry::{MemorySink, TelemetryLayer};
+`MemorySink::capture` runs a closure and returns the records it made; tag values
+compare with plain literals:
 
-let sink = MemorySink::new();
-let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
-tracing::subscriber::with_default(subscriber, || tracing_telemetry::track_event("user.signup", &[("plan", "pro")]));
-assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
 ```
+use tracing_telemetry::MemorySink;
+
+mod my_library {
+    pub fn sign_up(plan: &str) {
+        tracing_telemetry::track_event!("user.signup", plan = plan, seats = 3, trial = false);
+    }
+}
+
+let records = MemorySink::capture(|| my_library::sign_up("pro"));
+assert_eq!(records[0].name(), "user.signup");
+assert_eq!(records[0].tag("plan").unwrap(), "pro");
+assert_eq!(records[0].tag("seats").unwrap(), 3);
+assert_eq!(records[0].tag("trial").unwrap(), false);
+```
+
+# Guides
+
+The [operations guide](guide::operations) (variables, exporters, shipping, costs,
+security, troubleshooting) and the [fields guide](guide::fields) (the event fields and
+JSON keys, a public contract) are part of these pages.
 "#
 )]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml): every item behind a cargo feature
+// then says which on its page.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -123,6 +151,7 @@ mod error;
 #[cfg(feature = "subscriber")]
 mod export;
 pub mod fields;
+pub mod guide;
 #[cfg(feature = "subscriber")]
 mod install;
 #[cfg(feature = "subscriber")]
@@ -176,3 +205,8 @@ pub mod __private {
     pub use crate::track::{MacroCall, EVENT_CALL, METRIC_CALL, TIMING_CALL};
     pub use tracing;
 }
+
+// The README's Rust snippets, compiled as doctests (the Prometheus one needs its feature).
+#[cfg(all(doctest, feature = "prometheus"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -386,8 +386,8 @@ impl Error for MacroCall {}
 ///
 /// Keys starting with `telemetry.` are reserved: the macro writes its own
 /// (`telemetry.tags`, a mark that only this crate makes, then `telemetry.kind` and
-/// `telemetry.name`), and a reserved key given again is never a tag (see
-/// `docs/FIELDS.md`).
+/// `telemetry.name`), and a reserved key given again is never a tag (see the
+/// [fields guide](crate::guide::fields)).
 ///
 /// ```
 /// tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false);

@@ -14,6 +14,7 @@ mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
+#[cfg(unix)]
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -263,7 +264,7 @@ fn documented_exporters(raw: &str) -> Result<Vec<Exporter>, String> {
     }
     if let Some(missing) = list.iter().find(|e| !e.is_built_in()) {
         return Err(format!(
-            "invalid value {} for TELEMETRY_EXPORTER (this app was built without the {missing} exporter; enable the \"{missing}\" feature of the telemetry crate)",
+            "invalid value {} for TELEMETRY_EXPORTER (this app was built without the {missing} exporter; enable the \"{missing}\" feature of the tracing-telemetry crate)",
             shown(raw)
         ));
     }
@@ -430,6 +431,7 @@ proptest! {
 
     /// Values that are not UTF-8 (possible on Unix): refused with the documented
     /// message, the value shown with U+FFFD where a byte was invalid.
+    #[cfg(unix)]
     #[test]
     fn any_bytes_as_telemetry_enabled_are_valid_utf8_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
         use std::os::unix::ffi::OsStringExt;

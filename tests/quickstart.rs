@@ -289,6 +289,6 @@ fn an_exporter_left_out_of_the_build_names_the_feature_to_enable() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr,
-        "error: invalid value \"stderr,prometheus\" for TELEMETRY_EXPORTER (this app was built without the prometheus exporter; enable the \"prometheus\" feature of the telemetry crate)\n"
+        "error: invalid value \"stderr,prometheus\" for TELEMETRY_EXPORTER (this app was built without the prometheus exporter; enable the \"prometheus\" feature of the tracing-telemetry crate)\n"
     );
 }

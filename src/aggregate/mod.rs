@@ -1,7 +1,7 @@
 //! In-process aggregation: records become series that exporters read.
 //!
 //! Every record is added to the series of its (kind, name, tag set), with the pinned
-//! mapping (`docs/FIELDS.md`):
+//! mapping (see the [fields guide](crate::guide::fields#aggregated-metrics)):
 //!
 //! | call | aggregation | series |
 //! |---|---|---|
@@ -63,6 +63,12 @@ use crate::sink::Sink;
 use store::Store;
 
 /// The default limit on label sets per name.
+///
+/// ```
+/// use tracing_telemetry::aggregate::{Aggregator, DEFAULT_MAX_SERIES_PER_NAME};
+///
+/// assert_eq!(Aggregator::new().max_series_per_name(), DEFAULT_MAX_SERIES_PER_NAME);
+/// ```
 pub const DEFAULT_MAX_SERIES_PER_NAME: usize = 2_000;
 
 /// A [`Sink`] that aggregates records into series; cheap to clone (clones share the
@@ -210,14 +216,16 @@ impl Sink for Aggregator {
 /// | [`max_series_per_name`](Self::max_series_per_name) | 2,000 |
 ///
 /// ```
-/// use tracing_telemetry::aggregate::{Aggregation, Aggregator};
+/// use tracing_telemetry::aggregate::{Aggregation, Aggregator, SeriesData};
+/// use tracing_telemetry::{Kind, Record, Sink};
 ///
 /// let aggregator = Aggregator::builder()
 ///     .histogram("queue.depth", [10.0, 100.0, 1000.0]) // a metric as a histogram
 ///     .view("db.query", Aggregation::histogram([0.001, 0.01, 0.1])) // finer timing buckets
 ///     .sum("bytes.sent")
 ///     .build();
-/// # let _ = aggregator;
+/// aggregator.record(&Record::new(Kind::Metric, "queue.depth", &[]).with_value(42.0));
+/// assert!(matches!(aggregator.snapshot()[0].data(), SeriesData::Histogram { count: 1, .. }));
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until built"]
@@ -231,8 +239,10 @@ impl AggregatorBuilder {
     /// The defaults in the table above.
     ///
     /// ```
-    /// let aggregator = tracing_telemetry::aggregate::AggregatorBuilder::new().build();
-    /// # let _ = aggregator;
+    /// use tracing_telemetry::aggregate::{AggregatorBuilder, DEFAULT_MAX_SERIES_PER_NAME};
+    ///
+    /// let aggregator = AggregatorBuilder::new().build();
+    /// assert_eq!(aggregator.max_series_per_name(), DEFAULT_MAX_SERIES_PER_NAME);
     /// ```
     pub fn new() -> Self {
         AggregatorBuilder {
@@ -246,10 +256,13 @@ impl AggregatorBuilder {
     /// counted). A later choice for the same name replaces an earlier one.
     ///
     /// ```
-    /// use tracing_telemetry::aggregate::{Aggregation, Aggregator};
+    /// use tracing_telemetry::aggregate::{Aggregation, Aggregator, SeriesData};
+    /// use tracing_telemetry::{Kind, Record, Sink};
     ///
     /// let aggregator = Aggregator::builder().view("jobs.done", Aggregation::Sum).build();
-    /// # let _ = aggregator;
+    /// aggregator.record(&Record::new(Kind::Metric, "jobs.done", &[]).with_value(2.0));
+    /// aggregator.record(&Record::new(Kind::Metric, "jobs.done", &[]).with_value(3.0));
+    /// assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Sum(5.0));
     /// ```
     pub fn view(mut self, name: &str, aggregation: Aggregation) -> Self {
         self.views.insert(name.into(), aggregation);
@@ -260,8 +273,15 @@ impl AggregatorBuilder {
     /// the metric's own unit, or in seconds for a timing.
     ///
     /// ```
-    /// let aggregator = tracing_telemetry::aggregate::Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
-    /// # let _ = aggregator;
+    /// use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+    /// use tracing_telemetry::{Kind, Record, Sink};
+    ///
+    /// let aggregator = Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
+    /// aggregator.record(&Record::new(Kind::Metric, "payload.bytes", &[]).with_value(500.0));
+    /// assert_eq!(
+    ///     aggregator.snapshot()[0].data(),
+    ///     &SeriesData::Histogram { bounds: vec![1e3, 1e6], bucket_counts: vec![1, 0, 0], count: 1, sum: 500.0 }
+    /// );
     /// ```
     pub fn histogram(self, name: &str, bounds: impl IntoIterator<Item = f64>) -> Self {
         self.view(name, Aggregation::histogram(bounds))
@@ -270,8 +290,13 @@ impl AggregatorBuilder {
     /// Shorthand for a [`view`](Self::view) with [`Aggregation::Sum`].
     ///
     /// ```
-    /// let aggregator = tracing_telemetry::aggregate::Aggregator::builder().sum("bytes.sent").build();
-    /// # let _ = aggregator;
+    /// use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+    /// use tracing_telemetry::{Kind, Record, Sink};
+    ///
+    /// let aggregator = Aggregator::builder().sum("bytes.sent").build();
+    /// aggregator.record(&Record::new(Kind::Metric, "bytes.sent", &[]).with_value(100.0));
+    /// aggregator.record(&Record::new(Kind::Metric, "bytes.sent", &[]).with_value(20.0));
+    /// assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Sum(120.0));
     /// ```
     pub fn sum(self, name: &str) -> Self {
         self.view(name, Aggregation::Sum)
@@ -317,7 +342,7 @@ impl AggregatorBuilder {
     ///
     /// ```
     /// let aggregator = tracing_telemetry::aggregate::AggregatorBuilder::new().build();
-    /// # let _ = aggregator;
+    /// assert_eq!(aggregator.series_count(), 0);
     /// ```
     pub fn build(self) -> Aggregator {
         Aggregator {

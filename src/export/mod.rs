@@ -570,6 +570,26 @@ impl Export for crate::otlp::OtlpExporter {
 /// * **Nothing starts while telemetry is off**: no thread, no file. Turned on at run
 ///   time, export starts with the first record, on a thread of its own (the file is
 ///   opened there, never on the emitting thread).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tracing_subscriber::prelude::*;
+/// use tracing_telemetry::{Config, Destination};
+///
+/// let path = std::env::temp_dir().join(format!("telemetry-doc-{}.jsonl", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let config = Config::new().with_enabled(true).with_destinations([Destination::file(&path)]);
+/// let (layer, guard) = tracing_telemetry::layer_with(&config)?;
+/// let sink = Arc::clone(layer.inner().sink()); // the ExporterSink
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing_telemetry::track_event("user.signup", &[("plan", "pro")]);
+/// });
+/// drop(guard); // writes everything recorded, then stops export
+/// assert_eq!(sink.stats().written(), 1);
+/// assert!(std::fs::read_to_string(&path)?.contains(r#""name":"user.signup""#));
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ExporterSink {
     destinations: Vec<Box<dyn Export>>,
     /// More than one destination writes each record's time: read it once for all.

@@ -77,8 +77,18 @@ impl TelemetryFilter {
     /// and a track call never looks at the registry.
     ///
     /// ```
-    /// let filter = tracing_telemetry::TelemetryFilter::new(true).with_spans(true);
-    /// # let _ = filter;
+    /// use tracing_subscriber::prelude::*;
+    /// use tracing_telemetry::{MemorySink, TelemetryFilter, TelemetryLayer};
+    ///
+    /// let sink = MemorySink::new();
+    /// let layer = TelemetryLayer::new(sink.clone()).with_span_fields(["request_id"]);
+    /// let filter = TelemetryFilter::new(true).with_spans(true);
+    /// let subscriber = tracing_subscriber::registry().with(layer.with_filter(filter));
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let _request = tracing::info_span!("request", request_id = "r-42").entered();
+    ///     tracing_telemetry::track_event("order.placed", &[]);
+    /// });
+    /// assert_eq!(sink.records()[0].span_tag("request_id").unwrap(), "r-42");
     /// ```
     #[must_use]
     pub fn with_spans(mut self, spans: bool) -> Self {

@@ -34,6 +34,22 @@ use visitor::RecordVisitor;
 /// The filter is a per-layer filter, so the layer composes with other layers (fmt,
 /// `EnvFilter`) without changing what they see, and `tracing` caches its decision per
 /// callsite.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tracing_subscriber::Registry;
+/// use tracing_telemetry::{FilteredTelemetryLayer, MemorySink, TelemetryLayer};
+///
+/// // The type to name in a function that builds the layer, or a struct that holds it.
+/// fn telemetry(sink: MemorySink) -> FilteredTelemetryLayer<MemorySink, Registry> {
+///     TelemetryLayer::new(sink).with_telemetry_filter()
+/// }
+///
+/// let sink = MemorySink::new();
+/// let subscriber = tracing_subscriber::registry().with(telemetry(sink.clone()));
+/// tracing::subscriber::with_default(subscriber, || tracing_telemetry::track_event("app.started", &[]));
+/// assert_eq!(sink.names(), ["app.started"]);
+/// ```
 pub type FilteredTelemetryLayer<K, S> = Filtered<TelemetryLayer<K>, TelemetryFilter, S>;
 
 /// A [`Layer`] that turns telemetry events into [`Record`]s and hands them to a [`Sink`].
@@ -69,8 +85,14 @@ impl<K: Sink> TelemetryLayer<K> {
     /// A layer that hands every telemetry record to `sink`.
     ///
     /// ```
-    /// let layer = tracing_telemetry::TelemetryLayer::new(tracing_telemetry::NoopSink);
-    /// # let _ = layer;
+    /// use tracing_subscriber::prelude::*;
+    /// use tracing_telemetry::{MemorySink, TelemetryLayer};
+    ///
+    /// let sink = MemorySink::new();
+    /// let layer = TelemetryLayer::new(sink.clone());
+    /// let subscriber = tracing_subscriber::registry().with(layer.with_telemetry_filter());
+    /// tracing::subscriber::with_default(subscriber, || tracing_telemetry::track_event("app.started", &[]));
+    /// assert_eq!(sink.names(), ["app.started"]);
     /// ```
     pub fn new(sink: K) -> Self {
         TelemetryLayer {
@@ -130,9 +152,15 @@ impl<K: Sink> TelemetryLayer<K> {
     ///
     /// ```
     /// use tracing_subscriber::prelude::*;
-    /// let subscriber = tracing_subscriber::registry()
-    ///     .with(tracing_telemetry::TelemetryLayer::new(tracing_telemetry::NoopSink).with_telemetry_filter());
-    /// # let _ = subscriber;
+    /// use tracing_telemetry::{MemorySink, TelemetryLayer};
+    ///
+    /// let sink = MemorySink::new();
+    /// let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info!("an app log");
+    ///     tracing_telemetry::track_event("app.started", &[]);
+    /// });
+    /// assert_eq!(sink.names(), ["app.started"]); // the log never reached the layer
     /// ```
     pub fn with_telemetry_filter<S>(self) -> FilteredTelemetryLayer<K, S>
     where

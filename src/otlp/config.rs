@@ -216,9 +216,12 @@ impl OtlpConfig {
     /// Reads the `OTEL_*` variables of this process, and `TELEMETRY_SPOOL_DIR`.
     ///
     /// ```
-    /// # std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
+    /// # for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] {
+    /// #     std::env::remove_var(name);
+    /// # }
+    /// // With no OTEL_EXPORTER_OTLP_*ENDPOINT set, records go to a local collector.
     /// let config = tracing_telemetry::OtlpConfig::from_env()?;
-    /// # let _ = config;
+    /// assert_eq!(config.logs_endpoint(), "http://localhost:4318/v1/logs");
     /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -468,8 +471,9 @@ impl OtlpConfig {
     }
 
     /// The directory where log requests wait until the collector accepts them
-    /// (`TELEMETRY_SPOOL_DIR`), or `None`: memory only. See docs/OPERATIONS.md, "The
-    /// spool".
+    /// (`TELEMETRY_SPOOL_DIR`), or `None`: memory only. See
+    /// [the spool](crate::guide::operations#the-spool-surviving-outages-and-restarts-telemetry_spool_dir)
+    /// in the operations guide.
     ///
     /// ```
     /// let config = tracing_telemetry::OtlpConfig::from_vars([("TELEMETRY_SPOOL_DIR", "/var/spool/checkout")])?;

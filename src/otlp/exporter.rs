@@ -471,9 +471,39 @@ impl OtlpExporter {
     /// Records that could not be sent in that time stay queued.
     ///
     /// ```
-    /// let exporter = tracing_telemetry::OtlpExporter::start(tracing_telemetry::OtlpConfig::new())?;
-    /// exporter.flush(); // nothing queued: returns at once
-    /// # Ok::<(), tracing_telemetry::Error>(())
+    /// use tracing_telemetry::{Kind, OtlpConfig, OtlpExporter, Record, Sink};
+    /// # use std::io::{BufRead, BufReader, Read, Write};
+    /// # // A collector on a free local port that accepts every request.
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let endpoint = format!("http://{}", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     for stream in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let (mut reader, mut length, mut line) = (BufReader::new(stream), 0, String::new());
+    /// #             while reader.read_line(&mut line).unwrap_or(0) > 0 {
+    /// #                 match line.split_once(':') {
+    /// #                     Some((name, value)) if name.eq_ignore_ascii_case("content-length") => length = value.trim().parse().unwrap(),
+    /// #                     _ if line == "\r\n" => {
+    /// #                         let mut body = vec![0; std::mem::take(&mut length)];
+    /// #                         let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    /// #                         if reader.read_exact(&mut body).is_err() || reader.get_mut().write_all(ok).is_err() {
+    /// #                             break;
+    /// #                         }
+    /// #                     }
+    /// #                     _ => {}
+    /// #                 }
+    /// #                 line.clear();
+    /// #             }
+    /// #         });
+    /// #     }
+    /// # });
+    ///
+    /// let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])?;
+    /// let exporter = OtlpExporter::start(config)?;
+    /// exporter.record(&Record::new(Kind::Event, "user.signup", &[]));
+    /// exporter.flush(); // returns once the collector has taken the record
+    /// assert_eq!(exporter.stats().exported(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
         let Some(running) = &self.running else { return };

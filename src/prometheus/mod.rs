@@ -148,9 +148,12 @@ impl PrometheusExporter {
     /// ```
     /// use tracing_telemetry::aggregate::Aggregator;
     /// use tracing_telemetry::prometheus::PrometheusExporter;
+    /// use tracing_telemetry::{Kind, Record, Sink};
     ///
     /// let aggregator = Aggregator::builder().histogram("payload.bytes", [1e3, 1e6]).build();
     /// let exporter = PrometheusExporter::start_with("127.0.0.1:0".parse()?, aggregator)?;
+    /// exporter.record(&Record::new(Kind::Metric, "payload.bytes", &[]).with_value(500.0));
+    /// assert!(exporter.encode_text().contains("# TYPE payload_bytes histogram"));
     /// # exporter.shutdown();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -259,8 +262,14 @@ impl PrometheusExporter {
     /// flush every destination alike.
     ///
     /// ```
-    /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
-    /// exporter.flush();
+    /// use tracing_telemetry::prometheus::PrometheusExporter;
+    /// use tracing_telemetry::{Kind, Record, Sink};
+    ///
+    /// let exporter = PrometheusExporter::start("127.0.0.1:0".parse()?)?;
+    /// exporter.record(&Record::new(Kind::Event, "app.started", &[]));
+    /// exporter.flush(); // returns at once; the series waits for the next scrape
+    /// assert!(exporter.encode_text().contains("app_started_total 1"));
+    /// # exporter.shutdown();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {}

@@ -55,8 +55,13 @@ impl<W: Write> JsonLinesSink<W> {
     /// A sink writing to `writer`.
     ///
     /// ```
-    /// let sink = tracing_telemetry::JsonLinesSink::new(std::io::sink());
-    /// # let _ = sink;
+    /// use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink};
+    ///
+    /// let sink = JsonLinesSink::new(Vec::new());
+    /// sink.record(&Record::new(Kind::Event, "app.started", &[]));
+    /// sink.record(&Record::new(Kind::Event, "app.stopped", &[]));
+    /// assert_eq!(String::from_utf8(sink.into_inner())?.lines().count(), 2);
+    /// # Ok::<(), std::string::FromUtf8Error>(())
     /// ```
     pub fn new(writer: W) -> Self {
         JsonLinesSink {

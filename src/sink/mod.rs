@@ -47,9 +47,30 @@ use crate::record::Record;
 /// ```
 pub trait Sink: Send + Sync + 'static {
     /// Takes one record.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Kind, MemorySink, Record, Sink, Tag};
+    ///
+    /// let sink = MemorySink::new();
+    /// let tags = [Tag::new("plan", "pro")];
+    /// sink.record(&Record::new(Kind::Event, "user.signup", &tags));
+    /// assert_eq!(sink.records()[0].tag("plan").unwrap(), "pro");
+    /// ```
     fn record(&self, record: &Record<'_>);
 
     /// Pushes buffered records to their destination. The default does nothing.
+    ///
+    /// ```
+    /// use std::io::BufWriter;
+    /// use tracing_telemetry::{JsonLinesSink, Kind, Record, Sink};
+    ///
+    /// let sink = JsonLinesSink::new(BufWriter::new(Vec::new()));
+    /// sink.record(&Record::new(Kind::Event, "app.started", &[]));
+    /// sink.flush(); // the line leaves the BufWriter
+    /// let out = String::from_utf8(sink.into_inner().get_ref().clone())?;
+    /// assert!(out.contains(r#""name":"app.started""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn flush(&self) {}
 }
 
