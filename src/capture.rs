@@ -37,7 +37,14 @@ impl MemorySink {
         let sink = MemorySink::new();
         let subscriber = tracing_subscriber::registry()
             .with(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
-        drop(tracing::subscriber::with_default(subscriber, f));
+        drop(tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit on another thread just before this subscriber
+            // existed (another test calling the same library code with no subscriber)
+            // may have cached "never" after this subscriber was counted in; asking
+            // again makes the calls in `f` reach it.
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        }));
         sink.take()
     }
 }

@@ -39,6 +39,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// One test at a time: `tracing` caches each callsite's interest globally, and a
+/// callsite first hit on one thread while another thread creates a dispatcher can keep
+/// the interest computed without that dispatcher (tracing-core registers the callsite,
+/// then computes its interest from the dispatchers it saw, and the last write wins), so
+/// a test's events could reach no layer. Every test here hits the same callsites.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Allocations made by this thread while running `f` 100 times, after one warm-up run
 /// (registering a callsite allocates once, on its first use).
 fn allocations(mut f: impl FnMut()) -> u64 {
@@ -104,6 +114,7 @@ fn every_call() {
 
 #[test]
 fn no_allocation_per_call_when_off_or_on_into_the_noop_sink() {
+    let _exclusive = one_at_a_time();
     assert_eq!(allocations(every_call), 0, "off, no subscriber");
 
     let app_off = tracing::Dispatch::new(
@@ -140,6 +151,7 @@ fn no_allocation_per_call_when_off_or_on_into_the_noop_sink() {
 
 #[test]
 fn no_allocation_per_call_inside_spans_with_span_fields() {
+    let _exclusive = one_at_a_time();
     // The spans are made once, outside the count: what each track call adds is the
     // walk out through them and the copy of their fields (shared, not cloned).
     let arrived = Arc::new(AtomicUsize::new(0));
@@ -175,6 +187,7 @@ const CALLS: usize = 10;
 
 #[test]
 fn the_counter_sees_allocations() {
+    let _exclusive = one_at_a_time();
     // Guards the test above against a counter that never counts.
     let n = allocations(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(16))));
     assert_eq!(n, 100);
@@ -185,6 +198,7 @@ fn the_counter_sees_allocations() {
 #[cfg(feature = "aggregate")]
 #[test]
 fn no_allocation_per_call_into_an_existing_series() {
+    let _exclusive = one_at_a_time();
     use tracing_telemetry::aggregate::{Aggregator, SeriesData};
 
     let aggregator = Aggregator::new();
