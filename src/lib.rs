@@ -20,7 +20,7 @@
 //!
 //! A library depends on the crate without its default features, and so builds only
 //! `tracing` and `tracing-core`; its tests add the default `subscriber` feature for
-//! [`MemorySink`](crate#tests-assert-your-telemetry):
+//! the in-memory sink, `MemorySink`:
 //!
 //! ```toml
 //! [dependencies]

@@ -160,6 +160,14 @@ impl From<bool> for TagValue<'_> {
 
 /// An owned [`TagValue`], as kept by [`MemorySink`](crate::MemorySink).
 ///
+/// Both compare with plain values, the tag on the left: integers of any type by value,
+/// whether the tag holds the number as [`I64`](Self::I64) or [`U64`](Self::U64);
+/// `f32` and `f64` with [`F64`](Self::F64) (an `f32` is widened exactly, so a tag
+/// recorded as `0.1` is `0.1` but not `0.1_f32`; NaN equals nothing); `bool`; `&str`,
+/// `str` and `String`. Nothing converts between kinds: `3` is not `3.0` nor `"3"`. An
+/// integer beyond 64 bits travels as its decimal string, so compare it with that.
+/// Two tag values compare by kind too: `I64(3)` is not `U64(3)`.
+///
 /// ```
 /// use tracing_telemetry::OwnedTagValue;
 ///
@@ -301,10 +309,7 @@ impl TagValue<'_> {
 }
 
 /// Compares tag values with plain values, so that tests read
-/// `assert_eq!(record.tag("seats").unwrap(), 3)`: integers of any type compare by value
-/// (a tag holds `3` as `I64` or `U64` depending on how it was given), floats with
-/// `F64`, `bool` with `Bool`, `&str` and `String` with `Str`. Nothing converts between
-/// kinds: `3` is not `3.0` and `"3"` is not `3`.
+/// `assert_eq!(record.tag("seats").unwrap(), 3)` (the rules are on `OwnedTagValue`).
 macro_rules! eq_plain {
     ($($target:ty),* $(,)?) => {$(
         eq_plain!(@each $target; i8 i16 i32 i64 i128 isize u8 u16 u32 u64 u128 usize

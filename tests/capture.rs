@@ -129,3 +129,12 @@ fn borrowed_and_owned_tag_values_compare_alike() {
     assert_eq!(OwnedTagValue::from("x"), "x");
     assert_eq!(&OwnedTagValue::from("x"), "x");
 }
+
+#[test]
+fn what_the_closure_returns_is_dropped_while_captured() {
+    // A timer handed back by the closure records when dropped: inside the capture.
+    let records = MemorySink::capture(|| tracing_telemetry::timer("cache.warm", &[]));
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].name(), "cache.warm");
+    assert_eq!(records[0].kind(), Kind::Timing);
+}

@@ -139,6 +139,20 @@ fn the_library_quick_start_builds_and_its_test_passes() {
     // The same versions as this crate's own lockfile, so that no network is needed.
     std::fs::copy(manifest_dir.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
 
+    // The library alone: what its users build, with the default features off.
+    let out = Command::new(env!("CARGO"))
+        .args(["check", "--offline", "--quiet", "--lib"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("CARGO_MAKEFLAGS")
+        .output()
+        .expect("run cargo check");
+    assert!(
+        out.status.success(),
+        "the README's library, without the default features:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = Command::new(env!("CARGO"))
         .args(["test", "--offline", "--quiet"])
         .current_dir(&dir)

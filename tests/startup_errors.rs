@@ -70,7 +70,9 @@ fn init_panics_at_the_callers_line_with_the_same_message() {
         .env("TELEMETRY_ENABLED", "banana")
         .env("RUST_BACKTRACE", "0"));
     assert_eq!(out.status.code(), Some(101), "{stderr}");
-    let location = format!("examples/minimal_init.rs:{line}:");
+    // `file!()` as the compiler spells it: `examples\minimal_init.rs` on Windows.
+    let file = std::path::Path::new("examples").join("minimal_init.rs");
+    let location = format!("{}:{line}:", file.display());
     assert!(
         stderr.contains(&format!("panicked at {location}")),
         "the panic must point at the caller's line ({location}): {stderr}"
@@ -91,23 +93,9 @@ fn init_panics_at_the_callers_line_with_the_same_message() {
 #[test]
 fn a_port_in_use_prints_the_address_and_the_variable_to_change() {
     let _exclusive = one_at_a_time();
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "minimal",
-            "--features",
-            "prometheus",
-        ])
-        .args((!cfg!(debug_assertions)).then_some("--release"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build --example minimal");
-    assert!(status.success(), "cargo build --example minimal failed");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let addr = taken.local_addr().unwrap().to_string();
-    let mut minimal = example_built("minimal");
+    let mut minimal = minimal_with_prometheus();
     let (out, stdout, stderr) = run(minimal
         .env("TELEMETRY_ENABLED", "true")
         .env("TELEMETRY_EXPORTER", "prometheus")
@@ -135,18 +123,37 @@ fn a_port_in_use_prints_the_address_and_the_variable_to_change() {
     assert_eq!(stdout, "");
 }
 
-/// The example as last built, without rebuilding it with the default features.
+/// `examples/minimal.rs` built with the `prometheus` feature (and the others this test
+/// was built with, so that cargo reuses the library it just built), copied where no
+/// other build of the example overwrites it, with no `TELEMETRY_*`, `OTEL_*` or
+/// `RUST_LOG` inherited from the developer's shell.
 #[cfg(feature = "prometheus")]
-fn example_built(name: &str) -> std::process::Command {
+fn minimal_with_prometheus() -> std::process::Command {
+    let mut features = vec!["prometheus"];
+    if cfg!(feature = "otlp") {
+        features.push("otlp");
+    }
+    if cfg!(feature = "tracing-opentelemetry") {
+        features.push("tracing-opentelemetry");
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "minimal", "--features"])
+        .arg(features.join(","))
+        .args((!cfg!(debug_assertions)).then_some("--release"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build --example minimal");
+    assert!(status.success(), "cargo build --example minimal failed");
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
-    let mut cmd = std::process::Command::new(
-        dir.join("examples")
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
-    );
+    let suffix = std::env::consts::EXE_SUFFIX;
+    let built = dir.join("examples").join(format!("minimal{suffix}"));
+    let copy = dir.join(format!("startup-errors-minimal-prometheus{suffix}"));
+    std::fs::copy(&built, &copy).expect("copy the example");
+    let mut cmd = std::process::Command::new(copy);
     for (var, _) in std::env::vars_os() {
         let name = var.to_string_lossy();
         if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || var == "RUST_LOG" {
