@@ -153,12 +153,5 @@ fn minimal_with_prometheus() -> std::process::Command {
     let built = dir.join("examples").join(format!("minimal{suffix}"));
     let copy = dir.join(format!("startup-errors-minimal-prometheus{suffix}"));
     std::fs::copy(&built, &copy).expect("copy the example");
-    let mut cmd = std::process::Command::new(copy);
-    for (var, _) in std::env::vars_os() {
-        let name = var.to_string_lossy();
-        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || var == "RUST_LOG" {
-            cmd.env_remove(var);
-        }
-    }
-    cmd
+    support::app(copy)
 }

@@ -28,6 +28,12 @@ pub fn example(name: &str) -> Command {
             .expect("run cargo build --example");
         assert!(status.success(), "cargo build --example {name} failed");
     }
+    app(path)
+}
+
+/// A command for the program at `path` with no `TELEMETRY_*`, `OTEL_*` or `RUST_LOG`
+/// inherited from the developer's shell.
+pub fn app(path: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(path);
     for (var, _) in std::env::vars_os() {
         let name = var.to_string_lossy();
