@@ -136,22 +136,11 @@ fn minimal_with_prometheus() -> std::process::Command {
     if cfg!(feature = "tracing-opentelemetry") {
         features.push("tracing-opentelemetry");
     }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "minimal", "--features"])
-        .arg(features.join(","))
-        .args((!cfg!(debug_assertions)).then_some("--release"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build --example minimal");
-    assert!(status.success(), "cargo build --example minimal failed");
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let suffix = std::env::consts::EXE_SUFFIX;
-    let built = dir.join("examples").join(format!("minimal{suffix}"));
-    let copy = dir.join(format!("startup-errors-minimal-prometheus{suffix}"));
+    let built = support::build_example("minimal", &features);
+    let copy = built.with_file_name(format!(
+        "startup-errors-minimal-prometheus{}",
+        std::env::consts::EXE_SUFFIX
+    ));
     std::fs::copy(&built, &copy).expect("copy the example");
     support::app(copy)
 }

@@ -9,26 +9,30 @@ use std::sync::Mutex;
 /// examples; quick when it is up to date) and returns a command for it with no
 /// `TELEMETRY_*`, `OTEL_*` or `RUST_LOG` inherited from the developer's shell.
 pub fn example(name: &str) -> Command {
+    app(build_example(name, &[]))
+}
+
+/// Builds `example` with the default features plus `features`, and returns the path
+/// of the binary cargo wrote (the next build of that example, with other features,
+/// overwrites it).
+pub fn build_example(name: &str, features: &[&str]) -> PathBuf {
     static BUILD: Mutex<()> = Mutex::new(());
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
-    let path: PathBuf = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    {
-        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name])
-            .args((!cfg!(debug_assertions)).then_some("--release"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example");
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    app(path)
+    let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .args((!features.is_empty()).then(|| format!("--features={}", features.join(","))))
+        .args((!cfg!(debug_assertions)).then_some("--release"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build --example");
+    assert!(status.success(), "cargo build --example {name} failed");
+    dir.join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A command for the program at `path` with no `TELEMETRY_*`, `OTEL_*` or `RUST_LOG`
