@@ -4,10 +4,13 @@ use std::fmt;
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
 
+use tracing_core::span;
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, Metadata};
 use tracing_core::{LevelFilter, Subscriber};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -62,12 +65,11 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
         return Err(already_installed());
     }
     let (telemetry, guard) = layer_with(config)?;
-    let app_logs = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy()
-        // Track calls go to the exporter only, never into the app's own logs; other
-        // events with the `telemetry` target are the app's and stay.
-        .and(filter_fn(|meta| !is_track_call(meta)));
+    let app_logs = AppLogs(
+        EnvFilter::builder()
+            .with_default_directive(LevelFilter::INFO.into())
+            .from_env_lossy(),
+    );
     // Telemetry owns stdout whenever the stdout exporter is configured, on or off: the
     // app's logs go to stderr, so that turning telemetry on at run time never mixes
     // JSON lines with log lines.
@@ -88,6 +90,62 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
         .try_init()
         .map_err(Error::already_installed)?;
     Ok(guard)
+}
+
+/// The filter of the app's own logs: `RUST_LOG`'s directives, less the track calls,
+/// which go to the exporter only (other events with the `telemetry` target are the
+/// app's and stay).
+///
+/// Unlike `EnvFilter::and(filter_fn(..))`, it keeps the `EnvFilter`'s level hint: a
+/// `filter_fn` gives none, and without one `tracing` lets every callsite, at every
+/// level, past its level check. With it, while telemetry is off the global maximum
+/// level is the app's own, and a disabled callsite (the track calls are TRACE) stops
+/// at that check.
+struct AppLogs(EnvFilter);
+
+impl<S> Filter<S> for AppLogs
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        !is_track_call(meta) && Filter::<S>::enabled(&self.0, meta, cx)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if is_track_call(meta) {
+            Interest::never()
+        } else {
+            Filter::<S>::callsite_enabled(&self.0, meta)
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        Filter::<S>::event_enabled(&self.0, event, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Filter::<S>::max_level_hint(&self.0)
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_new_span(&self.0, attrs, id, cx);
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        Filter::<S>::on_record(&self.0, id, values, cx);
+    }
+
+    fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_enter(&self.0, id, cx);
+    }
+
+    fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_exit(&self.0, id, cx);
+    }
+
+    fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_close(&self.0, id, cx);
+    }
 }
 
 /// The error for a process that already has a global subscriber, with `tracing`'s own
