@@ -1081,6 +1081,36 @@ mod tests {
         }
     }
 
+    /// A flush wakes the writer itself: with a tick that never comes in the test's
+    /// life, the flush is answered and the record is written when it returns, and so is
+    /// a flush with nothing queued (the writer is then asleep with no tick at all).
+    #[test]
+    fn flush_wakes_an_idle_writer_instead_of_waiting_for_the_tick() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let handoff = export(
+            SharedWriter(Arc::clone(&out)),
+            Limits {
+                tick: Duration::from_secs(24 * 3600),
+                // A flush that is never answered returns false after this long without
+                // progress; ample for a busy machine to schedule the writer.
+                stall: Duration::from_secs(30),
+                ..Limits::DEFAULT
+            },
+        );
+        emit(&handoff, "one");
+        assert!(
+            handoff.flush(),
+            "a flush with a record queued went unanswered"
+        );
+        assert_eq!(names(&out), ["one"]);
+        assert!(
+            handoff.flush(),
+            "a flush with nothing queued went unanswered"
+        );
+        assert_eq!(counts(&handoff), (1, 0, 0));
+        assert!(handoff.shutdown());
+    }
+
     #[test]
     fn records_from_threads_that_keep_emitting_while_shutting_down_are_all_counted() {
         let out = Arc::new(Mutex::new(Vec::new()));
