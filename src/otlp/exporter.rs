@@ -21,7 +21,7 @@ use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::fields::Kind;
 use crate::record::{Record, Tag};
-use crate::report::stderr_line;
+use crate::report::{self, stderr_line, stderr_line_by};
 use crate::sink::Sink;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -39,6 +39,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Emptied chunks kept for reuse.
 const SPARE_CHUNKS: usize = 16;
+/// How long shutdown waits for its summary to reach standard error (a stuck standard
+/// error must not hold the app's exit for long).
+const REPORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
@@ -514,7 +517,8 @@ impl OtlpExporter {
     }
 
     /// Sends what is queued, waiting at most the configured timeout, then stops the
-    /// export thread and reports on stderr what could not be delivered. Later records
+    /// export thread and reports on stderr what could not be delivered, written before
+    /// it returns (it waits at most a second more for a stuck stderr). Later records
     /// are dropped and counted. Calling it again does nothing.
     ///
     /// ```
@@ -549,23 +553,38 @@ impl OtlpExporter {
             }
         }
         let stats = self.stats();
+        // The summary waits (bounded) for room among the messages before it, and is
+        // written before this returns: the app may exit right after.
+        let report_by = Instant::now() + REPORT_WAIT;
+        let mut said = false;
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
-            stderr_line(format_args!(
-                "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
-                 {} dropped (queue full), {} rejected by the collector",
-                stats.exported,
-                stats.undelivered,
-                self.timeout.as_millis(),
-                stats.dropped,
-                stats.rejected
-            ));
+            stderr_line_by(
+                format_args!(
+                    "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
+                     {} dropped (queue full), {} rejected by the collector",
+                    stats.exported,
+                    stats.undelivered,
+                    self.timeout.as_millis(),
+                    stats.dropped,
+                    stats.rejected
+                ),
+                report_by,
+            );
+            said = true;
         }
         if let (Some(dir), true) = (&self.spool_dir, stats.spool_pending > 0) {
-            stderr_line(format_args!(
-                "otlp export stopped: {} records kept in the spool at {} for the next run",
-                stats.spool_pending,
-                dir.display()
-            ));
+            stderr_line_by(
+                format_args!(
+                    "otlp export stopped: {} records kept in the spool at {} for the next run",
+                    stats.spool_pending,
+                    dir.display()
+                ),
+                report_by,
+            );
+            said = true;
+        }
+        if said {
+            report::flush_by(report_by);
         }
     }
 }
