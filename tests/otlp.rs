@@ -533,19 +533,26 @@ fn metrics_are_pushed_every_interval_with_cumulative_values() {
     emit(&exporter, 1);
     exporter.shutdown();
     // Each `n` is its own series; the calls add up across them.
-    let counts: Vec<u64> = pushes()
-        .iter()
-        .map(|p| {
-            let job = &metrics(std::slice::from_ref(p))[0];
-            assert_eq!(job["name"], "job.done");
-            job["sum"]["dataPoints"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["asInt"].as_str().unwrap().parse::<u64>().unwrap())
-                .sum()
-        })
-        .collect();
+    let counts = || -> Vec<u64> {
+        pushes()
+            .iter()
+            .map(|p| {
+                let job = &metrics(std::slice::from_ref(p))[0];
+                assert_eq!(job["name"], "job.done");
+                job["sum"]["dataPoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["asInt"].as_str().unwrap().parse::<u64>().unwrap())
+                    .sum()
+            })
+            .collect()
+    };
+    // The collector took the last push before shutdown returned; the receiver's
+    // report of it may come a moment later.
+    let counts = settled(Duration::from_secs(10), counts, |counts| {
+        counts.last() == Some(&3)
+    });
     assert_eq!(counts.first(), Some(&2), "{counts:?}");
     assert_eq!(counts.last(), Some(&3), "cumulative: {counts:?}");
 }
@@ -643,6 +650,19 @@ fn emit(exporter: &Arc<OtlpExporter>, events: usize) {
             tracing_telemetry::track_event!("job.done", n = i as i64);
         }
     });
+}
+
+/// What `read` gives once `done` holds of it, or after `limit` what it gives then (for
+/// the test's own assertions to say what is wrong).
+fn settled<T>(limit: Duration, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let started = Instant::now();
+    loop {
+        let value = read();
+        if done(&value) || started.elapsed() >= limit {
+            return value;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
