@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing_telemetry::aggregate::Aggregator;
+use tracing_subscriber::prelude::*;
+use tracing_telemetry::aggregate::{Aggregation, Aggregator};
 use tracing_telemetry::prometheus::PrometheusExporter;
-use tracing_telemetry::{Kind, Record, Sink, Tag};
+use tracing_telemetry::{Kind, Record, Sink, Tag, TelemetryLayer};
 
 /// A child process that is killed when the test ends, pass or fail.
 struct Killed(Child);
@@ -578,6 +579,35 @@ fn ten_thousand_user_ids_are_served_as_the_limit_plus_one_overflow_series() {
         "{body:.300}"
     );
     assert_eq!(exporter.stats().overflowed(), 8_000);
+    exporter.shutdown();
+}
+
+/// A name an app counts with [`Aggregation::Count`] is scraped as the number of calls,
+/// whatever value each call carries (a metric of 5.0, a timing of 12.5 ms).
+#[test]
+fn a_count_view_is_scraped_as_the_number_of_calls_not_their_values() {
+    let aggregator = Aggregator::builder()
+        .view("cache.hits", Aggregation::Count)
+        .view("db.query", Aggregation::Count)
+        .build();
+    let exporter = Arc::new(
+        PrometheusExporter::start_with("127.0.0.1:0".parse().unwrap(), aggregator).unwrap(),
+    );
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..2 {
+            tracing_telemetry::track_metric("cache.hits", 5.0, &[]);
+            tracing_telemetry::track_timing("db.query", 12.5, &[("table", "users")]);
+        }
+    });
+    let (status, body) = get(exporter.local_addr(), "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("\ncache_hits_total 2\n"), "{body}");
+    assert!(
+        body.contains("\ndb_query_total{table=\"users\"} 2\n"),
+        "{body}"
+    );
     exporter.shutdown();
 }
 
