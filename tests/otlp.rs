@@ -23,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use prost::Message;
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
@@ -707,7 +709,7 @@ struct Seen {
 }
 
 /// How the stub answers the n-th request for log records (the last answer repeats);
-/// metric pushes are always accepted and not recorded.
+/// metric pushes are always accepted, and recorded apart.
 #[derive(Clone)]
 enum Answer {
     Status(u16, &'static str, Vec<u8>),
@@ -719,7 +721,10 @@ enum Answer {
 
 struct Stub {
     port: u16,
+    /// The requests for log records.
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The metric pushes.
+    pushes: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Stub {
@@ -727,17 +732,18 @@ impl Stub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
+        let pushes = Arc::new(Mutex::new(Vec::new()));
+        let (log, pushed) = (Arc::clone(&seen), Arc::clone(&pushes));
         // Lives until the test process ends; it only ever serves loopback.
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let log = Arc::clone(&log);
+                let (log, pushed) = (Arc::clone(&log), Arc::clone(&pushed));
                 let answers = answers.clone();
-                thread::spawn(move || serve(stream, &log, &answers));
+                thread::spawn(move || serve(stream, &log, &pushed, &answers));
             }
         });
-        Stub { port, seen }
+        Stub { port, seen, pushes }
     }
 
     fn config(&self) -> OtlpConfig {
@@ -750,11 +756,16 @@ impl Stub {
     }
 }
 
-fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answers: &[Answer]) {
+fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, pushes: &Mutex<Vec<Seen>>, answers: &[Answer]) {
     let mut reader = BufReader::new(stream);
     while let Some((head, body)) = otlp_receiver::read_request(&mut reader) {
         if head.starts_with("POST /v1/metrics ") {
             // Metrics are pushed at shutdown too; the faults here are about log records.
+            pushes.lock().unwrap().push(Seen {
+                at: Instant::now(),
+                headers: head.to_ascii_lowercase(),
+                body,
+            });
             let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
             if reader.get_mut().write_all(ok.as_bytes()).is_err() {
                 return;
@@ -994,6 +1005,62 @@ fn gzip_bodies_decode_to_the_records() {
     let records = &request.resource_logs[0].scope_logs[0].log_records;
     assert_eq!(records.len(), 3);
     assert_eq!(records[2].event_name, "job.done");
+}
+
+/// With gzip configured, the metrics push is compressed as the log records are, and
+/// decodes to the metrics. (The stub takes it: the real receiver drops gzip bodies.)
+#[test]
+fn gzip_applies_to_the_metrics_push_too() {
+    let stub = Stub::start(vec![ok()]);
+    let endpoint = format!("http://127.0.0.1:{}", stub.port);
+    let config = OtlpConfig::from_vars([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ])
+    .unwrap();
+    let exporter = Arc::new(OtlpExporter::start(config).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    assert_eq!(
+        exporter.stats().metric_pushes(),
+        1,
+        "{:?}",
+        exporter.stats()
+    );
+    let pushes = stub.pushes.lock().unwrap();
+    let push = pushes.last().expect("the push at shutdown");
+    assert!(
+        push.headers.starts_with("post /v1/metrics "),
+        "{}",
+        push.headers
+    );
+    assert!(
+        push.headers.contains("content-encoding: gzip"),
+        "{}",
+        push.headers
+    );
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(push.body.as_slice())
+        .read_to_end(&mut raw)
+        .expect("a gzip body");
+    let request = ExportMetricsServiceRequest::decode(raw.as_slice()).expect("a metrics request");
+    let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+    let job = metrics
+        .iter()
+        .find(|m| m.name == "job.done")
+        .unwrap_or_else(|| panic!("no job.done in {metrics:#?}"));
+    let Some(metric::Data::Sum(sum)) = &job.data else {
+        panic!("not a sum: {job:#?}")
+    };
+    let calls: i64 = sum
+        .data_points
+        .iter()
+        .map(|p| match p.value {
+            Some(number_data_point::Value::AsInt(n)) => n,
+            _ => panic!("not an integer count: {p:?}"),
+        })
+        .sum();
+    assert_eq!(calls, 3, "{job:#?}");
 }
 
 #[test]
