@@ -398,6 +398,193 @@ fn a_second_process_on_the_same_directory_keeps_its_records_in_memory() {
     assert_eq!((next["exported"], next["torn"]), (5, 0), "{stderr}");
 }
 
+/// One entry of a segment, as the layout in `src/otlp/spool.rs` frames it: the 8-byte
+/// segment header, then per entry `len: u32 LE | crc32: u32 LE | payload (len bytes)`,
+/// the payload starting with `records: u32 LE | encoding: u8`.
+struct Frame {
+    segment: PathBuf,
+    /// Where the frame starts in its segment.
+    offset: usize,
+    /// The whole frame, header included.
+    len: usize,
+    records: u64,
+}
+
+/// Every whole frame of the spool's segments, oldest first.
+fn frames(dir: &Path) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for segment in segments(dir) {
+        let bytes = std::fs::read(&segment).expect("read a segment");
+        assert_eq!(&bytes[..8], b"TLMSPL1\n", "{}", segment.display());
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let records = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            out.push(Frame {
+                segment: segment.clone(),
+                offset: at,
+                len: 8 + len,
+                records: records.into(),
+            });
+            at += 8 + len;
+        }
+        assert_eq!(at, bytes.len(), "whole frames in {}", segment.display());
+    }
+    out
+}
+
+/// The name of every log record received so far (waiting, at most 10 s, until there
+/// are at least `count`).
+fn record_names(receiver: &Receiver, count: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let mut names = Vec::new();
+        for request in receiver.requests.lock().unwrap().iter() {
+            for rl in request["request"]["resourceLogs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                    for record in sl["logRecords"].as_array().into_iter().flatten() {
+                        names.push(record["eventName"].as_str().unwrap_or("").to_owned());
+                    }
+                }
+            }
+        }
+        if names.len() >= count || started.elapsed() > Duration::from_secs(10) {
+            return names;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A byte of a spooled entry changed on disk, its length intact (bit rot, a bad
+/// sector): the checksum catches it, so the entry is cut off, counted and reported as
+/// a torn one, and never sent; the entries before it arrive.
+#[test]
+fn a_spooled_entry_changed_on_disk_is_never_sent_and_is_counted() {
+    let tmp = TempDir::new("corrupt");
+    let dir = tmp.spool();
+    let (first, stderr) = run_app(&down_endpoint(), &dir, 0, 600);
+    assert_eq!((first["spooled"], first["pending"]), (600, 600), "{stderr}");
+
+    let frames = frames(&dir);
+    assert!(frames.len() >= 2, "600 records make two requests at least");
+    let last = frames.last().unwrap();
+    // One letter of a record's name in the last entry: the request is still a valid
+    // one, with another event name in it.
+    let mut bytes = std::fs::read(&last.segment).unwrap();
+    let entry = last.offset..last.offset + last.len;
+    let at = bytes[entry.clone()]
+        .windows(12)
+        .rposition(|w| w == b"order.placed")
+        .map(|i| entry.start + i)
+        .expect("an event name in the entry's request");
+    bytes[at] = b'O';
+    std::fs::write(&last.segment, &bytes).unwrap();
+    let kept = 600 - last.records;
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_app(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!(
+        (
+            next["exported"],
+            next["pending"],
+            next["rejected"],
+            next["torn"]
+        ),
+        (kept, 0, 0, last.len as u64),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "had {} bytes of torn or corrupt entries",
+            last.len
+        )),
+        "{stderr}"
+    );
+    let names = record_names(&receiver, kept as usize);
+    assert_eq!(names.len() as u64, kept, "only the whole entries are sent");
+    assert!(
+        names.iter().all(|n| n == "order.placed"),
+        "the changed entry reached the collector"
+    );
+    let ns: Vec<u64> = receiver
+        .orders(kept as usize)
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(ns, (0..kept).collect::<Vec<_>>());
+}
+
+/// `strace`, if this machine has it; under `CI=true` its absence fails the test (as
+/// in tests/security.rs).
+#[cfg(target_os = "linux")]
+fn strace() -> Option<&'static str> {
+    let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("strace is not installed, and CI=true requires the syscall checks to run (apt-get install strace)");
+    }
+    if !found {
+        // Straight to the process's stderr, past the test harness's capture.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: strace is not installed, so the spool's sync check did not run (apt-get install strace)"
+        );
+    }
+    found.then_some("strace")
+}
+
+/// An entry counts as spooled once it is on disk: each one written is synced
+/// (`fdatasync`), so a power loss after it cannot take it back. Under strace, a run
+/// that spools N entries syncs its segment files at least N times.
+#[cfg(target_os = "linux")]
+#[test]
+fn every_spooled_entry_is_synced_to_disk() {
+    let Some(strace) = strace() else { return };
+    let tmp = TempDir::new("sync");
+    let dir = tmp.spool();
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let log = tmp.0.join("strace.log");
+    let app = app_command("exit", &down_endpoint(), &dir, 0, 3000);
+    let mut traced = Command::new(strace);
+    traced
+        .args(["-f", "-qq", "-y", "-e", "signal=none", "-e"])
+        .arg("trace=fdatasync,fsync")
+        .arg("-o")
+        .arg(&log)
+        .arg("--")
+        .arg(app.get_program())
+        .args(app.get_args());
+    for (key, value) in app.get_envs() {
+        match value {
+            Some(value) => traced.env(key, value),
+            None => traced.env_remove(key),
+        };
+    }
+    let out = traced.output().expect("run strace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("STATS exported=0 spooled=3000 pending=3000 "),
+        "{stdout}\n{stderr}"
+    );
+    let entries = frames(&dir).len();
+    assert!(entries >= 6, "3000 records make six requests at least");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    // "<pid> fdatasync(5</tmp/.../00000000000000000001.seg>) = 0"
+    let segment_syncs = calls
+        .lines()
+        .filter(|l| l.contains("sync(") && l.contains(".seg>)"))
+        .count();
+    assert!(
+        segment_syncs >= entries,
+        "{entries} entries spooled, {segment_syncs} syncs of a segment:\n{calls}"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // The cost of the spool
 
