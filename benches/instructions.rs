@@ -14,13 +14,12 @@
 use std::hint::black_box;
 
 use tracing::Level;
-use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::prelude::*;
 
 mod support;
 
 use support::TrivialLayer;
-use tracing_telemetry::{JsonLinesSink, NoopSink, TelemetryFilter, TelemetryLayer};
+use tracing_telemetry::{Config, Guard, JsonLinesSink, NoopSink, TelemetryLayer};
 
 const TAGS: [(&str, &str); 4] = [
     ("queue", "emails"),
@@ -90,37 +89,35 @@ const SCENARIOS: &[&str] = &[
     "aggregate/timing_1_tag",
     #[cfg(feature = "aggregate")]
     "aggregate/event_1_tag",
+    // The same through what `try_init` builds (`--features prometheus`).
+    #[cfg(feature = "prometheus")]
+    "app_prometheus/function_1_tag",
+    #[cfg(feature = "prometheus")]
+    "app_prometheus/timing_1_tag",
+    #[cfg(feature = "prometheus")]
+    "app_prometheus/event_1_tag",
 ];
 
-fn install(subscriber: &str) {
+/// What `try_init_with(config)` installs, as the global default; the guard keeps its
+/// export running.
+fn app(config: &Config) -> Guard {
+    let (subscriber, guard) =
+        tracing_telemetry::__private::app_subscriber(config).expect("the app's subscriber");
+    tracing::subscriber::set_global_default(subscriber).expect("install");
+    guard
+}
+
+fn install(subscriber: &str) -> Option<Guard> {
     match subscriber {
         "off_none" => {}
-        // What `try_init` builds, with telemetry off.
-        "off_app" => tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::sink)
-                    .with_filter(LevelFilter::INFO),
-            )
-            .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(false)))
-            .init(),
+        // What `try_init` builds with telemetry off.
+        "off_app" => return Some(app(&Config::new())),
         "trivial" => tracing_subscriber::registry().with(TrivialLayer).init(),
         "noop" => tracing_subscriber::registry()
             .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
             .init(),
-        // What `try_init` builds with telemetry on (fmt at INFO, excluding telemetry;
-        // the telemetry layer into the no-op sink): the callsites' interest is then
-        // "sometimes", so every event asks both filters.
-        "app_noop" => tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::sink)
-                    .with_filter(LevelFilter::INFO.and(tracing_subscriber::filter::filter_fn(
-                        |meta| meta.target() != tracing_telemetry::TARGET,
-                    ))),
-            )
-            .with(TelemetryLayer::new(NoopSink).with_telemetry_filter())
-            .init(),
+        // What `try_init` builds with telemetry on and `TELEMETRY_EXPORTER=none`.
+        "app_noop" => return Some(app(&Config::new().with_enabled(true).with_destinations([]))),
         "json" => tracing_subscriber::registry()
             .with(TelemetryLayer::new(JsonLinesSink::new(std::io::sink())).with_telemetry_filter())
             .init(),
@@ -138,8 +135,17 @@ fn install(subscriber: &str) {
                     .with_telemetry_filter(),
             )
             .init(),
+        // What `try_init` builds with `TELEMETRY_EXPORTER=prometheus` (on a free
+        // loopback port).
+        #[cfg(feature = "prometheus")]
+        "app_prometheus" => {
+            return Some(app(&Config::new().with_enabled(true).with_destinations([
+                tracing_telemetry::Destination::Prometheus(([127, 0, 0, 1], 0).into()),
+            ])))
+        }
         other => panic!("unknown subscriber {other:?}"),
     }
+    None
 }
 
 fn main() {
@@ -158,7 +164,7 @@ fn main() {
         return;
     };
     let (subscriber, call) = scenario.split_once('/').expect("SUBSCRIBER/CALL");
-    install(subscriber);
+    let _guard = install(subscriber);
     let f: fn() = match call {
         "disabled_callsite" => disabled_callsite,
         "function" => function,

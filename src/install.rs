@@ -64,6 +64,18 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
     if tracing::dispatcher::has_been_set() {
         return Err(already_installed());
     }
+    let (subscriber, guard) = app_subscriber(config)?;
+    subscriber.try_init().map_err(Error::already_installed)?;
+    Ok(guard)
+}
+
+/// The subscriber [`try_init_with`] installs, not installed: for the benchmarks, which
+/// measure exactly what an app gets, with each configuration in turn as a scoped
+/// default.
+#[doc(hidden)]
+pub fn app_subscriber(
+    config: &Config,
+) -> Result<(impl Subscriber + Send + Sync + 'static, Guard), Error> {
     let (telemetry, guard) = layer_with(config)?;
     let app_logs = AppLogs(
         EnvFilter::builder()
@@ -79,17 +91,15 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
     } else {
         (BoxMakeWriter::new(io::stdout), io::stdout().is_terminal())
     };
-    tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(app_writer)
                 .with_ansi(ansi)
                 .with_filter(app_logs),
         )
-        .with(telemetry)
-        .try_init()
-        .map_err(Error::already_installed)?;
-    Ok(guard)
+        .with(telemetry);
+    Ok((subscriber, guard))
 }
 
 /// The filter of the app's own logs: `RUST_LOG`'s directives, less the track calls,

@@ -199,9 +199,12 @@ pub use record::{OwnedTagValue, Record, Tag, TagValue, Tags};
 #[cfg(feature = "subscriber")]
 pub use sink::{JsonLinesSink, MemorySink, NoopSink, OwnedRecord, Sink};
 
-/// Not public API: what the macros expand to.
+/// Not public API: what the macros expand to, and the subscriber `try_init` installs
+/// (for the benchmarks).
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "subscriber")]
+    pub use crate::install::app_subscriber;
     pub use crate::track::{MacroCall, EVENT_CALL, METRIC_CALL, TIMING_CALL};
     pub use tracing;
 }

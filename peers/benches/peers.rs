@@ -27,8 +27,8 @@ use telemetry_peers::{
     SharedBuf, TrivialLayer,
 };
 use tracing_telemetry::{
-    Config, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter, TelemetryFilter,
-    TelemetryLayer,
+    Config, Destination, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter,
+    TelemetryFilter, TelemetryLayer,
 };
 
 /// The criterion group every entry is measured in.
@@ -58,6 +58,13 @@ const ENTRIES: &[Entry] = &[
         pair: None,
     },
     Entry {
+        key: "1d",
+        id: "1d_off_tracing_app_subscriber",
+        label: "off: disabled `tracing` callsite (DEBUG), the subscriber `try_init` builds, telemetry off",
+        baseline: None,
+        pair: None,
+    },
+    Entry {
         key: "2a",
         id: "2a_off_telemetry_nothing_installed",
         label: "off: `tracing_telemetry::track_metric`, no subscriber (max level OFF)",
@@ -76,6 +83,13 @@ const ENTRIES: &[Entry] = &[
         id: "2c_off_telemetry_nosubscriber",
         label: "off: `tracing_telemetry::track_metric`, scoped `NoSubscriber` (max level TRACE)",
         baseline: Some("1c"),
+        pair: None,
+    },
+    Entry {
+        key: "2d",
+        id: "2d_off_telemetry_app_subscriber",
+        label: "off: `tracing_telemetry::track_metric`, the subscriber `try_init` builds, telemetry off",
+        baseline: Some("1d"),
         pair: None,
     },
     Entry {
@@ -107,6 +121,13 @@ const ENTRIES: &[Entry] = &[
         pair: None,
     },
     Entry {
+        key: "5b",
+        id: "5b_on_telemetry_app_exporter_none",
+        label: "on: `track_metric`, the subscriber `try_init` builds with `TELEMETRY_EXPORTER=none`",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
         key: "6",
         id: "6_on_otel_metrics_layer",
         label: "on: `tracing-opentelemetry` `MetricsLayer` + SDK meter provider",
@@ -128,11 +149,25 @@ const ENTRIES: &[Entry] = &[
         pair: None,
     },
     Entry {
+        key: "9c",
+        id: "9c_on_telemetry_app_prometheus_gauge",
+        label: "on: `track_metric`, the subscriber `try_init` builds with `TELEMETRY_EXPORTER=prometheus` (existing series, a gauge: the default mapping)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "9d",
+        id: "9d_on_telemetry_app_prometheus_histogram",
+        label: "on: `track_metric`, the subscriber `try_init` builds with the Prometheus exporter, `queue.depth` as a histogram (the SDK's default bounds)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
         key: "6b",
         id: "6b_on_otel_metrics_layer_again",
         label: "on: `MetricsLayer` again, next to the aggregated entries",
         baseline: Some("4"),
-        pair: Some("9"),
+        pair: Some("9d"),
     },
     Entry {
         key: "3b",
@@ -195,6 +230,12 @@ fn plain_event(value: f64) {
     tracing::event!(target: "telemetry", Level::INFO, name = "queue.depth", value = value, queue = "emails");
 }
 
+/// A callsite the app's log level disables: DEBUG, below `try_init`'s default INFO.
+#[inline]
+fn debug_event(value: f64) {
+    tracing::event!(target: "app", Level::DEBUG, name = "queue.depth", value = value, queue = "emails");
+}
+
 /// The same event for `MetricsLayer`: the metric name is in the field name.
 /// (`event!` with an explicit level: `info!(target: .., histogram.x = ..)` is a macro
 /// parsing ambiguity.)
@@ -227,6 +268,37 @@ fn telemetry_aggregated(aggregator: &tracing_telemetry::aggregate::Aggregator) -
     Dispatch::new(
         tracing_subscriber::registry()
             .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
+    )
+}
+
+/// What `try_init_with(config)` installs (the crate's own function, not a copy), and
+/// the guard that keeps its export running.
+fn app_subscriber(config: &Config) -> (Dispatch, tracing_telemetry::Guard) {
+    let (subscriber, guard) =
+        tracing_telemetry::__private::app_subscriber(config).expect("the app's subscriber");
+    (Dispatch::new(subscriber), guard)
+}
+
+/// `try_init`'s subscriber with telemetry off (`TELEMETRY_ENABLED` unset).
+fn app_off() -> (Dispatch, tracing_telemetry::Guard) {
+    app_subscriber(&Config::new())
+}
+
+/// `try_init`'s subscriber with `TELEMETRY_ENABLED=true TELEMETRY_EXPORTER=none`.
+fn app_exporter_none() -> (Dispatch, tracing_telemetry::Guard) {
+    app_subscriber(&Config::new().with_enabled(true).with_destinations([]))
+}
+
+/// `try_init`'s subscriber with the Prometheus exporter on a free loopback port,
+/// aggregating with `aggregator`.
+fn app_prometheus(
+    aggregator: &tracing_telemetry::aggregate::Aggregator,
+) -> (Dispatch, tracing_telemetry::Guard) {
+    app_subscriber(
+        &Config::new()
+            .with_enabled(true)
+            .with_destinations([Destination::Prometheus(([127, 0, 0, 1], 0).into())])
+            .with_aggregator(aggregator.clone()),
     )
 }
 
@@ -335,6 +407,32 @@ fn preflight() {
         }
     }
 
+    // First, while no other dispatcher is alive to raise the maximum level:
+    // `try_init`'s subscriber: off, the app's level is the maximum, so the track call
+    // and the DEBUG event stop at the level check; on, the record is aggregated.
+    let (dispatch, guard) = app_off();
+    tracing::dispatcher::with_default(&dispatch, || {
+        assert_eq!(
+            tracing::level_filters::LevelFilter::current(),
+            tracing::level_filters::LevelFilter::INFO,
+            "the level hint of try_init's subscriber, telemetry off"
+        );
+        assert!(!tracing::enabled!(target: tracing_telemetry::TARGET, Level::TRACE));
+        assert!(!tracing::enabled!(target: "app", Level::DEBUG));
+    });
+    drop((dispatch, guard));
+    tracing::callsite::rebuild_interest_cache();
+    let aggregator = tracing_telemetry::aggregate::Aggregator::new();
+    let (dispatch, guard) = app_prometheus(&aggregator);
+    tracing::dispatcher::with_default(&dispatch, || telemetry_metric(42.0));
+    assert_eq!(
+        aggregator.snapshot().len(),
+        1,
+        "try_init's subscriber aggregated"
+    );
+    drop((dispatch, guard));
+    tracing::callsite::rebuild_interest_cache();
+
     let buf = SharedBuf::default();
     let writer = buf.clone();
     tracing::dispatcher::with_default(&fmt_json(move || writer.clone()), || plain_event(42.0));
@@ -426,10 +524,19 @@ fn run(c: &mut Criterion) {
         telemetry_metric,
     );
     measure(&mut group, id("2c"), no_subscriber(), telemetry_metric);
+    let (dispatch, guard) = app_off();
+    measure(&mut group, id("1d"), dispatch, debug_event);
+    drop(guard);
+    let (dispatch, guard) = app_off();
+    measure(&mut group, id("2d"), dispatch, telemetry_metric);
+    drop(guard);
     measure(&mut group, id("3"), nothing_installed(), metrics_histogram);
     measure(&mut group, id("4"), trivial_layer(), plain_event);
     measure(&mut group, id("4b"), trivial_layer(), telemetry_metric);
     measure(&mut group, id("5"), telemetry_noop(), telemetry_metric);
+    let (dispatch, guard) = app_exporter_none();
+    measure(&mut group, id("5b"), dispatch, telemetry_metric);
+    drop(guard);
 
     let (dispatch, provider, exporter) = otel_metrics_layer();
     measure(&mut group, id("6"), dispatch, otel_event);
@@ -454,6 +561,15 @@ fn run(c: &mut Criterion) {
         telemetry_aggregated(&gauge),
         telemetry_metric,
     );
+    let (dispatch, guard) = app_prometheus(&tracing_telemetry::aggregate::Aggregator::new());
+    measure(&mut group, id("9c"), dispatch, telemetry_metric);
+    drop(guard);
+    let app_histogram = tracing_telemetry::aggregate::Aggregator::builder()
+        .histogram("queue.depth", SDK_BOUNDS)
+        .build();
+    let (dispatch, guard) = app_prometheus(&app_histogram);
+    measure(&mut group, id("9d"), dispatch, telemetry_metric);
+    drop(guard);
     let (dispatch, provider, _exporter) = otel_metrics_layer();
     measure(&mut group, id("6b"), dispatch, otel_event);
     let _ = provider.shutdown();
