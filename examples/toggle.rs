@@ -65,6 +65,8 @@ fn main() -> ExitCode {
 
     for tick in 0..ticks {
         tracing_telemetry::track_metric("toggle.tick", tick as f64, &[]);
+        // The app's own log of the tick (shown with `RUST_LOG=debug`).
+        tracing::debug!(tick, "tick");
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(guard);

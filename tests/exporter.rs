@@ -195,7 +195,8 @@ fn a_rotated_file_is_recreated_and_nothing_is_lost() {
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         tracing_telemetry::track_event("before", &[]);
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Written before the rotation, however slow the machine.
+        guard.flush();
         std::fs::rename(&file, &rotated).unwrap();
         // The exporter checks the path at most once a second.
         std::thread::sleep(std::time::Duration::from_millis(1100));

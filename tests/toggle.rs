@@ -5,8 +5,6 @@
 
 use std::sync::{Arc, Barrier};
 use std::thread;
-#[cfg(unix)]
-use std::time::Duration;
 
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
@@ -76,6 +74,18 @@ fn concurrent_switches_leave_the_flag_and_the_callsites_in_agreement() {
     );
 }
 
+/// Kills the child when dropped, so a failing test leaves no process behind.
+#[cfg(unix)]
+struct Killed(std::process::Child);
+
+#[cfg(unix)]
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `examples/toggle.rs`, the safe pattern for switching on a signal: a thread waits for
 /// the signal and switches; the handler itself does nothing unsafe.
 #[cfg(unix)]
@@ -84,42 +94,74 @@ fn the_toggle_example_switches_on_sigusr1_and_off_on_sigusr2() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    let mut child = support::example("toggle")
-        .args(["--ticks", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Its first log line says it is listening for the signals.
-    let mut logs = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    logs.read_line(&mut first).unwrap();
-    assert!(first.contains("ticking"), "{first}");
-    let signal = |name: &str| {
-        let status = Command::new("kill")
-            .args([name, &child.id().to_string()])
-            .status()
+    const TICKS: u64 = 50;
+    let mut child = Killed(
+        support::example("toggle")
+            .args(["--ticks", &TICKS.to_string()])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    let stderr = child.0.stderr.take().unwrap();
+    let stderr = thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    // The app's logs (stdout) say when it ticks and switches; each step below waits for
+    // what the app says, not for time to pass, so a loaded machine changes nothing.
+    let mut logs = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str| loop {
+        let line = logs
+            .next()
+            .unwrap_or_else(|| panic!("the app ended before logging {needle:?}: {seen}"))
             .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status().unwrap();
         assert!(status.success(), "kill {name}");
     };
-    thread::sleep(Duration::from_millis(450));
+    let tick = |line: &str| -> u64 {
+        let at = line.find("tick=").expect("a tick line") + "tick=".len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a tick number")
+    };
+    assert!(wait_for("ticking").contains("SIGUSR1"));
+    // Ticks 0 to 2 made while off; then on for three ticks at least; then off.
+    wait_for("tick=2");
     signal("-USR1");
-    thread::sleep(Duration::from_millis(650));
+    wait_for("telemetry switched enabled=true");
+    let on_at = tick(&wait_for(" tick="));
+    wait_for(&format!("tick={}", on_at + 3));
     signal("-USR2");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut logs, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    wait_for("telemetry switched enabled=false");
+    let off_at = tick(&wait_for(" tick="));
+    assert!(
+        off_at < TICKS - 1,
+        "the app ticked to the end before switching off"
+    );
+    wait_for(&format!("tick={}", TICKS - 1));
+    let rest = seen;
+    let status = child.0.wait().unwrap();
+    assert!(status.success());
+    let stderr = stderr.join().unwrap();
     let ticks: Vec<u64> = support::json_lines(&stderr)
         .iter()
         .map(|record| record["value"].as_f64().unwrap() as u64)
         .collect();
-    // Off for the first ticks, on for about six, off for the rest: the records are one
-    // run of consecutive ticks, neither the first nor the last.
-    assert!(!ticks.is_empty(), "{stderr}");
-    assert!(ticks[0] > 0, "{ticks:?}");
-    assert!(*ticks.last().unwrap() < 19, "{ticks:?}");
+    // Off for the first ticks, on for three or more, off for the rest: the records are
+    // one run of consecutive ticks, neither the first nor the last.
+    assert!(ticks.len() >= 3, "{stderr}");
+    assert!(ticks[0] > 2, "{ticks:?}");
+    assert!(*ticks.last().unwrap() < TICKS - 1, "{ticks:?}");
     assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
     assert!(rest.contains("telemetry switched enabled=true"), "{rest}");
     assert!(rest.contains("telemetry switched enabled=false"), "{rest}");
