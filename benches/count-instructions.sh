@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 calls="${1:-100000}"
-bin=$(cargo bench --bench instructions --all-features --no-run --message-format=json 2>/dev/null |
+bin=$(cargo bench --bench instructions --features prometheus --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

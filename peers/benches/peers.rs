@@ -24,7 +24,7 @@ use tracing_subscriber::prelude::*;
 
 use telemetry_peers::{
     otel_log_bridge, read_median, table, Entry, LoopbackCollector, NoopExporter, NothingInstalled,
-    SharedBuf, TrivialLayer,
+    Route, SharedBuf, TrivialLayer,
 };
 use tracing_telemetry::{
     Config, Destination, JsonLinesSink, MemorySink, NoopSink, OtlpConfig, OtlpExporter,
@@ -128,6 +128,13 @@ const ENTRIES: &[Entry] = &[
         pair: None,
     },
     Entry {
+        key: "5c",
+        id: "5c_on_telemetry_route_exporter_none",
+        label: "on: `track_metric`, a routing layer (prototype, no per-layer filter) sending it to the same exporter as 5b",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
         key: "6",
         id: "6_on_otel_metrics_layer",
         label: "on: `tracing-opentelemetry` `MetricsLayer` + SDK meter provider",
@@ -159,6 +166,13 @@ const ENTRIES: &[Entry] = &[
         key: "9d",
         id: "9d_on_telemetry_app_prometheus_histogram",
         label: "on: `track_metric`, the subscriber `try_init` builds with the Prometheus exporter, `queue.depth` as a histogram (the SDK's default bounds)",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "9e",
+        id: "9e_on_telemetry_route_prometheus_histogram",
+        label: "on: `track_metric`, a routing layer (prototype) sending it to the same exporter as 9d",
         baseline: Some("4"),
         pair: None,
     },
@@ -302,6 +316,23 @@ fn app_prometheus(
     )
 }
 
+/// The prototype routing layer (`Route`) in place of `try_init`'s two filtered layers:
+/// fmt at INFO for the app's logs, and a telemetry layer, unfiltered, into the exporter
+/// that `config` builds (the same sink as `app_subscriber(config)`).
+fn routed(config: &Config) -> (Dispatch, tracing_telemetry::Guard) {
+    let (filtered, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(config)
+        .expect("the exporter");
+    let sink = Arc::clone(filtered.inner().sink());
+    let route = Route {
+        logs: tracing_subscriber::fmt::layer(),
+        telemetry: TelemetryLayer::new(sink),
+    };
+    (
+        Dispatch::new(tracing_subscriber::registry().with(route)),
+        guard,
+    )
+}
+
 /// A process with no subscriber: nothing enabled, max level OFF.
 fn nothing_installed() -> Dispatch {
     Dispatch::new(NothingInstalled)
@@ -432,6 +463,21 @@ fn preflight() {
     );
     drop((dispatch, guard));
     tracing::callsite::rebuild_interest_cache();
+    let aggregator = tracing_telemetry::aggregate::Aggregator::new();
+    let (dispatch, guard) = routed(
+        &Config::new()
+            .with_enabled(true)
+            .with_destinations([Destination::Prometheus(([127, 0, 0, 1], 0).into())])
+            .with_aggregator(aggregator.clone()),
+    );
+    tracing::dispatcher::with_default(&dispatch, || telemetry_metric(42.0));
+    assert_eq!(
+        aggregator.snapshot().len(),
+        1,
+        "the routing prototype aggregated"
+    );
+    drop((dispatch, guard));
+    tracing::callsite::rebuild_interest_cache();
 
     let buf = SharedBuf::default();
     let writer = buf.clone();
@@ -537,6 +583,9 @@ fn run(c: &mut Criterion) {
     let (dispatch, guard) = app_exporter_none();
     measure(&mut group, id("5b"), dispatch, telemetry_metric);
     drop(guard);
+    let (dispatch, guard) = routed(&Config::new().with_enabled(true).with_destinations([]));
+    measure(&mut group, id("5c"), dispatch, telemetry_metric);
+    drop(guard);
 
     let (dispatch, provider, exporter) = otel_metrics_layer();
     measure(&mut group, id("6"), dispatch, otel_event);
@@ -569,6 +618,17 @@ fn run(c: &mut Criterion) {
         .build();
     let (dispatch, guard) = app_prometheus(&app_histogram);
     measure(&mut group, id("9d"), dispatch, telemetry_metric);
+    drop(guard);
+    let routed_histogram = tracing_telemetry::aggregate::Aggregator::builder()
+        .histogram("queue.depth", SDK_BOUNDS)
+        .build();
+    let (dispatch, guard) = routed(
+        &Config::new()
+            .with_enabled(true)
+            .with_destinations([Destination::Prometheus(([127, 0, 0, 1], 0).into())])
+            .with_aggregator(routed_histogram.clone()),
+    );
+    measure(&mut group, id("9e"), dispatch, telemetry_metric);
     drop(guard);
     let (dispatch, provider, _exporter) = otel_metrics_layer();
     measure(&mut group, id("6b"), dispatch, otel_event);

@@ -374,3 +374,94 @@ pub fn otel_log_bridge() -> (
         ));
     (dispatch, provider, exporter)
 }
+
+/// A prototype of the alternative to per-layer filters, measured beside what
+/// `try_init` builds: one layer that routes each event by its callsite, track calls to
+/// `telemetry` and the rest to `logs` at INFO and above. Every callsite's interest is
+/// "always" or "never", never "sometimes", so no filter is asked per event.
+///
+/// Only what the benchmark needs: the level is fixed at INFO (no `RUST_LOG`), and every
+/// span goes to both layers.
+pub struct Route<L, T> {
+    /// The app's logs.
+    pub logs: L,
+    /// The telemetry layer, with no filter of its own.
+    pub telemetry: T,
+}
+
+/// The crate's test for a track call: an event with target `telemetry` and a
+/// `telemetry.tags` field.
+fn is_track(meta: &Metadata<'_>) -> bool {
+    !meta.is_span()
+        && meta.target() == tracing_telemetry::TARGET
+        && meta
+            .fields()
+            .field(tracing_telemetry::fields::TAGS)
+            .is_some()
+}
+
+impl<S, L, T> Layer<S> for Route<L, T>
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S>,
+    T: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.logs.on_register_dispatch(subscriber);
+        self.telemetry.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.logs.on_layer(subscriber);
+        self.telemetry.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if is_track(meta) || *meta.level() <= tracing::Level::INFO {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _cx: Context<'_, S>) -> bool {
+        is_track(meta) || *meta.level() <= tracing::Level::INFO
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if is_track(event.metadata()) {
+            self.telemetry.on_event(event, cx);
+        } else {
+            self.logs.on_event(event, cx);
+        }
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_new_span(attrs, id, cx.clone());
+        self.telemetry.on_new_span(attrs, id, cx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, cx: Context<'_, S>) {
+        self.logs.on_record(id, values, cx.clone());
+        self.telemetry.on_record(id, values, cx);
+    }
+
+    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_enter(id, cx.clone());
+        self.telemetry.on_enter(id, cx);
+    }
+
+    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_exit(id, cx.clone());
+        self.telemetry.on_exit(id, cx);
+    }
+
+    fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        self.logs.on_close(id.clone(), cx.clone());
+        self.telemetry.on_close(id, cx);
+    }
+}
