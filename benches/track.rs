@@ -24,16 +24,13 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use tracing::{Level, Subscriber};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
+use tracing::Level;
 use tracing_subscriber::prelude::*;
 
 mod support;
 
 use support::TrivialLayer;
-use tracing_telemetry::{
-    Config, JsonLinesSink, MemorySink, NoopSink, Sink, TelemetryFilter, TelemetryLayer,
-};
+use tracing_telemetry::{Config, JsonLinesSink, MemorySink, NoopSink, Sink, TelemetryLayer};
 
 const TAGS4: [(&str, &str); 4] = [
     ("queue", "emails"),
@@ -125,23 +122,11 @@ fn off_no_subscriber(c: &mut Criterion) {
     group.finish();
 }
 
-/// What `try_init` builds, with fmt writing to `io::sink` and telemetry off.
-fn app_subscriber(telemetry_on: bool) -> impl Subscriber + Send + Sync {
-    let app_logs = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .parse_lossy("")
-        .and(filter_fn(|meta| meta.target() != tracing_telemetry::TARGET));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(io::sink)
-                .with_filter(app_logs),
-        )
-        .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(telemetry_on)))
-}
-
 fn off_app(c: &mut Criterion) {
-    let _default = tracing::subscriber::set_default(app_subscriber(false));
+    // What `try_init` builds with telemetry off, from the crate's own builder.
+    let (subscriber, _guard) =
+        tracing_telemetry::__private::app_subscriber(&Config::new()).expect("the app's subscriber");
+    let _default = tracing::subscriber::set_default(subscriber);
     let mut group = configure(c, "off_app");
     group.bench_function("baseline_disabled_tracing", |b| {
         b.iter(|| tracing::event!(target: "app", Level::TRACE, value = black_box(42.0)))
