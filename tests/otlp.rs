@@ -884,6 +884,25 @@ fn partial_success_counts_the_rejected_records() {
     assert_eq!((stats.exported(), stats.rejected()), (2, 1));
 }
 
+/// A collector may explain a partial success at length (one line per refused
+/// record); an answer of a few KiB is read whole, and its count taken.
+#[test]
+fn partial_success_with_a_long_message_counts_the_rejected_records() {
+    let answer = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 1,
+            error_message: "record 2: attribute value too long; ".repeat(60),
+        }),
+    };
+    assert!(answer.encoded_len() > 2048);
+    let stub = Stub::start(vec![Answer::Status(200, "", answer.encode_to_vec())]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    let stats = exporter.stats();
+    assert_eq!((stats.exported(), stats.rejected()), (2, 1));
+}
+
 #[test]
 fn a_collector_that_never_answers_cannot_hold_up_shutdown_or_the_app() {
     let stub = Stub::start(vec![Answer::Hang]);
