@@ -267,7 +267,7 @@ mod tests {
         // The first is taken and held in `write`; the rest fill the queue.
         assert!(reporter.push(say("held"), None));
         let filled = Instant::now() + Duration::from_secs(10);
-        while reporter.lock().len() > 0 {
+        while !reporter.lock().is_empty() {
             assert!(
                 Instant::now() < filled,
                 "the reporter never took the first line"
