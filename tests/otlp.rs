@@ -1101,6 +1101,54 @@ fn gzip_applies_to_the_metrics_push_too() {
     assert_eq!(calls, 3, "{job:#?}");
 }
 
+/// Without compression configured (the default), every request is plain protobuf and
+/// names no content encoding.
+#[test]
+fn without_compression_requests_are_plain_protobuf() {
+    let stub = Stub::start(vec![ok()]);
+    let exporter = Arc::new(OtlpExporter::start(stub.config()).unwrap());
+    emit(&exporter, 3);
+    exporter.shutdown();
+    let seen = stub.seen.lock().unwrap();
+    let pushes = stub.pushes.lock().unwrap();
+    assert!(!seen.is_empty() && !pushes.is_empty());
+    for request in seen.iter().chain(pushes.iter()) {
+        assert!(
+            !request.headers.contains("content-encoding"),
+            "{}",
+            request.headers
+        );
+    }
+    let logs = ExportLogsServiceRequest::decode(seen[0].body.as_slice()).unwrap();
+    assert_eq!(logs.resource_logs[0].scope_logs[0].log_records.len(), 3);
+    let metrics = ExportMetricsServiceRequest::decode(pushes[0].body.as_slice()).unwrap();
+    assert!(!metrics.resource_metrics.is_empty());
+}
+
+/// A refusal is reported with what the collector said, so that a person can act on
+/// it: the status and the start of the answer's text.
+#[test]
+fn a_refusal_is_reported_with_the_collectors_message() {
+    let stub = Stub::start(vec![Answer::Status(
+        400,
+        "",
+        b"log record 2: body exceeds the limit\n".to_vec(),
+    )]);
+    let out = otlp_example()
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", stub.port),
+        )
+        .output()
+        .expect("run the example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rejected 3 records (HTTP 400: log record 2: body exceeds the limit)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn otel_sdk_disabled_sends_nothing() {
     let stub = Stub::start(vec![ok()]);
