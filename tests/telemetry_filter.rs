@@ -30,6 +30,8 @@ fn off_records_nothing_while_another_layer_wants_every_event() {
         tracing_telemetry::track_event("off.again", &[]);
     });
     assert_eq!(sink.names(), ["while.on"]);
+    // What an app's own debug output shows of the switch.
+    assert_eq!(format!("{handle:?}"), "TelemetryHandle { enabled: false }");
 }
 
 #[test]
