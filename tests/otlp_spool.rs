@@ -10,6 +10,8 @@
 
 #[allow(dead_code, reason = "not every helper is used by each suite")]
 mod otlp_receiver;
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod support;
 
 use otlp_receiver::Receiver;
 use std::collections::{BTreeSet, HashMap};
@@ -518,31 +520,15 @@ fn a_spooled_entry_changed_on_disk_is_never_sent_and_is_counted() {
     assert_eq!(ns, (0..kept).collect::<Vec<_>>());
 }
 
-/// `strace`, if this machine has it; under `CI=true` its absence fails the test (as
-/// in tests/security.rs).
-#[cfg(target_os = "linux")]
-fn strace() -> Option<&'static str> {
-    let found = Command::new("strace").arg("-V").output().is_ok();
-    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("strace is not installed, and CI=true requires the syscall checks to run (apt-get install strace)");
-    }
-    if !found {
-        // Straight to the process's stderr, past the test harness's capture.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: strace is not installed, so the spool's sync check did not run (apt-get install strace)"
-        );
-    }
-    found.then_some("strace")
-}
-
 /// An entry counts as spooled once it is on disk: each one written is synced
 /// (`fdatasync`), so a power loss after it cannot take it back. Under strace, a run
 /// that spools N entries syncs its segment files at least N times.
 #[cfg(target_os = "linux")]
 #[test]
 fn every_spooled_entry_is_synced_to_disk() {
-    let Some(strace) = strace() else { return };
+    let Some(strace) = support::strace("the spool's sync check") else {
+        return;
+    };
     let tmp = TempDir::new("sync");
     let dir = tmp.spool();
     std::fs::create_dir_all(&tmp.0).unwrap();

@@ -15,8 +15,6 @@ mod reliability;
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
 
-#[cfg(target_os = "linux")]
-use std::io::Write;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,24 +71,6 @@ fn off_unless_enabled_no_output_and_no_file() {
 
 // ---------------------------------------------------------------------------------
 // Nothing leaves the process but through the exporter
-
-/// `strace`, if this machine has it; under `CI=true` its absence fails the test.
-#[cfg(target_os = "linux")]
-fn strace() -> Option<&'static str> {
-    let found = Command::new("strace").arg("-V").output().is_ok();
-    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("strace is not installed, and CI=true requires the syscall checks to run (apt-get install strace)");
-    }
-    if !found {
-        // Straight to the process's stderr, past the test harness's capture, so that
-        // a plain `cargo test` shows it.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: strace is not installed, so the syscall checks did not run (apt-get install strace)"
-        );
-    }
-    found.then_some("strace")
-}
 
 /// Runs `cmd` under `strace -f`, recording network syscalls and thread creation;
 /// returns the run and the syscalls seen (one `name(...)` per line).
@@ -157,7 +137,9 @@ fn no_network_syscall_with_any_exporter_and_no_thread_while_off() {
     if child_role().as_deref() == Some("network-control") {
         return network_control_child();
     }
-    let Some(strace) = strace() else { return };
+    let Some(strace) = support::strace("the syscall checks") else {
+        return;
+    };
     let dir = temp_dir("security-strace");
     let log = dir.join("strace.log");
 

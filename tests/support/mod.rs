@@ -101,3 +101,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Shared {
         self.clone()
     }
 }
+
+/// `strace`, if this machine has it. Under `CI=true` its absence fails the test;
+/// elsewhere it says, past the test harness's capture, that `what` did not run.
+pub fn strace(what: &str) -> Option<&'static str> {
+    let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "strace is not installed, and CI=true requires {what} to run (apt-get install strace)"
+        );
+    }
+    if !found {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: strace is not installed, so {what} did not run (apt-get install strace)"
+        );
+    }
+    found.then_some("strace")
+}
