@@ -17,6 +17,10 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How long shutdown waits for its summaries to reach standard error: a stuck
+/// standard error must not hold the app's exit for long.
+pub(crate) const REPORT_WAIT: Duration = Duration::from_secs(1);
+
 /// Messages waiting for the reporter. Each kind of message is reported once, so a
 /// handful is plenty; beyond it, messages are dropped rather than waited for (except
 /// by the shutdown calls, which wait a bounded time for room).
@@ -172,14 +176,10 @@ pub(crate) fn stderr_line_by(message: fmt::Arguments<'_>, deadline: Instant) {
     }
 }
 
-/// Waits until every message said so far is written, or `limit` has passed: the
-/// summary at shutdown should reach standard error before the process exits, but a
-/// stuck standard error must not hold the app's exit for long.
-pub(crate) fn flush(limit: Duration) {
-    flush_by(Instant::now() + limit);
-}
-
-/// [`flush`] with a deadline, shared with the [`stderr_line_by`] calls before it.
+/// Waits until every message said so far is written, or `deadline` has passed
+/// (shared with the [`stderr_line_by`] calls before it): the summary at shutdown should
+/// reach standard error before the process exits, but a stuck standard error must not
+/// hold the app's exit for long.
 pub(crate) fn flush_by(deadline: Instant) {
     if let Some(reporter) = reporter() {
         reporter.flush_by(deadline);

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, Destination};
 use crate::encode::LineEncoder;
@@ -41,9 +41,6 @@ use worker::Worker;
 /// How long `try_init` waits for the telemetry file to open (a hung network file
 /// system must not hang the app's start).
 const OPEN_WAIT: Duration = Duration::from_secs(5);
-/// How long dropping the guard waits for the crate's own last messages to reach
-/// standard error.
-const REPORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Counts of what an exporter did with the records it was given.
 ///
@@ -719,15 +716,17 @@ impl ExporterSink {
     /// Writes everything recorded, stops every exporter and says on stderr what was
     /// lost, if anything. Later records are dropped and counted.
     pub(crate) fn shutdown(&self) {
-        let mut said = false;
+        // One wait for every summary: each waits for room in the reporter's queue (a
+        // summary is never dropped for earlier messages), all by the same deadline.
+        let mut report_by = None;
         for destination in &self.destinations {
             if let Some(summary) = destination.shutdown() {
-                stderr_line(format_args!("{summary}"));
-                said = true;
+                let by = *report_by.get_or_insert_with(|| Instant::now() + report::REPORT_WAIT);
+                report::stderr_line_by(format_args!("{summary}"), by);
             }
         }
-        if said {
-            report::flush(REPORT_WAIT);
+        if let Some(by) = report_by {
+            report::flush_by(by);
         }
     }
 }

@@ -39,9 +39,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Emptied chunks kept for reuse.
 const SPARE_CHUNKS: usize = 16;
-/// How long shutdown waits for its summary to reach standard error (a stuck standard
-/// error must not hold the app's exit for long).
-const REPORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
@@ -555,7 +552,7 @@ impl OtlpExporter {
         let stats = self.stats();
         // The summary waits (bounded) for room among the messages before it, and is
         // written before this returns: the app may exit right after.
-        let report_by = Instant::now() + REPORT_WAIT;
+        let report_by = Instant::now() + report::REPORT_WAIT;
         let mut said = false;
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
             stderr_line_by(
