@@ -268,6 +268,10 @@ pub struct Config {
     #[cfg(feature = "aggregate")]
     aggregator: Option<crate::aggregate::Aggregator>,
     resource: Resource,
+    /// Why the `otlp` exporter cannot start, when an `OTEL_*` variable it reads was
+    /// refused while telemetry was off (see [`Config::from_iter`]).
+    #[cfg(feature = "otlp")]
+    otlp_error: Option<ConfigError>,
 }
 
 /// Bytes of encoded records each JSON-lines destination holds for its writer, by
@@ -291,6 +295,8 @@ impl Default for Config {
             #[cfg(feature = "aggregate")]
             aggregator: None,
             resource: Resource::default(),
+            #[cfg(feature = "otlp")]
+            otlp_error: None,
         }
     }
 }
@@ -487,7 +493,11 @@ impl Config {
     /// exporters, into the [`Resource`] that names the service on every record; as the
     /// OpenTelemetry specification says, an empty value is unset and the last of a
     /// name given twice wins. Other `OTEL_*` names are never judged here, nor taken
-    /// for near misses of `TELEMETRY_*` ones.
+    /// for near misses of `TELEMETRY_*` ones, except by the `otlp` exporter when it is
+    /// listed. With telemetry off, no `OTEL_*` variable is an error: they may belong
+    /// to another OpenTelemetry SDK in the process. An invalid resource then leaves the
+    /// default one, and a variable the `otlp` exporter refuses is said when telemetry
+    /// is turned on (the exporter cannot start; its records are dropped and counted).
     ///
     /// ```
     /// let err = tracing_telemetry::Config::from_iter([("TELEMETRY_ENABLE", "true")]).unwrap_err();
@@ -606,6 +616,8 @@ impl Config {
             ));
         }
         let mut destinations = Vec::with_capacity(exporters.len());
+        #[cfg(feature = "otlp")]
+        let mut otlp_error = None;
         for exporter in exporters {
             destinations.push(match exporter {
                 Exporter::Stdout => Destination::Stdout,
@@ -625,27 +637,52 @@ impl Config {
                 Exporter::Prometheus => {
                     Destination::Prometheus(addr.unwrap_or(DEFAULT_PROMETHEUS_ADDR))
                 }
+                // The OTEL_* variables are shared with any OpenTelemetry SDK in the
+                // process: with telemetry off, one the exporter refuses does not stop
+                // the app. The exporter keeps the error, and gives it if telemetry is
+                // turned on (it then cannot start: its records are dropped and
+                // counted, and the message says why).
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
-                    Destination::Otlp(crate::otlp::OtlpConfig::from_vars(otel.clone())?)
+                    // The resource is resolved once, below, for every destination.
+                    let otel = otel.iter().filter(|(name, _)| {
+                        name != SERVICE_NAME_VAR && name != RESOURCE_ATTRIBUTES_VAR
+                    });
+                    match crate::otlp::OtlpConfig::from_vars(otel.cloned()) {
+                        Ok(otlp) => Destination::Otlp(otlp),
+                        Err(err) if enabled => return Err(err),
+                        Err(err) => {
+                            otlp_error = Some(err);
+                            Destination::Otlp(crate::otlp::OtlpConfig::new())
+                        }
+                    }
                 }
                 // `none` was removed and exporters not built in were refused above.
                 _ => continue,
             });
+        }
+        // The OTEL_* variables are shared with any OpenTelemetry SDK in the process:
+        // with telemetry off, one that is invalid is not ours to stop the app for
+        // (the default resource stands in); on, it is an error like ours.
+        let resource = if enabled {
+            resource.resolve()?
+        } else {
+            resource.resolve().unwrap_or_default()
+        };
+        #[cfg(feature = "otlp")]
+        for destination in &mut destinations {
+            if let Destination::Otlp(otlp) = destination {
+                *otlp = otlp.clone().with_resource(&resource);
+            }
         }
         Ok(Config {
             enabled,
             destinations,
             span_fields,
             spool_dir,
-            // The OTEL_* variables are shared with any OpenTelemetry SDK in the process:
-            // with telemetry off, one that is invalid is not ours to stop the app for
-            // (the default resource stands in); on, it is an error like ours.
-            resource: if enabled {
-                resource.resolve()?
-            } else {
-                resource.resolve().unwrap_or_default()
-            },
+            resource,
+            #[cfg(feature = "otlp")]
+            otlp_error,
             ..Config::default()
         })
     }
@@ -737,6 +774,13 @@ impl Config {
     /// ```
     pub fn spool_dir(&self) -> Option<&Path> {
         self.spool_dir.as_deref()
+    }
+
+    /// Why the `otlp` exporter cannot start: an `OTEL_*` variable it reads was refused
+    /// while telemetry was off. It is said if telemetry is turned on.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn otlp_error(&self) -> Option<&ConfigError> {
+        self.otlp_error.as_ref()
     }
 
     /// Bytes of encoded records each JSON-lines destination holds while its writer

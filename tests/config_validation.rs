@@ -556,3 +556,41 @@ fn an_invalid_resource_variable_stops_only_an_app_with_telemetry_on() {
         assert!(on.to_string().contains(&format!("{raw:?}")), "{on}");
     }
 }
+
+/// With the `otlp` exporter listed and telemetry off, no `OTEL_*` variable stops the
+/// app: the resource falls back to the default, and a variable the exporter refuses is
+/// kept for the moment telemetry is turned on (`tests/toggle.rs` shows that message).
+/// On, each is an error naming the variable.
+#[cfg(feature = "otlp")]
+#[test]
+fn with_the_otlp_exporter_an_invalid_otel_variable_stops_only_an_app_with_telemetry_on() {
+    for (var, value) in [
+        ("OTEL_RESOURCE_ATTRIBUTES", "team"),
+        ("OTEL_SERVICE_NAME", "checkout"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "-1"),
+    ] {
+        let vars = [("TELEMETRY_EXPORTER", "otlp"), (var, value)];
+        let off = tracing_telemetry::Config::from_iter(vars)
+            .unwrap_or_else(|e| panic!("telemetry off, yet {var}={value} fails: {e}"));
+        assert_eq!(off.destinations().len(), 1);
+        let on = tracing_telemetry::Config::from_iter(
+            vars.into_iter().chain([("TELEMETRY_ENABLED", "true")]),
+        );
+        if var == "OTEL_SERVICE_NAME" {
+            // Valid: it names the service, on and off.
+            assert_eq!(off.resource().service_name(), value);
+            assert_eq!(on.unwrap().resource().service_name(), value);
+            match &off.destinations()[0] {
+                Destination::Otlp(otlp) => assert_eq!(otlp.service_name(), value),
+                other => panic!("{other:?}"),
+            }
+            continue;
+        }
+        let on = on.unwrap_err();
+        assert_eq!(on.variable(), var, "{on}");
+        assert!(on.to_string().contains(&format!("{value:?}")), "{on}");
+    }
+}

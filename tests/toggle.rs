@@ -74,6 +74,21 @@ fn concurrent_switches_leave_the_flag_and_the_callsites_in_agreement() {
     );
 }
 
+/// The toggle example, with the `otlp` exporter when this test run has it. Every test
+/// here builds it with the same features: a build with others would overwrite the
+/// binary under a test that is running it.
+#[cfg(unix)]
+fn toggle_example() -> std::path::PathBuf {
+    support::build_example(
+        "toggle",
+        if cfg!(feature = "otlp") {
+            &["otlp"]
+        } else {
+            &[]
+        },
+    )
+}
+
 /// Kills the child when dropped, so a failing test leaves no process behind.
 #[cfg(unix)]
 struct Killed(std::process::Child);
@@ -96,7 +111,7 @@ fn the_toggle_example_switches_on_sigusr1_and_off_on_sigusr2() {
 
     const TICKS: u64 = 50;
     let mut child = Killed(
-        support::example("toggle")
+        support::app(toggle_example())
             .args(["--ticks", &TICKS.to_string()])
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
@@ -165,4 +180,86 @@ fn the_toggle_example_switches_on_sigusr1_and_off_on_sigusr2() {
     assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
     assert!(rest.contains("telemetry switched enabled=true"), "{rest}");
     assert!(rest.contains("telemetry switched enabled=false"), "{rest}");
+}
+
+/// The `OTEL_*` variables are shared with any OpenTelemetry SDK in the process: with
+/// telemetry off, one that the `otlp` exporter refuses does not stop the app. Turned on
+/// at run time, the exporter cannot start: it says why, once, and at the end how many
+/// records it dropped.
+#[cfg(all(unix, feature = "otlp"))]
+#[test]
+fn off_an_otel_variable_the_exporter_refuses_stops_nothing_and_is_said_when_turned_on() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let toggle = toggle_example();
+    let refused = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+    ];
+    for (var, value) in refused {
+        const TICKS: u64 = 12;
+        let mut child = Killed(
+            support::app(&toggle)
+                .args(["--ticks", &TICKS.to_string()])
+                .env("TELEMETRY_EXPORTER", "otlp")
+                .env(var, value)
+                .env("RUST_LOG", "debug")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id().to_string();
+        let stderr = child.0.stderr.take().unwrap();
+        let stderr = thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+        let mut logs = BufReader::new(child.0.stdout.take().unwrap()).lines();
+        // Whether the app logged `needle` before it ended.
+        let mut logged = |needle: &str| logs.any(|line| line.unwrap().contains(needle));
+        // Started: `try_init` accepted the configuration with telemetry off.
+        let mut ok = logged("tick=1");
+        if ok {
+            let status = Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+            assert!(status.success());
+            ok =
+                logged("telemetry switched enabled=true") && logged(&format!("tick={}", TICKS - 1));
+        }
+        if !ok {
+            drop(child);
+            panic!(
+                "{var}={value}: the app ended early: {}",
+                stderr.join().unwrap()
+            );
+        }
+        assert!(child.0.wait().unwrap().success(), "{var}={value}");
+        let stderr = stderr.join().unwrap();
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with("telemetry: cannot start the otlp exporter: "))
+            .collect();
+        assert_eq!(said.len(), 1, "{var}={value}: {stderr}");
+        assert!(said[0].contains(&format!(" for {var}")), "{}", said[0]);
+        if var == "OTEL_EXPORTER_OTLP_HEADERS" {
+            // Headers carry credentials: never shown, even when refused.
+            assert!(!stderr.contains(value), "{stderr}");
+        } else {
+            assert!(said[0].contains(&format!("{value:?}")), "{}", said[0]);
+        }
+        let summary = stderr
+            .lines()
+            .find(|line| line.starts_with("telemetry: otlp export summary: "))
+            .unwrap_or_else(|| panic!("{var}={value}: no summary: {stderr}"));
+        let dropped: u64 = summary["telemetry: otlp export summary: ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{summary}"));
+        // At least the ticks after the switch, at most every tick.
+        assert!((1..=TICKS).contains(&dropped), "{summary}");
+        assert!(
+            summary.ends_with(" records dropped (the exporter could not start)"),
+            "{summary}"
+        );
+    }
 }

@@ -426,9 +426,17 @@ impl<E: Export> Export for Deferred<E> {
 
     fn shutdown(&self) -> Option<String> {
         // Sealed if it never started, as for JSON lines: a later record starts nothing.
+        // What it refused because it could not start was said once, when it happened;
+        // the count comes at the end, like every other loss.
         match self.started.get_or_init(|| None) {
             Some(export) => export.shutdown(),
-            None => None,
+            None => match self.refused.load(Ordering::Relaxed) {
+                0 => None,
+                refused => Some(format!(
+                    "{} export summary: {refused} records dropped (the exporter could not start)",
+                    self.name
+                )),
+            },
         }
     }
 
@@ -655,13 +663,21 @@ impl ExporterSink {
                     if let (Some(aggregator), false) = (&shared, serves_prometheus) {
                         sink.destinations.push(Box::new(aggregator.clone()));
                     }
+                    let refused = config.otlp_error().cloned();
                     sink.push(
-                        Deferred::new("otlp", true, move || match shared.clone() {
-                            Some(aggregator) => crate::otlp::OtlpExporter::start_with_aggregator(
-                                otlp.clone(),
-                                aggregator,
-                            ),
-                            None => crate::otlp::OtlpExporter::start(otlp.clone()),
+                        Deferred::new("otlp", true, move || {
+                            if let Some(err) = &refused {
+                                return Err(err.clone().into());
+                            }
+                            match shared.clone() {
+                                Some(aggregator) => {
+                                    crate::otlp::OtlpExporter::start_with_aggregator(
+                                        otlp.clone(),
+                                        aggregator,
+                                    )
+                                }
+                                None => crate::otlp::OtlpExporter::start(otlp.clone()),
+                            }
                         }),
                         enabled,
                     )?;
