@@ -642,3 +642,111 @@ fn the_buffer_size_is_configurable_in_bytes() {
     let default = dropped_into_a_stalled_fifo("pipeline-buffer-default", Config::new(), 4_000);
     assert_eq!(default, 0, "4 MiB fits in the default 16 MiB buffer");
 }
+
+/// The child for the test below: fills every destination, then drops the guard and
+/// writes how long that took to `RESULT`.
+#[cfg(all(target_os = "linux", feature = "otlp"))]
+fn three_stalled_destinations_child() {
+    let result = PathBuf::from(std::env::var_os("RESULT").unwrap());
+    let guard = tracing_telemetry::try_init().unwrap();
+    for i in 0..200_000_u32 {
+        // Events, so that OTLP has log records to deliver (metrics are aggregated).
+        tracing_telemetry::track_event(
+            "stall.record",
+            &[("i", &i.to_string()), ("pad", &"x".repeat(64))],
+        );
+    }
+    let started = Instant::now();
+    drop(guard);
+    let took = started.elapsed();
+    std::fs::write(&result, format!("shutdown took {}\n", took.as_millis())).unwrap();
+}
+
+/// Three destinations stalled at once: stdout (a pipe nobody reads), the file (a FIFO
+/// nobody reads) and an OTLP collector that accepts connections and never answers.
+/// Each gives up after 5 s (the JSON-lines writers after 5 s without progress, OTLP
+/// after its timeout, set to 5 s): dropping the guard waits for them together, so it
+/// takes about one of those bounds, never their sum.
+#[cfg(all(target_os = "linux", feature = "otlp"))]
+#[test]
+fn dropping_the_guard_waits_for_stalled_destinations_together_not_one_after_another() {
+    const ONE: u64 = 5_000;
+    if child_role().as_deref() == Some("three") {
+        return three_stalled_destinations_child();
+    }
+    let dir = temp_dir("pipeline-three-stalled");
+    let fifo = dir.join("t.fifo");
+    let result = dir.join("result");
+    mkfifo(&fifo);
+    let fifo_reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblocking()
+        .open(&fifo)
+        .unwrap();
+    // The collector: accepts, reads nothing, answers nothing; holds every connection.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holder = {
+        let held = Arc::clone(&held);
+        thread::spawn(move || {
+            for conn in collector.incoming() {
+                match conn {
+                    Ok(conn) => held.lock().unwrap().push(conn),
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    let mut child = Killed(
+        rerun_self(
+            "dropping_the_guard_waits_for_stalled_destinations_together_not_one_after_another",
+            "three",
+        )
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "stdout,file,otlp")
+        .env("TELEMETRY_FILE", &fifo)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", ONE.to_string())
+        .env("RESULT", &result)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = drain(child.0.stderr.take().unwrap());
+    // Nobody reads stdout or the FIFO until the child has dropped its guard.
+    let text = wait_for_result(&result, "three stalled destinations");
+    let took: u64 = text
+        .trim()
+        .strip_prefix("shutdown took ")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected result {text:?}"));
+    drop(fifo_reader);
+    drop(drain(stdout));
+    let status = child.0.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    // Every destination was stalled: each said so in its summary.
+    for said in [
+        "export summary (stdout): ",
+        "export summary (file): ",
+        "otlp export stopped: ",
+    ] {
+        assert!(stderr.contains(said), "no {said:?} in {stderr}");
+    }
+    // So the drop waited at least one bound, and less than the sum of the three.
+    assert!(took >= ONE, "shutdown took {took} ms: {stderr}");
+    assert!(
+        took < 3 * ONE,
+        "shutdown took {took} ms: the destinations were waited for one after another"
+    );
+    held.lock().unwrap().clear();
+    // Unblock the accept loop so its thread ends.
+    drop(std::net::TcpStream::connect(
+        endpoint.trim_start_matches("http://"),
+    ));
+    drop(holder);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

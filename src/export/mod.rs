@@ -732,14 +732,37 @@ impl ExporterSink {
     /// Writes everything recorded, stops every exporter and says on stderr what was
     /// lost, if anything. Later records are dropped and counted.
     pub(crate) fn shutdown(&self) {
+        // Every destination is stopped at once, each on a thread of its own, so that
+        // the wait is bounded by the slowest destination's bound, not by their sum.
+        // A thread that cannot be spawned stops its destination here instead.
+        let summaries: Vec<Option<String>> = match &self.destinations[..] {
+            [] => Vec::new(),
+            [one] => vec![one.shutdown()],
+            several => std::thread::scope(|scope| {
+                let stopping: Vec<_> = several
+                    .iter()
+                    .map(|destination| {
+                        std::thread::Builder::new()
+                            .name("telemetry-shutdown".into())
+                            .spawn_scoped(scope, || destination.shutdown())
+                            .map_err(|_| destination)
+                    })
+                    .collect();
+                stopping
+                    .into_iter()
+                    .map(|stopping| match stopping {
+                        Ok(thread) => thread.join().unwrap_or(None),
+                        Err(destination) => destination.shutdown(),
+                    })
+                    .collect()
+            }),
+        };
         // One wait for every summary: each waits for room in the reporter's queue (a
         // summary is never dropped for earlier messages), all by the same deadline.
         let mut report_by = None;
-        for destination in &self.destinations {
-            if let Some(summary) = destination.shutdown() {
-                let by = *report_by.get_or_insert_with(|| Instant::now() + report::REPORT_WAIT);
-                report::stderr_line_by(format_args!("{summary}"), by);
-            }
+        for summary in summaries.into_iter().flatten() {
+            let by = *report_by.get_or_insert_with(|| Instant::now() + report::REPORT_WAIT);
+            report::stderr_line_by(format_args!("{summary}"), by);
         }
         if let Some(by) = report_by {
             report::flush_by(by);
