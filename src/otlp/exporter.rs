@@ -165,7 +165,8 @@ impl OtlpStats {
     }
 
     /// Bytes of torn or corrupt spool entries skipped (a process killed while writing,
-    /// a truncated or damaged file). They are never sent.
+    /// a truncated or damaged file). They are never sent; the whole entries after them
+    /// still are.
     ///
     /// ```
     /// assert_eq!(tracing_telemetry::OtlpStats::default().spool_torn_bytes(), 0);
@@ -1163,7 +1164,7 @@ impl Worker {
             return;
         };
         match Spool::open(&dir, limit) {
-            Ok(spool) => {
+            Ok(mut spool) => {
                 let left = spool.records();
                 if left > 0 {
                     stderr_line(format_args!(
@@ -1171,19 +1172,20 @@ impl Worker {
                         dir.display()
                     ));
                 }
-                if spool.torn_bytes > 0 {
-                    stderr_line(format_args!(
-                        "the otlp spool at {} had {} bytes of torn or corrupt entries (a crash or power loss while \
-                         writing); they were cut off and are not sent",
-                        dir.display(),
-                        spool.torn_bytes
-                    ));
+                // Damage skipped, files refused, a stale cursor: each said once.
+                for notice in spool.take_notices() {
+                    stderr_line(format_args!("{notice}"));
                 }
                 self.spool = Some(spool);
                 self.sync_spool_counts();
             }
             Err(OpenError::Busy) => stderr_line(format_args!(
                 "the otlp spool directory {} is in use by another process; this one keeps its records in \
+                 memory only",
+                dir.display()
+            )),
+            Err(OpenError::Refused(why)) => stderr_line(format_args!(
+                "cannot use {} as the otlp spool directory (TELEMETRY_SPOOL_DIR): {why}; records are kept in \
                  memory only",
                 dir.display()
             )),

@@ -13,29 +13,50 @@
 //! `len: u32 LE | crc32: u32 LE | payload (len bytes)`, the CRC-32 (IEEE, `crc32fast`)
 //! taken over the four length bytes and the payload, so that a torn length is caught
 //! as surely as a torn payload. The payload is `records: u32 LE | encoding: u8 (0 none,
-//! 1 gzip) | the request body exactly as it is posted`.
+//! 1 gzip) | the request body exactly as it is posted` (see `frame.rs`).
 //!
 //! A run never appends to a segment an earlier run wrote: it starts a new one. On open
-//! every segment is read once; a tail that is not a whole, checksummed entry (a crash
-//! while writing, a truncated file, garbage) is counted in bytes and cut off, so that
-//! it is counted once and never sent. The cursor is rewritten (not synced) as entries
-//! are accepted; a stale or torn cursor only means entries are sent again.
+//! every segment is read once. What is not a whole, checksummed entry (a crash while
+//! writing, a truncated file, a changed byte, garbage) is counted in bytes and skipped,
+//! and reading goes on at the next whole entry, so that damage costs the damaged
+//! entries only (`frame.rs` says how). A damaged tail is cut off; a segment with
+//! damage before whole entries is rewritten without it (a new file renamed over the
+//! old one), so that damage is counted once and never sent.
+//!
+//! # The cursor
+//!
+//! The cursor is rewritten (not synced) as entries are accepted; a stale or torn cursor
+//! only means entries are sent again. It is metadata about the segments, and trusted
+//! only while it matches them: a cursor that names a segment that is gone, or an
+//! offset past the end of its segment or inside an entry, belongs to segments that are
+//! no longer there (deleted by hand, replaced), and is discarded with a message rather
+//! than allowed to delete the segments numbered below it, which are then another
+//! outage's records. When the last entry is accepted and its segment deleted, the
+//! cursor is reset, so that a drained spool leaves no cursor for a later run to trip on.
+//!
+//! # What is trusted
+//!
+//! The directory is checked and every file in it opened as `files.rs` describes: only
+//! regular files, never through a link, never blocking, segments no larger than the
+//! spool writes; the rest is refused, left alone and reported once.
 //!
 //! Why CRC-32 through `crc32fast`: the frame only has to catch torn writes and
 //! garbage, not an adversary; `crc32fast` is already in the build through `flate2`
 //! (gzip needs it), so the check adds no dependency, and it runs at several GB/s.
+
+mod files;
+mod frame;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// The first bytes of every segment.
-const MAGIC: &[u8; 8] = b"TLMSPL1\n";
-/// Length and checksum in front of every entry.
-const FRAME_HEADER: u64 = 8;
-/// Record count and encoding at the start of every payload.
-const PAYLOAD_HEADER: usize = 5;
+use files::{Name, Refusal};
+#[cfg(test)]
+use frame::MAGIC;
+use frame::{frame_at, Misfit, FRAME_HEADER, PAYLOAD_HEADER};
+
 /// The default byte limit of a spool.
 pub(crate) const DEFAULT_SPOOL_BYTES: u64 = 64 * 1024 * 1024;
 /// The smallest limit accepted.
@@ -43,6 +64,8 @@ pub(crate) const MIN_SPOOL_BYTES: u64 = 64 * 1024;
 /// The largest segment, so that dropping the oldest data frees space in small steps
 /// and a consumed segment is soon deleted.
 const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Files refused at open that are named one by one; the rest are counted.
+const NAMED_REFUSALS: usize = 8;
 
 /// One spooled request.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +84,9 @@ pub(crate) enum OpenError {
     // Only flock reports it: without it (not Unix) nothing makes one.
     #[cfg_attr(not(unix), allow(dead_code))]
     Busy,
+    /// The directory, or its lock or cursor, is not one the spool may use: why, in
+    /// words (its mode, its owner, a link planted as the lock).
+    Refused(String),
     Io(io::Error),
 }
 
@@ -107,36 +133,21 @@ pub(crate) struct Spool {
     pub(crate) torn_bytes: u64,
     /// Records dropped to stay within the limit since open.
     pub(crate) dropped_records: u64,
+    /// What open found worth saying (damage, refused files, a stale cursor): whole
+    /// lines, said once by the caller.
+    notices: Vec<String>,
 }
 
-fn segment_name(segment: u64) -> String {
-    format!("{segment:020}.seg")
-}
-
-fn segment_number(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Creates (0700) or opens a directory.
-fn create_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Options for a file only this user may read (0600).
-fn private_file() -> OpenOptions {
-    #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
+/// What reading the segments found, for the notices.
+#[derive(Debug, Default)]
+struct Findings {
+    /// Separate damaged stretches.
+    damaged_places: u64,
+    /// Whole entries found after damage in the same segment: what stopping at the
+    /// damage would have lost.
+    kept_after_damage: u64,
+    /// Files named like ours that were not read: name and why.
+    refused: Vec<String>,
 }
 
 /// An exclusive, non-blocking lock on `file`, held until it is closed (also when the
@@ -164,87 +175,40 @@ fn try_lock(_file: &File) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Makes a new directory entry durable.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-/// The whole entries of a segment's bytes: their frames, and where the valid part ends.
-fn scan(bytes: &[u8], segment: u64, from: u64) -> (Vec<Entry>, u64) {
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return (Vec::new(), 0);
-    }
-    let mut entries = Vec::new();
-    let mut at = MAGIC.len() as u64;
-    while let Some((len, records)) = frame_at(bytes, at) {
-        if at >= from {
-            entries.push(Entry {
-                segment,
-                offset: at,
-                len,
-                records,
-            });
-        }
-        at += len;
-    }
-    (entries, at)
-}
-
-/// The frame at `at` if it is whole and its checksum holds: its length and records.
-fn frame_at(bytes: &[u8], at: u64) -> Option<(u64, u32)> {
-    let at = usize::try_from(at).ok()?;
-    let header = bytes.get(at..at.checked_add(FRAME_HEADER as usize)?)?;
-    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    let start = at + FRAME_HEADER as usize;
-    let payload = bytes.get(start..start.checked_add(len)?)?;
-    if len < PAYLOAD_HEADER || checksum(&header[..4], payload) != crc {
-        return None;
-    }
-    let records = u32::from_le_bytes(payload[..4].try_into().ok()?);
-    Some((FRAME_HEADER + len as u64, records))
-}
-
-fn checksum(len: &[u8], payload: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(len);
-    hasher.update(payload);
-    hasher.finalize()
-}
-
 impl Spool {
     /// Opens (creating it if needed) the spool in `dir`, locking it for this process,
     /// and reads what earlier runs left there.
     pub(crate) fn open(dir: &Path, limit: u64) -> Result<Spool, OpenError> {
-        create_dir(dir)?;
-        let mut lock = private_file()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("lock"))?;
+        files::create_dir(dir)?;
+        if let Some(why) = files::unsafe_dir(dir)? {
+            return Err(OpenError::Refused(why));
+        }
+        let own_file = |name: &str| {
+            let path = dir.join(name);
+            files::open_regular(
+                &path,
+                files::private_file()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+            .map_err(|refusal| match refusal {
+                Refusal::Io(err) => OpenError::Io(err),
+                refusal => OpenError::Refused(format!(
+                    "{} {refusal}; the spool opens only regular files there, never through a link, and \
+                     leaves this one alone",
+                    path.display()
+                )),
+            })
+        };
+        let mut lock = own_file("lock")?;
         try_lock(&lock)?;
         lock.set_len(0)?;
         writeln!(lock, "{}", std::process::id())?;
+        let mut cursor = own_file("cursor")?;
+        let saved = read_cursor(&mut cursor);
 
-        let mut cursor = private_file()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("cursor"))?;
-        let (cursor_segment, cursor_offset) = read_cursor(&mut cursor);
-
-        let mut segments: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| segment_number(e.file_name().to_str()?))
-            .collect();
-        segments.sort_unstable();
         let limit = limit.max(MIN_SPOOL_BYTES);
         let mut spool = Spool {
             dir: dir.to_owned(),
@@ -255,50 +219,288 @@ impl Spool {
             bytes: 0,
             writer: None,
             reader: None,
-            next_segment: segments.last().map_or(1, |last| last.saturating_add(1)),
+            next_segment: 1,
             cursor,
             frame: Vec::new(),
             torn_bytes: 0,
             dropped_records: 0,
+            notices: Vec::new(),
         };
-        for segment in segments {
-            let path = dir.join(segment_name(segment));
-            if segment < cursor_segment {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            let from = if segment == cursor_segment {
-                cursor_offset
-            } else {
-                0
-            };
-            let bytes = fs::read(&path)?;
-            let (entries, valid) = scan(&bytes, segment, from);
-            let torn = bytes.len() as u64 - valid;
-            if torn > 0 {
-                spool.torn_bytes += torn;
-                // Cut off, so that it is counted once and the file holds whole entries.
-                if valid == 0 {
-                    let _ = fs::remove_file(&path);
-                    continue;
-                }
-                private_file()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(valid))?;
-            }
-            if entries.is_empty() {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            spool.bytes += entries.iter().map(|e| e.len).sum::<u64>();
-            spool.entries.extend(entries);
-        }
+        let mut findings = Findings::default();
+        let segments = spool.list(&mut findings)?;
+        spool.load(&segments, saved, &mut findings);
+        spool.report(&findings);
         // An earlier run with a larger limit may have left more than this one allows.
         while spool.bytes > spool.limit {
             spool.drop_front();
         }
         Ok(spool)
+    }
+
+    /// The segments in the directory that are regular files, oldest first. Names out of
+    /// range are reported and left alone; the next segment is numbered after every name
+    /// in range, refused ones included, so that it is never taken.
+    fn list(&mut self, findings: &mut Findings) -> io::Result<Vec<u64>> {
+        let mut segments = Vec::new();
+        let mut highest = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            // Not followed: the kind of the name itself.
+            let kind = entry.file_type();
+            match files::classify(&name) {
+                Name::Segment(n) => {
+                    highest = highest.max(n);
+                    match kind {
+                        Ok(kind) if kind.is_file() => segments.push(n),
+                        Ok(kind) => findings.refused.push(format!(
+                            "{} is {}, not a regular file",
+                            name.to_string_lossy(),
+                            files::describe(kind)
+                        )),
+                        Err(err) => findings
+                            .refused
+                            .push(format!("{} cannot be read ({err})", name.to_string_lossy())),
+                    }
+                }
+                Name::OutOfRange => findings.refused.push(format!(
+                    "{} is not a segment number this spool uses (at most {})",
+                    name.to_string_lossy(),
+                    files::MAX_SEGMENT_NUMBER
+                )),
+                // Left by a run that ended while rewriting a damaged segment; the
+                // segment itself is still whole.
+                Name::Temporary if kind.is_ok_and(|k| k.is_file()) => {
+                    let _ = fs::remove_file(entry.path());
+                }
+                Name::Temporary | Name::Other => {}
+            }
+        }
+        segments.sort_unstable();
+        // highest <= MAX_SEGMENT_NUMBER: no overflow.
+        self.next_segment = highest + 1;
+        Ok(segments)
+    }
+
+    /// Reads the segments, from where the cursor says (if it fits them), deleting the
+    /// ones it says were accepted.
+    fn load(&mut self, segments: &[u64], saved: (u64, u64), findings: &mut Findings) {
+        let max = self.limit.max(MAX_SEGMENT_BYTES) + frame::MAGIC.len() as u64;
+        let dir = self.dir.clone();
+        let read = |segment: u64, findings: &mut Findings| {
+            let name = files::segment_name(segment);
+            files::read_segment(&dir.join(&name), max)
+                .map_err(|refusal| findings.refused.push(format!("{name} {refusal}")))
+                .ok()
+        };
+        // The cursor's segment, read first to check the cursor against it.
+        let mut first: Option<(u64, Vec<u8>)> = None;
+        let (cursor_segment, cursor_offset) = saved;
+        let trusted = if saved == (0, 0) {
+            false
+        } else {
+            let misfit = if segments.binary_search(&cursor_segment).is_err() {
+                Some("which is gone".to_owned())
+            } else {
+                match read(cursor_segment, findings) {
+                    None => Some("which cannot be read (see below)".to_owned()),
+                    Some(bytes) => {
+                        let scan = frame::scan(&bytes);
+                        first = Some((cursor_segment, bytes));
+                        match scan.fits(cursor_offset) {
+                            Ok(()) => None,
+                            Err(Misfit::PastEnd) => Some(format!(
+                                "at offset {cursor_offset}, past its end ({} bytes)",
+                                scan.len
+                            )),
+                            Err(Misfit::Inside) => Some(format!(
+                                "at offset {cursor_offset}, inside an entry rather than at one"
+                            )),
+                        }
+                    }
+                }
+            };
+            if let Some(why) = &misfit {
+                self.notices.push(format!(
+                    "the otlp spool at {}: its cursor names segment {}, {why}; the cursor is discarded and every \
+                     segment there is sent (some entries may be sent twice)",
+                    self.dir.display(),
+                    files::segment_name(cursor_segment)
+                ));
+                // Synced: a stale cursor must not come back and be checked against a
+                // segment rewritten below.
+                write_cursor(&mut self.cursor, 0, 0);
+                let _ = self.cursor.sync_data();
+            }
+            misfit.is_none()
+        };
+        for &segment in segments {
+            if trusted && segment < cursor_segment {
+                // Accepted by the collector in an earlier run.
+                let _ = fs::remove_file(self.dir.join(files::segment_name(segment)));
+                continue;
+            }
+            let bytes = match first.take_if(|(n, _)| *n == segment) {
+                Some((_, bytes)) => Some(bytes),
+                None => read(segment, findings),
+            };
+            // Refused: left alone, and reported.
+            let Some(bytes) = bytes else { continue };
+            let from = if trusted && segment == cursor_segment {
+                cursor_offset
+            } else {
+                0
+            };
+            self.load_segment(segment, from, &bytes, findings);
+        }
+    }
+
+    /// Takes the whole entries of one segment from `from` on, skipping and counting
+    /// damage; cuts a damaged tail off, rewrites a segment with damage before whole
+    /// entries, and deletes one with nothing left to send.
+    fn load_segment(&mut self, segment: u64, from: u64, bytes: &[u8], findings: &mut Findings) {
+        let path = self.dir.join(files::segment_name(segment));
+        let scan = frame::scan(bytes);
+        let mut kept: Vec<frame::Found> = scan
+            .frames
+            .iter()
+            .copied()
+            .filter(|f| f.offset >= from)
+            .collect();
+        // Damage before `from` is in what was accepted already: not counted again.
+        let damage: Vec<_> = scan
+            .damage
+            .iter()
+            .filter(|r| r.end > from)
+            .map(|r| r.start.max(from)..r.end)
+            .collect();
+        if let Some(first) = damage.first() {
+            self.torn_bytes += damage.iter().map(|r| r.end - r.start).sum::<u64>();
+            findings.damaged_places += damage.len() as u64;
+            let after = kept.iter().filter(|f| f.offset > first.start).count();
+            findings.kept_after_damage += after as u64;
+            if kept.is_empty() {
+                let _ = fs::remove_file(&path);
+                return;
+            }
+            if after == 0 {
+                // Only a tail: cut it off, so that it is counted once and the file
+                // holds whole entries. (If that fails, it is counted again next time.)
+                let _ = files::open_regular(&path, OpenOptions::new().write(true))
+                    .and_then(|f| f.set_len(first.start).map_err(Refusal::Io));
+            } else if let Ok(moved) = self.rewrite(segment, from, bytes, &kept) {
+                kept = moved;
+            }
+        }
+        if kept.is_empty() {
+            let _ = fs::remove_file(&path);
+            return;
+        }
+        self.bytes += kept.iter().map(|f| f.len).sum::<u64>();
+        self.entries.extend(kept.into_iter().map(|f| Entry {
+            segment,
+            offset: f.offset,
+            len: f.len,
+            records: f.records,
+        }));
+    }
+
+    /// Replaces a segment by one that holds only `kept`, its damage left out: a new file,
+    /// synced, renamed over the old one. Returns where the entries are in it. When the
+    /// cursor points into this segment it is first set to the segment's start (synced),
+    /// so that a crash at any point sends entries again rather than skipping any.
+    fn rewrite(
+        &mut self,
+        segment: u64,
+        from: u64,
+        bytes: &[u8],
+        kept: &[frame::Found],
+    ) -> io::Result<Vec<frame::Found>> {
+        let path = self.dir.join(files::segment_name(segment));
+        let temporary = self.dir.join(files::temporary_name(segment));
+        // Whatever is there (a leftover, a link), unlinked rather than followed.
+        let _ = fs::remove_file(&temporary);
+        let written = (|| {
+            let mut file = files::open_regular(
+                &temporary,
+                files::private_file().write(true).create_new(true),
+            )
+            .map_err(|refusal| match refusal {
+                Refusal::Io(err) => err,
+                other => io::Error::other(other.to_string()),
+            })?;
+            let mut moved = Vec::with_capacity(kept.len());
+            let mut at = frame::MAGIC.len() as u64;
+            file.write_all(frame::MAGIC)?;
+            for found in kept {
+                let range = usize::try_from(found.offset).map_err(io::Error::other)?
+                    ..usize::try_from(found.offset + found.len).map_err(io::Error::other)?;
+                file.write_all(&bytes[range])?;
+                moved.push(frame::Found {
+                    offset: at,
+                    ..*found
+                });
+                at += found.len;
+            }
+            file.sync_all()?;
+            if from > 0 {
+                write_cursor(&mut self.cursor, segment, 0);
+                self.cursor.sync_data()?;
+            }
+            fs::rename(&temporary, &path)?;
+            files::sync_dir(&self.dir);
+            Ok(moved)
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        written
+    }
+
+    /// Turns what open found into the lines to say.
+    fn report(&mut self, findings: &Findings) {
+        let dir = self.dir.display();
+        if self.torn_bytes > 0 {
+            let places = match findings.damaged_places {
+                1 => "1 place".to_owned(),
+                n => format!("{n} places"),
+            };
+            let (what, after) = if findings.kept_after_damage == 0 {
+                (
+                    "they were cut off and are not sent".to_owned(),
+                    String::new(),
+                )
+            } else {
+                (
+                    "they are not sent".to_owned(),
+                    format!(
+                        "; reading went on at the next whole entry after each, so {} later entries were kept",
+                        findings.kept_after_damage
+                    ),
+                )
+            };
+            self.notices.push(format!(
+                "the otlp spool at {dir} had {} bytes of torn or corrupt entries in {places} (cut short by a \
+                 crash or power loss, or changed on disk or by another program); {what}{after}",
+                self.torn_bytes
+            ));
+        }
+        for refused in findings.refused.iter().take(NAMED_REFUSALS) {
+            self.notices.push(format!(
+                "the otlp spool at {dir}: {refused}; it is left alone and not read"
+            ));
+        }
+        if findings.refused.len() > NAMED_REFUSALS {
+            self.notices.push(format!(
+                "the otlp spool at {dir}: {} more files named like its segments are refused and left alone",
+                findings.refused.len() - NAMED_REFUSALS
+            ));
+        }
+    }
+
+    /// What open found worth saying, each a whole line; empty after the first call.
+    pub(crate) fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The directory this spool lives in.
@@ -332,13 +534,7 @@ impl Spool {
         }
         let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.extend_from_slice(&records.to_le_bytes());
-        frame.push(u8::from(gzip));
-        frame.extend_from_slice(body);
-        let crc = checksum(&frame[..4], &frame[FRAME_HEADER as usize..]);
-        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        frame::encode(&mut frame, len, records, gzip, body);
         let written = self.write_frame(&frame);
         self.frame = frame;
         let offset = written?;
@@ -356,7 +552,7 @@ impl Spool {
     /// one when it is full); returns its offset.
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<u64> {
         let full = self.writer.as_ref().is_some_and(|w| {
-            w.len > MAGIC.len() as u64 && w.len + frame.len() as u64 > self.segment_bytes
+            w.len > frame::MAGIC.len() as u64 && w.len + frame.len() as u64 > self.segment_bytes
         });
         if full || self.writer.is_none() {
             self.roll()?;
@@ -388,42 +584,65 @@ impl Spool {
     }
 
     /// Starts a new segment; deletes the one it replaces if nothing in it is pending.
+    /// A name taken meanwhile (something planted there) is skipped, not opened.
     fn roll(&mut self) -> io::Result<()> {
-        let segment = self.next_segment;
-        let path = self.dir.join(segment_name(segment));
-        let mut file = private_file()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let header = file.write_all(MAGIC).and_then(|()| file.sync_data());
+        let mut tries = 0;
+        let (segment, path, mut file) = loop {
+            let segment = self.next_segment;
+            if segment > files::MAX_SEGMENT_NUMBER {
+                return Err(io::Error::other("no segment numbers left"));
+            }
+            let path = self.dir.join(files::segment_name(segment));
+            let created = files::open_regular(
+                &path,
+                files::private_file()
+                    .read(true)
+                    .write(true)
+                    .create_new(true),
+            );
+            match created {
+                Ok(file) => break (segment, path, file),
+                Err(Refusal::Io(err))
+                    if err.kind() == io::ErrorKind::AlreadyExists && tries < 16 =>
+                {
+                    tries += 1;
+                    self.next_segment = segment + 1;
+                }
+                Err(Refusal::Io(err)) => return Err(err),
+                Err(other) => return Err(io::Error::other(format!("{} {other}", path.display()))),
+            }
+        };
+        let header = file.write_all(frame::MAGIC).and_then(|()| file.sync_data());
         if let Err(err) = header {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(err);
         }
-        sync_dir(&self.dir);
-        self.next_segment += 1;
+        files::sync_dir(&self.dir);
+        self.next_segment = segment + 1;
         if let Some(old) = self.writer.take() {
             self.remove_if_consumed(old.segment);
         }
         self.writer = Some(Writer {
             segment,
             file,
-            len: MAGIC.len() as u64,
+            len: frame::MAGIC.len() as u64,
         });
         Ok(())
     }
 
-    fn remove_if_consumed(&mut self, segment: u64) {
+    /// Deletes `segment` if nothing in it is pending and it is not being written;
+    /// whether it is gone.
+    fn remove_if_consumed(&mut self, segment: u64) -> bool {
         let pending = self.entries.front().is_some_and(|e| e.segment <= segment);
         let writing = self.writer.as_ref().is_some_and(|w| w.segment == segment);
-        if !pending && !writing {
-            if self.reader.as_ref().is_some_and(|(s, _)| *s == segment) {
-                self.reader = None;
-            }
-            let _ = fs::remove_file(self.dir.join(segment_name(segment)));
+        if pending || writing {
+            return false;
         }
+        if self.reader.as_ref().is_some_and(|(s, _)| *s == segment) {
+            self.reader = None;
+        }
+        fs::remove_file(self.dir.join(files::segment_name(segment))).is_ok()
     }
 
     /// The oldest request not yet accepted. An entry that no longer reads back whole
@@ -443,7 +662,9 @@ impl Spool {
 
     fn read_entry(&mut self, entry: Entry) -> io::Result<Option<Batch>> {
         if self.reader.as_ref().map(|(s, _)| *s) != Some(entry.segment) {
-            let file = File::open(self.dir.join(segment_name(entry.segment)))?;
+            let path = self.dir.join(files::segment_name(entry.segment));
+            let file = files::open_regular(&path, OpenOptions::new().read(true))
+                .map_err(|refusal| io::Error::other(refusal.to_string()))?;
             self.reader = Some((entry.segment, file));
         }
         let Some((_, file)) = self.reader.as_mut() else {
@@ -480,23 +701,26 @@ impl Spool {
     fn pop_entry(&mut self) -> Option<Entry> {
         let entry = self.entries.pop_front()?;
         self.bytes -= entry.len;
-        if self
+        let gone = self
             .entries
             .front()
             .map_or(true, |next| next.segment != entry.segment)
-        {
-            self.remove_if_consumed(entry.segment);
-        }
+            && self.remove_if_consumed(entry.segment);
         let (segment, offset) = match (self.entries.front(), &self.writer) {
             (Some(next), _) => (next.segment, next.offset),
             (None, Some(w)) => (w.segment, w.len),
-            (None, None) => (self.next_segment, 0),
+            // Drained, its last segment deleted: no cursor, so that none outlives the
+            // segments it is about.
+            (None, None) if gone => (0, 0),
+            (None, None) => (entry.segment, entry.offset + entry.len),
         };
         write_cursor(&mut self.cursor, segment, offset);
         Some(entry)
     }
 }
 
+/// The cursor: `(0, 0)` when there is none (or it is torn), which means nothing in the
+/// segments there was accepted.
 fn read_cursor(file: &mut File) -> (u64, u64) {
     let mut bytes = [0u8; 20];
     if file.read_exact(&mut bytes).is_err() {
@@ -725,6 +949,189 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
+    /// Every entry's (segment, offset, len) as the spool holds them.
+    fn frames_of(spool: &Spool) -> Vec<(u64, u64, u64)> {
+        spool
+            .entries
+            .iter()
+            .map(|e| (e.segment, e.offset, e.len))
+            .collect()
+    }
+
+    fn set_cursor(dir: &Path, segment: u64, offset: u64) {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(dir.join("cursor"))
+            .unwrap();
+        write_cursor(&mut file, segment, offset);
+    }
+
+    fn cursor_of(dir: &Path) -> (u64, u64) {
+        read_cursor(&mut File::open(dir.join("cursor")).unwrap())
+    }
+
+    /// A cursor that does not fit the segments there (its segment deleted, or an offset
+    /// past the end or inside an entry) is discarded and said; nothing is deleted, and
+    /// every entry is read from the start.
+    #[test]
+    fn a_cursor_that_does_not_fit_its_segments_is_discarded() {
+        let dir = temp_dir("misfit");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        for n in 1..=3 {
+            spool.append(n, false, &body(n)).unwrap();
+        }
+        let frames = frames_of(&spool);
+        let (segment, second, _) = frames[1];
+        drop(spool);
+        let cases = [
+            (segment + 5, 0, "which is gone"),
+            (segment, second + 3, "inside an entry"),
+            (segment, 1 << 40, "past its end"),
+        ];
+        for (cursor_segment, offset, why) in cases {
+            set_cursor(&dir, cursor_segment, offset);
+            let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+            let notices = spool.take_notices();
+            assert!(
+                notices.len() == 1 && notices[0].contains(why) && notices[0].contains("discarded"),
+                "{notices:?}"
+            );
+            assert_eq!(frames_of(&spool), frames, "{why}");
+            drop(spool);
+            assert_eq!(cursor_of(&dir), (0, 0), "reset once discarded");
+        }
+        // A cursor that fits is trusted: the first entry is not read again.
+        set_cursor(&dir, segment, second);
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert!(spool.take_notices().is_empty());
+        assert_eq!(frames_of(&spool), frames[1..]);
+        drop(spool);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Once a run sends everything an earlier one left, nothing of the cursor remains to
+    /// delete what a later run spools.
+    #[test]
+    fn a_drained_spool_keeps_no_cursor() {
+        let dir = temp_dir("drained");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        spool.append(1, false, b"one").unwrap();
+        drop(spool);
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(drain(&mut spool).len(), 1);
+        drop(spool);
+        assert_eq!(cursor_of(&dir), (0, 0));
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(spool.next_segment, 1, "numbering starts again");
+        spool.append(2, false, b"two").unwrap();
+        drop(spool);
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(drain(&mut spool).len(), 1, "the later run's entry is kept");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Damage after the cursor, before whole entries: the segment is rewritten without
+    /// the damage (and without what was accepted), the cursor moved to its start; the
+    /// next open finds the same entries and no damage.
+    #[test]
+    fn a_damaged_segment_is_rewritten_once() {
+        let dir = temp_dir("rewrite");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        for n in 1..=5 {
+            spool.append(n, false, &body(n)).unwrap();
+        }
+        spool.pop_front();
+        spool.pop_front();
+        let frames = frames_of(&spool);
+        drop(spool);
+        let path = last_segment(&dir);
+        let mut bytes = fs::read(&path).unwrap();
+        let (_, offset, len) = frames[1];
+        bytes[(offset + len / 2) as usize] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(spool.torn_bytes, len);
+        let notices = spool.take_notices();
+        assert!(
+            notices[0].contains("in 1 place") && notices[0].contains("1 later entries were kept"),
+            "{notices:?}"
+        );
+        let records: Vec<u32> = spool.entries.iter().map(|e| e.records).collect();
+        assert_eq!(records, [3, 5]);
+        drop(spool);
+        assert_eq!(
+            cursor_of(&dir).1,
+            0,
+            "the cursor names the rewritten segment's start"
+        );
+        assert!(
+            !fs::read_dir(&dir).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")),
+            "no temporary file is left"
+        );
+
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(spool.torn_bytes, 0, "counted once");
+        let bodies: Vec<Vec<u8>> = drain(&mut spool).into_iter().map(|b| b.body).collect();
+        assert_eq!(bodies, [body(3), body(5)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Names a spool must not trip on: no panic, no overflow, reported, left alone.
+    #[cfg(unix)]
+    #[test]
+    fn files_that_are_not_segments_are_refused_and_left_alone() {
+        let dir = temp_dir("refused");
+        drop(open(&dir, DEFAULT_SPOOL_BYTES));
+        fs::write(dir.join("18446744073709551614.seg"), MAGIC).unwrap();
+        fs::create_dir(dir.join("00000000000000000004.seg")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("00000000000000000005.seg")).unwrap();
+        let big = File::create(dir.join("00000000000000000006.seg")).unwrap();
+        big.set_len(MIN_SPOOL_BYTES.max(MAX_SEGMENT_BYTES) + 9)
+            .unwrap();
+        drop(big);
+        let mut spool = open(&dir, MIN_SPOOL_BYTES);
+        let notices = spool.take_notices().join("\n");
+        for said in [
+            "18446744073709551614.seg is not a segment number",
+            "00000000000000000004.seg is a directory",
+            "00000000000000000005.seg is a symbolic link",
+            "00000000000000000006.seg holds 4194313 bytes",
+        ] {
+            assert!(notices.contains(said), "{said}: {notices}");
+        }
+        spool.append(1, false, b"x").unwrap();
+        assert_eq!(spool.writer.as_ref().map(|w| w.segment), Some(7));
+        drop(spool);
+        let mut spool = open(&dir, MIN_SPOOL_BYTES);
+        assert_eq!(drain(&mut spool).len(), 1);
+        assert_eq!(
+            fs::metadata(dir.join("00000000000000000006.seg"))
+                .unwrap()
+                .len(),
+            MAX_SEGMENT_BYTES + 9
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_can_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("shared-dir");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        match Spool::open(&dir, DEFAULT_SPOOL_BYTES) {
+            Err(OpenError::Refused(why)) => assert!(why.contains("mode 1777"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -768,6 +1175,49 @@ mod tests {
             drop(spool);
             let spool = open(&dir, DEFAULT_SPOOL_BYTES);
             prop_assert_eq!(spool.torn_bytes, 0, "a tear is counted once");
+            drop(spool);
+            let _ = fs::remove_dir_all(&dir);
+        }
+
+        /// Bytes changed in any entries but the last (bit rot, another program): those
+        /// entries are skipped and counted, every other one comes back in order, and
+        /// the damage is counted once.
+        #[test]
+        fn damage_costs_only_the_damaged_entries(
+            sizes in proptest::collection::vec(0usize..300, 2..12),
+            hits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<proptest::sample::Index>(), 1u8..), 1..4),
+        ) {
+            let dir = temp_dir("damage");
+            let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+            for (n, size) in sizes.iter().enumerate() {
+                spool.append(n as u32, false, &vec![n as u8; *size]).unwrap();
+            }
+            let frames = frames_of(&spool);
+            drop(spool);
+            let path = last_segment(&dir);
+            let mut bytes = fs::read(&path).unwrap();
+            let mut damaged = std::collections::BTreeSet::new();
+            for (entry, at, flip) in &hits {
+                // Not the last: damage at the end is a torn tail, tested above.
+                let n = entry.index(frames.len() - 1);
+                let (_, offset, len) = frames[n];
+                bytes[(offset + at.index(len as usize) as u64) as usize] ^= flip;
+                damaged.insert(n);
+            }
+            fs::write(&path, &bytes).unwrap();
+            let spool = open(&dir, DEFAULT_SPOOL_BYTES);
+            let torn: u64 = damaged.iter().map(|&n| frames[n].2).sum();
+            prop_assert_eq!(spool.torn_bytes, torn);
+            drop(spool);
+            let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+            prop_assert_eq!(spool.torn_bytes, 0, "counted once");
+            let batches = drain(&mut spool);
+            let kept: Vec<usize> = (0..sizes.len()).filter(|n| !damaged.contains(n)).collect();
+            prop_assert_eq!(batches.len(), kept.len());
+            for (batch, &n) in batches.iter().zip(&kept) {
+                prop_assert_eq!(batch.records, n as u32);
+                prop_assert_eq!(&batch.body, &vec![n as u8; sizes[n]]);
+            }
             drop(spool);
             let _ = fs::remove_dir_all(&dir);
         }
