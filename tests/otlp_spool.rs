@@ -71,7 +71,7 @@ fn app() {
     exporter.shutdown();
     let s = exporter.stats();
     println!(
-        "STATS exported={} spooled={} pending={} undelivered={} dropped={} torn={} failures={} rejected={}",
+        "STATS exported={} spooled={} pending={} undelivered={} dropped={} torn={} failures={} rejected={} peak_kb={}",
         s.exported(),
         s.spooled(),
         s.spool_pending(),
@@ -79,8 +79,26 @@ fn app() {
         s.spool_dropped(),
         s.spool_torn_bytes(),
         s.spool_failures(),
-        s.rejected()
+        s.rejected(),
+        peak_memory_kb()
     );
+}
+
+/// The process's peak resident memory (`VmHWM`), in KiB; 0 where `/proc` has none.
+fn peak_memory_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmHWM:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// A child process, killed when dropped (even when the test fails).
@@ -131,6 +149,64 @@ fn run_app(endpoint: &str, dir: &Path, first: u64, count: u64) -> (HashMap<Strin
         .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(u64::MAX)))
         .collect();
     (stats, stderr)
+}
+
+/// Like [`run_app`], for a run that could hang: the app is killed, and the test fails
+/// with what it printed, when it has not finished within `bound` (generous: a loaded
+/// machine must not fail it, only a run that never ends).
+fn run_app_within(mut cmd: Command, bound: Duration) -> (HashMap<String, u64>, String) {
+    let mut app = Process(cmd.spawn().expect("start the app"));
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(app.0.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(app.0.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = app.0.try_wait().expect("wait for the app") {
+            break Some(status);
+        }
+        if started.elapsed() > bound {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    drop(app);
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!("the app did not finish within {bound:?}:\n{stdout}\n{stderr}");
+    };
+    assert!(status.success(), "the app failed: {stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("STATS ").map(|(_, stats)| stats))
+        .unwrap_or_else(|| panic!("no STATS line: {stdout}\n{stderr}"));
+    let stats = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(u64::MAX)))
+        .collect();
+    (stats, stderr)
+}
+
+/// Long enough for a loaded machine; only a run that hangs takes longer.
+const BOUND: Duration = Duration::from_secs(120);
+
+/// [`run_app_within`] with the usual app and [`BOUND`].
+fn run_bounded(
+    endpoint: &str,
+    dir: &Path,
+    first: u64,
+    count: u64,
+) -> (HashMap<String, u64>, String) {
+    run_app_within(app_command("exit", endpoint, dir, first, count), BOUND)
 }
 
 /// An endpoint where nothing listens: a collector that is down.
@@ -569,6 +645,314 @@ fn every_spooled_entry_is_synced_to_disk() {
         segment_syncs >= entries,
         "{entries} entries spooled, {segment_syncs} syncs of a segment:\n{calls}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// A hostile or damaged directory
+
+/// The `n` of every `order.placed` record received, sorted (waiting, at most 10 s,
+/// until there are at least `count`).
+fn received_ns(receiver: &Receiver, count: usize) -> Vec<u64> {
+    let mut ns: Vec<u64> = receiver.orders(count).iter().map(|(n, _)| *n).collect();
+    ns.sort_unstable();
+    ns
+}
+
+/// Creates the spool directory as the app would (mode 0700), for a test that puts
+/// files in it before the first run.
+fn private_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("create the spool directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+/// Four bytes changed in the middle of the second of ten entries (bit rot, a bad
+/// sector, another program): that entry is skipped and counted, and every whole entry
+/// after it is still delivered, in order; the message says what happened and how the
+/// spool went on, and the damage is counted once.
+#[test]
+fn one_damaged_entry_loses_only_itself() {
+    let tmp = TempDir::new("damage");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 5400);
+    assert_eq!(first["pending"], 5400, "{stderr}");
+
+    let frames = frames(&dir);
+    assert!(frames.len() >= 10, "{} entries", frames.len());
+    let damaged = &frames[1];
+    let mut bytes = std::fs::read(&damaged.segment).unwrap();
+    let middle = damaged.offset + damaged.len / 2;
+    for byte in &mut bytes[middle..middle + 4] {
+        *byte ^= 0xa5;
+    }
+    std::fs::write(&damaged.segment, &bytes).unwrap();
+    let lost = frames[0].records..frames[0].records + damaged.records;
+    let kept: Vec<u64> = (0..5400).filter(|n| !lost.contains(n)).collect();
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!(
+        (next["exported"], next["pending"], next["torn"]),
+        (kept.len() as u64, 0, damaged.len as u64),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "had {} bytes of torn or corrupt entries",
+            damaged.len
+        )) && stderr.contains("in 1 place")
+            && stderr.contains("reading went on at the next whole entry")
+            && stderr.contains(&format!("{} later entries were kept", frames.len() - 2))
+            && stderr.contains("changed on disk"),
+        "{stderr}"
+    );
+    assert_eq!(received_ns(&receiver, kept.len()), kept);
+
+    // Counted once: the next run finds nothing left and nothing damaged.
+    let (third, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((third["exported"], third["torn"]), (0, 0), "{stderr}");
+    assert!(!stderr.contains("torn or corrupt"), "{stderr}");
+}
+
+/// The segments deleted by hand, the cursor kept (the docs say to delete both): the
+/// cursor of the old segments is discarded with a message, and the next outage's
+/// records are delivered by the run after it, not deleted unsent.
+#[test]
+fn a_cursor_left_without_its_segments_does_not_delete_the_next_outage() {
+    let tmp = TempDir::new("cursor-left");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 200);
+    assert_eq!(first["pending"], 200, "{stderr}");
+    let Some(receiver) = receiver() else { return };
+    let (second, stderr) = run_bounded(&receiver.endpoint(), &dir, 200, 10);
+    assert_eq!(
+        (second["exported"], second["pending"]),
+        (210, 0),
+        "{stderr}"
+    );
+    assert!(dir.join("cursor").exists());
+    for segment in segments(&dir) {
+        std::fs::remove_file(segment).unwrap();
+    }
+
+    let (outage, outage_stderr) = run_bounded(&down_endpoint(), &dir, 1000, 103);
+    assert_eq!(outage["pending"], 103, "{outage_stderr}");
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((next["exported"], next["pending"]), (103, 0), "{stderr}");
+    let expected: Vec<u64> = (0..210).chain(1000..1103).collect();
+    assert_eq!(received_ns(&receiver, 313), expected);
+    assert!(
+        outage_stderr.contains("its cursor names segment")
+            && outage_stderr.contains("which is gone; the cursor is discarded"),
+        "the stale cursor is reported: {outage_stderr}"
+    );
+}
+
+/// The same without touching a file: a run that sends everything an earlier run left
+/// (and spools nothing itself), then an outage, then a run that delivers it.
+#[test]
+fn an_outage_after_a_drained_spool_is_delivered_by_the_next_run() {
+    let tmp = TempDir::new("drained");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 50);
+    assert_eq!(first["pending"], 50, "{stderr}");
+    let Some(receiver) = receiver() else { return };
+    let (drain, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((drain["exported"], drain["pending"]), (50, 0), "{stderr}");
+
+    let (outage, stderr) = run_bounded(&down_endpoint(), &dir, 1000, 103);
+    assert_eq!(outage["pending"], 103, "{stderr}");
+    assert!(!stderr.contains("cursor"), "nothing to say: {stderr}");
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((next["exported"], next["pending"]), (103, 0), "{stderr}");
+    let expected: Vec<u64> = (0..50).chain(1000..1103).collect();
+    assert_eq!(received_ns(&receiver, 153), expected);
+}
+
+/// A symbolic link planted as the lock or the cursor: the file it points to is
+/// neither truncated nor written, the link is left alone, the run says why it keeps
+/// its records in memory, and what was spooled before stays for a later run.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_as_lock_or_cursor_is_not_followed() {
+    let tmp = TempDir::new("links");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 5);
+    assert_eq!(first["pending"], 5, "{stderr}");
+    let Some(receiver) = receiver() else { return };
+
+    for (name, first) in [("lock", 100), ("cursor", 200)] {
+        let victim = tmp.0.join(format!("precious-{name}"));
+        let precious = format!("the {name} link points here; nothing may change it\n").repeat(3);
+        std::fs::write(&victim, &precious).unwrap();
+        let planted = dir.join(name);
+        std::fs::remove_file(&planted).unwrap();
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        let (run, stderr) = run_bounded(&receiver.endpoint(), &dir, first, 3);
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            precious,
+            "the {name} link was followed: {stderr}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the {name} link is left alone"
+        );
+        assert!(
+            stderr.contains(&format!("{name} is a symbolic link"))
+                && stderr.contains("records are kept in memory only"),
+            "{stderr}"
+        );
+        assert_eq!((run["exported"], run["spooled"]), (3, 0), "{stderr}");
+        std::fs::remove_file(&planted).unwrap();
+    }
+
+    let (last, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!(
+        last["exported"], 5,
+        "what was spooled is still there: {stderr}"
+    );
+    let expected: Vec<u64> = (0..5).chain(100..103).chain(200..203).collect();
+    assert_eq!(received_ns(&receiver, 11), expected);
+}
+
+/// A spool directory that group or others may write to is refused, named with its
+/// variable, its path and its mode, and left as it is; records stay in memory.
+#[cfg(unix)]
+#[test]
+fn a_spool_directory_others_can_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("mode");
+    let dir = tmp.spool();
+    for mode in [0o777, 0o770, 0o702] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (run, stderr) = run_bounded(&down_endpoint(), &dir, 0, 3);
+        assert!(
+            stderr.contains("TELEMETRY_SPOOL_DIR")
+                && stderr.contains(&dir.display().to_string())
+                && stderr.contains(&format!("mode {mode:04o}"))
+                && stderr.contains("records are kept in memory only"),
+            "{stderr}"
+        );
+        assert_eq!((run["spooled"], run["undelivered"]), (0, 3), "{stderr}");
+        let mode_now = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode_now, mode, "the directory is left as it is");
+        assert!(!dir.join("lock").exists(), "nothing is written in it");
+    }
+}
+
+/// A FIFO named like a segment: the spool does not open it for reading (which would
+/// wait for a writer forever), says so once, leaves it alone, and delivers the rest.
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_like_a_segment_does_not_stall_delivery() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = TempDir::new("fifo");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 50);
+    assert_eq!(first["pending"], 50, "{stderr}");
+    let fifo = dir.join("00000000000000000002.seg");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 100, 10);
+    assert_eq!((next["exported"], next["pending"]), (60, 0), "{stderr}");
+    assert!(
+        stderr.contains("00000000000000000002.seg is a FIFO") && stderr.contains("left alone"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("is a FIFO").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let expected: Vec<u64> = (0..50).chain(100..110).collect();
+    assert_eq!(received_ns(&receiver, 60), expected);
+}
+
+/// A 400 MB (sparse) file and a link to `/dev/zero`, named like segments: neither is
+/// read whole (the app's peak memory stays far below the file's size), both are
+/// reported and left alone, and the spool's real entries are delivered.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_huge_or_endless_segment_is_not_read_whole() {
+    const HUGE: u64 = 400 * 1024 * 1024;
+    let tmp = TempDir::new("huge");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 20);
+    assert_eq!(first["pending"], 20, "{stderr}");
+    let huge = dir.join("00000000000000000002.seg");
+    let mut file = std::fs::File::create(&huge).unwrap();
+    file.write_all(b"TLMSPL1\n").unwrap();
+    file.set_len(HUGE).unwrap();
+    drop(file);
+    let zero = dir.join("00000000000000000003.seg");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 100, 5);
+    assert_eq!((next["exported"], next["pending"]), (25, 0), "{stderr}");
+    assert!(
+        next["peak_kb"] < 200 * 1024,
+        "peak memory {} KiB: a segment was read whole\n{stderr}",
+        next["peak_kb"]
+    );
+    assert!(
+        stderr.contains("00000000000000000002.seg holds 419430400 bytes")
+            && stderr.contains("00000000000000000003.seg is a symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&huge).unwrap().len(), HUGE, "left alone");
+    assert!(std::fs::symlink_metadata(&zero)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let expected: Vec<u64> = (0..20).chain(100..105).collect();
+    assert_eq!(received_ns(&receiver, 25), expected);
+}
+
+/// Names at the end of the number range (or past it): no overflow, no panic; they
+/// are reported and left alone, and the spool works.
+#[test]
+fn a_segment_named_at_the_end_of_the_number_range_does_not_panic() {
+    let tmp = TempDir::new("range");
+    let dir = tmp.spool();
+    private_dir(&dir);
+    let names = ["18446744073709551614.seg", "99999999999999999999.seg"];
+    for name in names {
+        std::fs::write(dir.join(name), b"TLMSPL1\n").unwrap();
+    }
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 10);
+    assert_eq!((first["spooled"], first["pending"]), (10, 10), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for name in names {
+        assert!(
+            stderr.contains(&format!("{name} is not a segment number this spool uses")),
+            "{stderr}"
+        );
+        assert!(dir.join(name).exists(), "left alone");
+    }
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((next["exported"], next["pending"]), (10, 0), "{stderr}");
+    assert_eq!(received_ns(&receiver, 10), (0..10).collect::<Vec<_>>());
 }
 
 // ---------------------------------------------------------------------------------
