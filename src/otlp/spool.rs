@@ -268,8 +268,8 @@ impl Spool {
                     name.to_string_lossy(),
                     files::MAX_SEGMENT_NUMBER
                 )),
-                // Left by a run that ended while rewriting a damaged segment; the
-                // segment itself is still whole.
+                // Left by a run that ended while rewriting a damaged segment, before
+                // the rename: the segment itself is as it was, and is read again.
                 Name::Temporary if kind.is_ok_and(|k| k.is_file()) => {
                     let _ = fs::remove_file(entry.path());
                 }
