@@ -206,7 +206,12 @@ fn run_bounded(
     first: u64,
     count: u64,
 ) -> (HashMap<String, u64>, String) {
-    run_app_within(app_command("exit", endpoint, dir, first, count), BOUND)
+    let mut cmd = app_command("exit", endpoint, dir, first, count);
+    // A request to a receiver on a loaded machine may take seconds: give each one, and
+    // shutdown, time enough that what these tests count is never a timeout's doing.
+    // (A collector that is down refuses the connection at once: no wait either way.)
+    cmd.env("OTEL_EXPORTER_OTLP_TIMEOUT", "30000");
+    run_app_within(cmd, BOUND)
 }
 
 /// An endpoint where nothing listens: a collector that is down.
