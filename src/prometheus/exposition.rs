@@ -1,6 +1,8 @@
 //! The exposition: a snapshot of the series, encoded by `prometheus-client`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -8,7 +10,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::names::{family_name, help, sanitize};
-use crate::aggregate::{SeriesData, SeriesSnapshot};
+use crate::aggregate::{Aggregator, SeriesData, SeriesSnapshot};
+use crate::fields::Kind;
 
 /// The two text formats a scraper can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +47,112 @@ pub(crate) struct OwnNumbers {
     pub(crate) series: u64,
     /// `target_info`'s labels: the resource attributes (`service.name` first), keys
     /// as given; sanitized when encoded.
-    pub(crate) target_info: std::sync::Arc<[(String, String)]>,
+    pub(crate) target_info: Arc<[(String, String)]>,
 }
 
-/// Encodes the series in `format`. Never fails: a series that cannot be encoded
-/// (a name that clashes with another kind of series) is left out.
-pub(crate) fn encode(series: Vec<SeriesSnapshot>, own: OwnNumbers, format: Format) -> String {
+/// What a scrape reads: the series, the resource, and which name clashes have been
+/// reported already. Shared by the endpoint and [`PrometheusExporter`](super::PrometheusExporter).
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) aggregator: Aggregator,
+    /// `target_info`'s labels: the resource attributes (`service.name` first), keys
+    /// as given; sanitized when encoded.
+    pub(crate) target_info: Arc<[(String, String)]>,
+    /// The names whose clash has been reported, so that each is reported once; at
+    /// most [`MAX_REPORTED`] of them.
+    reported: Mutex<HashSet<(Kind, String)>>,
+}
+
+/// Clashing names reported one by one; beyond this many, they are only counted.
+const MAX_REPORTED: usize = 100;
+
+impl Source {
+    pub(crate) fn new(aggregator: Aggregator, target_info: Arc<[(String, String)]>) -> Self {
+        Source {
+            aggregator,
+            target_info,
+            reported: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The exposition in `format`, now; reports the name clashes not reported yet.
+    pub(crate) fn encode(&self, format: Format) -> String {
+        let aggregator = &self.aggregator;
+        let own = OwnNumbers {
+            overflowed: aggregator.overflowed(),
+            dropped: aggregator.dropped(),
+            series: aggregator.series_count() as u64,
+            target_info: Arc::clone(&self.target_info),
+        };
+        let (families, clashes) = Families::new(aggregator.snapshot(), own);
+        self.report(&clashes);
+        encode(families, format)
+    }
+
+    /// One line on standard error per name left out, the first time it is.
+    fn report(&self, clashes: &[Clash]) {
+        if clashes.is_empty() {
+            return;
+        }
+        let mut fresh = Vec::new();
+        {
+            let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+            for clash in clashes {
+                let key = (clash.kind, clash.name.clone());
+                if reported.len() < MAX_REPORTED && !reported.contains(&key) {
+                    reported.insert(key);
+                    fresh.push(clash);
+                }
+            }
+        }
+        // With no lock held: standard error may block.
+        for clash in fresh {
+            crate::report::stderr_line(format_args!(
+                "the Prometheus name {} of {} is taken by {}: its series are left out of the \
+                 exposition (other exporters keep them), counted in {CLASHES} (reported once per \
+                 name)",
+                clash.exposed,
+                Shown(clash.kind, &clash.name),
+                clash.owner,
+            ));
+        }
+    }
+}
+
+/// A track call and its name as given, for a message: `track_metric "a.b"`, the name
+/// quoted and escaped, cut to 200 characters.
+struct Shown<'a>(Kind, &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let call = match self.0 {
+            Kind::Event => "track_event",
+            Kind::Metric => "track_metric",
+            Kind::Timing => "track_timing",
+        };
+        let cut: String = self.1.chars().take(200).collect();
+        write!(f, "{call} {cut:?}")
+    }
+}
+
+/// A name left out of the exposition because its Prometheus name is taken.
+#[derive(Debug)]
+struct Clash {
+    kind: Kind,
+    name: String,
+    /// The name in the exposition it would have taken.
+    exposed: String,
+    /// Who has it: `track_event "http.requests"`, or the crate's own series.
+    owner: String,
+}
+
+/// The crate's own gauge of names left out.
+const CLASHES: &str = "telemetry_prometheus_name_clashes";
+
+/// Encodes the families in `format`. Never fails.
+fn encode(families: Families, format: Format) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Families::new(series, own)));
+    registry.register_collector(Box::new(families));
     let mut out = String::new();
     let result = match format {
         Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &registry),
@@ -70,66 +171,137 @@ struct Family {
     series: Vec<(Vec<(String, String)>, SeriesData)>,
 }
 
+/// Every name a family of `name` and `metric_type` takes in either text format: its
+/// own, and those of its samples (`_total`, `_bucket`, `_sum`, `_count`) and of the
+/// `_created` series OpenMetrics allows. A parser reads a sample named like one of
+/// another family's as belonging to it.
+fn names_taken(name: &str, metric_type: MetricType) -> Vec<String> {
+    let suffixes: &[&str] = match metric_type {
+        MetricType::Counter => &["", "_total", "_created"],
+        MetricType::Histogram => &["", "_bucket", "_sum", "_count", "_created"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{name}{s}")).collect()
+}
+
 /// Every family of one scrape, grouped by Prometheus name.
 #[derive(Debug)]
 struct Families(Vec<Family>);
 
 impl Families {
-    fn new(series: Vec<SeriesSnapshot>, own: OwnNumbers) -> Self {
-        let mut families: Vec<Family> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for s in series {
-            let name = family_name(s.kind(), s.name(), s.data());
-            let metric_type = match s.data() {
-                SeriesData::Counter(_) | SeriesData::Sum(_) => MetricType::Counter,
-                SeriesData::Gauge(_) => MetricType::Gauge,
-                SeriesData::Histogram { .. } => MetricType::Histogram,
-            };
-            let at = *index.entry(name.clone()).or_insert_with(|| {
-                families.push(Family {
-                    name,
-                    help: help(s.kind(), s.name(), s.data()),
-                    metric_type,
-                    series: Vec::new(),
-                });
-                families.len() - 1
-            });
-            let family = &mut families[at];
-            // Two names that sanitize alike but aggregate differently (`a.b` a
-            // gauge, `a_b` a histogram) cannot share a family: the first one wins.
-            if family.metric_type != metric_type {
-                continue;
+    /// The families, and the names left out because their Prometheus name is taken:
+    /// by the crate's own series, or by a name seen first (the series are in the
+    /// order they were created, so the first name keeps its place from one scrape to
+    /// the next).
+    fn new(series: Vec<SeriesSnapshot>, own: OwnNumbers) -> (Self, Vec<Clash>) {
+        let own_families = [
+            (
+                "telemetry_series_overflow_records",
+                "records that went to an overflow series because their name had reached its limit of label sets",
+                MetricType::Counter,
+                Vec::new(),
+                SeriesData::Counter(own.overflowed),
+            ),
+            (
+                "telemetry_records_dropped",
+                "records the aggregation dropped (recording re-entered itself on one thread)",
+                MetricType::Counter,
+                Vec::new(),
+                SeriesData::Counter(own.dropped),
+            ),
+            // The resource, as the OpenTelemetry-Prometheus compatibility specification
+            // maps it: one `target_info` series whose labels are the resource attributes.
+            (
+                "target_info",
+                "Target metadata",
+                MetricType::Gauge,
+                labels(&own.target_info),
+                SeriesData::Gauge(1.0),
+            ),
+            (
+                "telemetry_series",
+                "series held, overflow series included",
+                MetricType::Gauge,
+                Vec::new(),
+                SeriesData::Gauge(own.series as f64),
+            ),
+        ];
+        // Every name in the exposition, and who has it.
+        let mut taken: HashMap<String, String> = HashMap::new();
+        for (name, _, metric_type, _, _) in &own_families {
+            for n in names_taken(name, *metric_type) {
+                taken.insert(n, format!("the crate's own series {name}"));
             }
-            family.series.push((labels(s.labels()), s.data().clone()));
+        }
+        for n in names_taken(CLASHES, MetricType::Gauge) {
+            taken.insert(n, format!("the crate's own series {CLASHES}"));
+        }
+
+        let mut families: Vec<Family> = Vec::new();
+        // Per name as given: its family, or `None` when left out.
+        let mut placed: HashMap<(Kind, String), Option<usize>> = HashMap::new();
+        let mut clashes = Vec::new();
+        for s in series {
+            let key = (s.kind(), s.name().to_owned());
+            let at = match placed.get(&key) {
+                Some(at) => *at,
+                None => {
+                    let name = family_name(s.kind(), s.name(), s.data());
+                    let metric_type = match s.data() {
+                        SeriesData::Counter(_) | SeriesData::Sum(_) => MetricType::Counter,
+                        SeriesData::Gauge(_) => MetricType::Gauge,
+                        SeriesData::Histogram { .. } => MetricType::Histogram,
+                    };
+                    let names = names_taken(&name, metric_type);
+                    let at = match names.iter().find_map(|n| Some((n, taken.get(n)?))) {
+                        Some((exposed, owner)) => {
+                            clashes.push(Clash {
+                                kind: s.kind(),
+                                name: s.name().to_owned(),
+                                exposed: exposed.clone(),
+                                owner: owner.clone(),
+                            });
+                            None
+                        }
+                        None => {
+                            let owner = Shown(s.kind(), s.name()).to_string();
+                            for n in names {
+                                taken.insert(n, owner.clone());
+                            }
+                            families.push(Family {
+                                help: help(s.kind(), s.name(), s.data()),
+                                name,
+                                metric_type,
+                                series: Vec::new(),
+                            });
+                            Some(families.len() - 1)
+                        }
+                    };
+                    placed.insert(key, at);
+                    at
+                }
+            };
+            if let Some(at) = at {
+                families[at]
+                    .series
+                    .push((labels(s.labels()), s.data().clone()));
+            }
+        }
+        for (name, help, metric_type, labels, data) in own_families {
+            families.push(Family {
+                name: name.into(),
+                help: help.into(),
+                metric_type,
+                series: vec![(labels, data)],
+            });
         }
         families.push(Family {
-            name: "telemetry_series_overflow_records".into(),
-            help: "records that went to an overflow series because their name had reached its limit of label sets".into(),
-            metric_type: MetricType::Counter,
-            series: vec![(Vec::new(), SeriesData::Counter(own.overflowed))],
-        });
-        families.push(Family {
-            name: "telemetry_records_dropped".into(),
-            help: "records the aggregation dropped (recording re-entered itself on one thread)"
-                .into(),
-            metric_type: MetricType::Counter,
-            series: vec![(Vec::new(), SeriesData::Counter(own.dropped))],
-        });
-        // The resource, as the OpenTelemetry-Prometheus compatibility specification
-        // maps it: one `target_info` series whose labels are the resource attributes.
-        families.push(Family {
-            name: "target_info".into(),
-            help: "Target metadata".into(),
+            name: CLASHES.into(),
+            help: "names left out of this exposition because their Prometheus name is taken by another name or by the crate's own series".into(),
             metric_type: MetricType::Gauge,
-            series: vec![(labels(&own.target_info), SeriesData::Gauge(1.0))],
+            series: vec![(Vec::new(), SeriesData::Gauge(clashes.len() as f64))],
         });
-        families.push(Family {
-            name: "telemetry_series".into(),
-            help: "series held, overflow series included".into(),
-            metric_type: MetricType::Gauge,
-            series: vec![(Vec::new(), SeriesData::Gauge(own.series as f64))],
-        });
-        Families(families)
+        (Families(families), clashes)
     }
 }
 

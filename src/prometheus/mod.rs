@@ -91,7 +91,7 @@ use crate::error::Error;
 use crate::record::Record;
 use crate::resource::Resource;
 use crate::sink::Sink;
-use exposition::{Format, OwnNumbers};
+use exposition::{Format, Source};
 use server::{Counters, Server};
 
 /// Aggregates records and serves them on `GET /metrics`; cheap to clone (clones share
@@ -118,8 +118,7 @@ pub struct PrometheusExporter {
 }
 
 struct Inner {
-    aggregator: Aggregator,
-    target_info: Arc<[(String, String)]>,
+    source: Arc<Source>,
     server: Server,
     counters: Arc<Counters>,
 }
@@ -187,16 +186,11 @@ impl PrometheusExporter {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let counters = Arc::new(Counters::default());
-        let server = Server::start(
-            addr,
-            aggregator.clone(),
-            Arc::clone(&target_info),
-            Arc::clone(&counters),
-        )?;
+        let source = Arc::new(Source::new(aggregator, target_info));
+        let server = Server::start(addr, Arc::clone(&source), Arc::clone(&counters))?;
         Ok(PrometheusExporter {
             inner: Arc::new(Inner {
-                aggregator,
-                target_info,
+                source,
                 server,
                 counters,
             }),
@@ -222,7 +216,7 @@ impl PrometheusExporter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn aggregator(&self) -> &Aggregator {
-        &self.inner.aggregator
+        &self.inner.source.aggregator
     }
 
     /// The exposition a plain `GET /metrics` gets now (Prometheus text format 0.0.4).
@@ -248,14 +242,7 @@ impl PrometheusExporter {
     }
 
     fn encode(&self, format: Format) -> String {
-        let aggregator = &self.inner.aggregator;
-        let own = OwnNumbers {
-            overflowed: aggregator.overflowed(),
-            dropped: aggregator.dropped(),
-            series: aggregator.series_count() as u64,
-            target_info: Arc::clone(&self.inner.target_info),
-        };
-        exposition::encode(aggregator.snapshot(), own, format)
+        self.inner.source.encode(format)
     }
 
     /// Nothing to push: series are read when scraped. Here so that a pipeline can
@@ -305,8 +292,8 @@ impl PrometheusExporter {
             scrapes: c.scrapes.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
-            overflowed: self.inner.aggregator.overflowed(),
-            dropped: self.inner.aggregator.dropped(),
+            overflowed: self.inner.source.aggregator.overflowed(),
+            dropped: self.inner.source.aggregator.dropped(),
         }
     }
 }
@@ -314,7 +301,7 @@ impl PrometheusExporter {
 impl Sink for PrometheusExporter {
     #[inline]
     fn record(&self, record: &Record<'_>) {
-        self.inner.aggregator.record(record);
+        self.inner.source.aggregator.record(record);
     }
 }
 
@@ -322,7 +309,7 @@ impl fmt::Debug for PrometheusExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrometheusExporter")
             .field("local_addr", &self.local_addr())
-            .field("aggregator", &self.inner.aggregator)
+            .field("aggregator", &self.inner.source.aggregator)
             .finish_non_exhaustive()
     }
 }
