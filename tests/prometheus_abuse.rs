@@ -386,7 +386,10 @@ fn get_metrics(addr: SocketAddr, accept: &str) -> String {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 "), "{response:.300}");
+    assert!(
+        response.starts_with("HTTP/1.") && response.get(8..13) == Some(" 200 "),
+        "{response:.300}"
+    );
     response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
 
@@ -428,7 +431,12 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
         return;
     };
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "clashing_names_app", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "clashing_names_app",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CLASH_CHILD, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -478,7 +486,11 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
                 .count()
         };
         for family in ["cache_hit", "telemetry_series", "target_info"] {
-            assert_eq!(family_lines(family), 1, "{format}: # TYPE {family}:\n{body}");
+            assert_eq!(
+                family_lines(family),
+                1,
+                "{format}: # TYPE {family}:\n{body}"
+            );
         }
         let samples = |prefix: &str| body.lines().filter(|l| l.starts_with(prefix)).count();
         assert_eq!(samples("cache_hit "), 1, "{format}:\n{body}");
@@ -494,7 +506,10 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
             .lines()
             .find_map(|l| l.strip_prefix("telemetry_series "))
             .unwrap_or_else(|| panic!("{format}: no telemetry_series:\n{body}"));
-        assert_ne!(series, "123.0", "{format}: the app's value in the crate's series");
+        assert_ne!(
+            series, "123.0",
+            "{format}: the app's value in the crate's series"
+        );
         assert!(
             body.contains("target_info{service_name="),
             "{format}: the crate's target_info:\n{body}"
@@ -507,17 +522,32 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
 
     // Each name left out is reported once, naming both originals.
     for (left_out, owner) in [
-        (r#"track_metric "http.requests.total""#, r#"track_event "http.requests""#),
+        (
+            r#"track_metric "http.requests.total""#,
+            r#"track_event "http.requests""#,
+        ),
         (r#"track_metric "cache_hit""#, r#"track_metric "cache.hit""#),
         (r#"track_metric "cache-hit""#, r#"track_metric "cache.hit""#),
-        (r#"track_metric "cache..hit""#, r#"track_metric "cache.hit""#),
+        (
+            r#"track_metric "cache..hit""#,
+            r#"track_metric "cache.hit""#,
+        ),
         (r#"track_metric "telemetry.series""#, "the crate's own"),
         (r#"track_metric "target_info""#, "the crate's own"),
-        (r#"track_metric "db.query.seconds.count""#, r#"track_timing "db.query""#),
-        (r#"track_metric "queue.depth""#, r#"track_event "queue.depth""#),
+        (
+            r#"track_metric "db.query.seconds.count""#,
+            r#"track_timing "db.query""#,
+        ),
+        (
+            r#"track_metric "queue.depth""#,
+            r#"track_event "queue.depth""#,
+        ),
     ] {
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(left_out)).collect();
         assert_eq!(lines.len(), 1, "{left_out} reported once:\n{stderr}");
-        assert!(lines[0].contains(owner), "{left_out} names {owner}:\n{stderr}");
+        assert!(
+            lines[0].contains(owner),
+            "{left_out} names {owner}:\n{stderr}"
+        );
     }
 }

@@ -109,8 +109,8 @@ impl Source {
         for clash in fresh {
             crate::report::stderr_line(format_args!(
                 "the Prometheus name {} of {} is taken by {}: its series are left out of the \
-                 exposition (other exporters keep them), counted in {CLASHES} (reported once per \
-                 name)",
+                 exposition (the aggregation, and the OTLP exporter, keep them), counted in \
+                 {CLASHES} (reported once per name)",
                 clash.exposed,
                 Shown(clash.kind, &clash.name),
                 clash.owner,

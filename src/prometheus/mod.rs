@@ -14,8 +14,9 @@
 //! Names and label keys: every character outside `[a-zA-Z0-9_]` becomes `_`, runs of
 //! `_` collapse, a leading digit gets a `_` prefix; counters end in `_total`, timings
 //! in `_seconds`. Beside the app's series, the endpoint serves the crate's own:
-//! `telemetry_series_overflow_records_total`, `telemetry_records_dropped_total` and
-//! `telemetry_series`.
+//! `telemetry_series_overflow_records_total`, `telemetry_records_dropped_total`,
+//! `target_info`, `telemetry_series` and `telemetry_prometheus_name_clashes`. Names
+//! that clash once sanitized are served once (see [below](#names-that-clash)).
 //!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
@@ -33,23 +34,56 @@
 //!
 //! # The endpoint
 //!
-//! Only `GET` (and `HEAD`) of `/metrics`: other paths get 404, other methods 405.
-//! Eight threads answer requests. Writes to a connection time out after 5 seconds,
-//! so a scraper that never reads holds one serving thread for a bounded time (about
-//! 15-20 s measured, as `tiny_http` retries a failed write) while the others answer
-//! other scrapes. A scrape takes the aggregator's registry lock only to copy its list
-//! of series; emitting threads never wait for a scrape. `tiny_http` reads each
-//! connection on a thread of its own, so a client that sends slowly, or sends a huge
-//! request line, costs that connection's thread and what it buffers (the request line
-//! is read into memory until it ends), never the serving threads; the default address
-//! is loopback, so only local processes can. Should `tiny_http`'s accept loop stop
-//! (it does at its first failed `accept`, such as running out of file descriptors),
-//! it is restarted on the same socket and the restart reported once on standard
-//! error; a request caught in the switch may go unanswered, and its scraper retries at
-//! its next interval. Not covered: out of file descriptors, `tiny_http`'s accept
-//! thread can also panic (on a failed `try_clone` of a connection it has just
-//! accepted), which it does not report, and then the endpoint stays down until the
-//! app restarts.
+//! Only `GET` (and `HEAD`) of `/metrics`, with any query: other paths get 404, other
+//! methods 405. One request per connection: every response says `Connection: close`
+//! (Prometheus opens a new connection at its next scrape, which costs it nothing
+//! worth measuring at scrape intervals). What each client can cost is bounded:
+//!
+//! | what | bound | beyond it |
+//! |---|---|---|
+//! | connections open at once | 128, one thread and one descriptor each | answered 503 (`Retry-After: 1`) and closed at once, without a thread; reported once on standard error |
+//! | the request head (request line and headers) | 8 KiB, 64 headers | 431, connection closed |
+//! | time to send the request head, from the connection's accept | 10 s | 408 (or closed, if nothing came): an idle connection lasts at most this |
+//! | a malformed head (not HTTP/1.0 or 1.1) | | 400 |
+//! | responses built and written at once | 8, each holding one exposition in memory | waits up to 10 s for one, then 503 |
+//! | writing a response | 5 s per write, 20 s in all | the connection is closed (counted in [`PrometheusStats::failed`]) |
+//! | after the response | up to 2 s and 1 MiB of what the client still sends is read and dropped | closed |
+//!
+//! So a client that pipelines requests and never reads gets one answer and loses its
+//! connection; a client that never stops sending holds at most 8 KiB; a slow or idle
+//! one holds a thread for at most the time above; none of them holds up another
+//! connection's scrape. A scrape takes the aggregator's registry lock only to copy
+//! its list of series; emitting threads never wait for a scrape.
+//!
+//! A failed `accept` never stops the endpoint. Out of file descriptors (`EMFILE`,
+//! `ENFILE`), or memory, the accept thread pauses (10 ms, doubling to at most 1 s) and
+//! tries again, and a scrape is answered again within about a second of descriptors
+//! being free; the first failure is reported once on standard error (`the Prometheus
+//! endpoint stopped accepting connections (Too many open files ...); it tries
+//! again ...`), and so is the first connection accepted after it. Connections the
+//! system accepted meanwhile wait in its backlog and are served then.
+//!
+//! Bound to port 0, the endpoint says on standard error which port the system chose
+//! (`the Prometheus endpoint serves http://127.0.0.1:41049/metrics ...`);
+//! [`PrometheusExporter::local_addr`] gives it in code.
+//!
+//! The default address is loopback: only local processes can scrape or abuse it.
+//!
+//! # Names that clash
+//!
+//! Two names that sanitize alike (`cache.hit`, `cache_hit`), an event and a metric of
+//! one name, a name that takes a name another family's samples use
+//! (`http.requests.total` beside the event `http.requests`, whose samples are
+//! `http_requests_total`; `db.query.seconds.count` beside the timing `db.query`), and
+//! a name that takes one of the crate's own families (`telemetry.series`,
+//! `target_info`): the name seen first keeps its family, the crate's own always do,
+//! and every other name is left out of the exposition (the aggregation, and the OTLP
+//! exporter, keep it). Each name left out is reported once on standard error, naming
+//! both, and counted in the gauge `telemetry_prometheus_name_clashes`. So the
+//! exposition never holds a family twice and always passes `promtool check metrics`.
+//! Leaving a name out, rather than renaming it with a suffix, keeps every served
+//! name one that the app chose; a suffix would make a series whose name moves when
+//! another name appears first. The rule is in `docs/FIELDS.md`.
 //!
 //! # Why these crates
 //!
@@ -62,20 +96,20 @@
 //!   Considered: the `prometheus` crate (TiKV; text 0.0.4 only, no OpenMetrics, and
 //!   protobuf by default) and `metrics-exporter-prometheus` (brings its own
 //!   recorder, registry and, by default, hyper and tokio).
-//! - **HTTP: `tiny_http`**, a small synchronous server: no async runtime in the app,
-//!   4 small crates (`ascii`, `chunked_transfer`, `httpdate`, `log`), old MSRV.
-//!   Considered: `hyper` or `axum` (need tokio), `astra` (hyper underneath), and
-//!   `httparse` with a hand-written server (protocol code of our own).
-//! - **Socket timeouts: `socket2`** (the Tokio project's), to set a write timeout on
-//!   the listening socket, which accepted connections inherit on Linux (`tiny_http`
-//!   exposes no timeouts of its own). One crate, MSRV 1.63.
-//!
-//! `tiny_http`'s shortcomings are worked around as described above: no timeouts (a
-//! write timeout inherited from the listening socket), an accept loop that ends at its
-//! first error (restarted). Two are not: a request line is read into memory until it
-//! ends, and the accept thread can die unreported when the process is out of file
-//! descriptors. If those matter more, `httparse` with a small accept loop of our own
-//! is the fallback.
+//! - **HTTP: a small server of our own on `std::net`, with `httparse`** (the request
+//!   parser hyper uses: no dependencies, no allocation) for the request head.
+//!   The endpoint answers one kind of request, so the server is one accept loop and
+//!   one function per connection. It replaced `tiny_http` 0.12, which could not give
+//!   the bounds above: its accept thread panics when a `try_clone` of a connection
+//!   fails for want of descriptors (and the listener closes, for good), its accept
+//!   loop ends at the first failed `accept`, it has no cap on connections (a thread
+//!   and two descriptors each), no read timeout, reads a request line into memory
+//!   until it ends (100 MB of it cost 225 MB), keeps idle connections open for good,
+//!   and lets one pipelining client that never reads hold every serving thread.
+//!   Considered: `hyper` or `axum` (need tokio; no async runtime here), `astra`
+//!   (hyper underneath), `rouille` (`tiny_http` underneath).
+//! - **`socket2`** (the Tokio project's), to shut the listening socket down so that
+//!   an `accept` waiting on it returns at shutdown. One crate, MSRV 1.63.
 
 mod exposition;
 mod names;
@@ -261,12 +295,11 @@ impl PrometheusExporter {
     /// ```
     pub fn flush(&self) {}
 
-    /// Stops serving, waiting at most 2 seconds for the serving threads. Records are
+    /// Stops serving, waiting at most 2 seconds for the accept thread, which closes
+    /// the listening socket. Connections already accepted finish their one request
+    /// within the endpoint's deadlines (see the [module docs](self)). Records are
     /// still aggregated afterwards (and readable through
     /// [`aggregator`](Self::aggregator)). Calling it again does nothing.
-    ///
-    /// The listening socket closes just after (`tiny_http` closes it on its accept
-    /// thread).
     ///
     /// ```
     /// let exporter = tracing_telemetry::prometheus::PrometheusExporter::start("127.0.0.1:0".parse()?)?;
@@ -339,7 +372,7 @@ impl PrometheusStats {
         self.scrapes
     }
 
-    /// Requests answered 404 or 405.
+    /// Requests and connections refused: answered 404, 405, 400, 408, 431 or 503.
     ///
     /// ```
     /// assert_eq!(tracing_telemetry::prometheus::PrometheusStats::default().rejected(), 0);

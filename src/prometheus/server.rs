@@ -153,8 +153,7 @@ impl Server {
             // On Linux this ends an `accept` that is waiting; elsewhere, and should
             // it not, a connection to the socket does.
             let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Read);
-            if self.done.recv_timeout(Duration::from_millis(50)) == Err(RecvTimeoutError::Timeout)
-            {
+            if self.done.recv_timeout(Duration::from_millis(50)) == Err(RecvTimeoutError::Timeout) {
                 let _ = TcpStream::connect_timeout(&reachable(self.addr), SHUTDOWN_WAIT / 4);
             }
         }
@@ -413,7 +412,12 @@ fn read_request(stream: &TcpStream) -> Option<Answer> {
             Ok(0) => return None,
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return (len > 0).then_some(Answer::Timeout)
             }
             Err(_) => return None,
@@ -535,6 +539,9 @@ mod tests {
             reachable("0.0.0.0:9".parse().unwrap()),
             "127.0.0.1:9".parse().unwrap()
         );
-        assert_eq!(reachable("[::]:9".parse().unwrap()), "[::1]:9".parse().unwrap());
+        assert_eq!(
+            reachable("[::]:9".parse().unwrap()),
+            "[::1]:9".parse().unwrap()
+        );
     }
 }
