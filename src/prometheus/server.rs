@@ -113,6 +113,9 @@ impl Server {
                 .name("telemetry-prometheus".into())
                 .spawn(move || {
                     accept_loop(&listener, &context, &wake_rx);
+                    // The listening socket closes here (`shutdown` has dropped its
+                    // copy), before `shutdown` is told that this thread is done.
+                    drop(listener);
                     drop(done_tx);
                 })
                 .map_err(Error::spawn)?;
