@@ -157,13 +157,23 @@ fn out_of_file_descriptors_the_endpoint_answers_again_once_they_are_free() {
     let addr = free_addr();
     let service = service(&addr.to_string(), Some(64));
     ready(addr, &service);
-    let mut figures = Vec::new();
+    let (mut figures, mut during_figures) = (Vec::new(), Vec::new());
     for round in 0..5 {
         let held: Vec<TcpStream> = (0..100)
             .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok())
             .collect();
         assert!(!held.is_empty(), "round {round}: no connection at all");
         std::thread::sleep(Duration::from_secs(1));
+        // A scrape while they are held: it gets the descriptor of the oldest of them.
+        let start = Instant::now();
+        let during = scrape(addr, Duration::from_secs(20));
+        assert_eq!(
+            during,
+            Some(200),
+            "round {round}: a scrape while 100 connections are held; stderr:\n{}",
+            service.stderr()
+        );
+        during_figures.push(start.elapsed().as_millis());
         drop(held);
         let answered = time_to_answer(addr, Duration::from_secs(60));
         let stderr = service.stderr();
@@ -172,6 +182,7 @@ fn out_of_file_descriptors_the_endpoint_answers_again_once_they_are_free() {
         });
         figures.push(answered.as_millis());
     }
+    println!("answered during the abuse, ms: {during_figures:?}");
     println!("answered again after the abuse ended, ms: {figures:?}");
     let stderr = service.stderr();
     assert!(
@@ -202,6 +213,10 @@ fn idle_connections_are_capped_and_closed() {
     std::thread::sleep(Duration::from_secs(2));
     let threads = service.status("Threads");
     println!("threads: {threads_before} before, {threads} with 600 idle connections");
+    // A scrape meanwhile is answered: it takes the place of the oldest idle one.
+    let during = scrape(addr, Duration::from_secs(20));
+    println!("a scrape with 600 idle connections open: {during:?}");
+    assert_eq!(during, Some(200), "a scrape with 600 idle connections open");
     assert!(
         threads < threads_before + 200,
         "{threads} threads for 600 idle connections ({threads_before} before)"
@@ -263,6 +278,45 @@ fn a_pipelining_client_that_never_reads_blocks_no_other_scrape() {
     drop(pipeliner);
     let after = time_to_answer(addr, Duration::from_secs(60)).expect("answered after");
     println!("answered {after:?} after the pipelining client went away");
+    exporter.shutdown();
+}
+
+#[test]
+fn malformed_requests_get_400_and_every_answer_closes_its_connection() {
+    use tracing_telemetry::prometheus::PrometheusExporter;
+    let exporter = PrometheusExporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = exporter.local_addr();
+    let answer = |request: &[u8]| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        // Never closed by the client: the answer ends because the server closes.
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .expect("the server closes the connection after its answer");
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    for request in [
+        &b"NOT HTTP AT ALL\r\n\r\n"[..],
+        b"GET /metrics HTTP/2.0\r\n\r\n",
+    ] {
+        let response = answer(request);
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response:.200}");
+    }
+    let response = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:.200}");
+    assert!(
+        response.contains("\r\nConnection: close\r\n"),
+        "{response:.300}"
+    );
+    let response = answer(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        response.starts_with("HTTP/1.1 200 ") && response.ends_with("\r\n\r\n"),
+        "a head, no body: {response:.300}"
+    );
     exporter.shutdown();
 }
 

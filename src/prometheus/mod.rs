@@ -41,7 +41,7 @@
 //!
 //! | what | bound | beyond it |
 //! |---|---|---|
-//! | connections open at once | 128, one thread and one descriptor each | answered 503 (`Retry-After: 1`) and closed at once, without a thread; reported once on standard error |
+//! | connections open at once | 128, one thread and one descriptor each | a new connection closes the one that has waited longest for its request head (an idle or slow client; a scraper sends its request at once); with none such, it is answered 503 (`Retry-After: 1`) and closed, without a thread. Reported once on standard error |
 //! | the request head (request line and headers) | 8 KiB, 64 headers | 431, connection closed |
 //! | time to send the request head, from the connection's accept | 10 s | 408 (or closed, if nothing came): an idle connection lasts at most this |
 //! | a malformed head (not HTTP/1.0 or 1.1) | | 400 |
@@ -51,17 +51,21 @@
 //!
 //! So a client that pipelines requests and never reads gets one answer and loses its
 //! connection; a client that never stops sending holds at most 8 KiB; a slow or idle
-//! one holds a thread for at most the time above; none of them holds up another
-//! connection's scrape. A scrape takes the aggregator's registry lock only to copy
+//! one holds a thread for at most the time above, and gives its place up to a new
+//! connection when all 128 are taken; none of them holds up another connection's
+//! scrape. A scrape takes the aggregator's registry lock only to copy
 //! its list of series; emitting threads never wait for a scrape.
 //!
 //! A failed `accept` never stops the endpoint. Out of file descriptors (`EMFILE`,
-//! `ENFILE`), or memory, the accept thread pauses (10 ms, doubling to at most 1 s) and
-//! tries again, and a scrape is answered again within about a second of descriptors
-//! being free; the first failure is reported once on standard error (`the Prometheus
-//! endpoint stopped accepting connections (Too many open files ...); it tries
-//! again ...`), and so is the first connection accepted after it. Connections the
-//! system accepted meanwhile wait in its backlog and are served then.
+//! `ENFILE`), or memory, the accept thread closes the connection that has waited
+//! longest for its request head, if any (so descriptors held by idle clients are
+//! given to the scraper waiting behind them), otherwise pauses (10 ms, doubling to at
+//! most 1 s), and tries again: a scrape is answered during such abuse, and within
+//! about a second of descriptors being free after any other. The first failure is
+//! reported once on standard error (`the Prometheus endpoint stopped accepting
+//! connections (Too many open files ...); it closes ...`), and so is the first
+//! connection accepted after it. Connections the system accepted meanwhile wait in
+//! its backlog and are served then.
 //!
 //! Bound to port 0, the endpoint says on standard error which port the system chose
 //! (`the Prometheus endpoint serves http://127.0.0.1:41049/metrics ...`);

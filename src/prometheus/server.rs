@@ -15,9 +15,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::exposition::{Format, Source};
 use crate::error::Error;
 
-/// Connections open at once. One more is answered `503` and closed at once, without
-/// a thread: a client that opens thousands costs this many threads and descriptors.
+/// Connections open at once. One more closes the connection that has waited longest
+/// for its request head (an idle or slow client: a scraper sends its request at once),
+/// or, with none such, is answered `503` and closed without a thread. A client that
+/// opens thousands costs this many threads and descriptors, and does not keep a
+/// scraper out.
 pub(crate) const MAX_CONNECTIONS: usize = 128;
+/// Threads for connections, counting those still ending after they were closed to
+/// make room: never more than this.
+const MAX_THREADS: usize = 2 * MAX_CONNECTIONS;
 /// Responses built and written at once: each holds an exposition in memory, so
 /// memory is bounded by this many expositions whatever the number of scrapers.
 const RESPONDERS: usize = 8;
@@ -69,8 +75,10 @@ pub(crate) struct Server {
 /// What the accept thread and the connection threads share.
 struct Context {
     stop: AtomicBool,
-    /// Connections open now.
+    /// Connections with a thread now (only the accept thread adds to it).
     open: AtomicUsize,
+    /// Connections still waiting for their request head, oldest first.
+    waiting: Mutex<Waiting>,
     /// [`RESPONDERS`] tokens: a response is built and written holding one.
     responders: (Sender<()>, Receiver<()>),
     source: Arc<Source>,
@@ -97,6 +105,7 @@ impl Server {
         let context = Arc::new(Context {
             stop: AtomicBool::new(false),
             open: AtomicUsize::new(0),
+            waiting: Mutex::new(Waiting::default()),
             responders: (responders_tx, responders_rx),
             source,
             counters,
@@ -189,9 +198,10 @@ impl Drop for Server {
 }
 
 /// Accepts connections until shut down. A failed `accept` never ends it: out of file
-/// descriptors (or memory, or buffers), it pauses, longer at each failure up to
-/// [`ACCEPT_PAUSE_MAX`], and tries again; the first such failure is reported once,
-/// and so is the first success after it.
+/// descriptors (or memory, or buffers), it closes the connection that has waited
+/// longest for its request head, if there is one, and otherwise pauses, longer at
+/// each failure up to [`ACCEPT_PAUSE_MAX`], and tries again; the first such failure
+/// is reported once, and so is the first success after it.
 fn accept_loop(listener: &TcpListener, context: &Arc<Context>, wake: &Receiver<()>) {
     let mut pause: Option<Duration> = None;
     while !context.stop.load(Ordering::Relaxed) {
@@ -226,13 +236,20 @@ fn accept_loop(listener: &TcpListener, context: &Arc<Context>, wake: &Receiver<(
                 }
                 if !context.reported_accept_failed.swap(true, Ordering::Relaxed) {
                     crate::report::stderr_line(format_args!(
-                        "the Prometheus endpoint stopped accepting connections ({e}); it tries \
+                        "the Prometheus endpoint stopped accepting connections ({e}); it closes \
+                         the connection that has waited longest for its request, if any, tries \
                          again, at most {} s apart, and serves again as soon as it can (reported \
                          once)",
                         ACCEPT_PAUSE_MAX.as_secs()
                     ));
                 }
-                let next = pause.map_or(ACCEPT_PAUSE_FIRST, |p| (p * 2).min(ACCEPT_PAUSE_MAX));
+                // Out of descriptors, an idle connection's is the one to free: the
+                // next try soon after may then accept a scraper.
+                let next = if context.close_oldest_waiting() {
+                    ACCEPT_PAUSE_FIRST
+                } else {
+                    pause.map_or(ACCEPT_PAUSE_FIRST, |p| (p * 2).min(ACCEPT_PAUSE_MAX))
+                };
                 pause = Some(next);
                 if wake.recv_timeout(next) == Err(RecvTimeoutError::Disconnected) {
                     return;
@@ -242,30 +259,45 @@ fn accept_loop(listener: &TcpListener, context: &Arc<Context>, wake: &Receiver<(
     }
 }
 
-/// Gives `stream` a thread of its own, or, at [`MAX_CONNECTIONS`], answers `503` and
-/// closes it.
+/// Gives `stream` a thread of its own. At [`MAX_CONNECTIONS`], first closes the
+/// connection that has waited longest for its request head; with none such (or
+/// [`MAX_THREADS`] threads still running), answers `503` and closes `stream`.
 fn admit(stream: TcpStream, context: &Arc<Context>) {
-    if context.open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-        context.open.fetch_sub(1, Ordering::AcqRel);
-        context.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    let open = context.open.load(Ordering::Acquire);
+    if open >= MAX_CONNECTIONS {
+        let made_room = open < MAX_THREADS && context.close_oldest_waiting();
         if !context.reported_full.swap(true, Ordering::Relaxed) {
             crate::report::stderr_line(format_args!(
                 "the Prometheus endpoint has {MAX_CONNECTIONS} connections open, its limit: \
-                 further ones are answered 503 and closed until some end (reported once)"
+                 each new one closes the one that has waited longest without sending its \
+                 request, or is answered 503 when none has (reported once)"
             ));
         }
-        refuse(stream);
-        return;
+        if !made_room {
+            context.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            refuse(stream);
+            return;
+        }
     }
+    context.open.fetch_add(1, Ordering::AcqRel);
+    let stream = Arc::new(stream);
+    let id = {
+        let mut waiting = context.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let id = waiting.next;
+        waiting.next += 1;
+        waiting.streams.insert(id, Arc::clone(&stream));
+        id
+    };
     let connection = Arc::clone(context);
     let spawned = thread::Builder::new()
         .name("telemetry-prometheus-conn".into())
         .spawn(move || {
             let _open = Open(&connection.open);
-            serve(stream, &connection);
+            serve(&stream, id, &connection);
         });
     if let Err(e) = spawned {
-        // The stream went with the closure, and is closed.
+        // The closure, and its copy of the stream, are gone: drop the other.
+        context.no_longer_waiting(id);
         context.open.fetch_sub(1, Ordering::AcqRel);
         if !context.reported_spawn_failed.swap(true, Ordering::Relaxed) {
             crate::report::stderr_line(format_args!(
@@ -273,6 +305,41 @@ fn admit(stream: TcpStream, context: &Arc<Context>) {
                  such connections unanswered (reported once)"
             ));
         }
+    }
+}
+
+/// The connections still waiting for their request head, by when they were accepted.
+#[derive(Debug, Default)]
+struct Waiting {
+    next: u64,
+    streams: std::collections::BTreeMap<u64, Arc<TcpStream>>,
+}
+
+impl Context {
+    /// Shuts down the connection that has waited longest for its request head (its
+    /// thread's read returns, and the thread ends); whether there was one.
+    fn close_oldest_waiting(&self) -> bool {
+        let oldest = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .streams
+            .pop_first();
+        match oldest {
+            Some((_, stream)) => {
+                let _ = stream.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn no_longer_waiting(&self, id: u64) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .streams
+            .remove(&id);
     }
 }
 
@@ -343,9 +410,11 @@ fn response_head(answer: &Answer, content_type: &str, length: usize, extra: &str
 }
 
 /// One connection: reads one request head, answers it, closes.
-fn serve(stream: TcpStream, context: &Context) {
+fn serve(stream: &TcpStream, id: u64, context: &Context) {
     let _ = stream.set_nodelay(true);
-    let Some(answer) = read_request(&stream) else {
+    let answer = read_request(stream);
+    context.no_longer_waiting(id);
+    let Some(answer) = answer else {
         return;
     };
     let response_deadline = Instant::now() + RESPONSE_DEADLINE;
@@ -355,16 +424,16 @@ fn serve(stream: TcpStream, context: &Context) {
             let (tokens_tx, tokens_rx) = &context.responders;
             if tokens_rx.recv_timeout(RESPONDER_WAIT).is_err() {
                 context.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                write_text(&stream, &Answer::Busy, response_deadline)
+                write_text(stream, &Answer::Busy, response_deadline)
             } else {
                 let body = context.source.encode(format);
                 context.counters.scrapes.fetch_add(1, Ordering::Relaxed);
                 let head = response_head(&answer, format.content_type(), body.len(), "");
-                let written = write_all_by(&stream, &head, response_deadline).and_then(|()| {
+                let written = write_all_by(stream, &head, response_deadline).and_then(|()| {
                     if head_only {
                         Ok(())
                     } else {
-                        write_all_by(&stream, body.as_bytes(), response_deadline)
+                        write_all_by(stream, body.as_bytes(), response_deadline)
                     }
                 });
                 drop(body);
@@ -374,14 +443,14 @@ fn serve(stream: TcpStream, context: &Context) {
         }
         other => {
             context.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            write_text(&stream, &other, response_deadline)
+            write_text(stream, &other, response_deadline)
         }
     };
     if written.is_err() {
         context.counters.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    linger(&stream);
+    linger(stream);
 }
 
 fn write_text(stream: &TcpStream, answer: &Answer, deadline: Instant) -> io::Result<()> {
