@@ -649,9 +649,8 @@ fn the_endpoint_keeps_serving_after_a_quiet_spell_longer_than_its_timeouts() {
 /// (tests/prometheus_abuse.rs repeats this, and checks that nothing claims a restart).
 #[test]
 fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
-    // The HTTP server's accept loop ends at its first failed `accept`; the exporter
-    // restarts it. The service runs with 64 file descriptors and is sent 100
-    // connections that say nothing.
+    // The service runs with 64 file descriptors and is sent 100 connections that say
+    // nothing: `accept` fails while they are open.
     let test = "running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts";
     let Some(prlimit) = on_path("prlimit") else {
         println!("SKIPPED: {test}: prlimit (util-linux) is not on PATH");
@@ -690,8 +689,8 @@ fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
     assert!(!held.is_empty());
     std::thread::sleep(Duration::from_secs(1));
     drop(held);
-    // A request caught in the switch to the restarted server may go unanswered, as a
-    // scraper's would once: each try gives up after 3 s.
+    // A request made while descriptors are short may go unanswered, as a scraper's
+    // would once: each try gives up after 3 s.
     let back = eventually(Duration::from_secs(30), || {
         try_get(addr, "/metrics") == Some(200)
     });
@@ -706,7 +705,7 @@ fn running_out_of_file_descriptors_stops_the_endpoint_only_while_it_lasts() {
     assert!(
         stderr
             .contains("the Prometheus endpoint stopped accepting connections (Too many open files"),
-        "no report of the restart on stderr:\n{stderr}"
+        "no report of the failed accept on stderr:\n{stderr}"
     );
 }
 
