@@ -12,6 +12,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::endpoint::{Endpoint, Form};
+use super::tls::TlsFiles;
 use crate::config::ConfigError;
 use crate::resource::{decode, Resource, ResourceVars};
 
@@ -20,6 +22,9 @@ const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+const CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+const CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
 const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
@@ -98,22 +103,26 @@ impl std::str::FromStr for OtlpCompression {
 /// Where and how one signal is sent.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SignalConfig {
-    pub(crate) url: String,
+    /// The URL; `Debug` and every message show it without credentials or query.
+    pub(crate) endpoint: Endpoint,
     /// Names and values; the values are credentials as often as not, so `Debug`
     /// shows only the names.
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) compression: OtlpCompression,
+    /// The CA and client certificate files; `Debug` shows their paths.
+    pub(crate) tls: TlsFiles,
 }
 
 impl fmt::Debug for SignalConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
         f.debug_struct("SignalConfig")
-            .field("url", &self.url)
+            .field("url", &self.endpoint)
             .field("header_names", &names)
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -126,8 +135,10 @@ impl fmt::Debug for SignalConfig {
 ///
 /// | variable | values | default |
 /// |---|---|---|
-/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http` or `https`); `v1/logs` and `v1/metrics` are appended | `http://localhost:4318` |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http` or `https`); `v1/logs` and `v1/metrics` are appended to its path, before its query | `http://localhost:4318` |
 /// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `..._METRICS_ENDPOINT` | full URL for that signal, used as is | from the base |
+/// | `OTEL_EXPORTER_OTLP_CERTIFICATE` (and per signal) | PEM file of the CA certificates that sign the collector's certificate; they replace the built-in (Mozilla) roots | built-in roots |
+/// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `..._CLIENT_KEY` (and per signal) | PEM files of a client certificate (chain) and its unencrypted key, for mutual TLS; both or neither | none |
 /// | `OTEL_EXPORTER_OTLP_HEADERS` (and `..._LOGS_HEADERS`, `..._METRICS_HEADERS`) | `key=value,key2=value2`, values percent-decoded; never printed | none |
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | milliseconds per request; `0` = no limit | `10000` |
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL` (and per signal) | `http/protobuf` (`grpc` and `http/json` are refused) | `http/protobuf` |
@@ -138,6 +149,13 @@ impl fmt::Debug for SignalConfig {
 /// | `OTEL_SDK_DISABLED` | `true`/`false` (any letter case): `true` makes the exporter send nothing | `false` |
 ///
 /// Empty values count as unset. Per-signal variables win over the general ones.
+///
+/// An endpoint may carry credentials (`https://user:password@host`, sent as HTTP Basic
+/// authentication) and a query; messages and `Debug` show it with both replaced by
+/// `***`. A `#fragment` is refused (it is never sent; a `#` in a password or token is
+/// written `%23`). Redirects from the collector are not followed. The certificate
+/// files are read and checked here: a missing or invalid file, or a key that does not
+/// match its certificate, is an error that names the variable and the path.
 ///
 /// ```
 /// use tracing_telemetry::OtlpConfig;
@@ -196,10 +214,12 @@ impl OtlpConfig {
     /// ```
     pub fn new() -> Self {
         let signal = |s: Signal| SignalConfig {
-            url: format!("{DEFAULT_ENDPOINT}/{}", s.path()),
+            endpoint: Endpoint::parse(ENDPOINT, DEFAULT_ENDPOINT, Form::Base(s.path()))
+                .expect("the default endpoint is a valid URL"),
             headers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             compression: OtlpCompression::None,
+            tls: TlsFiles::default(),
         };
         OtlpConfig {
             logs: signal(Signal::Logs),
@@ -316,7 +336,9 @@ impl OtlpConfig {
         Ok(config)
     }
 
-    /// Where log records (one per `track_event`) are sent.
+    /// Where log records (one per `track_event`) are sent: the URL as requests use it,
+    /// credentials and query included (print [`OtlpConfig`]'s `Debug` form instead,
+    /// which hides them).
     ///
     /// ```
     /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://otlp.example.com/ingest")])?;
@@ -324,10 +346,11 @@ impl OtlpConfig {
     /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn logs_endpoint(&self) -> &str {
-        &self.logs.url
+        self.logs.endpoint.url()
     }
 
-    /// Where metrics are sent.
+    /// Where metrics are sent: the URL as requests use it, credentials and query
+    /// included.
     ///
     /// ```
     /// let config = tracing_telemetry::OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318")])?;
@@ -335,7 +358,7 @@ impl OtlpConfig {
     /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn metrics_endpoint(&self) -> &str {
-        &self.metrics.url
+        self.metrics.endpoint.url()
     }
 
     /// The longest one request for log records may take.
@@ -559,23 +582,13 @@ fn signal_config<'e>(
     };
 
     let specific = per_signal(ENDPOINT, signal);
-    let url = match get(&specific) {
-        Some(raw) => {
-            let raw = raw.trim();
-            let rest = check_url(&specific, raw)?;
-            // Used as is, except that a URL without a path gets the root path.
-            if rest.is_empty() {
-                format!("{raw}/")
-            } else {
-                raw.to_owned()
-            }
-        }
-        None => {
-            let raw = get(ENDPOINT).unwrap_or(DEFAULT_ENDPOINT).trim();
-            check_url(ENDPOINT, raw)?;
-            let sep = if raw.ends_with('/') { "" } else { "/" };
-            format!("{raw}{sep}{}", signal.path())
-        }
+    let endpoint = match get(&specific) {
+        Some(raw) => Endpoint::parse(&specific, raw, Form::AsIs)?,
+        None => Endpoint::parse(
+            ENDPOINT,
+            get(ENDPOINT).unwrap_or(DEFAULT_ENDPOINT),
+            Form::Base(signal.path()),
+        )?,
     };
 
     let headers = match pick(HEADERS) {
@@ -622,34 +635,27 @@ fn signal_config<'e>(
             .map_err(|_| ConfigError::invalid(&name, raw, "expected gzip or none"))?,
         (_, None) => OtlpCompression::None,
     };
+    let var = |general: &str| {
+        let (name, value) = pick(general);
+        value.map(|value| (name, value))
+    };
+    let (certificate, client_certificate, client_key) =
+        (var(CERTIFICATE), var(CLIENT_CERTIFICATE), var(CLIENT_KEY));
+    fn named<'a>(v: &'a Option<(String, &'a str)>) -> Option<(&'a str, &'a str)> {
+        v.as_ref().map(|(name, value)| (name.as_str(), *value))
+    }
+    let tls = TlsFiles::load(
+        named(&certificate),
+        named(&client_certificate),
+        named(&client_key),
+    )?;
     Ok(SignalConfig {
-        url,
+        endpoint,
         headers,
         timeout,
         compression,
+        tls,
     })
-}
-
-/// Checks that `raw` is an `http` or `https` URL with a host; returns what follows the
-/// host and port (the path and query, possibly empty).
-fn check_url<'a>(variable: &str, raw: &'a str) -> Result<&'a str, ConfigError> {
-    let invalid = || {
-        ConfigError::invalid(
-            variable,
-            raw,
-            "expected an http or https URL such as http://localhost:4318",
-        )
-    };
-    let rest = raw
-        .strip_prefix("http://")
-        .or_else(|| raw.strip_prefix("https://"))
-        .ok_or_else(invalid)?;
-    let uri: ureq::http::Uri = raw.parse().map_err(|_| invalid())?;
-    if uri.host().map_or(true, str::is_empty) {
-        return Err(invalid());
-    }
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    Ok(&rest[authority_len..])
 }
 
 /// A whole, non-negative number of milliseconds.
@@ -711,8 +717,8 @@ mod tests {
     #[test]
     fn endpoints_follow_the_specification_examples() {
         let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
-        assert_eq!(c.logs.url, "http://collector:4318/v1/logs");
-        assert_eq!(c.metrics.url, "http://collector:4318/v1/metrics");
+        assert_eq!(c.logs.endpoint.url(), "http://collector:4318/v1/logs");
+        assert_eq!(c.metrics.endpoint.url(), "http://collector:4318/v1/metrics");
 
         let c = config(&[
             (
@@ -725,12 +731,18 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert_eq!(c.logs.url, "http://collector:4318/mycollector/v1/logs");
-        assert_eq!(c.metrics.url, "https://collector.example.com/v1/metrics/");
+        assert_eq!(
+            c.logs.endpoint.url(),
+            "http://collector:4318/mycollector/v1/logs"
+        );
+        assert_eq!(
+            c.metrics.endpoint.url(),
+            "https://collector.example.com/v1/metrics/"
+        );
 
         let c = config(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://collector:4318")]).unwrap();
-        assert_eq!(c.logs.url, "http://collector:4318/");
-        assert_eq!(c.metrics.url, "http://localhost:4318/v1/metrics");
+        assert_eq!(c.logs.endpoint.url(), "http://collector:4318/");
+        assert_eq!(c.metrics.endpoint.url(), "http://localhost:4318/v1/metrics");
     }
 
     #[test]
@@ -802,6 +814,59 @@ mod tests {
             assert_eq!(err.variable(), *var);
             assert_eq!(err.to_string(), *message);
         }
+    }
+
+    #[test]
+    fn credentials_and_queries_in_endpoints_never_appear_in_debug() {
+        let c = config(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://user:s3cr3t@collector:4318/base?token=t0ken",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://key@m:4318?token=t0ken",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.logs_endpoint(),
+            "https://user:s3cr3t@collector:4318/base/v1/logs?token=t0ken"
+        );
+        assert_eq!(c.metrics_endpoint(), "http://key@m:4318/?token=t0ken");
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("t0ken") && !debug.contains("key@"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("https://***@collector:4318/base/v1/logs?***"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn certificate_files_are_read_per_signal_and_checked_at_start() {
+        let err = config(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                "/nonexistent/logs-ca.pem",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE");
+        assert!(err.to_string().starts_with(
+            "cannot use \"/nonexistent/logs-ca.pem\" from OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: "
+        ));
+        let err =
+            config(&[("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "/c.pem")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE is set to \"/c.pem\" but \
+             OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY is not (expected both, the client's certificate and its private \
+             key, for a collector that asks for a client certificate, or neither)"
+        );
     }
 
     #[test]

@@ -95,8 +95,9 @@ impl OtlpStats {
         self.rejected
     }
 
-    /// Records still unsent when shutdown's time ran out (the collector was down or
-    /// too slow).
+    /// Records not delivered: still unsent when shutdown's time ran out (the
+    /// collector was down or too slow), or answered with a redirect, which is not
+    /// followed.
     ///
     /// ```
     /// assert_eq!(tracing_telemetry::OtlpStats::default().undelivered(), 0);
@@ -196,6 +197,8 @@ struct Shared {
     dropped: AtomicU64,
     rejected: AtomicU64,
     undelivered: AtomicU64,
+    /// Of `undelivered`, the records answered with a redirect (not followed).
+    redirected: AtomicU64,
     retries: AtomicU64,
     metric_pushes: AtomicU64,
     metric_push_failures: AtomicU64,
@@ -207,6 +210,7 @@ struct Shared {
     stopped: AtomicBool,
     reported_full: AtomicBool,
     reported_rejected: AtomicBool,
+    reported_redirected: AtomicBool,
     reported_metrics: AtomicBool,
     reported_spool: AtomicBool,
 }
@@ -220,6 +224,7 @@ impl Shared {
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
+            redirected: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             metric_pushes: AtomicU64::new(0),
             metric_push_failures: AtomicU64::new(0),
@@ -231,6 +236,7 @@ impl Shared {
             stopped: AtomicBool::new(false),
             reported_full: AtomicBool::new(false),
             reported_rejected: AtomicBool::new(false),
+            reported_redirected: AtomicBool::new(false),
             reported_metrics: AtomicBool::new(false),
             reported_spool: AtomicBool::new(false),
         }
@@ -266,6 +272,10 @@ enum Msg {
 ///   HTTP 400 and every other status are permanent: the batch is counted as
 ///   [`rejected`](OtlpStats::rejected), reported once, and not retried; so are the
 ///   records a partial-success answer rejects.
+/// * **Redirects** (3xx) are not followed: the records and the configured headers go
+///   to the configured endpoint only. The batch is counted as
+///   [`undelivered`](OtlpStats::undelivered), reported once (with the status and the
+///   origin the collector pointed at), and not retried.
 /// * **The spool** ([`OtlpConfig::with_spool_dir`], `TELEMETRY_SPOOL_DIR`): every
 ///   batch is written to disk and synced before its first send, and forgotten once
 ///   the collector accepts or refuses it; spooled requests go out oldest first (an
@@ -556,15 +566,24 @@ impl OtlpExporter {
         let report_by = Instant::now() + report::REPORT_WAIT;
         let mut said = false;
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
+            let redirected = self.shared.redirected.load(Ordering::Relaxed);
             stderr_line_by(
                 format_args!(
                     "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
-                     {} dropped (queue full), {} rejected by the collector",
+                     {} dropped (queue full), {} rejected by the collector{}",
                     stats.exported,
                     stats.undelivered,
                     self.timeout.as_millis(),
                     stats.dropped,
-                    stats.rejected
+                    stats.rejected,
+                    if redirected > 0 {
+                        format!(
+                            " (of the not delivered, {redirected} were answered with a redirect, which is not \
+                             followed)"
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
                 report_by,
             );
@@ -1009,6 +1028,7 @@ impl Worker {
                 }
             }
             Some(Outcome::Permanent { reason }) => self.reject(count, &reason),
+            Some(Outcome::Redirected { reason }) => self.redirected(count, &reason),
             // Shutdown's time ran out while retrying.
             Some(Outcome::Retry { .. }) | None => {
                 self.shared.undelivered.fetch_add(count, Ordering::Relaxed);
@@ -1035,7 +1055,9 @@ impl Worker {
             Outcome::Accepted { rejected, message } => {
                 Some(format!("{rejected} data points rejected: {message}"))
             }
-            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => Some(reason),
+            Outcome::Retry { reason, .. }
+            | Outcome::Permanent { reason }
+            | Outcome::Redirected { reason } => Some(reason),
         };
         match problem {
             None => {
@@ -1062,6 +1084,23 @@ impl Worker {
             stderr_line(format_args!(
                 "the otlp collector at {} rejected {count} records ({reason}); not retried, counted as rejected \
                  (further rejections are counted, not printed)",
+                self.logs.url()
+            ));
+        }
+    }
+
+    /// Counts records answered with a redirect as not delivered; says so once.
+    fn redirected(&self, count: u64, reason: &str) {
+        self.shared.undelivered.fetch_add(count, Ordering::Relaxed);
+        self.shared.redirected.fetch_add(count, Ordering::Relaxed);
+        if !self
+            .shared
+            .reported_redirected
+            .swap(true, Ordering::Relaxed)
+        {
+            stderr_line(format_args!(
+                "cannot deliver to the otlp collector at {}: {reason}; {count} records not delivered, not retried \
+                 (further ones are counted, not printed)",
                 self.logs.url()
             ));
         }

@@ -10,12 +10,14 @@
 //! | file | role |
 //! |---|---|
 //! | `config.rs` | the `OTEL_*` variables, read as the OpenTelemetry specification defines them |
+//! | `endpoint.rs` | each signal's URL, and the form of it messages show (no credentials, no query) |
+//! | `tls.rs` | the certificate variables: a private CA, a client certificate and key |
 //! | `capture.rs` | on the emitting thread: the borrowed record copied into flat bytes |
 //! | `lanes.rs` | each emitting thread's lane of captured records, and the queue's byte bound |
 //! | `clock.rs` | timing records by the processor's counter where the kernel does, and converting |
 //! | `mapping.rs` | on the export thread: captured events to OTLP log records |
 //! | `metrics.rs` | on the export thread: the aggregated series to OTLP metrics |
-//! | `transport.rs` | one OTLP/HTTP request with `ureq`, and what its answer means |
+//! | `transport.rs` | one OTLP/HTTP request with `ureq` (redirects not followed), and what its answer means |
 //! | `exporter.rs` | the hand-off, the bounded queue, the export thread, batching and retries |
 //! | `spool.rs` | `TELEMETRY_SPOOL_DIR`: requests kept on disk until the collector accepts them |
 //!
@@ -40,7 +42,8 @@
 //! through this crate's JSON-lines exporter (docs/PERFORMANCE.md).
 //!
 //! HTTP is `ureq` 3: blocking, small, keeps connections alive, TLS through `rustls`
-//! (so `https` endpoints work without system OpenSSL). Compression is `flate2`;
+//! (so `https` endpoints work without system OpenSSL; `rustls` is also a direct
+//! dependency, at the version ureq brings, to check certificate files at start). Compression is `flate2`;
 //! `percent-encoding` decodes `OTEL_RESOURCE_ATTRIBUTES` and header values. The spool
 //! (`spool.rs`) frames its entries with `crc32fast` (already there for gzip) and
 //! locks its directory with `flock` through `libc` (Unix only, already in the graph
@@ -73,11 +76,13 @@
 mod capture;
 mod clock;
 mod config;
+mod endpoint;
 mod exporter;
 mod lanes;
 mod mapping;
 mod metrics;
 mod spool;
+mod tls;
 mod transport;
 
 pub use config::{OtlpCompression, OtlpConfig};

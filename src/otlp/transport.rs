@@ -1,5 +1,20 @@
 //! One OTLP/HTTP request and what its answer means, with `ureq` (blocking, no async
 //! runtime; connections are kept alive between requests).
+//!
+//! **Redirects are not followed.** A client that follows one re-sends (or, for 301,
+//! 302 and 303, turns into a GET without the body) to wherever the collector points,
+//! with the configured headers (`OTEL_EXPORTER_OTLP_HEADERS`: API keys, as often as
+//! not); and the answer from there was counted as the collector's. The OTLP
+//! specification names no redirect a collector sends, and following one only to the
+//! same origin would keep a rule few operators expect. So a 3xx is an answer like any
+//! other: the request is not sent anywhere else, not retried (the same URL gives the
+//! same redirect), and its records are counted as not delivered, with a message that
+//! names the status and the origin the collector pointed at, so that the endpoint can
+//! be corrected.
+//!
+//! Messages name the collector by [`Endpoint::shown`](super::endpoint::Endpoint::shown):
+//! credentials and query stay out of them, and out of the reasons ureq or the
+//! collector give.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,6 +24,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use prost::Message;
 
 use super::config::{OtlpCompression, Signal, SignalConfig};
+use super::endpoint::location_origin;
 
 /// The most of a response body that is read (the specification's default maximum
 /// response size is 4 MiB; a summary needs far less).
@@ -29,6 +45,9 @@ pub(crate) enum Outcome {
     /// Not worth retrying (400 and every other status, or a request that cannot be
     /// made): the records are counted as rejected.
     Permanent { reason: String },
+    /// A redirect (3xx), not followed and not retried: the records are counted as not
+    /// delivered. `reason` names the status and where it points.
+    Redirected { reason: String },
 }
 
 /// Sends request bodies to one signal's endpoint.
@@ -43,6 +62,9 @@ impl Transport {
         let client = ureq::Agent::config_builder()
             // Statuses are answers to interpret, not errors.
             .http_status_as_error(false)
+            // A redirect is an answer too (see the module docs).
+            .max_redirects(0)
+            .tls_config(config.tls.config())
             .user_agent(concat!("telemetry-rust/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -53,8 +75,9 @@ impl Transport {
         }
     }
 
+    /// The collector's URL as messages show it: without credentials or query.
     pub(crate) fn url(&self) -> &str {
-        &self.config.url
+        self.config.endpoint.shown()
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -91,9 +114,33 @@ impl Transport {
     /// Posts one body that is gzip-compressed or not as `gzip` says (a spooled
     /// request keeps the encoding it was written with).
     pub(crate) fn post_encoded(&self, body: &[u8], gzip: bool, timeout: Duration) -> Outcome {
+        match self.exchange(body, gzip, timeout) {
+            Outcome::Accepted { rejected, message } => Outcome::Accepted {
+                rejected,
+                message: self.config.endpoint.scrub(&message),
+            },
+            Outcome::Retry {
+                reason,
+                retry_after,
+            } => Outcome::Retry {
+                reason: self.config.endpoint.scrub(&reason),
+                retry_after,
+            },
+            Outcome::Permanent { reason } => Outcome::Permanent {
+                reason: self.config.endpoint.scrub(&reason),
+            },
+            Outcome::Redirected { reason } => Outcome::Redirected {
+                reason: self.config.endpoint.scrub(&reason),
+            },
+        }
+    }
+
+    /// One request and its answer; the texts in the outcome may hold the URL's
+    /// secrets still (see [`post_encoded`](Self::post_encoded)).
+    fn exchange(&self, body: &[u8], gzip: bool, timeout: Duration) -> Outcome {
         let mut request = self
             .client
-            .post(&self.config.url)
+            .post(self.config.endpoint.url())
             .config()
             .timeout_global(Some(timeout))
             .build()
@@ -109,6 +156,19 @@ impl Transport {
             Err(err) => return outcome_of_error(err),
         };
         let status = response.status().as_u16();
+        if (300..=399).contains(&status) {
+            let target = response
+                .headers()
+                .get("location")
+                .map(|v| location_origin(&String::from_utf8_lossy(v.as_bytes())))
+                .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
+            return Outcome::Redirected {
+                reason: format!(
+                    "HTTP {status} redirect to {target}, not followed (a redirect would take the records and \
+                     the configured headers elsewhere; set the endpoint to the collector's address)"
+                ),
+            };
+        }
         let retry_after = response
             .headers()
             .get("retry-after")

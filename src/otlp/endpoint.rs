@@ -1,0 +1,277 @@
+//! The collector's address: the URL each signal is sent to, built as the
+//! specification says, and the form of it that messages show.
+//!
+//! Why a type of its own: the URL may carry credentials. `http://user:secret@host:4318`
+//! is sent as HTTP Basic authentication, and some collectors take a token in the query
+//! (`?api-key=...`). Every message that names the collector (a delivery failure, a
+//! failed metrics push, a refusal, an invalid value) shows [`Endpoint::shown`], where
+//! the user information and the query are replaced by `***`, and
+//! [`Endpoint::scrub`] takes them out of any text a library or the collector wrote.
+//!
+//! Query and fragment (`specification/protocol/exporter.md`, "Endpoint URLs for
+//! OTLP/HTTP"): an implementation MUST honour scheme, host, port and path, and MAY
+//! ignore the rest. Here the query is kept: with `OTEL_EXPORTER_OTLP_ENDPOINT` the
+//! signal's path (`v1/logs`) is appended to the URL's path and the query follows it
+//! (`http://c:4318/base?token=abc` sends logs to `http://c:4318/base/v1/logs?token=abc`);
+//! a per-signal URL is used as given. A fragment is refused: it is never sent in an
+//! HTTP request, so a `#` in the value is almost always a character of a password or
+//! token that needed percent-encoding (`%23`), and cutting it off silently would give
+//! authentication failures that are hard to explain.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+/// What replaces a secret in printed text.
+const HIDDEN: &str = "***";
+
+/// One signal's URL, and how to print it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// What requests go to: the configured URL, with the signal's path where it is
+    /// built from the general variable.
+    url: String,
+    /// `url` with the user information and the query replaced by `***`.
+    shown: String,
+    /// The user information and the query as given, to take out of other text.
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// How the signal's URL comes from the variable's value.
+#[derive(Clone, Copy)]
+pub(crate) enum Form<'a> {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL; this path is appended to its path.
+    Base(&'a str),
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`: used as given (an empty path is `/`).
+    AsIs,
+}
+
+impl Endpoint {
+    /// Reads `raw`, the value of `variable`.
+    pub(crate) fn parse(variable: &str, raw: &str, form: Form<'_>) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        let invalid = |expected: &str| {
+            ConfigError::new(
+                variable,
+                format!(
+                    "invalid value \"{}\" for {variable} ({expected})",
+                    redact_raw(raw)
+                ),
+            )
+        };
+        const EXPECTED: &str = "expected an http or https URL such as http://localhost:4318";
+        let (scheme, rest) = match raw.split_once("://") {
+            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+            _ => return Err(invalid(EXPECTED)),
+        };
+        if raw.contains('#') {
+            return Err(invalid(
+                "expected a URL without a #fragment, which is never sent to the collector; \
+                 write a # that belongs to the path, the query or a password as %23",
+            ));
+        }
+        let uri: ureq::http::Uri = raw.parse().map_err(|_| invalid(EXPECTED))?;
+        if uri.host().map_or(true, str::is_empty) {
+            return Err(invalid(EXPECTED));
+        }
+        let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, after) = rest.split_at(authority_len);
+        let (path, query) = after.split_at(after.find('?').unwrap_or(after.len()));
+        let path = match form {
+            Form::Base(signal_path) => {
+                let sep = if path.ends_with('/') { "" } else { "/" };
+                format!("{path}{sep}{signal_path}")
+            }
+            Form::AsIs if path.is_empty() => "/".to_owned(),
+            Form::AsIs => path.to_owned(),
+        };
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority),
+        };
+        // The http crate takes any characters after the host's ":" (`host:port`).
+        let after_host = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+        if let Some((_, port)) = after_host.rsplit_once(':') {
+            if !port.is_empty() && port.parse::<u16>().is_err() {
+                return Err(invalid(EXPECTED));
+            }
+        }
+        let mut secrets = Vec::new();
+        let mut shown = format!("{scheme}://");
+        if let Some(userinfo) = userinfo {
+            shown.push_str(HIDDEN);
+            shown.push('@');
+            secrets.push(userinfo.to_owned());
+        }
+        shown.push_str(host);
+        shown.push_str(&path);
+        // `query` starts with its "?", when there is one.
+        if query.len() > 1 {
+            shown.push('?');
+            shown.push_str(HIDDEN);
+            secrets.push(query[1..].to_owned());
+        }
+        // The longest first, so that a secret inside another is not left half shown.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Endpoint {
+            url: format!("{scheme}://{authority}{path}{query}"),
+            shown,
+            secrets,
+        })
+    }
+
+    /// The URL requests go to. Never print it: see [`shown`](Self::shown).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with its user information and query replaced by `***`: what messages
+    /// show.
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// `text` with every occurrence of the URL's user information or query replaced
+    /// by `***` (for an error a library wrote, or an answer from the collector).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut text = text.replace(&self.url, &self.shown);
+        for secret in &self.secrets {
+            text = text.replace(secret.as_str(), HIDDEN);
+        }
+        text
+    }
+}
+
+/// A value that may not even parse as a URL, as an error may show it: everything from
+/// the scheme to the last `@` (user information, whatever characters it holds) and
+/// everything after the first `?` (the query) replaced by `***`. Where the value has
+/// an `@` in its path instead, more is hidden than needed; never less.
+pub(crate) fn redact_raw(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(at) => raw.split_at(at + 3),
+        None => ("", raw),
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => format!("{HIDDEN}{}", &rest[at..]),
+        None => rest.to_owned(),
+    };
+    match rest.find('?') {
+        Some(at) => format!("{scheme}{}?{HIDDEN}", &rest[..at]),
+        None => format!("{scheme}{rest}"),
+    }
+}
+
+/// Where a redirect points, as a message may show it: the scheme, host and port of
+/// an absolute `Location` (no user information, path or query), or "the same
+/// collector" for a relative one. The header comes from the collector: only printable
+/// ASCII is kept, and at most 200 characters.
+pub(crate) fn location_origin(location: &str) -> String {
+    let location: String = location
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(200)
+        .collect();
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return "the same collector".to_owned();
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(raw: &str) -> Endpoint {
+        Endpoint::parse("OTEL_EXPORTER_OTLP_ENDPOINT", raw, Form::Base("v1/logs")).unwrap()
+    }
+
+    fn as_is(raw: &str) -> Endpoint {
+        Endpoint::parse("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", raw, Form::AsIs).unwrap()
+    }
+
+    #[test]
+    fn the_signal_path_goes_before_the_query() {
+        let cases = [
+            ("http://c:4318", "http://c:4318/v1/logs"),
+            ("http://c:4318/", "http://c:4318/v1/logs"),
+            ("http://c:4318/base", "http://c:4318/base/v1/logs"),
+            ("http://c:4318?token=abc", "http://c:4318/v1/logs?token=abc"),
+            (
+                "http://c:4318/?token=abc",
+                "http://c:4318/v1/logs?token=abc",
+            ),
+            ("https://c/base/?a=1&b=2", "https://c/base/v1/logs?a=1&b=2"),
+            ("http://c:4318/base?", "http://c:4318/base/v1/logs?"),
+        ];
+        for (raw, url) in cases {
+            assert_eq!(base(raw).url(), url, "{raw}");
+        }
+        assert_eq!(as_is("http://c:4318").url(), "http://c:4318/");
+        assert_eq!(as_is("http://c:4318?x=1").url(), "http://c:4318/?x=1");
+        assert_eq!(as_is("http://c/ingest?x=1").url(), "http://c/ingest?x=1");
+    }
+
+    #[test]
+    fn credentials_and_queries_are_shown_hidden() {
+        let e = base("http://user:s3cret@c:4318/base?token=t0ken");
+        assert_eq!(
+            e.url(),
+            "http://user:s3cret@c:4318/base/v1/logs?token=t0ken"
+        );
+        assert_eq!(e.shown(), "http://***@c:4318/base/v1/logs?***");
+        assert_eq!(format!("{e:?}"), e.shown());
+        assert_eq!(
+            e.scrub("bad uri: http://user:s3cret@c:4318/base/v1/logs?token=t0ken; user:s3cret, token=t0ken"),
+            "bad uri: http://***@c:4318/base/v1/logs?***; ***, ***"
+        );
+        let e = as_is("https://apikey@c/ingest");
+        assert_eq!(e.shown(), "https://***@c/ingest");
+        assert_eq!(as_is("http://c:4318").shown(), "http://c:4318/");
+    }
+
+    #[test]
+    fn invalid_values_are_shown_without_their_secrets() {
+        let err = |raw: &str| {
+            Endpoint::parse("OTEL_EXPORTER_OTLP_ENDPOINT", raw, Form::Base("v1/logs"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("http://user:s3cret@:4318"),
+            r#"invalid value "http://***@:4318" for OTEL_EXPORTER_OTLP_ENDPOINT (expected an http or https URL such as http://localhost:4318)"#
+        );
+        assert_eq!(
+            err("http://user:s3/cr#et@c:4318/x?token=t0ken"),
+            r#"invalid value "http://***@c:4318/x?***" for OTEL_EXPORTER_OTLP_ENDPOINT (expected a URL without a #fragment, which is never sent to the collector; write a # that belongs to the path, the query or a password as %23)"#
+        );
+        assert_eq!(
+            err("http://c:4318/ x?token=t0ken"),
+            r#"invalid value "http://c:4318/ x?***" for OTEL_EXPORTER_OTLP_ENDPOINT (expected an http or https URL such as http://localhost:4318)"#
+        );
+        assert!(err("ftp://user:s3cret@c").contains(r#""ftp://***@c""#));
+        assert!(err("localhost:4318").contains(r#""localhost:4318""#));
+        assert!(err("http://c:port").contains(r#""http://c:port""#));
+        assert!(err("http://c:65536").contains(r#""http://c:65536""#));
+        assert_eq!(base("http://[::1]:4318").url(), "http://[::1]:4318/v1/logs");
+    }
+
+    #[test]
+    fn a_redirect_target_is_shown_as_its_origin() {
+        assert_eq!(
+            location_origin("http://u:s3cret@other:9/v1/logs?token=t0ken"),
+            "http://other:9"
+        );
+        assert_eq!(location_origin("/elsewhere"), "the same collector");
+        assert_eq!(location_origin("https://x\r\n.evil"), "https://x.evil");
+    }
+}
