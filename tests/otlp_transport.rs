@@ -713,7 +713,10 @@ fn a_private_ca_named_by_the_certificate_variables_is_trusted() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(example_counts(&stderr)[0], 0, "{stderr}");
     assert!(
-        stderr.contains("cannot deliver to the otlp collector"),
+        stderr.contains(
+            "invalid peer certificate: UnknownIssuer; if a private CA signs the collector's certificate, \
+             name its PEM file in OTEL_EXPORTER_OTLP_CERTIFICATE"
+        ),
         "{stderr}"
     );
 

@@ -212,7 +212,7 @@ impl Transport {
 /// Connection problems and timeouts are transient; a URL or TLS setup that cannot
 /// work is not.
 fn outcome_of_error(err: ureq::Error) -> Outcome {
-    let reason = err.to_string();
+    let reason = format!("{err}{}", certificate_hint(&err));
     match err {
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
@@ -223,6 +223,22 @@ fn outcome_of_error(err: ureq::Error) -> Outcome {
             retry_after: None,
         },
         _ => Outcome::Permanent { reason },
+    }
+}
+
+/// For a collector certificate the client does not trust, which variable fixes it.
+/// (Still retried: the collector may be given a trusted certificate meanwhile.)
+fn certificate_hint(err: &ureq::Error) -> &'static str {
+    let ureq::Error::Io(io) = err else { return "" };
+    match io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "; if a private CA signs the collector's certificate, name its PEM file in \
+             OTEL_EXPORTER_OTLP_CERTIFICATE"
+        }
+        _ => "",
     }
 }
 
