@@ -2,7 +2,9 @@
 //! specification says, and the form of it that messages show.
 //!
 //! Why a type of its own: the URL may carry credentials. `http://user:secret@host:4318`
-//! is sent as HTTP Basic authentication, and some collectors take a token in the query
+//! is sent as HTTP Basic authentication (percent-decoded first, as curl does, so that
+//! a password with `@` or `:` can be written `%40`, `%3A`; an `authorization` header in
+//! `OTEL_EXPORTER_OTLP_HEADERS` wins), and some collectors take a token in the query
 //! (`?api-key=...`). Every message that names the collector (a delivery failure, a
 //! failed metrics push, a refusal, an invalid value) shows [`Endpoint::shown`], where
 //! the user information and the query are replaced by `***`, and
@@ -28,9 +30,14 @@ const HIDDEN: &str = "***";
 /// One signal's URL, and how to print it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// What requests go to: the configured URL, with the signal's path where it is
-    /// built from the general variable.
+    /// The configured URL, with the signal's path where it is built from the general
+    /// variable.
     url: String,
+    /// `url` without its user information: what requests go to.
+    request_url: String,
+    /// The user information as an `Authorization` header value (`Basic ...`), its
+    /// percent-encoding decoded.
+    basic_auth: Option<String>,
     /// `url` with the user information and the query replaced by `***`.
     shown: String,
     /// The user information and the query as given, to take out of other text.
@@ -103,6 +110,13 @@ impl Endpoint {
             }
         }
         let mut secrets = Vec::new();
+        let basic_auth = userinfo.map(|userinfo| {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let mut credentials: Vec<u8> = percent_encoding::percent_decode_str(user).collect();
+            credentials.push(b':');
+            credentials.extend(percent_encoding::percent_decode_str(password));
+            format!("Basic {}", base64(&credentials))
+        });
         let mut shown = format!("{scheme}://");
         if let Some(userinfo) = userinfo {
             shown.push_str(HIDDEN);
@@ -121,14 +135,30 @@ impl Endpoint {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(Endpoint {
             url: format!("{scheme}://{authority}{path}{query}"),
+            request_url: format!("{scheme}://{host}{path}{query}"),
+            basic_auth,
             shown,
             secrets,
         })
     }
 
-    /// The URL requests go to. Never print it: see [`shown`](Self::shown).
+    /// The URL as configured (credentials included). Never print it: see
+    /// [`shown`](Self::shown).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL requests go to: [`url`](Self::url) without the user information, which
+    /// goes in [`basic_auth`](Self::basic_auth).
+    pub(crate) fn request_url(&self) -> &str {
+        &self.request_url
+    }
+
+    /// The URL's user information as the value of an `Authorization` header: HTTP
+    /// Basic authentication, with the percent-encoding decoded (`p%40ss` is `p@ss`), as
+    /// curl and browsers send it.
+    pub(crate) fn basic_auth(&self) -> Option<&str> {
+        self.basic_auth.as_deref()
     }
 
     /// The URL with its user information and query replaced by `***`: what messages
@@ -146,6 +176,28 @@ impl Endpoint {
         }
         text
     }
+}
+
+/// Standard base64 with padding (RFC 4648), for the Basic credentials.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A value that may not even parse as a URL, as an error may show it: everything from
@@ -263,6 +315,21 @@ mod tests {
         assert!(err("http://c:port").contains(r#""http://c:port""#));
         assert!(err("http://c:65536").contains(r#""http://c:65536""#));
         assert_eq!(base("http://[::1]:4318").url(), "http://[::1]:4318/v1/logs");
+    }
+
+    #[test]
+    fn user_information_becomes_basic_authentication_decoded() {
+        let e = base("http://admin:s3cret%40pw%3A@c:4318/base?x=1");
+        assert_eq!(e.request_url(), "http://c:4318/base/v1/logs?x=1");
+        // "admin:s3cret@pw:"
+        assert_eq!(e.basic_auth(), Some("Basic YWRtaW46czNjcmV0QHB3Og=="));
+        assert_eq!(base("http://key@c").basic_auth(), Some("Basic a2V5Og=="));
+        assert_eq!(base("http://c").basic_auth(), None);
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
     }
 
     #[test]

@@ -140,13 +140,25 @@ impl Transport {
     fn exchange(&self, body: &[u8], gzip: bool, timeout: Duration) -> Outcome {
         let mut request = self
             .client
-            .post(self.config.endpoint.url())
+            .post(self.config.endpoint.request_url())
             .config()
             .timeout_global(Some(timeout))
             .build()
             .header("content-type", "application/x-protobuf");
         if gzip {
             request = request.header("content-encoding", "gzip");
+        }
+        // An `authorization` header from OTEL_EXPORTER_OTLP_HEADERS wins over the
+        // URL's user information, as it does in ureq and curl.
+        if let Some(credentials) = self.config.endpoint.basic_auth() {
+            if !self
+                .config
+                .headers
+                .iter()
+                .any(|(name, _)| name == "authorization")
+            {
+                request = request.header("authorization", credentials);
+            }
         }
         for (name, value) in &self.config.headers {
             request = request.header(name.as_str(), value.as_str());
