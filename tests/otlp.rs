@@ -1191,3 +1191,81 @@ fn unix_nanos_now() -> u64 {
         .unwrap()
         .as_nanos() as u64
 }
+
+/// The series the quickstart's calls make, as pushed over OTLP: for each metric its
+/// name and, for each data point, its attributes and value (or count), sorted.
+fn pushed_series(receiver: &Receiver) -> Vec<(String, Vec<(String, String)>, String)> {
+    let requests = receiver.requests.lock().unwrap().clone();
+    let mut series = Vec::new();
+    for metric in metrics(&requests) {
+        let name = metric["name"].as_str().unwrap_or_default().to_owned();
+        for kind in ["gauge", "sum", "histogram"] {
+            for point in metric[kind]["dataPoints"].as_array().into_iter().flatten() {
+                let mut attributes: Vec<(String, String)> = point["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|kv| (kv["key"].to_string(), kv["value"].to_string()))
+                    .collect();
+                attributes.sort();
+                let value = ["asDouble", "asInt", "count"]
+                    .iter()
+                    .map(|v| point[v].to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                series.push((format!("{kind} {name}"), attributes, value));
+            }
+        }
+    }
+    series.sort();
+    series
+}
+
+/// One aggregation, fed once, whatever the exporters: the quickstart's calls, made
+/// inside a span that carries `request_id` with `TELEMETRY_SPAN_FIELDS=request_id`, give
+/// the same series over OTLP with `otlp` alone as with `prometheus,otlp`, and the span
+/// field is an attribute of none of them (span fields become labels only where the app
+/// opts in; the log records carry it).
+#[cfg(feature = "prometheus")]
+#[test]
+fn the_same_calls_push_the_same_series_with_or_without_prometheus() {
+    let mut pushed = Vec::new();
+    for exporters in ["otlp", "prometheus,otlp"] {
+        let Some(receiver) = receiver(0) else { return };
+        let mut quickstart = example_with_otlp("quickstart");
+        if exporters.contains("prometheus") {
+            quickstart.env("TELEMETRY_PROMETHEUS_ADDR", "127.0.0.1:0");
+        }
+        let out = quickstart
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", exporters)
+            .env("TELEMETRY_SPAN_FIELDS", "request_id")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .output()
+            .expect("run the quickstart");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{exporters}: {stderr}");
+        wait_until("the metrics push", Duration::from_secs(30), || {
+            !metrics(&receiver.requests.lock().unwrap()).is_empty()
+        });
+        let records = log_records(&receiver.logs(2));
+        assert_eq!(
+            attribute(record(&records, "user.signup"), "request_id"),
+            &serde_json::json!({"stringValue": "r-42"}),
+            "{exporters}: the log records carry the span field"
+        );
+        let series = pushed_series(&receiver);
+        assert!(
+            series.iter().any(|(name, ..)| name == "sum user.signup"),
+            "{exporters}: {series:#?}"
+        );
+        for (name, attributes, _) in &series {
+            assert!(
+                attributes.iter().all(|(key, _)| key != "\"request_id\""),
+                "{exporters}: {name} carries the span field: {attributes:?}"
+            );
+        }
+        pushed.push(series);
+    }
+    assert_eq!(pushed[0], pushed[1], "otlp alone, then prometheus,otlp");
+}

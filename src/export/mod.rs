@@ -655,12 +655,13 @@ impl ExporterSink {
                     if let Some(dir) = config.spool_dir() {
                         otlp = otlp.with_spool_dir(dir);
                     }
-                    // One aggregation for both: the Prometheus exporter feeds it, the
-                    // OTLP exporter pushes it. Alone, the OTLP exporter feeds its own,
-                    // unless the app chose one.
-                    let shared = (serves_prometheus || config.aggregator().is_some())
-                        .then(|| aggregator.clone());
-                    if let (Some(aggregator), false) = (&shared, serves_prometheus) {
+                    // One aggregation, fed once, inline, whatever the exporters: the
+                    // Prometheus exporter feeds it when it is listed, this sink
+                    // otherwise; the OTLP exporter only pushes it. So `otlp`,
+                    // `prometheus` and `prometheus,otlp` give the same series from the
+                    // same calls (span fields labels only where the app opts in).
+                    let shared = aggregator.clone();
+                    if !serves_prometheus {
                         sink.destinations.push(Box::new(aggregator.clone()));
                     }
                     let refused = config.otlp_error().cloned();
@@ -669,15 +670,10 @@ impl ExporterSink {
                             if let Some(err) = &refused {
                                 return Err(err.clone().into());
                             }
-                            match shared.clone() {
-                                Some(aggregator) => {
-                                    crate::otlp::OtlpExporter::start_with_aggregator(
-                                        otlp.clone(),
-                                        aggregator,
-                                    )
-                                }
-                                None => crate::otlp::OtlpExporter::start(otlp.clone()),
-                            }
+                            crate::otlp::OtlpExporter::start_with_aggregator(
+                                otlp.clone(),
+                                shared.clone(),
+                            )
                         }),
                         enabled,
                     )?;
