@@ -245,8 +245,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     check_static_max_level(config, tracing::level_filters::STATIC_MAX_LEVEL)?;
-    let sink = Arc::new(ExporterSink::from_config(config)?);
     let filter = TelemetryFilter::new(config.enabled());
+    let sink = Arc::new(ExporterSink::from_config(config, Some(&filter.handle()))?);
     let guard = Guard {
         sink: Arc::clone(&sink),
         handle: filter.handle(),

@@ -1194,7 +1194,12 @@ fn unix_nanos_now() -> u64 {
 
 /// The series the quickstart's calls make, as pushed over OTLP: for each metric its
 /// name and, for each data point, its attributes and value (or count), sorted.
-fn pushed_series(receiver: &Receiver) -> Vec<(String, Vec<(String, String)>, String)> {
+/// A metric's kind and name, a data point's attributes, its value.
+#[cfg(feature = "prometheus")]
+type Series = (String, Vec<(String, String)>, String);
+
+#[cfg(feature = "prometheus")]
+fn pushed_series(receiver: &Receiver) -> Vec<Series> {
     let requests = receiver.requests.lock().unwrap().clone();
     let mut series = Vec::new();
     for metric in metrics(&requests) {

@@ -74,19 +74,20 @@ fn concurrent_switches_leave_the_flag_and_the_callsites_in_agreement() {
     );
 }
 
-/// The toggle example, with the `otlp` exporter when this test run has it. Every test
+/// The toggle example, with the `otlp` and `prometheus` exporters when this test run
+/// has them. Every test
 /// here builds it with the same features: a build with others would overwrite the
 /// binary under a test that is running it.
 #[cfg(unix)]
 fn toggle_example() -> std::path::PathBuf {
-    support::build_example(
-        "toggle",
-        if cfg!(feature = "otlp") {
-            &["otlp"]
-        } else {
-            &[]
-        },
-    )
+    let mut features = Vec::new();
+    if cfg!(feature = "otlp") {
+        features.push("otlp");
+    }
+    if cfg!(feature = "prometheus") {
+        features.push("prometheus");
+    }
+    support::build_example("toggle", &features)
 }
 
 /// Kills the child when dropped, so a failing test leaves no process behind.
@@ -262,4 +263,72 @@ fn off_an_otel_variable_the_exporter_refuses_stops_nothing_and_is_said_when_turn
             "{summary}"
         );
     }
+}
+
+/// `GET /metrics` from `addr`: the body, or `None` when nothing answers.
+#[cfg(all(unix, feature = "prometheus"))]
+fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: t\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    let rest = answer.strip_prefix("HTTP/1.1 200 OK\r\n")?;
+    Some(
+        rest.split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+            .to_owned(),
+    )
+}
+
+/// With `TELEMETRY_EXPORTER=prometheus`, the endpoint is there from `try_init`, on or
+/// off: off, it serves the crate's own series with `telemetry_enabled 0` (so the scrape
+/// target is up and no alert fires because telemetry is merely off); turned on at run
+/// time, the same endpoint says `telemetry_enabled 1` and serves the app's series.
+#[cfg(all(unix, feature = "prometheus"))]
+#[test]
+fn the_prometheus_endpoint_serves_while_telemetry_is_off_and_says_so() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Killed(
+        support::app(toggle_example())
+            .args(["--ticks", "600"])
+            .env("TELEMETRY_EXPORTER", "prometheus")
+            .env("TELEMETRY_PROMETHEUS_ADDR", addr.to_string())
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    let stderr = child.0.stderr.take().unwrap();
+    let stderr = thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut logs = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut logged = |needle: &str| logs.any(|line| line.unwrap().contains(needle));
+    // Started (`try_init` returned), and ticking with telemetry off.
+    assert!(logged("tick=2"), "the app ended early");
+    let off = scrape(addr).expect("the endpoint answers while telemetry is off");
+    assert!(off.contains("\ntelemetry_enabled 0"), "{off}");
+    assert!(off.contains("\ntelemetry_series 0"), "{off}");
+    assert!(!off.contains("toggle_tick"), "{off}");
+
+    let status = Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+    assert!(status.success());
+    assert!(logged("telemetry switched enabled=true"));
+    assert!(logged(" tick=") && logged(" tick="));
+    let on = scrape(addr).expect("the same endpoint answers once telemetry is on");
+    assert!(on.contains("\ntelemetry_enabled 1"), "{on}");
+    assert!(on.contains("\ntoggle_tick "), "{on}");
+    drop(child);
+    let stderr = stderr.join().unwrap();
+    assert!(!stderr.contains("cannot"), "{stderr}");
 }

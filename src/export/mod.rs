@@ -604,7 +604,17 @@ pub struct ExporterSink {
 impl ExporterSink {
     /// The exporters `config` asks for; started at once (so that a file that cannot be
     /// opened fails `try_init`) when telemetry is on.
-    pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
+    ///
+    /// `switch` is the app's on/off switch, for the exporters that report it (the
+    /// Prometheus endpoint's `telemetry_enabled`).
+    pub(crate) fn from_config(
+        config: &Config,
+        #[cfg_attr(
+            not(feature = "prometheus"),
+            allow(unused_variables, reason = "only the Prometheus endpoint reports it")
+        )]
+        switch: Option<&crate::TelemetryHandle>,
+    ) -> Result<Self, Error> {
         let limits = Limits {
             queue_bytes: config.buffer_bytes(),
             ..Limits::DEFAULT
@@ -635,16 +645,29 @@ impl ExporterSink {
                 Destination::Prometheus(addr) => {
                     let (addr, aggregator) = (*addr, aggregator.clone());
                     let resource = config.resource().clone();
-                    sink.push(
-                        Deferred::new("prometheus", false, move || {
-                            crate::prometheus::PrometheusExporter::start_for(
-                                addr,
-                                aggregator.clone(),
-                                &resource,
-                            )
-                        }),
-                        enabled,
-                    )?;
+                    let switch = switch.cloned();
+                    let prometheus = Deferred::new("prometheus", false, move || {
+                        crate::prometheus::PrometheusExporter::start_serving(
+                            addr,
+                            aggregator.clone(),
+                            &resource,
+                            switch.clone(),
+                        )
+                    });
+                    // Bound at `try_init` whether telemetry is on or off: off, it serves
+                    // the crate's own series (`telemetry_enabled 0`), so that the
+                    // scrape target is up and turning telemetry on changes no target.
+                    // Off, an address that cannot be bound does not stop the app: it is
+                    // said, and tried again when telemetry is turned on.
+                    if !enabled {
+                        if let Err(err) = prometheus.start() {
+                            stderr_line(format_args!(
+                                "cannot serve the Prometheus endpoint while telemetry is off: {err} \
+                                 (the app goes on; it is tried again if telemetry is turned on)"
+                            ));
+                        }
+                    }
+                    sink.push(prometheus, enabled)?;
                     continue;
                 }
                 #[cfg(feature = "otlp")]
@@ -1187,7 +1210,7 @@ mod tests {
 
     #[test]
     fn a_sink_that_never_received_a_record_starts_nothing() {
-        let sink = ExporterSink::from_config(&Config::new().with_enabled(false)).unwrap();
+        let sink = ExporterSink::from_config(&Config::new().with_enabled(false), None).unwrap();
         assert_eq!(sink.destinations.len(), 1);
         let json = format!("{:?}", sink.destinations[0]);
         assert!(json.contains("Stderr"), "{json}");
@@ -1288,7 +1311,7 @@ mod tests {
         let config = Config::new()
             .with_enabled(false)
             .with_destinations([Destination::File(path.clone())]);
-        let sink = ExporterSink::from_config(&config).unwrap();
+        let sink = ExporterSink::from_config(&config, None).unwrap();
         sink.shutdown();
         // Telemetry turned on at run time after the guard was dropped.
         sink.record(&Record::new(Kind::Event, "late", &[]));
@@ -1307,10 +1330,13 @@ mod tests {
     #[cfg(feature = "prometheus")]
     #[test]
     fn after_shutdown_a_record_binds_no_endpoint() {
+        // The address is taken, so the endpoint, bound at once even with telemetry
+        // off, could not start: it is left to start with the first record.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let config = Config::new()
             .with_enabled(false)
-            .with_destinations([Destination::Prometheus("127.0.0.1:0".parse().unwrap())]);
-        let sink = ExporterSink::from_config(&config).unwrap();
+            .with_destinations([Destination::Prometheus(taken.local_addr().unwrap())]);
+        let sink = ExporterSink::from_config(&config, None).unwrap();
         sink.shutdown();
         sink.record(&Record::new(Kind::Event, "late", &[]));
         let shown = format!("{:?}", sink.destinations[0]);
@@ -1318,13 +1344,50 @@ mod tests {
         assert_eq!(sink.stats().dropped(), 1);
     }
 
+    /// With telemetry off, the endpoint is bound at once and serves the crate's own
+    /// series, `telemetry_enabled` among them, following the switch.
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn off_the_endpoint_is_bound_and_says_whether_telemetry_is_on() {
+        use std::io::{Read, Write};
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let filter = crate::TelemetryFilter::new(false);
+        let handle = filter.handle();
+        let config = Config::new()
+            .with_enabled(false)
+            .with_destinations([Destination::Prometheus(addr)]);
+        let sink = ExporterSink::from_config(&config, Some(&handle)).unwrap();
+        let scrape = || {
+            let mut conn = std::net::TcpStream::connect(addr).expect("the endpoint is bound");
+            conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).unwrap();
+            answer
+        };
+        let answer = scrape();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\ntelemetry_enabled 0"), "{answer}");
+        handle.enable();
+        assert!(scrape().contains("\ntelemetry_enabled 1"));
+        sink.shutdown();
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "closed at shutdown"
+        );
+    }
+
     /// Whether records through `destinations` have their time read once, before any
-    /// destination sees them (built with telemetry off: nothing starts).
+    /// destination sees them (built with telemetry off).
     fn time_read_up_front(destinations: Vec<Destination>) -> bool {
         let sink = ExporterSink::from_config(
             &Config::new()
                 .with_enabled(false)
                 .with_destinations(destinations),
+            None,
         )
         .unwrap();
         sink.shared_time
@@ -1350,7 +1413,11 @@ mod tests {
             .with_enabled(false)
             .with_destinations([otlp.clone()])
             .with_aggregator(crate::aggregate::Aggregator::new());
-        assert!(!ExporterSink::from_config(&aggregated).unwrap().shared_time);
+        assert!(
+            !ExporterSink::from_config(&aggregated, None)
+                .unwrap()
+                .shared_time
+        );
         assert!(time_read_up_front(vec![Destination::Stderr, otlp]));
     }
 }

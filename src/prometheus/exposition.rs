@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use super::names::{family_name, help, sanitize};
 use crate::aggregate::{Aggregator, SeriesData, SeriesSnapshot};
 use crate::fields::Kind;
+use crate::TelemetryHandle;
 
 /// The two text formats a scraper can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub(crate) struct OwnNumbers {
     /// `target_info`'s labels: the resource attributes (`service.name` first), keys
     /// as given; sanitized when encoded.
     pub(crate) target_info: Arc<[(String, String)]>,
+    /// Whether telemetry is on, when the endpoint serves an app's `try_init`
+    /// (`telemetry_enabled`, served on and off).
+    pub(crate) enabled: Option<bool>,
 }
 
 /// What a scrape reads: the series, the resource, and which name clashes have been
@@ -61,6 +65,9 @@ pub(crate) struct Source {
     /// The names whose clash has been reported, so that each is reported once; at
     /// most [`MAX_REPORTED`] of them.
     reported: Mutex<HashSet<(Kind, String)>>,
+    /// The switch of the app's telemetry, when the endpoint serves an app's
+    /// `try_init`: read at each scrape for `telemetry_enabled`.
+    enabled: Option<TelemetryHandle>,
 }
 
 /// Clashing names reported one by one; beyond this many, they are only counted.
@@ -72,7 +79,14 @@ impl Source {
             aggregator,
             target_info,
             reported: Mutex::new(HashSet::new()),
+            enabled: None,
         }
+    }
+
+    /// Serves `telemetry_enabled` from `handle`.
+    pub(crate) fn with_enabled(mut self, handle: Option<TelemetryHandle>) -> Self {
+        self.enabled = handle;
+        self
     }
 
     /// The exposition in `format`, now; reports the name clashes not reported yet.
@@ -83,6 +97,7 @@ impl Source {
             dropped: aggregator.dropped(),
             series: aggregator.series_count() as u64,
             target_info: Arc::clone(&self.target_info),
+            enabled: self.enabled.as_ref().map(TelemetryHandle::is_enabled),
         };
         let (families, clashes) = Families::new(aggregator.snapshot(), own);
         self.report(&clashes);
@@ -194,7 +209,7 @@ impl Families {
     /// order they were created, so the first name keeps its place from one scrape to
     /// the next).
     fn new(series: Vec<SeriesSnapshot>, own: OwnNumbers) -> (Self, Vec<Clash>) {
-        let own_families = [
+        let mut own_families = vec![
             (
                 "telemetry_series_overflow_records",
                 "records that went to an overflow series because their name had reached its limit of label sets",
@@ -226,6 +241,15 @@ impl Families {
                 SeriesData::Gauge(own.series as f64),
             ),
         ];
+        if let Some(enabled) = own.enabled {
+            own_families.push((
+                "telemetry_enabled",
+                "whether telemetry is on (1) or off (0); the endpoint serves either way",
+                MetricType::Gauge,
+                Vec::new(),
+                SeriesData::Gauge(if enabled { 1.0 } else { 0.0 }),
+            ));
+        }
         // Every name in the exposition, and who has it.
         let mut taken: HashMap<String, String> = HashMap::new();
         for (name, _, metric_type, _, _) in &own_families {

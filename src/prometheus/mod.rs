@@ -219,12 +219,23 @@ impl PrometheusExporter {
         aggregator: Aggregator,
         resource: &Resource,
     ) -> Result<Self, Error> {
+        PrometheusExporter::start_serving(addr, aggregator, resource, None)
+    }
+
+    /// [`start_for`](Self::start_for), for an app's `try_init`: the endpoint serves
+    /// `telemetry_enabled` from `enabled`, the app's switch, on and off.
+    pub(crate) fn start_serving(
+        addr: SocketAddr,
+        aggregator: Aggregator,
+        resource: &Resource,
+        enabled: Option<crate::TelemetryHandle>,
+    ) -> Result<Self, Error> {
         let target_info: Arc<[(String, String)]> = resource
             .attributes()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let counters = Arc::new(Counters::default());
-        let source = Arc::new(Source::new(aggregator, target_info));
+        let source = Arc::new(Source::new(aggregator, target_info).with_enabled(enabled));
         let server = Server::start(addr, Arc::clone(&source), Arc::clone(&counters))?;
         Ok(PrometheusExporter {
             inner: Arc::new(Inner {
