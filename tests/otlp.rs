@@ -1274,3 +1274,71 @@ fn the_same_calls_push_the_same_series_with_or_without_prometheus() {
     }
     assert_eq!(pushed[0], pushed[1], "otlp alone, then prometheus,otlp");
 }
+
+/// `prometheus,otlp`, telemetry off at start and the endpoint's address taken: the app
+/// starts (off, the endpoint's failure is said, not fatal), and once telemetry is
+/// turned on at run time the OTLP push still carries the app's series, although the
+/// endpoint never came up: the one aggregation is fed whatever the endpoint does.
+#[cfg(all(unix, feature = "prometheus"))]
+#[test]
+fn the_aggregation_is_fed_when_the_prometheus_endpoint_cannot_start() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let Some(receiver) = receiver(0) else { return };
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = otlp_child(
+        example_with_otlp("toggle")
+            .args(["--ticks", "30"])
+            .env("TELEMETRY_EXPORTER", "prometheus,otlp")
+            .env(
+                "TELEMETRY_PROMETHEUS_ADDR",
+                taken.local_addr().unwrap().to_string(),
+            )
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = child.0.id().to_string();
+    let stderr = child.0.stderr.take().unwrap();
+    let stderr = thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut logs = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut logged = |needle: &str| logs.any(|line| line.unwrap().contains(needle));
+    assert!(logged("tick=1"), "the app ended early");
+    let status = Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+    assert!(status.success());
+    assert!(logged("telemetry switched enabled=true") && logged("tick=29"));
+    assert!(child.0.wait().unwrap().success());
+    let stderr = stderr.join().unwrap();
+    assert!(
+        stderr.contains("cannot serve the Prometheus endpoint while telemetry is off"),
+        "{stderr}"
+    );
+    wait_until("the metrics push", Duration::from_secs(30), || {
+        !metrics(&receiver.requests.lock().unwrap()).is_empty()
+    });
+    let pushed = metrics(&receiver.requests.lock().unwrap());
+    let tick = pushed
+        .iter()
+        .find(|m| m["name"] == "toggle.tick")
+        .unwrap_or_else(|| panic!("no toggle.tick among {pushed:#?}\n{stderr}"));
+    assert_eq!(tick["gauge"]["dataPoints"][0]["asDouble"], 29.0);
+}
+
+/// A child process, killed when dropped (even when the test fails).
+#[cfg(all(unix, feature = "prometheus"))]
+struct OtlpChild(std::process::Child);
+
+#[cfg(all(unix, feature = "prometheus"))]
+impl Drop for OtlpChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(all(unix, feature = "prometheus"))]
+fn otlp_child(cmd: &mut Command) -> OtlpChild {
+    OtlpChild(cmd.spawn().expect("start the example"))
+}

@@ -459,8 +459,8 @@ impl<E> fmt::Debug for Deferred<E> {
     }
 }
 
-/// The aggregation the OTLP exporter pushes, fed here when no Prometheus endpoint
-/// feeds it.
+/// The one aggregation that the Prometheus endpoint serves and the OTLP exporter
+/// pushes, fed here, once per record, whatever the exporters.
 #[cfg(feature = "aggregate")]
 impl Export for crate::aggregate::Aggregator {
     fn record(&self, record: &Record<'_>) {
@@ -482,14 +482,17 @@ impl Export for crate::aggregate::Aggregator {
     }
 }
 
-/// Records aggregate into series that scrapes read; nothing is written per record, so
-/// only what the aggregation dropped is counted here (the endpoint serves its own
-/// counts).
+/// The Prometheus endpoint of an app's `try_init`: it serves the aggregation that
+/// [`ExporterSink`] feeds (as a destination of its own), so a record is nothing to it,
+/// and whether the endpoint is up or not, the series are fed the same. What the
+/// aggregation dropped is counted there.
 #[cfg(feature = "prometheus")]
-impl Export for crate::prometheus::PrometheusExporter {
-    fn record(&self, record: &Record<'_>) {
-        Sink::record(self, record);
-    }
+#[derive(Debug)]
+struct Endpoint(crate::prometheus::PrometheusExporter);
+
+#[cfg(feature = "prometheus")]
+impl Export for Endpoint {
+    fn record(&self, _: &Record<'_>) {}
 
     fn writes_time(&self) -> bool {
         false
@@ -498,13 +501,12 @@ impl Export for crate::prometheus::PrometheusExporter {
     fn flush(&self) {}
 
     fn shutdown(&self) -> Option<String> {
-        crate::prometheus::PrometheusExporter::shutdown(self);
+        self.0.shutdown();
         None
     }
 
     fn stats(&self) -> ExportStats {
-        let stats = crate::prometheus::PrometheusExporter::stats(self);
-        ExportStats::new(0, stats.dropped(), 0)
+        ExportStats::default()
     }
 }
 
@@ -625,15 +627,23 @@ impl ExporterSink {
         let encoder = LineEncoder::new(config.resource().service_name());
         #[cfg(feature = "aggregate")]
         let aggregator = config.aggregator().cloned().unwrap_or_default();
-        #[cfg(feature = "otlp")]
-        let serves_prometheus = config
-            .destinations()
-            .iter()
-            .any(|d| d.exporter() == crate::config::Exporter::Prometheus);
         let mut sink = ExporterSink {
-            destinations: Vec::with_capacity(config.destinations().len()),
+            destinations: Vec::with_capacity(config.destinations().len() + 1),
             shared_time: false,
         };
+        // One aggregation, fed once, here, whatever the exporters: the Prometheus
+        // endpoint serves it, the OTLP exporter pushes it. So `otlp`, `prometheus` and
+        // `prometheus,otlp` give the same series from the same calls (span fields are
+        // labels only where the app opts in), whether or not the endpoint could start.
+        #[cfg(feature = "aggregate")]
+        if config.destinations().iter().any(|d| {
+            matches!(
+                d.exporter(),
+                crate::config::Exporter::Prometheus | crate::config::Exporter::Otlp
+            )
+        }) {
+            sink.destinations.push(Box::new(aggregator.clone()));
+        }
         for destination in config.destinations() {
             let output = match destination {
                 Destination::Stdout => Output::Stdout,
@@ -653,6 +663,7 @@ impl ExporterSink {
                             &resource,
                             switch.clone(),
                         )
+                        .map(Endpoint)
                     });
                     // Bound at `try_init` whether telemetry is on or off: off, it serves
                     // the crate's own series (`telemetry_enabled 0`), so that the
@@ -678,15 +689,8 @@ impl ExporterSink {
                     if let Some(dir) = config.spool_dir() {
                         otlp = otlp.with_spool_dir(dir);
                     }
-                    // One aggregation, fed once, inline, whatever the exporters: the
-                    // Prometheus exporter feeds it when it is listed, this sink
-                    // otherwise; the OTLP exporter only pushes it. So `otlp`,
-                    // `prometheus` and `prometheus,otlp` give the same series from the
-                    // same calls (span fields labels only where the app opts in).
+                    // It pushes the one aggregation, fed above.
                     let shared = aggregator.clone();
-                    if !serves_prometheus {
-                        sink.destinations.push(Box::new(aggregator.clone()));
-                    }
                     let refused = config.otlp_error().cloned();
                     sink.push(
                         Deferred::new("otlp", true, move || {
@@ -1339,7 +1343,8 @@ mod tests {
         let sink = ExporterSink::from_config(&config, None).unwrap();
         sink.shutdown();
         sink.record(&Record::new(Kind::Event, "late", &[]));
-        let shown = format!("{:?}", sink.destinations[0]);
+        // The endpoint comes after the aggregation it serves.
+        let shown = format!("{:?}", sink.destinations.last().unwrap());
         assert!(shown.contains("started: false"), "{shown}");
         assert_eq!(sink.stats().dropped(), 1);
     }
