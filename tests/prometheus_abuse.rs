@@ -609,3 +609,59 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
         );
     }
 }
+
+/// Clients that take their answer and never close, opened as fast as a client can
+/// (each answered connection lingers up to 2 s after its answer): they never fill every
+/// place, since an answered connection gives its place up to a newcomer like an idle
+/// one. A scrape made meanwhile is answered.
+#[test]
+fn answered_connections_left_open_give_their_place_to_a_scrape() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let addr = free_addr();
+    let service = service(&addr.to_string(), None);
+    ready(addr, &service);
+    let stop = Arc::new(AtomicBool::new(false));
+    let abusers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut held = std::collections::VecDeque::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut conn) = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    else {
+                        continue;
+                    };
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    // A small answer (404), read up to its end; the connection is kept.
+                    if conn
+                        .write_all(b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n")
+                        .is_ok()
+                    {
+                        let mut answer = [0_u8; 512];
+                        let _ = conn.read(&mut answer);
+                    }
+                    held.push_back(conn);
+                    if held.len() > 200 {
+                        held.pop_front();
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the abuse fill the places, then scrape while it goes on.
+    std::thread::sleep(Duration::from_secs(3));
+    let answers: Vec<Option<u16>> = (0..5)
+        .map(|_| scrape(addr, Duration::from_secs(20)))
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    for abuser in abusers {
+        abuser.join().unwrap();
+    }
+    println!("scrapes during the abuse: {answers:?}");
+    assert!(
+        answers.iter().filter(|a| **a == Some(200)).count() >= 4,
+        "scrapes during the abuse: {answers:?}; stderr:\n{}",
+        service.stderr()
+    );
+}

@@ -51,9 +51,13 @@
 //!
 //! So a client that pipelines requests and never reads gets one answer and loses its
 //! connection; a client that never stops sending holds at most 8 KiB; a slow or idle
-//! one holds a thread for at most the time above, and gives its place up to a new
-//! connection when all 128 are taken; none of them holds up another connection's
-//! scrape. A scrape takes the aggregator's registry lock only to copy
+//! one, or one that takes its answer and never closes, holds a thread for at most the
+//! time above, and gives its place up to a new connection when all 128 are taken. The
+//! one shared resource a client can hold is a responder: eight clients that ask for
+//! `/metrics` and then read nothing (with an exposition larger than the socket
+//! buffers) hold all eight for up to 20 s each, and a scrape meanwhile waits up to
+//! 10 s, then gets 503; once they stop, the next scrape is answered at once. That is
+//! the price of bounding memory to eight expositions. A scrape takes the aggregator's registry lock only to copy
 //! its list of series; emitting threads never wait for a scrape.
 //!
 //! A failed `accept` never stops the endpoint. Out of file descriptors (`EMFILE`,

@@ -334,6 +334,15 @@ impl Context {
         }
     }
 
+    /// Puts an answered connection among those a newcomer may close; its new id.
+    fn waiting_again(&self, stream: &Arc<TcpStream>) -> u64 {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let id = waiting.next;
+        waiting.next += 1;
+        waiting.streams.insert(id, Arc::clone(stream));
+        id
+    }
+
     fn no_longer_waiting(&self, id: u64) {
         self.waiting
             .lock()
@@ -410,7 +419,7 @@ fn response_head(answer: &Answer, content_type: &str, length: usize, extra: &str
 }
 
 /// One connection: reads one request head, answers it, closes.
-fn serve(stream: &TcpStream, id: u64, context: &Context) {
+fn serve(stream: &Arc<TcpStream>, id: u64, context: &Context) {
     let _ = stream.set_nodelay(true);
     let answer = read_request(stream);
     context.no_longer_waiting(id);
@@ -450,7 +459,12 @@ fn serve(stream: &TcpStream, id: u64, context: &Context) {
         context.counters.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    // Answered: while it lingers, the connection is one a newcomer may close, like a
+    // connection still waiting for its request, so that clients that take their
+    // answer and never close cannot fill every place.
+    let id = context.waiting_again(stream);
     linger(stream);
+    context.no_longer_waiting(id);
 }
 
 fn write_text(stream: &TcpStream, answer: &Answer, deadline: Instant) -> io::Result<()> {
