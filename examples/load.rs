@@ -61,6 +61,9 @@ fn main() -> ExitCode {
     });
 
     let stats = guard.stats();
+    // Each destination's counts once what is queued is written, never added up.
+    guard.flush();
+    let each = guard.destination_stats();
     drop(guard); // writes everything still queued
                  // Stdout may be the telemetry stream, or a closed pipe: report on stderr, and never
                  // panic over it.
@@ -72,5 +75,16 @@ fn main() -> ExitCode {
         stats.dropped(),
         stats.failed()
     );
+    for destination in each {
+        let stats = destination.stats();
+        let _ = writeln!(
+            std::io::stderr(),
+            "destination {}: {} written, {} dropped, {} failed",
+            destination.exporter().as_str(),
+            stats.written(),
+            stats.dropped(),
+            stats.failed()
+        );
+    }
     ExitCode::SUCCESS
 }

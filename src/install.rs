@@ -16,7 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, Destination};
 use crate::error::Error;
-use crate::export::{ExportStats, ExporterSink};
+use crate::export::{DestinationStats, ExportStats, ExporterSink};
 use crate::layer::{
     is_track_call, FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer,
 };
@@ -284,8 +284,10 @@ impl Guard {
         self.handle.clone()
     }
 
-    /// What the exporter did so far: records written, dropped (buffer full) and lost
-    /// to write errors. Worth exporting as a health metric of its own.
+    /// What the exporters did so far: records written, dropped (buffer full) and lost
+    /// to write errors, added up over the destinations (a record written to two
+    /// counts twice); [`destination_stats`](Self::destination_stats) gives each
+    /// destination's. Worth exporting as a health metric of its own.
     ///
     /// ```
     /// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
@@ -294,6 +296,25 @@ impl Guard {
     /// ```
     pub fn stats(&self) -> ExportStats {
         self.sink.stats()
+    }
+
+    /// What each destination did so far, in the order `TELEMETRY_EXPORTER` names them,
+    /// never added up: with `file,stdout`, a record written to both counts once in
+    /// each. For OTLP, written is what the collector accepted; failed, what it
+    /// rejected or could not be delivered.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Config, Destination, Exporter};
+    ///
+    /// let config = Config::new().with_destinations([Destination::Stdout, Destination::Stderr]);
+    /// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
+    /// for destination in guard.destination_stats() {
+    ///     println!("{}: {} written", destination.exporter().as_str(), destination.stats().written());
+    /// }
+    /// # Ok::<(), tracing_telemetry::Error>(())
+    /// ```
+    pub fn destination_stats(&self) -> Vec<DestinationStats> {
+        self.sink.destination_stats()
     }
 
     /// Writes every record queued so far before returning (as long as the

@@ -183,7 +183,7 @@ pub use config::{
 #[cfg(feature = "subscriber")]
 pub use error::Error;
 #[cfg(feature = "subscriber")]
-pub use export::{ExportStats, ExporterSink};
+pub use export::{DestinationStats, ExportStats, ExporterSink};
 #[cfg(feature = "subscriber")]
 pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
 #[cfg(feature = "subscriber")]

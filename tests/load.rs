@@ -434,3 +434,37 @@ fn a_burst_into_a_slow_reader_holds_emitters_back_and_loses_nothing() {
     }
     assert_eq!(seen.len() as u64, THREADS * RECORDS, "every record arrived");
 }
+
+/// `TELEMETRY_EXPORTER=file,stdout`: each destination's counts are its own, never
+/// added up (the guard's sum said 4,000 written for 2,000 records), and they are what
+/// reached it: the file's lines, stdout's lines.
+#[test]
+fn each_destination_counts_what_reached_it() {
+    let dir = support::temp_dir("load-per-destination");
+    let file = dir.join("t.jsonl");
+    let out = support::example("load")
+        .args(["--threads", "2", "--records", "1000"])
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file,stdout")
+        .env("TELEMETRY_FILE", &file)
+        .output()
+        .expect("run the load example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout_lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    let file_lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert_eq!((file_lines, stdout_lines), (2000, 2000), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("destination "))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "destination file: 2000 written, 0 dropped, 0 failed",
+            "destination stdout: 2000 written, 0 dropped, 0 failed"
+        ],
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Destination};
+use crate::config::{Config, Destination, Exporter};
 use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::record::Record;
@@ -102,6 +102,47 @@ impl ExportStats {
             self.dropped + other.dropped,
             self.failed + other.failed,
         )
+    }
+}
+
+/// What one destination did: which exporter it is, and its [`ExportStats`]. From
+/// [`Guard::destination_stats`](crate::Guard::destination_stats).
+///
+/// ```
+/// let config = tracing_telemetry::Config::new();
+/// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
+/// let stderr = guard.destination_stats()[0];
+/// assert_eq!(stderr.exporter(), tracing_telemetry::Exporter::Stderr);
+/// assert_eq!(stderr.stats().dropped(), 0);
+/// # Ok::<(), tracing_telemetry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationStats {
+    exporter: Exporter,
+    stats: ExportStats,
+}
+
+impl DestinationStats {
+    /// The destination's exporter, as `TELEMETRY_EXPORTER` names it.
+    ///
+    /// ```
+    /// # let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
+    /// assert_eq!(guard.destination_stats()[0].exporter().as_str(), "stderr");
+    /// # Ok::<(), tracing_telemetry::Error>(())
+    /// ```
+    pub fn exporter(&self) -> Exporter {
+        self.exporter
+    }
+
+    /// Its counts: written (for OTLP, accepted by the collector), dropped, failed.
+    ///
+    /// ```
+    /// # let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
+    /// assert_eq!(guard.destination_stats()[0].stats().written(), 0);
+    /// # Ok::<(), tracing_telemetry::Error>(())
+    /// ```
+    pub fn stats(&self) -> ExportStats {
+        self.stats
     }
 }
 
@@ -599,6 +640,9 @@ impl Export for crate::otlp::OtlpExporter {
 /// ```
 pub struct ExporterSink {
     destinations: Vec<Box<dyn Export>>,
+    /// The exporter of each destination, in the same order; `None` for the
+    /// aggregation that the Prometheus and OTLP exporters share.
+    exporters: Vec<Option<Exporter>>,
     /// More than one destination writes each record's time: read it once for all.
     shared_time: bool,
 }
@@ -629,6 +673,7 @@ impl ExporterSink {
         let aggregator = config.aggregator().cloned().unwrap_or_default();
         let mut sink = ExporterSink {
             destinations: Vec::with_capacity(config.destinations().len() + 1),
+            exporters: Vec::with_capacity(config.destinations().len() + 1),
             shared_time: false,
         };
         // One aggregation, fed once, here, whatever the exporters: the Prometheus
@@ -643,8 +688,10 @@ impl ExporterSink {
             )
         }) {
             sink.destinations.push(Box::new(aggregator.clone()));
+            sink.exporters.push(None);
         }
         for destination in config.destinations() {
+            let exporter = destination.exporter();
             let output = match destination {
                 Destination::Stdout => Output::Stdout,
                 Destination::Stderr => Output::Stderr,
@@ -678,7 +725,7 @@ impl ExporterSink {
                             ));
                         }
                     }
-                    sink.push(prometheus, enabled)?;
+                    sink.push(exporter, prometheus, enabled)?;
                     continue;
                 }
                 #[cfg(feature = "otlp")]
@@ -693,6 +740,7 @@ impl ExporterSink {
                     let shared = aggregator.clone();
                     let refused = config.otlp_error().cloned();
                     sink.push(
+                        exporter,
                         Deferred::new("otlp", true, move || {
                             if let Some(err) = &refused {
                                 return Err(err.clone().into());
@@ -714,6 +762,7 @@ impl ExporterSink {
             };
             let label = several.then(|| output.name());
             sink.push(
+                exporter,
                 JsonLines::new(output, encoder.clone(), limits, label),
                 enabled,
             )?;
@@ -724,7 +773,12 @@ impl ExporterSink {
 
     /// Adds `export`, started now when telemetry is on. If it cannot start, the ones
     /// already started are stopped: a failed start leaves nothing running.
-    fn push(&mut self, export: impl Export, enabled: bool) -> Result<(), Error> {
+    fn push(
+        &mut self,
+        exporter: Exporter,
+        export: impl Export,
+        enabled: bool,
+    ) -> Result<(), Error> {
         if enabled {
             if let Err(err) = export.start() {
                 for started in &self.destinations {
@@ -734,7 +788,35 @@ impl ExporterSink {
             }
         }
         self.destinations.push(Box::new(export));
+        self.exporters.push(Some(exporter));
         Ok(())
+    }
+
+    /// What each destination did so far, in the order `TELEMETRY_EXPORTER` names them:
+    /// never added up across destinations, so that a record written to two of them
+    /// counts once in each. Also readable after the [`Guard`](crate::Guard) is gone.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Config, Destination, Exporter};
+    ///
+    /// let config = Config::new().with_destinations([Destination::Stdout, Destination::Stderr]);
+    /// let (layer, _guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
+    /// let each = layer.inner().sink().destination_stats();
+    /// assert_eq!(each.iter().map(|d| d.exporter()).collect::<Vec<_>>(), [Exporter::Stdout, Exporter::Stderr]);
+    /// assert_eq!(each[0].stats().written(), 0);
+    /// # Ok::<(), tracing_telemetry::Error>(())
+    /// ```
+    pub fn destination_stats(&self) -> Vec<DestinationStats> {
+        self.exporters
+            .iter()
+            .zip(&self.destinations)
+            .filter_map(|(exporter, destination)| {
+                Some(DestinationStats {
+                    exporter: (*exporter)?,
+                    stats: destination.stats(),
+                })
+            })
+            .collect()
     }
 
     /// What the exporters did so far, added up over the destinations. Also readable
