@@ -6,20 +6,56 @@
 //!
 //! # Damage, and how reading goes on after it
 //!
-//! Where a frame does not check out (its length runs past the end, its checksum fails,
-//! its encoding byte is neither 0 nor 1), [`scan`] does not stop: it moves on one byte
-//! at a time until a whole frame checks out again, and notes the stretch it skipped.
-//! So four changed bytes in the second of ten entries cost that entry and nothing
-//! else, where stopping at the first bad frame would drop the eight whole entries
-//! after it. A byte-by-byte search is the only resynchronisation the format allows
-//! (frames carry no marker), and it is cheap: a candidate is checked in full only
-//! when its length fits in what is left and its encoding byte is 0 or 1, so random
-//! bytes cost a few comparisons each.
+//! Where a frame does not check out (its checksum fails, its length is too short or
+//! runs past the end, its encoding byte is neither 0 nor 1), [`scan`] does not stop:
+//! it notes the stretch it skips and goes on at the next whole entry, so that four
+//! changed bytes in the second of ten entries cost that entry and nothing else, where
+//! stopping at the first bad frame would drop the eight whole entries after it. Where
+//! it goes on is decided in this order:
 //!
-//! A false match inside a damaged entry needs a 32-bit checksum to hold by chance
-//! (about one in four billion candidates that pass the cheap checks). Crafted bytes
-//! can make every position a candidate, which would make the search quadratic: the
-//! work is capped at [`RESYNC_WORK_PER_BYTE`] times the segment's size (plus
+//! 1. **By the damaged entry's own length**, when that length is plausible (at least a
+//!    payload header), the entry is whole in the file, and a frame that checks out (or
+//!    the end of the file) starts exactly where the length says the entry ends; a run
+//!    of such damaged entries is skipped the same way, one length after the other.
+//!    Nothing inside the damaged entry is looked at.
+//! 2. **Byte by byte**, only when the length itself cannot be trusted: too short, or
+//!    nothing whole starts where it ends. The first frame that checks out is taken.
+//! 3. **A torn tail**: a length that runs past the end of the file is what a kill
+//!    while writing leaves. The rest of the file is cut off as torn, unless a frame
+//!    that checks out is found after it from which whole entries (skipping damage by
+//!    the two rules above) run to exactly the end of the file: that is a length
+//!    changed on disk in the middle of the segment, and the entries after it are kept.
+//!
+//! Frames carry no marker, so a byte-by-byte search is the only resynchronisation the
+//! format allows when a length is lost; it is cheap: a candidate is checked in full
+//! only when its length fits in what is left and its encoding byte is 0 or 1, so
+//! random bytes cost a few comparisons each.
+//!
+//! # What this defends, and what it does not
+//!
+//! The checksum is a CRC-32, not a MAC: it catches torn writes, bit rot and garbage,
+//! not an adversary. Anyone who can write to the spool directory can write frames that
+//! check out; the directory's mode and owner checks (`files.rs`) are what keep others
+//! out of it. What the rules above defend against is narrower: a request body holds
+//! bytes that others choose (a record attribute's value, sent uncompressed), and such
+//! a value can hold a whole frame that checks out. Rule 1 never looks inside a damaged
+//! entry whose length is intact, rule 3 never takes a frame inside a torn tail unless
+//! whole entries run from it to exactly the end of the file, so a forged frame inside
+//! a damaged or torn entry is not taken for an entry. What remains:
+//!
+//! * when the damage hits the length field of the very entry that holds a forged frame
+//!   (rule 2), the search may find the forged frame first: damage falls where the
+//!   disk puts it, not where the attacker wants it;
+//! * a kill that tears the last entry exactly at the end of a forged frame (or of a
+//!   run of them) leaves whole frames running to the end of the file (rule 3): the
+//!   attacker does not choose where a crash tears a write;
+//! * with gzip on (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`) the body holds no bytes an
+//!   attacker chose as such.
+//!
+//! A false match in random bytes needs a 32-bit checksum to hold by chance (about one
+//! in four billion candidates that pass the cheap checks). Crafted bytes can make
+//! every position a candidate, which would make the search quadratic: the work is
+//! capped at [`RESYNC_WORK_PER_BYTE`] times the segment's size (plus
 //! [`RESYNC_WORK_FLOOR`]), and what is left when it runs out counts as damaged.
 
 use std::ops::Range;
@@ -92,45 +128,157 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
     scan_within(bytes, budget)
 }
 
+/// The work ran out: what is left counts as damaged.
+struct OutOfWork;
+
+/// What the length a damaged entry declares says about where the next entry starts.
+enum Declared {
+    /// At this offset: the damaged entry (or a run of them) is whole in the file, its
+    /// declared length plausible, and a whole frame, or the end of the file, starts
+    /// exactly where it says it ends.
+    Next(usize),
+    /// It runs past the end of the file: a torn tail, or a length that was damaged.
+    PastEnd,
+    /// It is too short to be a frame, or nothing whole starts where it ends: the length
+    /// itself is what was damaged.
+    Untrusted,
+}
+
+/// Reads frames, counting the bytes it checksums against a budget.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    budget: u64,
+}
+
+impl Reader<'_> {
+    /// The frame at `at`, if it is whole and checks out.
+    fn frame(&mut self, at: usize) -> Result<Option<(u64, u32)>, OutOfWork> {
+        let Some(claimed) = claimed(self.bytes, at) else {
+            return Ok(None);
+        };
+        if claimed as u64 > self.budget {
+            return Err(OutOfWork);
+        }
+        self.budget -= claimed as u64;
+        Ok(frame_at(self.bytes, at as u64))
+    }
+
+    /// Where the entry at `at`, which does not check out, ends by its declared length;
+    /// through a run of such entries, each whole in the file.
+    fn declared(&mut self, at: usize) -> Result<Declared, OutOfWork> {
+        let len = self.bytes.len();
+        let mut at = at;
+        loop {
+            let Some(header) = self.bytes.get(at..at.saturating_add(FRAME_HEADER as usize)) else {
+                // Not even a whole header left.
+                return Ok(Declared::PastEnd);
+            };
+            let declared = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            let declared = declared as usize;
+            if declared < PAYLOAD_HEADER {
+                return Ok(Declared::Untrusted);
+            }
+            let next = match (at + FRAME_HEADER as usize).checked_add(declared) {
+                Some(next) if next <= len => next,
+                _ => return Ok(Declared::PastEnd),
+            };
+            if next == len || self.frame(next)?.is_some() {
+                return Ok(Declared::Next(next));
+            }
+            if self.budget < declared as u64 {
+                return Err(OutOfWork);
+            }
+            // Walking a chain of lengths costs what checking it would.
+            self.budget -= declared as u64;
+            at = next;
+        }
+    }
+
+    /// Where reading goes on after the damaged entry at `at`, if anywhere.
+    fn resume_after(&mut self, at: usize, depth: u32) -> Result<Option<usize>, OutOfWork> {
+        match self.declared(at)? {
+            Declared::Next(next) => Ok(Some(next)),
+            Declared::Untrusted => {
+                for candidate in at + 1..self.bytes.len() {
+                    if self.frame(candidate)?.is_some() {
+                        return Ok(Some(candidate));
+                    }
+                }
+                Ok(None)
+            }
+            Declared::PastEnd => {
+                // A torn tail, unless whole entries follow to the very end of the file.
+                if depth == 0 {
+                    return Ok(None);
+                }
+                for candidate in at + 1..self.bytes.len() {
+                    if self.frame(candidate)?.is_some() && self.reaches_end(candidate, depth - 1)? {
+                        return Ok(Some(candidate));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether reading from the whole frame at `at` ends exactly at the end of the
+    /// file, with no torn tail.
+    fn reaches_end(&mut self, mut at: usize, depth: u32) -> Result<bool, OutOfWork> {
+        while at < self.bytes.len() {
+            at = match self.frame(at)? {
+                // frame_len fits in what is left of `bytes`, so in a usize.
+                Some((frame_len, _)) => at + frame_len as usize,
+                None => match self.resume_after(at, depth)? {
+                    Some(next) => next,
+                    None => return Ok(false),
+                },
+            };
+        }
+        Ok(true)
+    }
+}
+
+/// How many torn tails a search past one may look through (each one more nested
+/// search): more than three separate damaged lengths in one segment cost the entries
+/// between them, nothing else.
+const PAST_END_DEPTH: u32 = 4;
+
 /// [`scan`], checksumming at most `budget` bytes of candidate frames.
-fn scan_within(bytes: &[u8], mut budget: u64) -> Scan {
+fn scan_within(bytes: &[u8], budget: u64) -> Scan {
     let len = bytes.len();
+    let mut reader = Reader { bytes, budget };
     let mut frames = Vec::new();
     let mut damage = Vec::new();
-    // A segment whose header is not ours is searched all the same: the header may be
-    // what was damaged.
+    // A segment whose header is not ours is read all the same: the header may be what
+    // was damaged.
     let mut damaged_from = (!bytes.starts_with(MAGIC)).then_some(0);
     let mut at = MAGIC.len().min(len);
     while at < len {
-        let found = match claimed(bytes, at) {
-            Some(claimed) if claimed as u64 <= budget => {
-                budget -= claimed as u64;
-                frame_at(bytes, at as u64)
-            }
-            Some(_) => {
-                // Out of work: the rest is counted as damaged.
+        let found = match reader.frame(at) {
+            Ok(found) => found,
+            Err(OutOfWork) => {
                 damaged_from.get_or_insert(at);
                 break;
             }
-            None => None,
         };
-        match found {
-            Some((frame_len, records)) => {
-                if let Some(start) = damaged_from.take() {
-                    damage.push(start as u64..at as u64);
-                }
-                frames.push(Found {
-                    offset: at as u64,
-                    len: frame_len,
-                    records,
-                });
-                // frame_len fits in what is left of `bytes`, so in a usize.
-                at += frame_len as usize;
+        if let Some((frame_len, records)) = found {
+            if let Some(start) = damaged_from.take() {
+                damage.push(start as u64..at as u64);
             }
-            None => {
-                damaged_from.get_or_insert(at);
-                at += 1;
-            }
+            frames.push(Found {
+                offset: at as u64,
+                len: frame_len,
+                records,
+            });
+            // frame_len fits in what is left of `bytes`, so in a usize.
+            at += frame_len as usize;
+            continue;
+        }
+        damaged_from.get_or_insert(at);
+        match reader.resume_after(at, PAST_END_DEPTH) {
+            Ok(Some(next)) => at = next,
+            // The rest is damaged: a torn tail, or out of work.
+            Ok(None) | Err(OutOfWork) => break,
         }
     }
     if let Some(start) = damaged_from {
@@ -268,5 +416,78 @@ mod tests {
         assert_eq!(scan.damage, [8..bytes.len() as u64]);
         let scan = scan_within(&bytes, 4 * 305);
         assert_eq!(scan.frames, [found[1], found[2]]);
+    }
+    /// A whole frame that checks out, as a record attribute could carry it.
+    fn forged() -> Vec<u8> {
+        let mut frame = Vec::new();
+        encode(
+            &mut frame,
+            (PAYLOAD_HEADER + 6) as u32,
+            99,
+            false,
+            b"forged",
+        );
+        frame
+    }
+
+    fn carrier() -> Vec<u8> {
+        let mut body = b"value: ".to_vec();
+        body.extend_from_slice(&forged());
+        body.extend_from_slice(b" the rest of the request");
+        body
+    }
+
+    #[test]
+    fn a_damaged_entry_with_its_length_intact_is_skipped_whole() {
+        let carrier = carrier();
+        let (mut bytes, found) = segment(&[b"first", &carrier, b"third", b"fourth"]);
+        // Its checksum, then a byte of its body: either way the length says where the
+        // next entry is, and the forged frame inside is not looked at.
+        for at in [4, FRAME_HEADER as usize + PAYLOAD_HEADER + 2] {
+            let mut damaged = bytes.clone();
+            damaged[found[1].offset as usize + at] ^= 0x10;
+            let scan = scan(&damaged);
+            assert_eq!(scan.frames, [found[0], found[2], found[3]], "at {at}");
+            assert_eq!(
+                scan.damage,
+                [found[1].offset..found[1].offset + found[1].len]
+            );
+        }
+        // Two damaged entries in a row: skipped one length after the other.
+        bytes[found[1].offset as usize + 4] ^= 0x10;
+        bytes[found[2].offset as usize + 4] ^= 0x10;
+        let scan = scan(&bytes);
+        assert_eq!(scan.frames, [found[0], found[3]]);
+        assert_eq!(scan.damage, [found[1].offset..found[3].offset]);
+    }
+
+    #[test]
+    fn a_forged_frame_in_a_torn_tail_is_not_taken() {
+        let carrier = carrier();
+        let (bytes, found) = segment(&[b"first", &carrier]);
+        let forged_end =
+            found[1].offset as usize + FRAME_HEADER as usize + PAYLOAD_HEADER + 7 + forged().len();
+        for cut in [
+            forged_end - 1,
+            forged_end + 1,
+            forged_end + 5,
+            bytes.len() - 1,
+        ] {
+            let scan = scan(&bytes[..cut]);
+            assert_eq!(scan.frames, [found[0]], "cut at {cut}");
+            assert_eq!(scan.damage, [found[1].offset..cut as u64]);
+        }
+        // What is not defended (see the module docs): a tear exactly at the end of the
+        // forged frame leaves whole frames to the end of the file.
+        assert_eq!(scan(&bytes[..forged_end]).frames.len(), 2);
+    }
+
+    #[test]
+    fn a_length_changed_to_run_past_the_end_costs_only_its_entry() {
+        let (mut bytes, found) = segment(&[b"first", b"second", b"third", b"fourth"]);
+        bytes[found[1].offset as usize + 3] = 0x7f;
+        let scan = scan(&bytes);
+        assert_eq!(scan.frames, [found[0], found[2], found[3]]);
+        assert_eq!(scan.damage, [found[1].offset..found[2].offset]);
     }
 }
