@@ -1118,3 +1118,124 @@ fn cost_per_batch_with_and_without_the_spool() {
         per_batch[1].as_secs_f64() / per_batch[0].as_secs_f64()
     );
 }
+
+// ---------------------------------------------------------------------------------
+// What the spool must never delete
+
+/// A file named like a segment that the spool refuses to read (here one larger than
+/// any segment it writes; a file its user may not read is refused the same way, but
+/// these tests may run as root, which reads anything) is left alone however far the
+/// cursor moves past it: three runs deliver and move the cursor to a later segment,
+/// and the file is still there, as it was, after each, and is never counted as sent.
+#[cfg(unix)]
+#[test]
+fn a_refused_segment_is_never_deleted() {
+    const BIG: u64 = 100 * 1024 * 1024;
+    let tmp = TempDir::new("refused-kept");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 20);
+    assert_eq!(first["pending"], 20, "{stderr}");
+    let big = dir.join("00000000000000000002.seg");
+    let mut file = std::fs::File::create(&big).unwrap();
+    file.write_all(b"TLMSPL1\n").unwrap();
+    // Sparse: no disk is used for it.
+    file.set_len(BIG).unwrap();
+    drop(file);
+
+    let Some(receiver) = receiver() else { return };
+    let mut expected: Vec<u64> = (0..20).collect();
+    for (round, first) in [100, 200, 300].into_iter().enumerate() {
+        let (run, stderr) = run_bounded(&receiver.endpoint(), &dir, first, 5);
+        let sent = if round == 0 { 25 } else { 5 };
+        assert_eq!((run["exported"], run["pending"]), (sent, 0), "{stderr}");
+        assert!(
+            std::fs::symlink_metadata(&big).is_ok_and(|m| m.is_file() && m.len() == BIG),
+            "run {} deleted or changed the refused segment: {stderr}",
+            round + 1
+        );
+        assert!(
+            stderr.contains("00000000000000000002.seg holds 104857600 bytes")
+                && stderr.contains("left alone"),
+            "run {}: {stderr}",
+            round + 1
+        );
+        expected.extend(first..first + 5);
+    }
+    assert_eq!(received_ns(&receiver, expected.len()), expected);
+}
+
+/// An auth proxy in front of the collector (or a collector that moved) answering 302:
+/// a spooled request is not lost to it. A run that gets only redirects keeps every
+/// record on disk (not counted as undelivered), and the next run delivers them all.
+#[test]
+fn a_redirect_keeps_spooled_records_on_disk() {
+    let tmp = TempDir::new("redirect-kept");
+    let dir = tmp.spool();
+    let (first, stderr) = run_bounded(&down_endpoint(), &dir, 0, 600);
+    assert_eq!(first["pending"], 600, "{stderr}");
+    let entries = frames(&dir).len();
+    assert!(entries >= 2, "{entries} entries");
+
+    let (proxy, seen) = scripted_collector(vec![(302, "location: http://127.0.0.1:9/login\r\n")]);
+    let (redirected, stderr) = run_bounded(&proxy, &dir, 0, 0);
+    assert_eq!(
+        (
+            redirected["exported"],
+            redirected["pending"],
+            redirected["undelivered"]
+        ),
+        (0, 600, 0),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 302 redirect"), "{stderr}");
+    assert!(!seen.lock().unwrap().is_empty(), "the proxy was asked");
+    assert_eq!(frames(&dir).len(), entries, "every entry is still on disk");
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!((next["exported"], next["pending"]), (600, 0), "{stderr}");
+    assert_eq!(received_ns(&receiver, 600), (0..600).collect::<Vec<_>>());
+}
+
+/// A redirect while the app runs is retried like a transient failure, with backoff
+/// (not the next request at once), and once the collector answers 200 every spooled
+/// record is delivered; none is counted as undelivered.
+#[test]
+fn a_redirected_spooled_request_is_retried_with_backoff() {
+    let tmp = TempDir::new("redirect-retry");
+    let redirect = (302, "location: http://127.0.0.1:9/login\r\n");
+    let (endpoint, seen) = scripted_collector(vec![redirect, redirect, redirect, (200, "")]);
+    let config = OtlpConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .expect("config")
+        .with_spool_dir(tmp.spool());
+    let exporter = Arc::new(OtlpExporter::start(config).expect("start"));
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter()),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        for n in 0..3 {
+            tracing_telemetry::track_event!("order.placed", n = n);
+        }
+    });
+    wait_for("delivery after the redirects", &exporter, |s| {
+        s.exported() == 3
+    });
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.undelivered(), stats.spool_pending(), stats.retries()),
+        (0, 0, 3),
+        "{stats:?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "three redirects, then the 200");
+    for pair in seen.windows(2) {
+        // The first backoff is drawn from 125..250 ms.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(100),
+            "retried without backoff: {:?}",
+            pair[1] - pair[0]
+        );
+    }
+    exporter.shutdown();
+}

@@ -1277,23 +1277,38 @@ impl Worker {
 
     /// Sends spooled requests, oldest first, while the collector takes them. A
     /// transient failure schedules the next try (backoff, or `Retry-After`) and
-    /// returns, so that new records keep going to the spool meanwhile.
+    /// returns, so that new records keep going to the spool meanwhile. So does a
+    /// redirect: for a spooled request it is not an answer for good (an auth proxy
+    /// or a moved collector would otherwise drain the spool into the void), and the
+    /// request stays on disk. So does an error reading the spool itself.
     fn send_spooled(&mut self) {
         while self.stop.is_none() && Instant::now() >= self.next_attempt {
-            let Some(batch) = self.spool.as_mut().and_then(Spool::front) else {
-                break;
+            let batch = match self.spool.as_mut().map(Spool::front) {
+                Some(Ok(Some(batch))) => batch,
+                Some(Err(_)) => {
+                    self.say_spool_notices();
+                    let wait = self.backoff(self.attempt);
+                    self.attempt = self.attempt.saturating_add(1);
+                    self.next_attempt = Instant::now() + wait;
+                    break;
+                }
+                Some(Ok(None)) | None => break,
             };
             let outcome = self
                 .logs
                 .post_encoded(&batch.body, batch.gzip, self.logs.timeout());
-            if let Outcome::Retry {
-                reason,
-                retry_after,
-            } = &outcome
-            {
+            let retry = match &outcome {
+                Outcome::Retry {
+                    reason,
+                    retry_after,
+                } => Some((reason, *retry_after)),
+                Outcome::Redirected { reason } => Some((reason, None)),
+                Outcome::Accepted { .. } | Outcome::Permanent { .. } => None,
+            };
+            if let Some((reason, retry_after)) = retry {
                 self.report_failing(reason);
                 let wait = match retry_after {
-                    Some(after) => (*after).min(RETRY_AFTER_MAX),
+                    Some(after) => after.min(RETRY_AFTER_MAX),
                     None => self.backoff(self.attempt),
                 };
                 self.attempt = self.attempt.saturating_add(1);
@@ -1320,13 +1335,19 @@ impl Worker {
             if left.is_zero() {
                 break;
             }
-            let Some(batch) = self.spool.as_mut().and_then(Spool::front) else {
-                break;
+            let batch = match self.spool.as_mut().map(Spool::front) {
+                Some(Ok(Some(batch))) => batch,
+                Some(Err(_)) => {
+                    self.say_spool_notices();
+                    break;
+                }
+                Some(Ok(None)) | None => break,
             };
             let outcome =
                 self.logs
                     .post_encoded(&batch.body, batch.gzip, self.logs.timeout().min(left));
-            if let Outcome::Retry { reason, .. } = &outcome {
+            // A redirect, as a transient failure: the request stays for the next run.
+            if let Outcome::Retry { reason, .. } | Outcome::Redirected { reason } = &outcome {
                 self.report_failing(reason);
                 break;
             }
@@ -1336,7 +1357,17 @@ impl Worker {
         self.sync_spool_counts();
     }
 
-    /// The oldest spooled request was answered for good: count it, forget it.
+    /// What the spool found worth saying since it was opened (a read error), each once.
+    fn say_spool_notices(&mut self) {
+        if let Some(spool) = self.spool.as_mut() {
+            for notice in spool.take_notices() {
+                stderr_line(format_args!("{notice}"));
+            }
+        }
+    }
+
+    /// The oldest spooled request was answered for good (accepted, or refused with a
+    /// status that is not retried; never a redirect): count it, forget it.
     fn accept_spooled(&mut self, records: u32, outcome: Outcome) {
         if let Some(spool) = self.spool.as_mut() {
             spool.pop_front();

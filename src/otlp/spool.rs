@@ -133,9 +133,11 @@ pub(crate) struct Spool {
     pub(crate) torn_bytes: u64,
     /// Records dropped to stay within the limit since open.
     pub(crate) dropped_records: u64,
-    /// What open found worth saying (damage, refused files, a stale cursor): whole
-    /// lines, said once by the caller.
+    /// What open found worth saying (damage, refused files, a stale cursor), and read
+    /// errors since: whole lines, said once by the caller.
     notices: Vec<String>,
+    /// Whether the last read of an entry failed (said once until one works again).
+    read_failing: bool,
 }
 
 /// What reading the segments found, for the notices.
@@ -225,6 +227,7 @@ impl Spool {
             torn_bytes: 0,
             dropped_records: 0,
             notices: Vec::new(),
+            read_failing: false,
         };
         let mut findings = Findings::default();
         let segments = spool.list(&mut findings)?;
@@ -336,8 +339,17 @@ impl Spool {
         };
         for &segment in segments {
             if trusted && segment < cursor_segment {
-                // Accepted by the collector in an earlier run.
-                let _ = fs::remove_file(self.dir.join(files::segment_name(segment)));
+                // Accepted by the collector in an earlier run: deleted, unless it is
+                // not a segment the spool would read (not a regular file, larger than
+                // any it writes, or one it may not open), which is never its to delete.
+                let name = files::segment_name(segment);
+                let path = self.dir.join(&name);
+                match files::check_segment(&path, max) {
+                    Ok(()) => {
+                        let _ = fs::remove_file(&path);
+                    }
+                    Err(refusal) => findings.refused.push(format!("{name} {refusal}")),
+                }
                 continue;
             }
             let bytes = match first.take_if(|(n, _)| *n == segment) {
@@ -642,29 +654,66 @@ impl Spool {
         if self.reader.as_ref().is_some_and(|(s, _)| *s == segment) {
             self.reader = None;
         }
-        fs::remove_file(self.dir.join(files::segment_name(segment))).is_ok()
+        let path = self.dir.join(files::segment_name(segment));
+        // Something else put in its place (a link, a directory, a FIFO) is not the
+        // spool's to delete.
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return false;
+        }
+        fs::remove_file(path).is_ok()
     }
 
-    /// The oldest request not yet accepted. An entry that no longer reads back whole
-    /// (the file was changed underneath) is skipped and counted as torn.
-    pub(crate) fn front(&mut self) -> Option<Batch> {
+    /// The oldest request not yet accepted (`Ok(None)` when there is none).
+    ///
+    /// Only damage is skipped: an entry that no longer reads back whole (its checksum
+    /// fails, the file was cut short or its segment deleted underneath) is counted as
+    /// torn and forgotten. An error reading it (EIO, EMFILE, a segment that is for now
+    /// not a regular file) is not damage: the entry stays, on disk and here, the error
+    /// is returned (and said once, in the notices, until a read works again), and the
+    /// caller tries again later.
+    pub(crate) fn front(&mut self) -> io::Result<Option<Batch>> {
         loop {
-            let entry = *self.entries.front()?;
+            let Some(&entry) = self.entries.front() else {
+                return Ok(None);
+            };
             match self.read_entry(entry) {
-                Ok(Some(batch)) => return Some(batch),
-                Ok(None) | Err(_) => {
+                Ok(Some(batch)) => {
+                    self.read_failing = false;
+                    return Ok(Some(batch));
+                }
+                Ok(None) => {
                     self.torn_bytes += entry.len;
                     self.pop_entry();
+                }
+                Err(err) => {
+                    // Opened again next time: the descriptor may be what failed.
+                    self.reader = None;
+                    if !self.read_failing {
+                        self.read_failing = true;
+                        self.notices.push(format!(
+                            "the otlp spool at {} cannot read {} ({err}); its entries are kept on disk and tried \
+                             again later (said once until a read works again)",
+                            self.dir.display(),
+                            files::segment_name(entry.segment)
+                        ));
+                    }
+                    return Err(err);
                 }
             }
         }
     }
 
+    /// The entry, `Ok(None)` if it is damaged or gone, `Err` if it cannot be read now.
     fn read_entry(&mut self, entry: Entry) -> io::Result<Option<Batch>> {
         if self.reader.as_ref().map(|(s, _)| *s) != Some(entry.segment) {
             let path = self.dir.join(files::segment_name(entry.segment));
-            let file = files::open_regular(&path, OpenOptions::new().read(true))
-                .map_err(|refusal| io::Error::other(refusal.to_string()))?;
+            let file = match files::open_regular(&path, OpenOptions::new().read(true)) {
+                Ok(file) => file,
+                // Deleted underneath: what it held is gone.
+                Err(Refusal::Io(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(Refusal::Io(err)) => return Err(err),
+                Err(refusal) => return Err(io::Error::other(refusal.to_string())),
+            };
             self.reader = Some((entry.segment, file));
         }
         let Some((_, file)) = self.reader.as_mut() else {
@@ -674,7 +723,12 @@ impl Spool {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "entry too large"))?;
         let mut frame = vec![0; len];
         file.seek(SeekFrom::Start(entry.offset))?;
-        file.read_exact(&mut frame)?;
+        match file.read_exact(&mut frame) {
+            Ok(()) => {}
+            // Cut short underneath: the entry is not there whole any more.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(err) => return Err(err),
+        }
         if frame_at(&frame, 0) != Some((entry.len, entry.records)) {
             return Ok(None);
         }
@@ -787,7 +841,7 @@ mod tests {
 
     fn drain(spool: &mut Spool) -> Vec<Batch> {
         let mut out = Vec::new();
-        while let Some(batch) = spool.front() {
+        while let Some(batch) = spool.front().unwrap() {
             out.push(batch);
             spool.pop_front();
         }
@@ -812,7 +866,7 @@ mod tests {
             spool.append(n, n % 2 == 0, &body(n)).unwrap();
         }
         assert_eq!(spool.records(), 10);
-        let first = spool.front().unwrap();
+        let first = spool.front().unwrap().unwrap();
         assert_eq!(
             first,
             Batch {
@@ -1129,6 +1183,120 @@ mod tests {
             Err(OpenError::Refused(why)) => assert!(why.contains("mode 1777"), "{why}"),
             other => panic!("{other:?}"),
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A read that fails (EIO, EMFILE, a file briefly not what it should be) is not
+    /// damage: the entry stays in the spool and on disk, and comes back once reading
+    /// works again. Injected two ways: the reader's descriptor swapped for one of a
+    /// directory (whose read fails with EISDIR, as root too), and the segment's name
+    /// taken by a directory for a while (the open is refused).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_read_error_keeps_the_entry_on_disk() {
+        let dir = temp_dir("read-error");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        spool.append(1, false, b"one").unwrap();
+        spool.append(2, false, b"two").unwrap();
+        let segment = spool.entries[0].segment;
+        let path = dir.join(files::segment_name(segment));
+        let on_disk = fs::read(&path).unwrap();
+
+        spool.reader = Some((segment, File::open(&dir).unwrap()));
+        assert!(spool.front().is_err());
+        spool.reader = Some((segment, File::open(&dir).unwrap()));
+        assert!(spool.front().is_err());
+        assert_eq!((spool.records(), spool.torn_bytes), (3, 0));
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            on_disk,
+            "the segment is untouched"
+        );
+        let notices = spool.take_notices();
+        assert!(
+            notices.len() == 1 && notices[0].contains("cannot read") && notices[0].contains("kept"),
+            "said once: {notices:?}"
+        );
+
+        spool.reader = None;
+        let aside = dir.join("aside");
+        fs::rename(&path, &aside).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(spool.front().is_err());
+        assert_eq!((spool.records(), spool.torn_bytes), (3, 0));
+        fs::remove_dir(&path).unwrap();
+        fs::rename(&aside, &path).unwrap();
+
+        let bodies: Vec<Vec<u8>> = drain(&mut spool).into_iter().map(|b| b.body).collect();
+        assert_eq!(bodies, [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(spool.torn_bytes, 0);
+        drop(spool);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A request whose body holds a whole, valid frame (a record attribute with bytes
+    /// an attacker chose), in an entry that is then damaged, or torn inside it: the
+    /// forged frame is never taken for an entry; the entries after the damaged one
+    /// still are.
+    #[test]
+    fn a_frame_forged_inside_a_damaged_entry_is_not_taken() {
+        let mut forged = Vec::new();
+        frame::encode(
+            &mut forged,
+            (PAYLOAD_HEADER + 6) as u32,
+            99,
+            false,
+            b"forged",
+        );
+        let mut carrier = b"an attribute value: ".to_vec();
+        carrier.extend_from_slice(&forged);
+        carrier.extend_from_slice(b" and the rest of the request");
+        let forged_at = 20;
+
+        // Damaged in its body, before the forged frame; its length intact.
+        let dir = temp_dir("forged");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        spool.append(1, false, b"first").unwrap();
+        spool.append(2, false, &carrier).unwrap();
+        spool.append(3, false, b"third").unwrap();
+        spool.append(4, false, b"fourth").unwrap();
+        let frames = frames_of(&spool);
+        drop(spool);
+        let path = last_segment(&dir);
+        let mut bytes = fs::read(&path).unwrap();
+        let (_, offset, len) = frames[1];
+        bytes[(offset + FRAME_HEADER) as usize + PAYLOAD_HEADER + 3] ^= 0x20;
+        fs::write(&path, &bytes).unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(spool.torn_bytes, len);
+        let records: Vec<u32> = drain(&mut spool).iter().map(|b| b.records).collect();
+        assert_eq!(records, [1, 3, 4], "the forged frame was taken");
+        drop(spool);
+        let _ = fs::remove_dir_all(&dir);
+
+        // Torn: the carrier is the last entry, cut short a few bytes after the forged
+        // frame (a kill while it was written).
+        let dir = temp_dir("forged-torn");
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        spool.append(1, false, b"first").unwrap();
+        spool.append(2, false, &carrier).unwrap();
+        let frames = frames_of(&spool);
+        drop(spool);
+        let path = last_segment(&dir);
+        let (_, offset, _) = frames[1];
+        let cut =
+            offset + FRAME_HEADER + PAYLOAD_HEADER as u64 + forged_at + forged.len() as u64 + 3;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let mut spool = open(&dir, DEFAULT_SPOOL_BYTES);
+        assert_eq!(spool.torn_bytes, cut - offset);
+        let records: Vec<u32> = drain(&mut spool).iter().map(|b| b.records).collect();
+        assert_eq!(records, [1], "the forged frame was taken");
+        drop(spool);
         let _ = fs::remove_dir_all(&dir);
     }
 

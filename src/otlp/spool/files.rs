@@ -172,6 +172,19 @@ pub(super) fn read_segment(path: &Path, max: u64) -> Result<Vec<u8>, Refusal> {
     Ok(bytes)
 }
 
+/// Whether `path` is a segment the spool would read (a regular file, opened as
+/// [`read_segment`] opens it, of at most `max` bytes), without reading it: checked
+/// before a segment the cursor says was accepted is deleted, so that a file the spool
+/// refuses to read is never one it deletes either.
+pub(super) fn check_segment(path: &Path, max: u64) -> Result<(), Refusal> {
+    let file = open_regular(path, OpenOptions::new().read(true))?;
+    let size = file.metadata()?.len();
+    if size > max {
+        return Err(Refusal::TooLarge { size, max });
+    }
+    Ok(())
+}
+
 /// Creates (0700) or opens a directory.
 pub(super) fn create_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
