@@ -34,7 +34,9 @@ const APP: &str = "SPOOL_TEST_APP";
 
 /// Not a test by itself: the app the tests below start as a child process. It reads
 /// its exporter from the environment (`OTEL_*`, `TELEMETRY_SPOOL_DIR`), emits
-/// `order.placed` with `n` from `SPOOL_TEST_FIRST` for `SPOOL_TEST_COUNT` events, then
+/// `order.placed` with `n` from `SPOOL_TEST_FIRST` for `SPOOL_TEST_COUNT` events (the
+/// one with `n` = `SPOOL_TEST_NOTE_AT` with a `note` of `SPOOL_TEST_NOTE`, in hex, if
+/// set), then
 /// with `SPOOL_TEST_APP=exit` shuts down and prints its counts on a `STATS` line; with
 /// `hold` it prints `READY` once every event is in the spool and waits to be killed.
 #[test]
@@ -51,9 +53,24 @@ fn app() {
     let exporter = Arc::new(OtlpExporter::start(config).expect("start the exporter"));
     let subscriber = tracing_subscriber::registry()
         .with(TelemetryLayer::new(Arc::clone(&exporter)).with_telemetry_filter());
+    // One record may carry a `note` attribute, its value given in hex (it may hold
+    // NUL, which no environment variable can).
+    let note = std::env::var("SPOOL_TEST_NOTE").ok().map(|hex| {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("SPOOL_TEST_NOTE in hex"))
+            .collect();
+        String::from_utf8(bytes).expect("SPOOL_TEST_NOTE is UTF-8")
+    });
+    let note_at = number("SPOOL_TEST_NOTE_AT");
     tracing::subscriber::with_default(subscriber, || {
         for n in first..first + count {
-            tracing_telemetry::track_event!("order.placed", n = n);
+            match &note {
+                Some(note) if n == note_at => {
+                    tracing_telemetry::track_event!("order.placed", n = n, note = note.as_str());
+                }
+                _ => tracing_telemetry::track_event!("order.placed", n = n),
+            }
         }
     });
     if mode == "hold" {
@@ -1238,4 +1255,86 @@ fn a_redirected_spooled_request_is_retried_with_backoff() {
         );
     }
     exporter.shutdown();
+}
+
+/// A spool frame that checks out (`len | crc32 | records | encoding | body`, see
+/// [`Frame`]) and is valid UTF-8, so that a record attribute can carry it: its body is
+/// varied until the checksum's bytes are ASCII.
+fn forged_frame(records: u32) -> Vec<u8> {
+    for attempt in 0u32.. {
+        let body = format!("forged request {attempt}");
+        let mut payload = records.to_le_bytes().to_vec();
+        payload.push(0);
+        payload.extend_from_slice(body.as_bytes());
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&len);
+        hasher.update(&payload);
+        let crc = hasher.finalize().to_le_bytes();
+        let mut frame = len.to_vec();
+        frame.extend_from_slice(&crc);
+        frame.extend_from_slice(&payload);
+        if frame.is_ascii() {
+            return frame;
+        }
+    }
+    unreachable!("one in sixteen checksums is ASCII")
+}
+
+/// A record attribute whose value is a whole spool frame (anyone who can put text in
+/// a record can do this; bodies are not compressed by default), in an entry that is
+/// then damaged on disk: the forged frame is never taken for an entry (it would reach
+/// the collector as a request of its own, and be rejected), and the entries after the
+/// damaged one are delivered.
+#[test]
+fn a_frame_forged_in_a_record_is_not_sent_when_its_entry_is_damaged() {
+    let tmp = TempDir::new("forged");
+    let dir = tmp.spool();
+    let forged = forged_frame(7);
+    let note: String = forged.iter().map(|b| format!("{b:02x}")).collect();
+    let mut cmd = app_command("exit", &down_endpoint(), &dir, 0, 1200);
+    cmd.env("OTEL_EXPORTER_OTLP_TIMEOUT", "30000")
+        .env("SPOOL_TEST_NOTE", &note)
+        .env("SPOOL_TEST_NOTE_AT", "600");
+    let (first, stderr) = run_app_within(cmd, BOUND);
+    assert_eq!(first["pending"], 1200, "{stderr}");
+
+    let frames = frames(&dir);
+    let holds = |f: &Frame| {
+        let bytes = std::fs::read(&f.segment).unwrap();
+        bytes[f.offset..f.offset + f.len]
+            .windows(forged.len())
+            .position(|w| w == forged.as_slice())
+    };
+    let carrier = frames
+        .iter()
+        .position(|f| holds(f).is_some())
+        .expect("the forged frame is in an entry, as it was given");
+    assert!(
+        carrier + 1 < frames.len(),
+        "entries after the carrier: {carrier} of {}",
+        frames.len()
+    );
+    // One byte of the carrier's body before the forged frame; its length intact.
+    let damaged = &frames[carrier];
+    let mut bytes = std::fs::read(&damaged.segment).unwrap();
+    bytes[damaged.offset + 8 + 5 + holds(damaged).unwrap() / 2] ^= 0x01;
+    std::fs::write(&damaged.segment, &bytes).unwrap();
+    let before: u64 = frames[..carrier].iter().map(|f| f.records).sum();
+    let lost = before..before + damaged.records;
+    let kept: Vec<u64> = (0..1200).filter(|n| !lost.contains(n)).collect();
+
+    let Some(receiver) = receiver() else { return };
+    let (next, stderr) = run_bounded(&receiver.endpoint(), &dir, 0, 0);
+    assert_eq!(
+        (
+            next["exported"],
+            next["rejected"],
+            next["pending"],
+            next["torn"]
+        ),
+        (kept.len() as u64, 0, 0, damaged.len as u64),
+        "{stderr}"
+    );
+    assert_eq!(received_ns(&receiver, kept.len()), kept);
 }
