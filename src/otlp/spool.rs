@@ -38,7 +38,20 @@
 //!
 //! The directory is checked and every file in it opened as `files.rs` describes: only
 //! regular files, never through a link, never blocking, segments no larger than the
-//! spool writes; the rest is refused, left alone and reported once.
+//! spool writes; the rest is refused, left alone and reported once. Left alone means
+//! never deleted or truncated either: a segment the cursor says was accepted is
+//! deleted only after the same checks pass on it (a file the spool may not open, or
+//! one too large, may hold what is not its own), and a consumed segment only while
+//! its name is still a regular file.
+//!
+//! # Damage and errors
+//!
+//! Only damage is skipped: an entry whose checksum or framing fails, or that was cut
+//! short or deleted underneath. An error reading an entry (EIO, EMFILE, a segment
+//! briefly not a regular file) is not damage: the entry stays on disk and in the
+//! queue, the error is said once, and the export thread tries again with backoff, so
+//! that a transient error never costs the backlog. `frame.rs` says what the checksum
+//! does and does not defend against (a CRC is not a MAC).
 //!
 //! Why CRC-32 through `crc32fast`: the frame only has to catch torn writes and
 //! garbage, not an adversary; `crc32fast` is already in the build through `flate2`
