@@ -97,7 +97,8 @@ impl OtlpStats {
 
     /// Records not delivered: still unsent when shutdown's time ran out (the
     /// collector was down or too slow), or answered with a redirect, which is not
-    /// followed.
+    /// followed (without a spool: a spooled request answered with a redirect stays on
+    /// disk and is retried).
     ///
     /// ```
     /// assert_eq!(tracing_telemetry::OtlpStats::default().undelivered(), 0);
@@ -275,7 +276,9 @@ enum Msg {
 /// * **Redirects** (3xx) are not followed: the records and the configured headers go
 ///   to the configured endpoint only. The batch is counted as
 ///   [`undelivered`](OtlpStats::undelivered), reported once (with the status and the
-///   origin the collector pointed at), and not retried.
+///   origin the collector pointed at), and not retried. With a spool, a redirected
+///   request stays on disk and is retried with backoff like a transient failure (an
+///   auth proxy answering 302 for a while must not drain the spool).
 /// * **The spool** ([`OtlpConfig::with_spool_dir`], `TELEMETRY_SPOOL_DIR`): every
 ///   batch is written to disk and synced before its first send, and forgotten once
 ///   the collector accepts or refuses it; spooled requests go out oldest first (an
