@@ -117,6 +117,11 @@ struct Stub {
 
 impl Stub {
     fn start(answer: impl Fn(&Seen) -> String + Send + Sync + 'static) -> Stub {
+        Stub::start_bytes(move |seen| answer(seen).into_bytes())
+    }
+
+    /// [`start`](Self::start), for answers that are not text (a protobuf body).
+    fn start_bytes(answer: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -168,14 +173,14 @@ impl Drop for Stub {
     }
 }
 
-fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &dyn Fn(&Seen) -> String) {
+fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &dyn Fn(&Seen) -> Vec<u8>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(stream);
     while let Some((head, _body)) = otlp_receiver::read_request(&mut reader) {
         let seen = Seen { head };
         let response = answer(&seen);
         log.lock().unwrap().push(seen);
-        if reader.get_mut().write_all(response.as_bytes()).is_err() {
+        if reader.get_mut().write_all(&response).is_err() {
             return;
         }
     }
@@ -418,6 +423,249 @@ fn a_query_in_the_endpoint_stays_after_the_signal_path() {
         "{stderr}"
     );
     assert_eq!(example_counts(&stderr)[0], EVENTS, "{stderr}");
+}
+
+/// A `/` in the user information ends the authority early: in
+/// `https://AbC/dEf==@collector:4318` the host is `AbC`, and everything after it would
+/// be the path, printed in every message. Such a URL is refused at start, with an error
+/// that says how to write it (`%2F`) and does not show the credentials.
+#[test]
+fn a_slash_in_the_credentials_is_refused_at_start_without_showing_them() {
+    // Something to connect to, had the URL been taken as meaning 127.0.0.1.
+    let collector = Stub::start(|_| empty_answer("200 OK"));
+    for endpoint in [
+        format!("http://AbC/s3cret-pw==@127.0.0.1:{}", collector.port),
+        format!("http://user:2024/s3cret-pw@127.0.0.1:{}", collector.port),
+        format!(
+            "http://user:s3cret-pw/x@127.0.0.1:{}/base?token=t0ken-value",
+            collector.port
+        ),
+    ] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ] {
+            let (out, stdout, stderr) = run(&[
+                (var, endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+            ]);
+            assert!(
+                !out.status.success(),
+                "{var}={endpoint} was accepted\nstderr: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("for {var} (expected ")) && stderr.contains("%2F"),
+                "{var}={endpoint}: {stderr}"
+            );
+            assert_hidden(&endpoint, &stdout, &stderr);
+        }
+    }
+    assert_eq!(collector.connections(), 0, "{:?}", collector.seen());
+}
+
+/// An empty or one-letter user information (`http://@host`, `http://a@host`) or query
+/// leaves the messages as they are: the secret is taken out where it stands as one,
+/// not out of every word that holds its letters (an empty one, out of the gaps between
+/// all of them).
+#[test]
+fn empty_or_short_credentials_do_not_garble_the_messages() {
+    let refusing = Stub::start(|_| {
+        "HTTP/1.1 400 Bad Request\r\ncontent-length: 26\r\n\r\nbad payload: a field is x "
+            .to_owned()
+    });
+    for (userinfo, query, shown) in [
+        ("@", "", "http://***@127.0.0.1:{port}/v1/logs"),
+        ("a@", "", "http://***@127.0.0.1:{port}/v1/logs"),
+        ("a:@", "?x", "http://***@127.0.0.1:{port}/v1/logs?***"),
+        ("", "?a", "http://127.0.0.1:{port}/v1/logs?***"),
+    ] {
+        let endpoint = format!("http://{userinfo}127.0.0.1:{}/{query}", refusing.port);
+        let (out, _, stderr) = run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+        assert!(out.status.success(), "{endpoint}: {stderr}");
+        let shown = shown.replace("{port}", &refusing.port.to_string());
+        let told = format!(
+            "the otlp collector at {shown} rejected 3 records (HTTP 400: bad payload: a field is x);"
+        );
+        assert!(
+            stderr.contains(&told),
+            "{endpoint}: no {told:?} in\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("*****") && !stderr.contains("*a*") && !stderr.contains("***x"),
+            "{endpoint}: {stderr}"
+        );
+    }
+}
+
+/// An OTLP partial-success answer (`ExportLogsServiceResponse` and
+/// `ExportMetricsServiceResponse` have the same shape): `partial_success` (field 1)
+/// with the rejected count (field 1) and `error_message` (field 2).
+fn partial_success(rejected: u64, message: &str) -> Vec<u8> {
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let mut inner = vec![0x08];
+    varint(rejected, &mut inner);
+    inner.push(0x12);
+    varint(message.len() as u64, &mut inner);
+    inner.extend_from_slice(message.as_bytes());
+    let mut body = vec![0x0a];
+    varint(inner.len() as u64, &mut body);
+    body.extend(inner);
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend(body);
+    answer
+}
+
+/// The `error_message` of a partial-success answer is the collector's text: a newline,
+/// an ANSI escape or 10 KB of it do not reach stderr; the message is one line, without
+/// control characters, its collector part at most 200 characters.
+#[test]
+fn a_partial_success_message_is_printed_as_one_clean_short_line() {
+    let message = format!(
+        "first line\nsecond \u{1b}[31mred\u{1b}[0m\r{}",
+        "x".repeat(10_000)
+    );
+    let collector = Stub::start_bytes(move |_| partial_success(1, &message));
+    let (out, _, stderr) = run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url())]);
+    assert!(out.status.success(), "{stderr}");
+    let [exported, _, rejected, ..] = example_counts(&stderr);
+    assert_eq!(
+        (exported, rejected),
+        (EVENTS - 1, 1),
+        "{}",
+        &stderr[..stderr.len().min(4000)]
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "a control character reached stderr: {:?}",
+        &stderr[..stderr.len().min(4000)]
+    );
+    for (start, what) in [
+        (
+            "the otlp collector at ",
+            "partial success: first linesecond [31mred[0m",
+        ),
+        (
+            "cannot push metrics to the otlp collector at ",
+            "1 data points rejected: first linesecond [31mred[0m",
+        ),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("telemetry: {start}")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no line starting {start:?} in {:?}",
+                    &stderr[..stderr.len().min(4000)]
+                )
+            });
+        assert!(line.contains(what), "{line}");
+        assert!(line.len() < 600, "{} characters: {line}", line.len());
+        let xs = line.chars().filter(|&c| c == 'x').count();
+        assert!(xs < 200, "{xs} x: {line}");
+    }
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("second")),
+        "{:?}",
+        &stderr[..stderr.len().min(4000)]
+    );
+}
+
+/// A certificate variable that names a FIFO: opening one to read blocks until a writer
+/// comes, which never happens, so start-up would hang for ever. It is refused at once
+/// (not a regular file), naming the variable and the path.
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_a_certificate_file_is_refused_without_hanging() {
+    let dir = std::env::temp_dir().join(format!("telemetry-otlp-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let fifo = dir.join("ca.pem").display().to_string();
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {fifo}");
+    for (env, var) in [
+        (
+            vec!["OTEL_EXPORTER_OTLP_CERTIFICATE"],
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        ),
+        (
+            vec!["OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE"],
+            "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        ),
+        (
+            vec![
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ],
+            "OTEL_EXPORTER_OTLP_CLIENT_",
+        ),
+    ] {
+        let child = otlp_example()
+            .envs(env.iter().map(|var| (var, &fifo)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the otlp example");
+        // Kills the example if the test fails while it runs.
+        struct Kill(Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Kill(child);
+        // Generous: the promise is "does not hang", not "is fast".
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait for the example") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{var}={fifo}: start-up still blocked after 60 s"
+            );
+            thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success(), "{var}={fifo} was accepted: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("otlp example: "))
+            .unwrap_or_else(|| panic!("{var}: no error in {stderr}"));
+        assert!(
+            line.contains(var)
+                && line.contains(&format!("\"{fifo}\""))
+                && line.contains("not a regular file"),
+            "{var}: {line}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------

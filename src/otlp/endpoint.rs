@@ -8,7 +8,24 @@
 //! (`?api-key=...`). Every message that names the collector (a delivery failure, a
 //! failed metrics push, a refusal, an invalid value) shows [`Endpoint::shown`], where
 //! the user information and the query are replaced by `***`, and
-//! [`Endpoint::scrub`] takes them out of any text a library or the collector wrote.
+//! [`Endpoint::clean`] takes them (and control characters) out of any text a library
+//! or the collector wrote, cut to 200 characters.
+//!
+//! A `/` in the user information is refused at start. The authority of a URL ends at
+//! its first `/`, so in `https://AbC/dEf==@collector:4318` the host is `AbC` and the
+//! rest is the path: the URL does not mean what it was written to mean, requests
+//! would go to the wrong host, and the credentials would be printed as the path in
+//! every message. Any `@` in the path is taken for that mistake (the error says to
+//! write `/` in credentials as `%2F`, and an `@` that belongs to the path as `%40`):
+//! refusing is clearer than guessing which `@` was meant, and collector paths hold no
+//! `@`.
+//!
+//! Taking secrets out of text: the whole user information (`user:password`) and the
+//! whole query are the secrets. One of at least [`BARE_SECRET_MIN`] characters is
+//! replaced wherever it appears (a collector may echo a token on its own); a shorter
+//! one only where it stands as user information (followed by `@`) or as a query
+//! (after `?`), so that `http://a@host` does not turn every `a` of a message into
+//! `***`. An empty one is no secret at all.
 //!
 //! Query and fragment (`specification/protocol/exporter.md`, "Endpoint URLs for
 //! OTLP/HTTP"): an implementation MUST honour scheme, host, port and path, and MAY
@@ -27,6 +44,23 @@ use crate::config::ConfigError;
 /// What replaces a secret in printed text.
 const HIDDEN: &str = "***";
 
+/// The shortest secret taken out of text wherever it appears; a shorter one is taken
+/// out only where it stands as user information or query (see the module docs).
+const BARE_SECRET_MIN: usize = 6;
+
+/// The most characters of a text from outside (a collector's message, a library's
+/// error) that a message shows.
+const OUTSIDE_TEXT_MAX: usize = 200;
+
+/// A part of the URL that messages never show.
+#[derive(Clone, PartialEq, Eq)]
+enum Secret {
+    /// The user information, as given: in text, followed by `@`.
+    UserInfo(String),
+    /// The query without its `?`, as given: in text, after `?`.
+    Query(String),
+}
+
 /// One signal's URL, and how to print it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
@@ -40,8 +74,9 @@ pub(crate) struct Endpoint {
     basic_auth: Option<String>,
     /// `url` with the user information and the query replaced by `***`.
     shown: String,
-    /// The user information and the query as given, to take out of other text.
-    secrets: Vec<String>,
+    /// The user information and the query as given (when not empty), to take out of
+    /// other text.
+    secrets: Vec<Secret>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -90,6 +125,13 @@ impl Endpoint {
         let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, after) = rest.split_at(authority_len);
         let (path, query) = after.split_at(after.find('?').unwrap_or(after.len()));
+        if path.contains('@') {
+            return Err(invalid(
+                "expected no @ in the path: the host ends at the first /, so a / in a user \
+                 name, password or token puts the credentials in the path; write each / in \
+                 them as %2F (and an @ that belongs to the path as %40)",
+            ));
+        }
         let path = match form {
             Form::Base(signal_path) => {
                 let sep = if path.ends_with('/') { "" } else { "/" };
@@ -121,7 +163,9 @@ impl Endpoint {
         if let Some(userinfo) = userinfo {
             shown.push_str(HIDDEN);
             shown.push('@');
-            secrets.push(userinfo.to_owned());
+            if !userinfo.is_empty() {
+                secrets.push(Secret::UserInfo(userinfo.to_owned()));
+            }
         }
         shown.push_str(host);
         shown.push_str(&path);
@@ -129,10 +173,10 @@ impl Endpoint {
         if query.len() > 1 {
             shown.push('?');
             shown.push_str(HIDDEN);
-            secrets.push(query[1..].to_owned());
+            secrets.push(Secret::Query(query[1..].to_owned()));
         }
         // The longest first, so that a secret inside another is not left half shown.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.text().len()));
         Ok(Endpoint {
             url: format!("{scheme}://{authority}{path}{query}"),
             request_url: format!("{scheme}://{host}{path}{query}"),
@@ -167,14 +211,49 @@ impl Endpoint {
         &self.shown
     }
 
-    /// `text` with every occurrence of the URL's user information or query replaced
-    /// by `***` (for an error a library wrote, or an answer from the collector).
+    /// `text` with the URL's user information and query replaced by `***` (for an
+    /// error a library wrote, or an answer from the collector): the URL itself becomes
+    /// [`shown`](Self::shown), a secret of at least [`BARE_SECRET_MIN`] characters is
+    /// replaced wherever it appears, a shorter one where it stands as user information
+    /// (`a@`) or query (`?a`).
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut text = text.replace(&self.url, &self.shown);
         for secret in &self.secrets {
-            text = text.replace(secret.as_str(), HIDDEN);
+            text = match secret {
+                _ if secret.text().chars().count() >= BARE_SECRET_MIN => {
+                    text.replace(secret.text(), HIDDEN)
+                }
+                Secret::UserInfo(userinfo) => {
+                    text.replace(&format!("{userinfo}@"), &format!("{HIDDEN}@"))
+                }
+                Secret::Query(query) => text.replace(&format!("?{query}"), &format!("?{HIDDEN}")),
+            };
         }
         text
+    }
+
+    /// A text from outside (a collector's message, a library's error) as a message may
+    /// show it: control characters (newlines, escapes) removed, the URL's secrets
+    /// taken out ([`scrub`](Self::scrub)), then cut to [`OUTSIDE_TEXT_MAX`] characters
+    /// (`...` marks a cut), and trimmed.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        // Control characters first, so that a secret split by one is still found.
+        let printable: String = text.chars().filter(|c| !c.is_control()).collect();
+        let scrubbed = self.scrub(&printable);
+        let scrubbed = scrubbed.trim();
+        let mut shown: String = scrubbed.chars().take(OUTSIDE_TEXT_MAX).collect();
+        if shown.len() < scrubbed.len() {
+            shown.push_str("...");
+        }
+        shown
+    }
+}
+
+impl Secret {
+    fn text(&self) -> &str {
+        match self {
+            Secret::UserInfo(text) | Secret::Query(text) => text,
+        }
     }
 }
 
@@ -315,6 +394,65 @@ mod tests {
         assert!(err("http://c:port").contains(r#""http://c:port""#));
         assert!(err("http://c:65536").contains(r#""http://c:65536""#));
         assert_eq!(base("http://[::1]:4318").url(), "http://[::1]:4318/v1/logs");
+    }
+
+    #[test]
+    fn a_slash_in_the_credentials_is_refused_without_showing_them() {
+        for raw in [
+            "https://AbC/dEf==@collector:4318",
+            "http://user:2024/pass@collector:4318/base?token=t0ken",
+            "http://c:4318/path@x",
+        ] {
+            let err = Endpoint::parse("OTEL_EXPORTER_OTLP_ENDPOINT", raw, Form::Base("v1/logs"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("%2F"), "{err}");
+            for secret in ["dEf", "AbC", "/pass", "2024", "t0ken"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+        }
+        // An @ in the query is the query's.
+        assert_eq!(
+            base("http://c:4318?owner=me@example.com").shown(),
+            "http://c:4318/v1/logs?***"
+        );
+        // Percent-encoded, a / is part of the credentials.
+        let e = base("https://AbC%2FdEf==@collector:4318");
+        assert_eq!(e.shown(), "https://***@collector:4318/v1/logs");
+        assert_eq!(e.request_url(), "https://collector:4318/v1/logs");
+    }
+
+    #[test]
+    fn empty_and_short_secrets_leave_text_alone() {
+        let text = "bad payload: a field is x (http://a@c/v1/logs?x)";
+        let e = base("http://@c");
+        assert_eq!(e.shown(), "http://***@c/v1/logs");
+        assert_eq!(e.scrub(text), text);
+        let e = base("http://a@c?x");
+        assert_eq!(
+            e.scrub(text),
+            "bad payload: a field is x (http://***@c/v1/logs?***)"
+        );
+        assert_eq!(e.scrub("http://a@c/v1/logs?x"), "http://***@c/v1/logs?***");
+        assert_eq!(base("http://c?").scrub(text), text);
+        // From six characters on, a secret is taken out wherever it is.
+        let e = base("http://abcdef@c?k=12");
+        assert_eq!(e.scrub("key abcdef, k=12"), "key ***, k=12");
+        assert_eq!(e.scrub("?k=12"), "?***");
+    }
+
+    #[test]
+    fn outside_text_is_cleaned_scrubbed_and_cut() {
+        let e = base("http://user:s3cret@c:4318");
+        assert_eq!(
+            e.clean("first\nsecond \u{1b}[31mred\u{1b}[0m\r\n"),
+            "firstsecond [31mred[0m"
+        );
+        assert_eq!(e.clean("user:s3c\nret is wrong"), "*** is wrong");
+        let long = e.clean(&"x".repeat(10_000));
+        assert_eq!(long, format!("{}...", "x".repeat(200)));
+        let cut = e.clean(&format!("{}user:s3cret", "x".repeat(195)));
+        assert_eq!(cut, format!("{}***", "x".repeat(195)));
     }
 
     #[test]

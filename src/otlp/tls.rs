@@ -21,6 +21,11 @@
 //!   and a key): both or neither. The key may be PKCS#8, PKCS#1 (RSA) or SEC1 (EC),
 //!   unencrypted. Its contents are never printed, and `Debug` shows paths only.
 //! * Files are read once, at start; a renewed certificate takes a restart.
+//! * **Only regular files** (links to them are fine: mounted secrets are links). The
+//!   file is opened without blocking (`O_NONBLOCK` on Unix, which changes nothing for
+//!   a regular file) and checked with `fstat` before a byte is read: opening a FIFO
+//!   to read would otherwise wait for a writer for ever, and a device could be read
+//!   without end, at start, telemetry on or off.
 //! * `rustls` (already in the build under `ureq`) checks each certificate and the
 //!   key, with the same code that later uses them.
 
@@ -156,7 +161,7 @@ fn read(variable: &str, path: &Path, expected: &str) -> Result<Vec<u8>, ConfigEr
             ),
         )
     };
-    let file = std::fs::File::open(path).map_err(|err| fail(err.to_string()))?;
+    let file = open(path).map_err(|err| fail(err.to_string()))?;
     let meta = file.metadata().map_err(|err| fail(err.to_string()))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".to_owned()));
@@ -169,6 +174,19 @@ fn read(variable: &str, path: &Path, expected: &str) -> Result<Vec<u8>, ConfigEr
         return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
     Ok(bytes)
+}
+
+/// Opens `path` to read without waiting: a FIFO with no writer does not block (see
+/// the module docs); [`read`] then refuses what is not a regular file.
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    options.open(path)
 }
 
 /// Every certificate in a PEM file (other sections are skipped); at least one.

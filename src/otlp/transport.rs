@@ -13,8 +13,12 @@
 //! be corrected.
 //!
 //! Messages name the collector by [`Endpoint::shown`](super::endpoint::Endpoint::shown):
-//! credentials and query stay out of them, and out of the reasons ureq or the
-//! collector give.
+//! credentials and query stay out of them. Every text that comes from outside (a
+//! partial-success `error_message`, an error body, ureq's description of a network or
+//! TLS error) goes through [`Endpoint::clean`](super::endpoint::Endpoint::clean) before
+//! it is part of an outcome: one line without control characters (a collector cannot
+//! forge log lines or send terminal escapes), at most 200 characters (a 64 KiB answer
+//! is not printed), and without the URL's secrets.
 
 use std::io::Write;
 use std::time::Duration;
@@ -24,7 +28,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use prost::Message;
 
 use super::config::{OtlpCompression, Signal, SignalConfig};
-use super::endpoint::location_origin;
+use super::endpoint::{location_origin, Endpoint};
 
 /// The most of a response body that is read (the specification's default maximum
 /// response size is 4 MiB; a summary needs far less).
@@ -165,7 +169,7 @@ impl Transport {
         }
         let mut response = match request.send(body) {
             Ok(response) => response,
-            Err(err) => return outcome_of_error(err),
+            Err(err) => return outcome_of_error(&self.config.endpoint, err),
         };
         let status = response.status().as_u16();
         if (300..=399).contains(&status) {
@@ -207,7 +211,7 @@ impl Transport {
                 let (rejected, message) = partial.unwrap_or_default();
                 Outcome::Accepted {
                     rejected: u64::try_from(rejected).unwrap_or(0),
-                    message,
+                    message: self.config.endpoint.clean(&message),
                 }
             }
             429 | 502 | 503 | 504 => Outcome::Retry {
@@ -215,16 +219,21 @@ impl Transport {
                 retry_after,
             },
             _ => Outcome::Permanent {
-                reason: format!("HTTP {status}{}", summary(&body)),
+                reason: format!("HTTP {status}{}", summary(&self.config.endpoint, &body)),
             },
         }
     }
 }
 
 /// Connection problems and timeouts are transient; a URL or TLS setup that cannot
-/// work is not.
-fn outcome_of_error(err: ureq::Error) -> Outcome {
-    let reason = format!("{err}{}", certificate_hint(&err));
+/// work is not. ureq's text is cleaned (it may quote what the server sent); the hint
+/// after it is ours.
+fn outcome_of_error(endpoint: &Endpoint, err: ureq::Error) -> Outcome {
+    let reason = format!(
+        "{}{}",
+        endpoint.clean(&err.to_string()),
+        certificate_hint(&err)
+    );
     match err {
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
@@ -261,14 +270,9 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// A short, printable part of an error response: the `google.rpc.Status` message a
-/// collector sends, or the start of a text body.
-fn summary(body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(body)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let text = text.trim();
+/// collector sends, or the start of a text body, cleaned.
+fn summary(endpoint: &Endpoint, body: &[u8]) -> String {
+    let text = endpoint.clean(&String::from_utf8_lossy(body));
     if text.is_empty() {
         String::new()
     } else {
