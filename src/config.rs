@@ -865,6 +865,12 @@ impl Config {
         destinations: impl IntoIterator<Item = Destination>,
     ) -> Self {
         self.destinations.clear();
+        // The otlp destination the environment gave, and why it could not start, are
+        // gone with it.
+        #[cfg(feature = "otlp")]
+        {
+            self.otlp_error = None;
+        }
         for destination in destinations {
             self = self.with_destination(destination);
         }

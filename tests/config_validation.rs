@@ -594,3 +594,26 @@ fn with_the_otlp_exporter_an_invalid_otel_variable_stops_only_an_app_with_teleme
         assert!(on.to_string().contains(&format!("{value:?}")), "{on}");
     }
 }
+
+/// The `otlp` destination that the environment refused (telemetry off), replaced in
+/// code by one built there: the one built in code starts.
+#[cfg(feature = "otlp")]
+#[test]
+fn destinations_set_in_code_drop_the_refused_otlp_one_of_the_environment() {
+    let config = tracing_telemetry::Config::from_iter([
+        ("TELEMETRY_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ])
+    .unwrap()
+    .with_enabled(true);
+    let err = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config).unwrap_err();
+    assert!(
+        err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "{err}"
+    );
+    let config =
+        config.with_destinations([Destination::Otlp(tracing_telemetry::OtlpConfig::new())]);
+    let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)
+        .expect("the otlp destination built in code starts");
+    drop(guard);
+}

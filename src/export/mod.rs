@@ -134,7 +134,9 @@ impl DestinationStats {
         self.exporter
     }
 
-    /// Its counts: written (for OTLP, accepted by the collector), dropped, failed.
+    /// Its counts: written (for OTLP, accepted by the collector), dropped, failed. The
+    /// Prometheus endpoint writes nothing per record (its series are read on scrape),
+    /// so it counts only the records it dropped because it could not start.
     ///
     /// ```
     /// # let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
