@@ -443,7 +443,7 @@ fn each_destination_counts_what_reached_it() {
     let dir = support::temp_dir("load-per-destination");
     let file = dir.join("t.jsonl");
     let out = support::example("load")
-        .args(["--threads", "2", "--records", "1000"])
+        .args(["--threads", "2", "--records", "1000", "--per-destination"])
         .env("TELEMETRY_ENABLED", "true")
         .env("TELEMETRY_EXPORTER", "file,stdout")
         .env("TELEMETRY_FILE", &file)
