@@ -101,46 +101,7 @@ fn otlp_example() -> Command {
 
 /// Like [`otlp_example`], for any example, built with the `otlp` feature.
 fn example_with_otlp(name: &str) -> Command {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    {
-        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        // The features this test was built with, so that cargo reuses the library
-        // it just built instead of building it again for another feature set.
-        let mut features = vec!["otlp"];
-        if cfg!(feature = "prometheus") {
-            features.push("prometheus");
-        }
-        if cfg!(feature = "tracing-opentelemetry") {
-            features.push("tracing-opentelemetry");
-        }
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name, "--features"])
-            .arg(features.join(","))
-            .args((!cfg!(debug_assertions)).then_some("--release"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example otlp");
-        assert!(
-            status.success(),
-            "cargo build --features otlp --example {name} failed"
-        );
-    }
-    let mut cmd = Command::new(
-        dir.join("examples")
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
-    );
-    for (var, _) in std::env::vars_os() {
-        let name = var.to_string_lossy();
-        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || name == "RUST_LOG" {
-            cmd.env_remove(var);
-        }
-    }
-    cmd
+    otlp_receiver::example(name)
 }
 
 fn run_example(receiver: &Receiver, env: &[(&str, &str)]) -> String {

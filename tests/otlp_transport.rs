@@ -14,7 +14,7 @@
 #[allow(dead_code, reason = "not every helper is used by each suite")]
 mod otlp_receiver;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -22,47 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-/// Builds `examples/otlp.rs` with the features this test was built with (so that cargo
-/// reuses the library it just built) and returns a command for it with no
-/// `TELEMETRY_*`, `OTEL_*` or `RUST_LOG` inherited from the developer's shell.
+/// `examples/otlp.rs`, built with the features of this test run, with nothing
+/// inherited from the developer's shell.
 fn otlp_example() -> Command {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    {
-        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let mut features = vec!["otlp"];
-        if cfg!(feature = "prometheus") {
-            features.push("prometheus");
-        }
-        if cfg!(feature = "tracing-opentelemetry") {
-            features.push("tracing-opentelemetry");
-        }
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "otlp", "--features"])
-            .arg(features.join(","))
-            .args((!cfg!(debug_assertions)).then_some("--release"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example otlp");
-        assert!(status.success(), "cargo build --example otlp failed");
-    }
-    let mut cmd = Command::new(
-        dir.join("examples")
-            .join(format!("otlp{}", std::env::consts::EXE_SUFFIX)),
-    );
-    for (var, _) in std::env::vars_os() {
-        let name = var.to_string_lossy();
-        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || name == "RUST_LOG" {
-            cmd.env_remove(var);
-        }
-    }
-    cmd
+    otlp_receiver::example("otlp")
 }
 
 /// Runs the example with `env`; its output as text.
@@ -792,18 +755,7 @@ impl Drop for Pki {
 /// it) behind TLS: Python's `ssl` wraps its listening socket with the server
 /// certificate, and asks for a client certificate signed by the CA when `client_ca`
 /// says so. Killed when dropped.
-struct TlsReceiver {
-    child: Child,
-    port: u16,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Drop for TlsReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+struct TlsReceiver(otlp_receiver::Receiver);
 
 const TLS_WRAPPER: &str = r#"
 import ssl, sys
@@ -831,79 +783,22 @@ impl TlsReceiver {
     /// The receiver, or `None` (after saying SKIPPED) where Python with oteltest is
     /// missing; under `CI=true` a missing receiver fails the test.
     fn start(pki: &Pki, client_ca: bool) -> Option<TlsReceiver> {
-        let python = match std::env::var_os("OTLP_RECEIVER_PYTHON") {
-            Some(path) => PathBuf::from(path),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oteltest-venv/bin/python"),
-        };
-        let missing = |why: String| {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "the OTLP receiver is required in CI: {why}"
-            );
-            println!("SKIPPED: OTLP over TLS ({why}; run .ci/run once to install it)");
-        };
-        let spawned = Command::new(&python)
-            .args(["-c", TLS_WRAPPER])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support"))
-            .args([pki.path("server.pem"), pki.path("server.key")])
-            .arg(if client_ca {
-                pki.path("ca.pem")
-            } else {
-                String::new()
-            })
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(err) => {
-                missing(format!("cannot run {}: {err}", python.display()));
-                return None;
-            }
-        };
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&requests);
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = line.strip_prefix("LISTENING ") {
-                    let _ = port_tx.send(port.trim().parse::<u16>().ok());
-                } else if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    sink.lock().unwrap().push(value);
-                }
-            }
-        });
-        let mut receiver = TlsReceiver {
-            child,
-            port: 0,
-            requests,
-        };
-        match port_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(port)) => {
-                receiver.port = port;
-                Some(receiver)
-            }
-            _ => {
-                let _ = receiver.child.kill();
-                let mut err = String::new();
-                if let Some(mut stderr) = receiver.child.stderr.take() {
-                    let _ = stderr.read_to_string(&mut err);
-                }
-                let last = err.lines().last().unwrap_or("no output").to_owned();
-                missing(format!(
-                    "{} could not start the receiver: {last}",
-                    python.display()
-                ));
-                None
-            }
-        }
+        let receiver = otlp_receiver::launch("OTLP over TLS", |python| {
+            python
+                .args(["-c", TLS_WRAPPER])
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support"))
+                .args([pki.path("server.pem"), pki.path("server.key")])
+                .arg(if client_ca {
+                    pki.path("ca.pem")
+                } else {
+                    String::new()
+                });
+        })?;
+        Some(TlsReceiver(receiver))
     }
 
     fn endpoint(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.0.port)
     }
 
     /// The signals of the requests received so far, waiting (at most 20 s) until
@@ -912,6 +807,7 @@ impl TlsReceiver {
         let started = Instant::now();
         loop {
             let signals: Vec<String> = self
+                .0
                 .requests
                 .lock()
                 .unwrap()
@@ -928,7 +824,7 @@ impl TlsReceiver {
     /// The log records received, by event name.
     fn event_names(&self) -> Vec<String> {
         let mut names = Vec::new();
-        for request in self.requests.lock().unwrap().iter() {
+        for request in self.0.requests.lock().unwrap().iter() {
             for rl in request["request"]["resourceLogs"]
                 .as_array()
                 .into_iter()

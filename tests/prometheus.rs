@@ -11,7 +11,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -324,30 +324,7 @@ fn a_real_prometheus_scrapes_what_the_service_emitted() {
     // promtool lints the exposition a plain GET gets.
     let (status, exposition) = get(service_addr, "/metrics");
     assert_eq!(status, 200);
-    check_with_promtool(&promtool, &exposition);
-}
-
-fn check_with_promtool(promtool: &Path, exposition: &str) {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\non:\n{exposition}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::check_with_promtool(&promtool, &exposition);
 }
 
 #[cfg_attr(
@@ -398,7 +375,7 @@ fn promtool_accepts_every_kind_of_series_and_odd_names() {
             "{expected:?} missing from:\n{text}"
         );
     }
-    check_with_promtool(&promtool, &text);
+    support::check_with_promtool(&promtool, &text);
     exporter.shutdown();
 }
 

@@ -13,7 +13,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -388,45 +387,6 @@ fn port_zero_reports_the_port_the_system_chose() {
     assert!(time_to_answer(addr, Duration::from_secs(60)).is_some());
 }
 
-/// `prometheus`'s `promtool`, or: in CI a failure, elsewhere `None` after saying
-/// SKIPPED.
-fn promtool(test: &str) -> Option<PathBuf> {
-    let found = std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("promtool"))
-        .find(|path| path.is_file());
-    if found.is_none() {
-        let why = "promtool is not on PATH (install Debian's prometheus package: apt-get install prometheus)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: {why}; CI=true requires it");
-        }
-        println!("SKIPPED: {test}: {why}");
-    }
-    found
-}
-
-fn check_with_promtool(promtool: &Path, exposition: &str) {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\non:\n{exposition}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// One `GET /metrics` with `accept`; the body of a 200.
 fn get_metrics(addr: SocketAddr, accept: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -485,7 +445,7 @@ fn clashing_names_app() {
 #[test]
 fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
     let test = "names_that_clash_once_sanitized_are_served_once_and_reported_once";
-    let Some(promtool) = promtool(test) else {
+    let Some(promtool) = support::promtool(test) else {
         return;
     };
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -536,7 +496,7 @@ fn names_that_clash_once_sanitized_are_served_once_and_reported_once() {
     let stderr = process.stderr();
     println!("the app's standard error:\n{stderr}");
 
-    check_with_promtool(&promtool, &text);
+    support::check_with_promtool(&promtool, &text);
     for (format, body) in [("text", &text), ("OpenMetrics", &openmetrics)] {
         let family_lines = |name: &str| {
             body.lines()

@@ -47,17 +47,27 @@ fn python() -> PathBuf {
 /// The receiver on `port` (0: a free one), or `None` (after saying SKIPPED for
 /// `suite`) where it cannot run; under `CI=true` a missing receiver fails the test.
 pub fn start(port: u16, suite: &str) -> Option<Receiver> {
-    let python = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_receiver.py");
+    launch(suite, |python| {
+        python.arg(&script).arg(port.to_string());
+    })
+}
+
+/// The receiver as the Python interpreter runs it with the arguments `args` gives
+/// (the script, or a wrapper around it such as one serving TLS); it prints
+/// `LISTENING <port>`, then one JSON line per request. `None` (after saying SKIPPED
+/// for `suite`) where it cannot run; under `CI=true` a missing receiver fails the test.
+pub fn launch(suite: &str, args: impl FnOnce(&mut Command)) -> Option<Receiver> {
+    let python = python();
     let missing = |why: String| {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("the OTLP receiver is required in CI: {why}");
         }
         println!("SKIPPED: {suite} ({why}; run .ci/run once to install it)");
     };
-    let spawned = Command::new(&python)
-        .arg(&script)
-        .arg(port.to_string())
+    let mut command = Command::new(&python);
+    args(&mut command);
+    let spawned = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,6 +117,52 @@ pub fn start(port: u16, suite: &str) -> Option<Receiver> {
             None
         }
     }
+}
+
+/// `name`, an example, built with the `otlp` feature and whichever of `prometheus` and
+/// `tracing-opentelemetry` this test run has (so that cargo reuses the library it just
+/// built instead of building it again for another feature set); a command for it with
+/// no `TELEMETRY_*`, `OTEL_*` or `RUST_LOG` inherited from the developer's shell.
+pub fn example(name: &str) -> Command {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    {
+        let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let mut features = vec!["otlp"];
+        if cfg!(feature = "prometheus") {
+            features.push("prometheus");
+        }
+        if cfg!(feature = "tracing-opentelemetry") {
+            features.push("tracing-opentelemetry");
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name, "--features"])
+            .arg(features.join(","))
+            .args((!cfg!(debug_assertions)).then_some("--release"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example");
+        assert!(
+            status.success(),
+            "cargo build --features {} --example {name} failed",
+            features.join(",")
+        );
+    }
+    let mut cmd = Command::new(
+        dir.join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+    );
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("TELEMETRY_") || name.starts_with("OTEL_") || name == "RUST_LOG" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
 }
 
 /// One HTTP/1.1 request read from a stub collector's connection: its head (request

@@ -1,8 +1,9 @@
 //! Running the examples as separate processes, as a user would, and capturing what a
 //! writer is given.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
 /// Builds `example` for this test run (a filtered `cargo test --test x` does not build
@@ -119,4 +120,46 @@ pub fn strace(what: &str) -> Option<&'static str> {
         );
     }
     found.then_some("strace")
+}
+
+/// `prometheus`'s `promtool`, or: in CI a failure, elsewhere `None` after saying
+/// SKIPPED.
+pub fn promtool(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join("promtool"))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        let why = "promtool is not on PATH (install Debian's prometheus package: apt-get install prometheus)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: {why}; CI=true requires it");
+        }
+        println!("SKIPPED: {test}: {why}");
+    }
+    found
+}
+
+/// Runs `promtool check metrics` on `exposition`; fails the test, with promtool's
+/// words, when it does not pass.
+pub fn check_with_promtool(promtool: &Path, exposition: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\non:\n{exposition}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
