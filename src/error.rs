@@ -111,7 +111,7 @@ impl fmt::Display for Error {
             ErrorKind::Open { path, source } => write!(
                 f,
                 "cannot open TELEMETRY_FILE {path:?}: {source} ({})",
-                crate::export::open_hint(source)
+                open_hint(source)
             ),
             ErrorKind::Spawn(source) => {
                 write!(f, "cannot start the telemetry export thread: {source}")
@@ -148,4 +148,20 @@ impl std::error::Error for Error {
             ErrorKind::StaticMaxLevel(_) => None,
         }
     }
+}
+
+/// What to suggest when `TELEMETRY_FILE` cannot be opened.
+fn open_hint(err: &io::Error) -> &'static str {
+    #[cfg(unix)]
+    match err.raw_os_error() {
+        Some(libc::ELOOP) => {
+            return "it is a symbolic link, which telemetry does not follow: name the file itself";
+        }
+        Some(libc::ENXIO) => {
+            return "it is a FIFO that no process is reading: start the reader first";
+        }
+        _ => {}
+    }
+    let _ = err;
+    "check that the directory exists and is writable"
 }

@@ -145,6 +145,8 @@ mod capture;
 #[cfg(feature = "subscriber")]
 mod config;
 #[cfg(feature = "subscriber")]
+mod destinations;
+#[cfg(feature = "subscriber")]
 mod encode;
 #[cfg(feature = "subscriber")]
 mod error;
@@ -158,6 +160,8 @@ mod install;
 mod layer;
 #[cfg(feature = "otlp")]
 mod otlp;
+#[cfg(feature = "subscriber")]
+mod pipeline;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 #[cfg(feature = "subscriber")]

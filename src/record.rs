@@ -527,7 +527,7 @@ impl<'a> Record<'a> {
     }
 
     /// Sets where the call came from, from a call site that lives for the whole program.
-    #[cfg(all(test, feature = "otlp"))]
+    #[cfg(test)]
     pub(crate) fn with_callsite(mut self, callsite: Callsite) -> Self {
         (self.module_path, self.file, self.line) = match callsite {
             Callsite::Event(meta) => (meta.module_path(), meta.file(), meta.line()),
@@ -538,13 +538,11 @@ impl<'a> Record<'a> {
     }
 
     /// The timestamp if some sink has read it already, without reading the clock.
-    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn timestamp_if_read(&self) -> Option<SystemTime> {
         self.timestamp.get().copied()
     }
 
     /// The call site the location came from, for a track call's record.
-    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn callsite(&self) -> Option<Callsite> {
         self.callsite
     }
@@ -827,6 +825,8 @@ pub(crate) enum TagSource<'a> {
     Tags(&'a [Tag<'a>]),
     /// The function form's pairs, borrowed from the call.
     Pairs(&'a [(&'a str, &'a str)]),
+    /// Typed pairs, as a queued record reads back on its worker.
+    Typed(&'a [(&'a str, TagValue<'a>)]),
     /// The macro form's typed fields (or the span fields found for a record), with the
     /// text their strings point into.
     Fields {
@@ -841,6 +841,7 @@ impl<'a> TagSource<'a> {
         match self {
             TagSource::Tags(tags) => tags.len(),
             TagSource::Pairs(pairs) => pairs.len(),
+            TagSource::Typed(pairs) => pairs.len(),
             TagSource::Fields { fields, .. } => fields.len(),
         }
     }
@@ -850,6 +851,7 @@ impl<'a> TagSource<'a> {
         match *self {
             TagSource::Tags(tags) => tags.get(i).copied(),
             TagSource::Pairs(pairs) => pairs.get(i).map(|&(key, value)| Tag::new(key, value)),
+            TagSource::Typed(pairs) => pairs.get(i).map(|&(key, value)| Tag { key, value }),
             TagSource::Fields { fields, text } => fields.get(i).map(|&(key, value)| Tag {
                 key,
                 value: value.resolve(text),

@@ -126,6 +126,44 @@ fn a_full_disk_is_reported_once_and_counted_not_a_crash() {
     );
 }
 
+/// A disk that fills in the middle of a batch (here the file-size limit, which fails
+/// a write part way as a full disk does): the lines that reached the file whole count
+/// as written, the rest as lost, and the summary says exactly that.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_disk_that_fills_mid_batch_counts_as_written_exactly_the_whole_lines_in_the_file() {
+    let dir = temp_dir("fills-mid-batch");
+    let path = dir.join("t.jsonl");
+    let load = load(2, 1_000);
+    // 64 KiB, then every write fails (EFBIG, with SIGXFSZ ignored so it is not fatal).
+    let mut limited = std::process::Command::new("bash");
+    limited
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"")
+        .arg(load.get_program())
+        .args(load.get_args())
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", &path);
+    let (out, _, stderr) = run(&mut limited);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read(&path).unwrap();
+    assert_eq!(text.len(), 64 * 1024, "the limit was reached mid-batch");
+    let whole = text
+        .split(|&b| b == b'\n')
+        .filter(|line| serde_json::from_slice::<serde_json::Value>(line).is_ok())
+        .count();
+    assert!(whole > 0 && whole < 2_000, "{whole} whole lines");
+    assert!(
+        stderr.contains(&format!(
+            "telemetry: export summary: {whole} written, 0 dropped (buffer full), {} lost to write errors",
+            2_000 - whole
+        )),
+        "{whole} whole lines in the file; {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[cfg(unix)]
 #[test]
 fn a_reader_that_closes_the_pipe_is_reported_once_not_a_crash() {

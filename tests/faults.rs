@@ -230,7 +230,7 @@ fn a_file_whose_directory_is_removed_reports_the_loss_once_and_counts_it() {
 #[test]
 fn a_destination_that_hangs_never_blocks_the_app_for_ever() {
     let mut child = example("load")
-        .args(["--threads", "2", "--records", "100000"]) // past the 16 MiB buffer
+        .args(["--threads", "2", "--records", "250000"]) // past the 16 MiB buffer (about 83 bytes a record queued)
         .env("TELEMETRY_ENABLED", "true")
         .env("TELEMETRY_EXPORTER", "stdout")
         .stdout(Stdio::piped()) // never read until the app has exited

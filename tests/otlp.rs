@@ -611,6 +611,33 @@ fn a_collector_that_is_down_costs_the_app_one_report_per_problem_and_a_bounded_e
     );
 }
 
+/// The shutdown summary is written before the process exits, every time: an app
+/// that uses `try_init` and returns from `main` at once, twenty runs in a row.
+#[test]
+fn the_shutdown_summary_reaches_stderr_in_every_run() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut missing = Vec::new();
+    for run in 0..20 {
+        let out = example_with_otlp("quickstart")
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", "otlp")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "100")
+            .output()
+            .expect("run the quickstart");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "run {run}: {stderr}");
+        if !stderr.contains("telemetry: otlp export stopped: 0 records delivered, ") {
+            missing.push((run, stderr));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no summary in {} of 20 runs: {missing:?}",
+        missing.len()
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

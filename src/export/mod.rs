@@ -1,152 +1,28 @@
 //! The exporters `TELEMETRY_EXPORTER` selects, one per destination, behind the one
-//! sink that `try_init` installs.
-//!
-//! JSON lines take three stages, one file each, as tracing-appender splits its
-//! non-blocking writer:
-//!
-//! * [`handoff`]: emitting threads encode into batches of their own and hand them
-//!   over whole; the writer thread takes them. Stats, flush and shutdown live here.
-//! * [`worker`]: the writer thread's loop, generic over any [`Write`].
-//! * [`file`]: the telemetry file (0600, append, no symbolic links, re-opened after
-//!   rotation).
-//!
-//! The line itself comes from [`crate::encode`].
-
-mod file;
-mod handoff;
-mod worker;
+//! sink that `try_init` installs: the fan-out, once per record, to the aggregation
+//! (inline) and to each destination's queue ([`crate::pipeline`]); the destinations
+//! themselves are in [`crate::destinations`] (JSON lines) and [`crate::otlp`].
 
 use std::fmt;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use crate::config::{Config, Destination, Exporter};
 use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::record::Record;
-use crate::report::{self, stderr_line};
+use crate::report;
+#[cfg(feature = "prometheus")]
+use crate::report::stderr_line;
 use crate::sink::Sink;
 
-pub(crate) use file::open_hint;
-use file::AppendFile;
-use handoff::{Handoff, Limits};
-use worker::Worker;
-
-/// How long `try_init` waits for the telemetry file to open (a hung network file
-/// system must not hang the app's start).
-const OPEN_WAIT: Duration = Duration::from_secs(5);
-
-/// Counts of what an exporter did with the records it was given.
-///
-/// For any run, the records made while telemetry was on equal
-/// `written + dropped + failed` once export has stopped.
-///
-/// ```
-/// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
-/// let stats = guard.stats();
-/// assert_eq!((stats.written(), stats.dropped(), stats.failed()), (0, 0, 0));
-/// # Ok::<(), tracing_telemetry::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExportStats {
-    written: u64,
-    dropped: u64,
-    failed: u64,
-}
-
-impl ExportStats {
-    pub(crate) fn new(written: u64, dropped: u64, failed: u64) -> Self {
-        ExportStats {
-            written,
-            dropped,
-            failed,
-        }
-    }
-
-    /// Records written to the destination.
-    ///
-    /// ```
-    /// assert_eq!(tracing_telemetry::ExportStats::default().written(), 0);
-    /// ```
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// Records dropped because the buffer was full, or because export had stopped.
-    ///
-    /// ```
-    /// assert_eq!(tracing_telemetry::ExportStats::default().dropped(), 0);
-    /// ```
-    pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
-
-    /// Records lost to write errors (a full disk, a closed pipe).
-    ///
-    /// ```
-    /// assert_eq!(tracing_telemetry::ExportStats::default().failed(), 0);
-    /// ```
-    pub fn failed(&self) -> u64 {
-        self.failed
-    }
-
-    fn add(self, other: ExportStats) -> ExportStats {
-        ExportStats::new(
-            self.written + other.written,
-            self.dropped + other.dropped,
-            self.failed + other.failed,
-        )
-    }
-}
-
-/// What one destination did: which exporter it is, and its [`ExportStats`]. From
-/// [`Guard::destination_stats`](crate::Guard::destination_stats).
-///
-/// ```
-/// let config = tracing_telemetry::Config::new();
-/// let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&config)?;
-/// let stderr = guard.destination_stats()[0];
-/// assert_eq!(stderr.exporter(), tracing_telemetry::Exporter::Stderr);
-/// assert_eq!(stderr.stats().dropped(), 0);
-/// # Ok::<(), tracing_telemetry::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DestinationStats {
-    exporter: Exporter,
-    stats: ExportStats,
-}
-
-impl DestinationStats {
-    /// The destination's exporter, as `TELEMETRY_EXPORTER` names it.
-    ///
-    /// ```
-    /// # let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
-    /// assert_eq!(guard.destination_stats()[0].exporter().as_str(), "stderr");
-    /// # Ok::<(), tracing_telemetry::Error>(())
-    /// ```
-    pub fn exporter(&self) -> Exporter {
-        self.exporter
-    }
-
-    /// Its counts: written (for OTLP, accepted by the collector), dropped, failed. The
-    /// Prometheus endpoint writes nothing per record (its series are read on scrape),
-    /// so it counts only the records it dropped because it could not start.
-    ///
-    /// ```
-    /// # let (_layer, guard) = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&tracing_telemetry::Config::new())?;
-    /// assert_eq!(guard.destination_stats()[0].stats().written(), 0);
-    /// # Ok::<(), tracing_telemetry::Error>(())
-    /// ```
-    pub fn stats(&self) -> ExportStats {
-        self.stats
-    }
-}
+use crate::destinations::json_lines::{self, JsonLines, Output};
+use crate::pipeline::Policy;
+pub use crate::pipeline::{DestinationStats, ExportStats};
 
 /// One destination's exporter, as [`ExporterSink`] drives it.
 pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
@@ -169,228 +45,6 @@ pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
     /// Whether it writes each record's time (aggregations do not).
     fn writes_time(&self) -> bool {
         true
-    }
-}
-
-/// Where a JSON-lines exporter writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Output {
-    Stdout,
-    Stderr,
-    /// An absolute path, resolved once.
-    File(PathBuf),
-}
-
-impl Output {
-    fn name(&self) -> &'static str {
-        match self {
-            Output::Stdout => "stdout",
-            Output::Stderr => "stderr",
-            Output::File(_) => "file",
-        }
-    }
-}
-
-/// The writer behind an [`Output`].
-enum OutputWriter {
-    Stdout(worker::Stdout),
-    Stderr(worker::Stderr),
-    File(AppendFile),
-}
-
-impl Write for OutputWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            OutputWriter::Stdout(w) => w.write(buf),
-            OutputWriter::Stderr(w) => w.write(buf),
-            OutputWriter::File(w) => w.write(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            OutputWriter::Stdout(w) => w.write_all(buf),
-            OutputWriter::Stderr(w) => w.write_all(buf),
-            OutputWriter::File(w) => w.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            OutputWriter::Stdout(w) => w.flush(),
-            OutputWriter::Stderr(w) => w.flush(),
-            OutputWriter::File(w) => w.flush(),
-        }
-    }
-}
-
-/// JSON lines to one [`Output`], through a [`Handoff`] and a writer thread.
-pub(crate) struct JsonLines {
-    output: Output,
-    encoder: LineEncoder,
-    handoff: Arc<Handoff>,
-    /// Set when export starts: eagerly by `try_init` when telemetry is on, or by the
-    /// first record after it is turned on at run time. `None` if the writer thread
-    /// could not start (then records are dropped and counted).
-    worker: OnceLock<Option<Mutex<Option<JoinHandle<()>>>>>,
-}
-
-impl JsonLines {
-    pub(crate) fn new(
-        output: Output,
-        encoder: LineEncoder,
-        limits: Limits,
-        label: Option<&'static str>,
-    ) -> Self {
-        JsonLines {
-            output,
-            encoder,
-            handoff: Arc::new(Handoff::new(limits, label)),
-            worker: OnceLock::new(),
-        }
-    }
-
-    /// Starts the writer thread now and waits (up to [`OPEN_WAIT`]) for it to open
-    /// the destination, so that a file that cannot be opened fails `try_init`.
-    fn start_now(&self) -> Result<(), Error> {
-        let opened = match &self.output {
-            Output::File(path) => {
-                let path = path.clone();
-                self.spawn(move || AppendFile::open(&path).map(OutputWriter::File))
-            }
-            _ => self.spawn_deferred(),
-        };
-        let (handle, opened) = opened.map_err(Error::spawn)?;
-        let outcome = match opened.recv_timeout(OPEN_WAIT) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("opening did not finish within {OPEN_WAIT:?}"),
-            )),
-        };
-        match outcome {
-            Ok(()) => {
-                let _ = self.worker.set(Some(Mutex::new(Some(handle))));
-                Ok(())
-            }
-            Err(err) => {
-                // A writer whose open returns after this (a slow file system) finds the
-                // hand-off shut and stops at once.
-                self.handoff.abandon();
-                let path = match &self.output {
-                    Output::File(path) => path.clone(),
-                    _ => PathBuf::from(self.output.name()),
-                };
-                Err(Error::open(path, err))
-            }
-        }
-    }
-
-    /// Starts the writer thread without waiting for anything: the file, if any, is
-    /// opened on that thread, and an error opening it is a write error (reported
-    /// once, records counted as failed, retried every second).
-    fn spawn_deferred(&self) -> io::Result<(JoinHandle<()>, mpsc::Receiver<io::Result<()>>)> {
-        let output = self.output.clone();
-        self.spawn(move || {
-            Ok(match output {
-                Output::Stdout => OutputWriter::Stdout(worker::Stdout),
-                Output::Stderr => OutputWriter::Stderr(worker::Stderr),
-                Output::File(path) => OutputWriter::File(AppendFile::deferred(&path)),
-            })
-        })
-    }
-
-    fn spawn<W: Write + 'static>(
-        &self,
-        open: impl FnOnce() -> io::Result<W> + Send + 'static,
-    ) -> io::Result<(JoinHandle<()>, mpsc::Receiver<io::Result<()>>)> {
-        spawn_worker(Arc::clone(&self.handoff), open)
-    }
-
-    fn started(&self) -> bool {
-        self.worker
-            .get_or_init(|| match self.spawn_deferred() {
-                Ok((handle, _)) => Some(Mutex::new(Some(handle))),
-                Err(err) => {
-                    stderr_line(format_args!(
-                        "cannot start exporting to {}: {err} (records are dropped and counted)",
-                        self.output.name()
-                    ));
-                    None
-                }
-            })
-            .is_some()
-    }
-}
-
-/// Starts a writer thread that opens its writer with `open`, says whether that
-/// worked, and then writes what `handoff` gives it until shutdown.
-fn spawn_worker<W: Write + 'static>(
-    handoff: Arc<Handoff>,
-    open: impl FnOnce() -> io::Result<W> + Send + 'static,
-) -> io::Result<(JoinHandle<()>, mpsc::Receiver<io::Result<()>>)> {
-    let (opened_tx, opened) = mpsc::sync_channel(1);
-    let handle = thread::Builder::new()
-        .name("telemetry-export".into())
-        .spawn(move || match open() {
-            Ok(writer) => {
-                let _ = opened_tx.send(Ok(()));
-                Worker::new(writer, handoff).run();
-            }
-            Err(err) => {
-                let _ = opened_tx.send(Err(err));
-            }
-        })?;
-    Ok((handle, opened))
-}
-
-impl Export for JsonLines {
-    fn start(&self) -> Result<(), Error> {
-        self.start_now()
-    }
-
-    fn record(&self, record: &Record<'_>) {
-        if self.started() {
-            self.handoff.record(|buf| self.encoder.encode(record, buf));
-        } else {
-            self.handoff.refuse(1);
-        }
-    }
-
-    fn flush(&self) {
-        if let Some(Some(_)) = self.worker.get() {
-            self.handoff.flush();
-        }
-    }
-
-    fn shutdown(&self) -> Option<String> {
-        // Sealed here if it never started (waiting for a start under way), so that no
-        // record after the guard is gone starts a writer that nothing would stop.
-        let Some(worker) = self.worker.get_or_init(|| None) else {
-            return self.handoff.summary(true);
-        };
-        let finished = self.handoff.shutdown();
-        if finished {
-            let handle = worker.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
-        }
-        self.handoff.summary(finished)
-    }
-
-    fn stats(&self) -> ExportStats {
-        self.handoff.stats()
-    }
-}
-
-impl fmt::Debug for JsonLines {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonLines")
-            .field("output", &self.output)
-            .field("stats", &self.handoff.stats())
-            .finish_non_exhaustive()
     }
 }
 
@@ -587,22 +241,25 @@ impl Export for crate::otlp::OtlpExporter {
 ///
 /// For the JSON-lines destinations (stdout, stderr, a file):
 ///
-/// * **The emitting thread never waits on I/O.** It encodes the record into a batch
-///   of its own (64 KiB) and hands the batch to the destination's writer thread when
-///   full; the writer also collects batches that are not full within 0.1 s, so a line
-///   reaches the destination at most about 0.1 s after its call. No lock that the
-///   writer holds while writing is ever taken by an emitting thread, and the crate's
-///   own messages are written by a thread of their own.
-/// * **Memory is bounded in bytes**: at most 16 MiB of batches wait for the writer
+/// * **The emitting thread never waits on I/O, and takes no lock.** It copies the
+///   record, as it is, into a buffer of its own (no encoding, no shared write per
+///   record); the destination's worker thread takes every thread's records every
+///   0.1 s (at once when a busy thread has filled 256 KiB), encodes the lines and
+///   writes them in batches of about 64 KiB, so a line reaches the destination at most
+///   about 0.1 s after its call. The crate's own messages are written by a thread of
+///   their own. The same hand-off carries OTLP log records (see `src/pipeline/`
+///   in the source).
+/// * **Memory is bounded in bytes**: at most 16 MiB of records wait for the worker
 ///   ([`Config::with_buffer_bytes`](crate::Config::with_buffer_bytes) changes it),
-///   plus the batch each emitting thread is filling (64 KiB and one record).
+///   counted as copied (a record's fields, strings and a few bytes more), plus at
+///   most one record per emitting thread that waited for room (below).
 /// * **A full buffer** means the destination is not keeping up: the emitter waits up
-///   to 100 ms for room, which absorbs bursts without loss. If no room comes, records
-///   are dropped and counted, at once (no more waiting) until the writer makes room
-///   again; so a destination that has stopped costs the app one 100 ms wait, and one
-///   that is merely slow holds emitters back rather than losing records. The first
-///   drop is reported once on stderr; [`Guard::stats`](crate::Guard::stats) counts
-///   them.
+///   to 100 ms for room, which absorbs bursts without loss; the record it waited with
+///   is then kept. If no room came, the next records are dropped and counted, at once
+///   (no more waiting) until the worker makes room again; so a destination that has
+///   stopped costs the app one 100 ms wait, and one that is merely slow holds
+///   emitters back rather than losing records. The first drop is reported once on
+///   stderr; [`Guard::stats`](crate::Guard::stats) counts them.
 /// * **Write errors** (a full disk, a closed pipe) never panic: the first is reported
 ///   on stderr, the records lost are counted, and the next successful write starts on
 ///   a new line, so a line torn by the failure never merges with the next.
@@ -663,9 +320,9 @@ impl ExporterSink {
         )]
         switch: Option<&crate::TelemetryHandle>,
     ) -> Result<Self, Error> {
-        let limits = Limits {
+        let policy = Policy {
             queue_bytes: config.buffer_bytes(),
-            ..Limits::DEFAULT
+            ..json_lines::POLICY
         };
         let enabled = config.enabled();
         let several = config.destinations().len() > 1;
@@ -765,7 +422,7 @@ impl ExporterSink {
             let label = several.then(|| output.name());
             sink.push(
                 exporter,
-                JsonLines::new(output, encoder.clone(), limits, label),
+                JsonLines::new(output, encoder.clone(), policy, label),
                 enabled,
             )?;
         }
@@ -813,10 +470,7 @@ impl ExporterSink {
             .iter()
             .zip(&self.destinations)
             .filter_map(|(exporter, destination)| {
-                Some(DestinationStats {
-                    exporter: (*exporter)?,
-                    stats: destination.stats(),
-                })
+                Some(DestinationStats::new((*exporter)?, destination.stats()))
             })
             .collect()
     }
@@ -887,7 +541,7 @@ impl Sink for ExporterSink {
     fn record(&self, record: &Record<'_>) {
         if self.shared_time {
             // Read once here, so that every destination writes the same instant (one
-            // alone may time the record by other means; see `otlp::clock`).
+            // alone may time the record by other means; see `pipeline::clock`).
             let _ = record.timestamp();
         }
         for destination in &self.destinations {
@@ -915,386 +569,7 @@ impl fmt::Debug for ExporterSink {
 mod tests {
     use super::*;
     use crate::fields::Kind;
-    use std::sync::{mpsc, Condvar};
-    use std::time::Instant;
-
-    /// A writer that tells when a write starts and blocks until released.
-    struct Gate {
-        entered: mpsc::Sender<()>,
-        release: Arc<(Mutex<bool>, Condvar)>,
-        out: Arc<Mutex<Vec<u8>>>,
-    }
-
-    impl Write for Gate {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let _ = self.entered.send(());
-            let (open, cv) = &*self.release;
-            let mut open = open.lock().unwrap();
-            while !*open {
-                open = cv.wait(open).unwrap();
-            }
-            self.out.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn release(gate: &(Mutex<bool>, Condvar)) {
-        *gate.0.lock().unwrap() = true;
-        gate.1.notify_all();
-    }
-
-    /// The production hand-off and writer thread, writing to `writer`.
-    fn export(writer: impl Write + Send + 'static, limits: Limits) -> Arc<Handoff> {
-        let handoff = Arc::new(Handoff::new(limits, None));
-        let (_worker, opened) = spawn_worker(Arc::clone(&handoff), move || Ok(writer)).unwrap();
-        opened.recv().unwrap().unwrap();
-        handoff
-    }
-
-    /// Every record its own batch: the queue's room is counted in lines of `line`.
-    fn per_record(lines: usize, line: usize) -> Limits {
-        Limits {
-            batch_bytes: 1,
-            queue_bytes: lines * line,
-            ..Limits::DEFAULT
-        }
-    }
-
-    fn line_len(name: &str) -> usize {
-        let mut line = Vec::new();
-        LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), &mut line);
-        line.len()
-    }
-
-    fn emit(handoff: &Handoff, name: &str) {
-        handoff.record(|buf| {
-            LineEncoder::new("test").encode(&Record::new(Kind::Event, name, &[]), buf)
-        });
-    }
-
-    fn counts(handoff: &Handoff) -> (u64, u64, u64) {
-        let stats = handoff.stats();
-        (stats.written(), stats.dropped(), stats.failed())
-    }
-
-    fn names(out: &Mutex<Vec<u8>>) -> Vec<String> {
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_full_buffer_waits_once_then_drops_at_once_until_the_writer_makes_room() {
-        let (entered_tx, entered) = mpsc::channel();
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        // Room for the batch being written and four more.
-        let line = line_len("queued-0");
-        let limits = Limits {
-            queue_bytes: line_len("taken-by-the-worker") + 4 * line,
-            ..per_record(0, line)
-        };
-        let handoff = export(
-            Gate {
-                entered: entered_tx,
-                release: Arc::clone(&gate),
-                out: Arc::clone(&out),
-            },
-            limits,
-        );
-
-        emit(&handoff, "taken-by-the-worker");
-        entered.recv().unwrap(); // the worker is now stuck writing it
-        for i in 0..4 {
-            emit(&handoff, &format!("queued-{i}")); // fills the queue
-        }
-        assert_eq!(counts(&handoff), (0, 0, 0));
-
-        let first = Instant::now();
-        emit(&handoff, "waits-then-stays");
-        assert!(
-            first.elapsed() >= limits.full_wait,
-            "the first emitter waits for room"
-        );
-        let rest = Instant::now();
-        emit(&handoff, "dropped-at-once-1");
-        emit(&handoff, "dropped-at-once-2");
-        assert!(
-            rest.elapsed() < limits.full_wait,
-            "while overloaded, emitters do not wait"
-        );
-        assert_eq!(
-            counts(&handoff),
-            (0, 2, 0),
-            "the record that waited stays in its thread's batch; the next ones are dropped"
-        );
-
-        release(&gate);
-        assert!(handoff.flush());
-        emit(&handoff, "after-recovery");
-        assert!(handoff.shutdown());
-
-        assert_eq!(counts(&handoff), (7, 2, 0));
-        assert_eq!(
-            names(&out),
-            [
-                "taken-by-the-worker",
-                "queued-0",
-                "queued-1",
-                "queued-2",
-                "queued-3",
-                "waits-then-stays",
-                "after-recovery"
-            ]
-        );
-    }
-
-    #[test]
-    fn shedding_ends_as_soon_as_the_writer_makes_room() {
-        let (entered_tx, entered) = mpsc::channel();
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let line = line_len("a-0");
-        let handoff = export(
-            Gate {
-                entered: entered_tx,
-                release: Arc::clone(&gate),
-                out: Arc::clone(&out),
-            },
-            per_record(2, line),
-        );
-        emit(&handoff, "a-0");
-        entered.recv().unwrap();
-        emit(&handoff, "a-1");
-        emit(&handoff, "a-2"); // waits in vain, stays in the batch
-        emit(&handoff, "a-3"); // dropped at once
-        assert_eq!(counts(&handoff), (0, 1, 0));
-        release(&gate);
-        // One write frees room: the next record is taken again, without waiting for
-        // the queue to drain.
-        while handoff.stats().written() == 0 {
-            std::thread::yield_now();
-        }
-        emit(&handoff, "b-0");
-        assert!(handoff.shutdown());
-        assert_eq!(counts(&handoff), (4, 1, 0));
-        assert_eq!(names(&out), ["a-0", "a-1", "a-2", "b-0"]);
-    }
-
-    struct Failing;
-
-    impl Write for Failing {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::other("no space left on device"))
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn write_failures_are_counted_and_never_panic() {
-        let handoff = export(Failing, Limits::DEFAULT);
-        for i in 0..10 {
-            emit(&handoff, &format!("e{i}"));
-        }
-        assert!(handoff.shutdown());
-        assert_eq!(counts(&handoff), (0, 0, 10));
-        emit(&handoff, "after-shutdown");
-        assert_eq!(
-            handoff.stats().dropped(),
-            1,
-            "records after shutdown are counted"
-        );
-    }
-
-    /// Fails the first write (after writing half of it), then works.
-    struct FailsOnceMidLine {
-        calls: usize,
-        out: Arc<Mutex<Vec<u8>>>,
-    }
-
-    impl Write for FailsOnceMidLine {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.calls += 1;
-            if self.calls == 1 {
-                self.out
-                    .lock()
-                    .unwrap()
-                    .extend_from_slice(&buf[..buf.len() / 2]);
-                return Err(io::Error::other("no space left on device"));
-            }
-            self.out.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn after_a_torn_write_the_next_line_starts_clean() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let handoff = export(
-            FailsOnceMidLine {
-                calls: 0,
-                out: Arc::clone(&out),
-            },
-            Limits::DEFAULT,
-        );
-        emit(&handoff, "torn");
-        assert!(handoff.flush());
-        emit(&handoff, "whole");
-        assert!(handoff.shutdown());
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        let last = text.lines().last().unwrap();
-        let json: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(json["name"], "whole");
-        assert_eq!(counts(&handoff), (1, 0, 1));
-    }
-
-    #[test]
-    fn shutdown_gives_up_on_a_destination_that_makes_no_progress() {
-        let (entered_tx, entered) = mpsc::channel();
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let limits = Limits {
-            stall: Duration::from_millis(200),
-            ..per_record(4, line_len("queued"))
-        };
-        let handoff = export(
-            Gate {
-                entered: entered_tx,
-                release: Arc::clone(&gate),
-                out: Arc::default(),
-            },
-            limits,
-        );
-        emit(&handoff, "stuck");
-        entered.recv().unwrap();
-        emit(&handoff, "queued");
-        let started = Instant::now();
-        assert!(
-            !handoff.shutdown(),
-            "must return although the writer never does"
-        );
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(
-            counts(&handoff),
-            (0, 2, 0),
-            "the record being written and the one queued are counted as dropped"
-        );
-        // The write that was given up on completes later: it is not counted twice.
-        release(&gate);
-        emit(&handoff, "after");
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(counts(&handoff), (0, 3, 0));
-    }
-
-    #[test]
-    fn a_quiet_thread_s_records_are_written_within_the_tick() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let writer = SharedWriter(Arc::clone(&out));
-        let handoff = export(writer, Limits::DEFAULT);
-        emit(&handoff, "alone");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while names(&out).is_empty() {
-            assert!(Instant::now() < deadline, "never written without a flush");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(names(&out), ["alone"]);
-        assert!(handoff.shutdown());
-    }
-
-    struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for SharedWriter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// A flush wakes the writer itself: with a tick that never comes in the test's
-    /// life, the flush is answered and the record is written when it returns, and so is
-    /// a flush with nothing queued (the writer is then asleep with no tick at all).
-    #[test]
-    fn flush_wakes_an_idle_writer_instead_of_waiting_for_the_tick() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let handoff = export(
-            SharedWriter(Arc::clone(&out)),
-            Limits {
-                tick: Duration::from_secs(24 * 3600),
-                // A flush that is never answered returns false after this long without
-                // progress; ample for a busy machine to schedule the writer.
-                stall: Duration::from_secs(30),
-                ..Limits::DEFAULT
-            },
-        );
-        emit(&handoff, "one");
-        assert!(
-            handoff.flush(),
-            "a flush with a record queued went unanswered"
-        );
-        assert_eq!(names(&out), ["one"]);
-        assert!(
-            handoff.flush(),
-            "a flush with nothing queued went unanswered"
-        );
-        assert_eq!(counts(&handoff), (1, 0, 0));
-        assert!(handoff.shutdown());
-    }
-
-    #[test]
-    fn records_from_threads_that_keep_emitting_while_shutting_down_are_all_counted() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let handoff = export(
-            SharedWriter(Arc::clone(&out)),
-            Limits {
-                batch_bytes: 4096,
-                ..Limits::DEFAULT
-            },
-        );
-        let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let emitters: Vec<_> = (0..4)
-            .map(|t| {
-                let handoff = Arc::clone(&handoff);
-                let made = Arc::clone(&made);
-                std::thread::spawn(move || {
-                    for i in 0..20_000 {
-                        emit(&handoff, &format!("t{t}-{i}"));
-                        made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        while made.load(std::sync::atomic::Ordering::Relaxed) < 10_000 {
-            std::thread::yield_now();
-        }
-        assert!(handoff.shutdown());
-        for e in emitters {
-            e.join().unwrap();
-        }
-        let (written, dropped, failed) = counts(&handoff);
-        assert_eq!(written + dropped + failed, 80_000);
-        assert!(dropped > 0, "records after shutdown began are dropped");
-        assert_eq!(
-            names(&out).len() as u64,
-            written,
-            "written means on the writer"
-        );
-    }
+    use std::time::{Duration, Instant};
 
     #[test]
     fn a_sink_that_never_received_a_record_starts_nothing() {
@@ -1303,92 +578,6 @@ mod tests {
         let json = format!("{:?}", sink.destinations[0]);
         assert!(json.contains("Stderr"), "{json}");
         sink.shutdown();
-    }
-    #[test]
-    fn a_writer_stuck_on_a_job_of_several_batches_has_every_one_accounted_for() {
-        let (entered_tx, entered) = mpsc::channel();
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let limits = Limits {
-            stall: Duration::from_millis(200),
-            ..Limits::DEFAULT
-        };
-        let handoff = Arc::new(Handoff::new(limits, None));
-        let writer = Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::default(),
-        };
-        let (worker, opened) = spawn_worker(Arc::clone(&handoff), move || Ok(writer)).unwrap();
-        opened.recv().unwrap().unwrap();
-        // Two threads, one record each: two batches, collected into one job by the
-        // tick; the writer blocks on the first.
-        let barrier = Arc::new(std::sync::Barrier::new(3));
-        let threads: Vec<_> = ["a", "b"]
-            .into_iter()
-            .map(|name| {
-                let (handoff, barrier) = (Arc::clone(&handoff), Arc::clone(&barrier));
-                std::thread::spawn(move || {
-                    emit(&handoff, name);
-                    barrier.wait();
-                    barrier.wait();
-                })
-            })
-            .collect();
-        barrier.wait();
-        entered.recv().unwrap();
-        assert!(!handoff.shutdown());
-        barrier.wait();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        assert_eq!(counts(&handoff), (0, 2, 0), "both records counted once");
-        // The write given up on completes: counted nowhere else, and the writer does
-        // not trip over the emptied queue.
-        release(&gate);
-        worker
-            .join()
-            .expect("the writer thread ends without panicking");
-        assert_eq!(counts(&handoff), (0, 2, 0));
-    }
-
-    #[test]
-    fn a_quiet_thread_s_record_is_written_within_the_tick_while_another_is_busy() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let handoff = export(SharedWriter(Arc::clone(&out)), Limits::DEFAULT);
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let busy = {
-            let (handoff, stop) = (Arc::clone(&handoff), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut i = 0_u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    emit(&handoff, "busy");
-                    i += 1;
-                    if i % 200 == 0 {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-            })
-        };
-        std::thread::sleep(Duration::from_millis(200));
-        let quiet = {
-            let handoff = Arc::clone(&handoff);
-            std::thread::spawn(move || emit(&handoff, "quiet"))
-        };
-        quiet.join().unwrap();
-        let started = Instant::now();
-        while !names(&out).iter().any(|n| n == "quiet")
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let waited = started.elapsed();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        busy.join().unwrap();
-        assert!(
-            waited < Duration::from_secs(1),
-            "the quiet record waited {waited:?} behind a busy thread's batches"
-        );
-        assert!(handoff.shutdown());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The OTLP exporter: the hand-off on the emitting thread, and the export thread that
 //! batches, sends and retries.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,10 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::capture::{capture_into, captured_len, read};
-use super::clock::{Calibration, Clock};
 use super::config::{OtlpConfig, Signal};
-use super::lanes::{self, Lanes, Pushed, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::mapping::{self, RecordIds};
 use super::metrics::metrics_request;
 use super::spool::{OpenError, Spool};
@@ -20,10 +16,12 @@ use super::transport::{Outcome, Transport};
 use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::fields::Kind;
+use crate::pipeline::clock::Calibration;
+use crate::pipeline::handoff::{Batching, Handoff, Pending, Pushed, Signals};
 use crate::record::{Record, Tag};
 use crate::report::{self, stderr_line, stderr_line_by};
 use crate::sink::Sink;
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -37,8 +35,6 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured as given.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
-/// Emptied chunks kept for reuse.
-const SPARE_CHUNKS: usize = 16;
 
 /// Counts of what an [`OtlpExporter`] did with the records it was given.
 ///
@@ -190,10 +186,7 @@ impl OtlpStats {
 
 struct Shared {
     /// Each emitting thread's captured records, and the queue's bound.
-    lanes: Lanes,
-    /// Whether the emitting threads time their records by the counter
-    /// ([`Clock::Counter`]); cleared if the kernel stops keeping time with it.
-    counter: AtomicBool,
+    handoff: Handoff,
     exported: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
@@ -217,10 +210,9 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(lanes: Lanes) -> Self {
+    fn new(handoff: Handoff) -> Self {
         Shared {
-            lanes,
-            counter: AtomicBool::new(Clock::detect() == Clock::Counter),
+            handoff,
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -388,10 +380,9 @@ impl OtlpExporter {
         aggregator: Aggregator,
         count_events: bool,
     ) -> Result<Self, Error> {
-        let (filled, filled_rx) = unbounded();
-        let (spare_tx, spare) = bounded(SPARE_CHUNKS);
         let capacity = config.queue_bytes;
-        let shared = Arc::new(Shared::new(Lanes::new(capacity, filled, spare)));
+        let (handoff, signals) = Handoff::new(capacity);
+        let shared = Arc::new(Shared::new(handoff));
         let timeout = config.logs.timeout;
         let spool_dir = config.spool_dir.clone();
         if config.disabled {
@@ -407,8 +398,7 @@ impl OtlpExporter {
         let (tx, rx) = unbounded();
         let worker = Worker {
             rx,
-            filled: filled_rx,
-            spare: spare_tx,
+            signals,
             count_events,
             shared: Arc::clone(&shared),
             resource: mapping::resource(&config),
@@ -421,8 +411,7 @@ impl OtlpExporter {
                 interval: config.metric_interval,
                 next: Instant::now() + config.metric_interval,
             },
-            pending: VecDeque::new(),
-            reading: 0,
+            pending: Pending::new(),
             next_collect: Instant::now() + BATCH_DELAY,
             next_clock_check: Instant::now() + BATCH_DELAY,
             deadline: None,
@@ -614,11 +603,10 @@ impl OtlpExporter {
     /// last look (it had checked `stopped` just before shutdown set it), so that they
     /// are not left uncounted in its lane.
     fn count_late_records(&self) {
-        let mut late = VecDeque::new();
-        self.shared.lanes.collect(&mut late);
-        let (records, bytes) = lanes::count(&late);
+        let mut late = Pending::new();
+        let records = self.shared.handoff.collect(&mut late);
         if records > 0 {
-            self.shared.lanes.release(bytes);
+            self.shared.handoff.release(late.abandon().bytes);
             self.shared
                 .undelivered
                 .fetch_add(records, Ordering::Relaxed);
@@ -644,17 +632,7 @@ impl Sink for OtlpExporter {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let len = captured_len(record);
-        let clock = if shared.counter.load(Ordering::Relaxed) {
-            Clock::Counter
-        } else {
-            Clock::System
-        };
-        if shared
-            .lanes
-            .push(len, |out| capture_into(out, record, clock))
-            == Pushed::Full
-        {
+        if shared.handoff.push(record) != Pushed::Queued {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             if !shared.reported_full.swap(true, Ordering::Relaxed) {
                 stderr_line(format_args!(
@@ -686,10 +664,8 @@ struct MetricsPush {
 
 struct Worker {
     rx: Receiver<Msg>,
-    /// A thread filled a chunk of its lane.
-    filled: Receiver<()>,
-    /// Emptied chunks, back to the threads.
-    spare: Sender<Vec<u8>>,
+    /// A thread filled a chunk of its lane; emptied chunks go back to the threads.
+    signals: Signals,
     shared: Arc<Shared>,
     /// Whether to count events into the aggregator (it is this exporter's own).
     count_events: bool,
@@ -699,14 +675,11 @@ struct Worker {
     scope: InstrumentationScope,
     logs: Transport,
     metrics: MetricsPush,
-    /// Records taken from the emitting threads' lanes, oldest first; `at` advances as
-    /// they are read.
-    pending: VecDeque<Taken>,
-    /// The first of `pending` not read to its end (until `recycle_read`).
-    reading: usize,
+    /// Records taken from the emitting threads' lanes, oldest first.
+    pending: Pending,
     /// When the threads' buffers are next collected and sent without being full.
     next_collect: Instant,
-    /// When the clock is next checked (see [`Clock::detect`]).
+    /// When the clock is next checked (see [`Handoff::check_clock`]).
     next_clock_check: Instant,
     /// Set by shutdown: nothing is sent after it.
     deadline: Option<Instant>,
@@ -758,8 +731,8 @@ impl Worker {
                 Wake::Msg(msg) => self.take(msg),
                 Wake::Filled => {
                     // One look at the lanes serves every chunk filled so far.
-                    while self.filled.try_recv().is_ok() {}
-                    self.stock_spares();
+                    while self.signals.filled.try_recv().is_ok() {}
+                    self.signals.stock_spares();
                 }
                 Wake::Tick => {
                     let now = Instant::now();
@@ -773,7 +746,7 @@ impl Worker {
             if self.stop.is_some() {
                 continue;
             }
-            self.shared.lanes.collect(&mut self.pending);
+            self.shared.handoff.collect(&mut self.pending);
             if self.spool.is_some() {
                 self.spool_pending();
                 self.send_spooled();
@@ -784,9 +757,7 @@ impl Worker {
                 while self.has_pending() && self.stop.is_none() {
                     self.send_batch();
                     self.periodic();
-                    if self.pending.len() > 1 {
-                        self.stock_spares();
-                    }
+                    self.signals.stock_spares();
                     // A long backlog must not hide a shutdown and its deadline.
                     while let Ok(msg) = self.rx.try_recv() {
                         self.take(msg);
@@ -797,7 +768,7 @@ impl Worker {
                 if self.acks.is_empty() || self.stop.is_some() {
                     break;
                 }
-                self.shared.lanes.collect(&mut self.pending);
+                self.shared.handoff.collect(&mut self.pending);
                 if !self.has_pending() {
                     break;
                 }
@@ -819,9 +790,7 @@ impl Worker {
         }
         if now >= self.next_clock_check {
             self.next_clock_check = now + BATCH_DELAY;
-            if self.shared.counter.load(Ordering::Relaxed) && Clock::detect() != Clock::Counter {
-                self.shared.counter.store(false, Ordering::Relaxed);
-            }
+            self.shared.handoff.check_clock();
         }
     }
 
@@ -833,25 +802,11 @@ impl Worker {
                 Ok(msg) => Wake::Msg(msg),
                 Err(_) => Wake::Closed,
             },
-            recv(self.filled) -> filled => match filled {
+            recv(self.signals.filled) -> filled => match filled {
                 Ok(()) => Wake::Filled,
                 Err(_) => Wake::Closed,
             },
             default(timeout) => Wake::Tick,
-        }
-    }
-
-    /// Keeps emptied, already-touched buffers ready while threads are filling them
-    /// quickly, so that the page faults of fresh memory land here, not on an
-    /// emitting thread.
-    fn stock_spares(&self) {
-        while self.spare.len() < SPARE_CHUNKS / 2 {
-            // Not zeros: a zeroed allocation may be served by the kernel's zero
-            // pages, untouched, and the faults would land on the thread that writes.
-            let buf = vec![0xA5_u8; CHUNK_BYTES];
-            if self.spare.try_send(buf).is_err() {
-                break;
-            }
         }
     }
 
@@ -880,12 +835,12 @@ impl Worker {
     /// Shutdown: everything already queued, until the deadline; then the rest is
     /// counted as undelivered.
     fn finish(&mut self) {
-        self.shared.lanes.collect(&mut self.pending);
+        self.shared.handoff.collect(&mut self.pending);
         if self.spool.is_some() {
             self.spool_pending();
             self.send_spooled_before_deadline();
             // Records appended while shutdown began are spooled too.
-            self.shared.lanes.collect(&mut self.pending);
+            self.shared.handoff.collect(&mut self.pending);
             self.spool_pending();
             self.sync_spool_counts();
         }
@@ -893,7 +848,7 @@ impl Worker {
             self.send_batch();
         }
         // A record appended while shutdown began is given up too, and counted.
-        self.shared.lanes.collect(&mut self.pending);
+        self.shared.handoff.collect(&mut self.pending);
         let left = self.abandon_pending();
         self.shared.undelivered.fetch_add(left, Ordering::Relaxed);
         // The last values, so that a short-lived app's metrics arrive too.
@@ -915,49 +870,9 @@ impl Worker {
     /// Drops every pending record; returns how many there were. Walks the length
     /// prefixes only, so that giving up a large queue at shutdown takes no time.
     fn abandon_pending(&mut self) -> u64 {
-        let (records, bytes) = lanes::count(&self.pending);
-        self.pending.clear();
-        self.reading = 0;
-        self.shared.lanes.release(bytes);
-        records
-    }
-
-    /// Where the next pending record's bytes are (without its length prefix) in the
-    /// first pending buffer that is not read to its end, advancing past it.
-    fn next_record(&mut self) -> Option<(usize, std::ops::Range<usize>)> {
-        while let Some(taken) = self.pending.get_mut(self.reading) {
-            let i = self.reading;
-            let start = taken.at + RECORD_OVERHEAD;
-            let len = taken
-                .buf
-                .get(taken.at..start)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes);
-            let Some(end) = len
-                .map(|len| start + len as usize)
-                .filter(|&end| end <= taken.end)
-            else {
-                // Read to its end (a lane's chunk holds whole records only).
-                taken.at = taken.end;
-                self.reading += 1;
-                continue;
-            };
-            taken.at = end;
-            return Some((i, start..end));
-        }
-        None
-    }
-
-    /// Drops the pending buffers read to their end; a chunk goes back to the threads.
-    fn recycle_read(&mut self) {
-        self.reading = 0;
-        while self.pending.front().is_some_and(|t| t.at >= t.end) {
-            if let Some(taken) = self.pending.pop_front() {
-                if taken.buf.len() >= CHUNK_BYTES {
-                    let _ = self.spare.try_send(taken.buf);
-                }
-            }
-        }
+        let taking = self.pending.abandon();
+        self.shared.handoff.release(taking.bytes);
+        taking.records
     }
 
     /// Sends the oldest batch, retrying transient failures until it is delivered,
@@ -967,55 +882,41 @@ impl Worker {
             return;
         };
         let outcome = self.deliver(&body);
-        self.shared.lanes.release(bytes);
+        self.shared.handoff.release(bytes);
         self.settle(count, outcome);
     }
 
     /// The oldest pending records, up to a batch, as one request body: its log
     /// records, the queue bytes they held, the body.
     fn encode_batch(&mut self) -> Option<(u64, usize, Vec<u8>)> {
-        let mut batch = Vec::with_capacity(BATCH_RECORDS);
-        while batch.len() < BATCH_RECORDS {
-            match self.next_record() {
-                Some(record) => batch.push(record),
-                None => break,
-            }
-        }
-        if batch.is_empty() {
-            self.recycle_read();
-            return None;
-        }
-        let bytes: usize = batch.iter().map(|(_, r)| r.len() + RECORD_OVERHEAD).sum();
         let converter = self.calibration.converter();
         // Read with the counter, so that no record's time is after it.
         let observed = converter.now_unix_nanos();
-        let mut records = Vec::with_capacity(batch.len());
-        let pending = &self.pending;
-        // SAFETY: every pending byte was written by `capture_into`, in this process.
-        let events = batch
-            .iter()
-            .filter_map(|(i, range)| unsafe { read(&pending[*i].buf[range.clone()]) });
-        for mut event in events {
-            if event.kind != Kind::Event {
-                continue;
-            }
-            if event.time_in_ticks {
-                event.time_unix_nano = converter.unix_nanos(event.time_unix_nano);
-                event.time_in_ticks = false;
-            }
-            if self.count_events {
-                let tags: Vec<Tag<'_>> = event.tags.iter().map(|&(k, v)| Tag::new(k, v)).collect();
-                let record = Record::new(Kind::Event, event.name, &tags);
-                self.metrics.aggregator.record(&record);
-            }
-            records.push(mapping::log_record(&event, observed, self.ids.next_id()));
-        }
-        self.recycle_read();
+        let mut records = Vec::with_capacity(BATCH_RECORDS);
+        let (aggregator, ids) = (&self.metrics.aggregator, &mut self.ids);
+        let count_events = self.count_events;
+        let taking = self
+            .pending
+            .next_batch(&self.signals, BATCH_RECORDS, |entry| {
+                if let Some(mut event) = entry.read().filter(|e| e.kind == Kind::Event) {
+                    if event.time_in_ticks {
+                        event.time_unix_nano = converter.unix_nanos(event.time_unix_nano);
+                        event.time_in_ticks = false;
+                    }
+                    if count_events {
+                        let tags: Vec<Tag<'_>> =
+                            event.tags.iter().map(|&(k, v)| Tag::new(k, v)).collect();
+                        aggregator.record(&Record::new(Kind::Event, event.name, &tags));
+                    }
+                    records.push(mapping::log_record(&event, observed, ids.next_id()));
+                }
+                Batching::More
+            })?;
         let count = records.len() as u64;
         let body = self
             .logs
             .body(&mapping::logs_request(&self.resource, &self.scope, records));
-        Some((count, bytes, body))
+        Some((count, taking.bytes, body))
     }
 
     /// Counts what came of a request of `count` records.
@@ -1248,7 +1149,7 @@ impl Worker {
     fn spool_pending(&mut self) {
         while let Some((count, bytes, body)) = self.encode_batch() {
             if count == 0 {
-                self.shared.lanes.release(bytes);
+                self.shared.handoff.release(bytes);
                 continue;
             }
             let gzip = self.logs.gzip();
@@ -1256,7 +1157,7 @@ impl Worker {
                 Some(spool) => spool.append(u32::try_from(count).unwrap_or(u32::MAX), gzip, &body),
                 None => Ok(()),
             };
-            self.shared.lanes.release(bytes);
+            self.shared.handoff.release(bytes);
             match written {
                 Ok(()) => {
                     self.shared.spooled.fetch_add(count, Ordering::Relaxed);
@@ -1444,11 +1345,7 @@ mod tests {
         assert_eq!(exporter.stats().undelivered(), 1);
         // A thread that found `stopped` unset just before shutdown set it, and appends
         // after the export thread has stopped looking.
-        let len = captured_len(&record);
-        let pushed = exporter
-            .shared
-            .lanes
-            .push(len, |out| capture_into(out, &record, Clock::System));
+        let pushed = exporter.shared.handoff.push(&record);
         assert_eq!(pushed, Pushed::Queued);
         exporter.count_late_records();
         let stats = exporter.stats();

@@ -7,8 +7,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::capture::Captured;
 use super::config::OtlpConfig;
+use crate::pipeline::handoff::Captured;
 use crate::record::TagValue;
 
 /// Source location, as the OpenTelemetry semantic conventions name it.
@@ -198,6 +198,7 @@ mod tests {
             kind: Kind::Event,
             time_unix_nano: 7,
             time_in_ticks: false,
+            value: None,
             name: "user.signup",
             module_path: Some("app"),
             file: Some("src/main.rs"),

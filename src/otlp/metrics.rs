@@ -20,7 +20,7 @@ use crate::fields::Kind;
 /// set beyond the cardinality limit.
 pub(crate) const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
 
-pub(crate) use super::clock::unix_nanos;
+pub(crate) use crate::pipeline::clock::unix_nanos;
 
 fn attributes(series: &SeriesSnapshot) -> Vec<KeyValue> {
     if series.is_overflow() {

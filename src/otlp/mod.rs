@@ -73,12 +73,9 @@
 //! `telemetry.sdk.name` = `tracing-telemetry`, `telemetry.sdk.language` = `rust`,
 //! `telemetry.sdk.version`; the scope is `tracing-telemetry` with the crate's version.
 
-mod capture;
-mod clock;
 mod config;
 mod endpoint;
 mod exporter;
-mod lanes;
 mod mapping;
 mod metrics;
 mod spool;

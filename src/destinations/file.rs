@@ -144,19 +144,3 @@ fn blocking(file: &File) -> io::Result<()> {
     }
     Ok(())
 }
-
-/// What to suggest when `TELEMETRY_FILE` cannot be opened.
-pub(crate) fn open_hint(err: &io::Error) -> &'static str {
-    #[cfg(unix)]
-    match err.raw_os_error() {
-        Some(libc::ELOOP) => {
-            return "it is a symbolic link, which telemetry does not follow: name the file itself";
-        }
-        Some(libc::ENXIO) => {
-            return "it is a FIFO that no process is reading: start the reader first";
-        }
-        _ => {}
-    }
-    let _ = err;
-    "check that the directory exists and is writable"
-}

@@ -1,10 +1,12 @@
-//! What the emitting thread does for the OTLP exporter: copy the borrowed record into
-//! a flat run of bytes in the thread's lane (no allocation, no per-tag strings), for
-//! the export thread to turn into OTLP types later.
+//! What the emitting thread does for every queued destination: copy the borrowed
+//! record into a flat run of bytes in the thread's lane (no allocation, no per-tag
+//! strings), for the destination's worker to encode later (a JSON line, an OTLP log
+//! record).
 //!
 //! Layout, little-endian: kind `u8`, source `u8`, flags `u8` (1: a trace follows; 2:
-//! the time is a counter value, see [`clock`](super::clock)), time `u64` (ns since the
-//! Unix epoch, or the counter); then the source: for a call site that lives for the
+//! the time is a counter value, see [`clock`](crate::pipeline::clock); 4: a value
+//! follows), time `u64` (ns since the Unix epoch, or the counter); the value `f64`
+//! with flag 4; then the source: for a call site that lives for the
 //! whole program (source 1: the macro form's `&'static Metadata`; 2: the function
 //! form's `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
 //! (`u32::MAX` = none) and the strings module and file; with a trace the 16-byte trace
@@ -18,8 +20,8 @@ use std::panic::Location;
 
 use tracing_core::Metadata;
 
-use super::clock::{self, unix_nanos, Clock};
 use crate::fields::Kind;
+use crate::pipeline::clock::{self, unix_nanos, Clock};
 use crate::record::{Callsite, Record, Tag, TagValue};
 
 const NONE: u32 = u32::MAX;
@@ -38,11 +40,15 @@ const SOURCE_CALLER: u8 = 2;
 
 const FLAG_TRACE: u8 = 1;
 const FLAG_TICKS: u8 = 2;
+const FLAG_VALUE: u8 = 4;
 
 /// The bytes [`capture_into`] writes for `record`.
-pub(crate) fn captured_len(record: &Record<'_>) -> usize {
+pub(super) fn captured_len(record: &Record<'_>) -> usize {
     let str_len = |s: Option<&str>| 4 + s.map_or(0, |s| s.len().min(MAX_STR));
     let mut len = 3 + 8;
+    if number(record).is_some() {
+        len += 8;
+    }
     len += match record.callsite() {
         Some(_) => 8,
         None => 4 + str_len(record.module_path()) + str_len(record.file()),
@@ -63,7 +69,7 @@ pub(crate) fn captured_len(record: &Record<'_>) -> usize {
 
 /// Copies `record` into one buffer of exactly the size it needs.
 #[cfg(test)]
-pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
+pub(super) fn capture(record: &Record<'_>) -> Vec<u8> {
     let mut buf = vec![0; captured_len(record)];
     capture_into(&mut buf, record, Clock::System);
     buf
@@ -72,7 +78,7 @@ pub(crate) fn capture(record: &Record<'_>) -> Vec<u8> {
 /// Writes `record` into `out`, which is exactly [`captured_len`] bytes long. With
 /// [`Clock::Counter`], a record whose timestamp no sink has read yet is timed by the
 /// counter.
-pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
+pub(super) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
     let (time, ticks) = match (record.timestamp_if_read(), clock) {
         (None, Clock::Counter) => (clock::ticks(), true),
         (read, _) => (
@@ -87,9 +93,15 @@ pub(crate) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
         Some(Callsite::Caller(_)) => SOURCE_CALLER,
         None => SOURCE_STRINGS,
     };
-    let flags = if trace.is_some() { FLAG_TRACE } else { 0 } | if ticks { FLAG_TICKS } else { 0 };
+    let value = number(record);
+    let flags = if trace.is_some() { FLAG_TRACE } else { 0 }
+        | if ticks { FLAG_TICKS } else { 0 }
+        | if value.is_some() { FLAG_VALUE } else { 0 };
     w.put(&[kind_byte(record.kind()), source, flags]);
     w.put(&time.to_le_bytes());
+    if let Some(value) = value {
+        w.put(&value.to_le_bytes());
+    }
     match record.callsite() {
         Some(Callsite::Event(meta)) => {
             w.put(&(meta as *const Metadata<'static> as usize as u64).to_le_bytes())
@@ -175,6 +187,11 @@ fn tags<'r>(record: &'r Record<'_>) -> impl Iterator<Item = Tag<'r>> + 'r {
     )
 }
 
+/// The number a record carries: a metric's value or a timing's duration.
+fn number(record: &Record<'_>) -> Option<f64> {
+    record.value().or(record.duration_ms())
+}
+
 fn kind_byte(kind: Kind) -> u8 {
     match kind {
         Kind::Event => 0,
@@ -190,6 +207,8 @@ pub(crate) struct Captured<'a> {
     /// Unix nanoseconds, or with `time_in_ticks` a counter value to convert.
     pub(crate) time_unix_nano: u64,
     pub(crate) time_in_ticks: bool,
+    /// A metric's value or a timing's duration in milliseconds.
+    pub(crate) value: Option<f64>,
     pub(crate) name: &'a str,
     pub(crate) module_path: Option<&'a str>,
     pub(crate) file: Option<&'a str>,
@@ -205,7 +224,9 @@ pub(crate) struct Captured<'a> {
 ///
 /// `bytes` must be (a prefix of) what [`capture_into`] wrote in this process: a
 /// record's source may be the address of a call site, which is read back as one.
-pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
+/// Outside this module, only [`Entry::read`](super::Entry::read) calls it, for bytes
+/// that only the hand-off's lanes can hold.
+pub(super) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     let mut r = Reader(bytes);
     let kind = match r.u8()? {
         0 => Kind::Event,
@@ -215,11 +236,16 @@ pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     };
     let source = r.u8()?;
     let flags = r.u8()?;
-    if flags & !(FLAG_TRACE | FLAG_TICKS) != 0 {
+    if flags & !(FLAG_TRACE | FLAG_TICKS | FLAG_VALUE) != 0 {
         return None;
     }
     let has_trace = flags & FLAG_TRACE != 0;
     let time_unix_nano = r.u64()?;
+    let value = if flags & FLAG_VALUE != 0 {
+        Some(f64::from_bits(r.u64()?))
+    } else {
+        None
+    };
     let (module_path, file, line) = match source {
         SOURCE_EVENT => {
             let address = r.u64()? as usize;
@@ -264,6 +290,7 @@ pub(crate) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         kind,
         time_unix_nano,
         time_in_ticks: flags & FLAG_TICKS != 0,
+        value,
         name,
         module_path,
         file,

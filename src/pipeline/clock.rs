@@ -147,6 +147,10 @@ pub(crate) struct Converter {
 
 impl Converter {
     /// The wall clock when this converter was made: no converted time is later.
+    #[cfg_attr(
+        not(feature = "otlp"),
+        allow(dead_code, reason = "the OTLP exporter's observed time")
+    )]
     pub(crate) fn now_unix_nanos(&self) -> u64 {
         self.now.real
     }

@@ -1,4 +1,4 @@
-//! The emitting threads' side of the OTLP queue: one lane per thread, written without
+//! The emitting threads' side of the hand-off: one lane per thread, written without
 //! a lock or a read-modify-write per record.
 //!
 //! A lane is a chain of chunks. Only the thread that owns the lane writes to it: it
@@ -20,27 +20,28 @@
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crossbeam_channel::{Receiver, Sender};
 use thread_local::ThreadLocal;
 
 /// What the bound counts for a record beyond its bytes: its length prefix.
-pub(crate) const RECORD_OVERHEAD: usize = 4;
+pub(super) const RECORD_OVERHEAD: usize = 4;
 /// A busy thread's chunks are this large; they are recycled through the spare pool.
-pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
+pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 /// A thread's first chunk: a thread that emits now and then never holds much memory.
 const FIRST_CHUNK: usize = 4 * 1024;
 /// The most a busy owner reserves of the bound at once.
 const GRANT_MAX: usize = 4 * 1024;
 
 /// Bytes taken from the lanes, for the export thread to send: `buf[at..end]` holds
-/// whole records.
-pub(crate) struct Taken {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) at: usize,
-    pub(crate) end: usize,
+/// whole records. Only the hand-off builds one (its fields are its own), from bytes
+/// its lanes were given.
+pub(super) struct Taken {
+    pub(super) buf: Vec<u8>,
+    pub(super) at: usize,
+    pub(super) end: usize,
 }
 
 /// One chunk of a lane. Its memory is initialized (`buf.len() == buf.capacity()`),
@@ -87,12 +88,18 @@ struct Reader {
 
 struct Lane {
     writer: UnsafeCell<Writer>,
+    /// Set while the owner is inside [`Lanes::push`]: a second, re-entrant push (from
+    /// code that `write` might call) is refused instead of aliasing `writer`.
+    /// An atomic rather than a `Cell` only so that it is never reached through a
+    /// `&mut` (Miri's stacked borrows reject `Cell::replace` under a live `&Cell`);
+    /// plain loads and stores, by the owner alone.
+    busy: AtomicBool,
     /// The lane's first chunk, for the reader to start from.
     first: AtomicPtr<Chunk>,
     reader: Mutex<Reader>,
 }
 
-// SAFETY: `writer` is only ever used by the thread that owns the lane (`Lanes::push`
+// SAFETY: `writer` and `busy` are only ever used by the thread that owns the lane (`Lanes::push`
 // reaches it through `ThreadLocal::get_or`, which hands each thread its own lane, and
 // a lane passes to another thread only after its owner has exited); the reader's
 // state is behind a mutex; a chunk's bytes below `committed` are only read, above it
@@ -110,6 +117,7 @@ impl Lane {
                 end: 0,
                 credit: 0,
             }),
+            busy: AtomicBool::new(false),
             first: AtomicPtr::new(ptr::null_mut()),
             reader: Mutex::new(Reader {
                 head: ptr::null_mut(),
@@ -139,22 +147,20 @@ impl Drop for Lane {
     }
 }
 
-/// The records in `taken`, and the bytes of the bound they hold.
-pub(crate) fn count(taken: &VecDeque<Taken>) -> (u64, usize) {
+/// The records in `t`, and the bytes of the bound they hold.
+pub(super) fn count(t: &Taken) -> (u64, usize) {
     let (mut records, mut bytes) = (0, 0);
-    for t in taken {
-        let mut at = t.at;
-        while let Some(len) = t
-            .buf
-            .get(at..at + RECORD_OVERHEAD)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| u32::from_le_bytes(b) as usize)
-            .filter(|len| at + RECORD_OVERHEAD + len <= t.end)
-        {
-            records += 1;
-            bytes += len + RECORD_OVERHEAD;
-            at += len + RECORD_OVERHEAD;
-        }
+    let mut at = t.at;
+    while let Some(len) = t
+        .buf
+        .get(at..at + RECORD_OVERHEAD)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u32::from_le_bytes(b) as usize)
+        .filter(|len| at + RECORD_OVERHEAD + len <= t.end)
+    {
+        records += 1;
+        bytes += len + RECORD_OVERHEAD;
+        at += len + RECORD_OVERHEAD;
     }
     (records, bytes)
 }
@@ -165,10 +171,22 @@ pub(crate) enum Pushed {
     Queued,
     /// The bound would be passed: nothing was written.
     Full,
+    /// The thread was already inside a push (re-entered from the record's own
+    /// code): nothing was written.
+    Busy,
+}
+
+/// Clears a lane's `busy` flag when dropped.
+struct Unbusy<'a>(&'a AtomicBool);
+
+impl Drop for Unbusy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Every emitting thread's lane, and the queue's byte bound.
-pub(crate) struct Lanes {
+pub(super) struct Lanes {
     lanes: ThreadLocal<Lane>,
     /// Bytes reserved by the owners (used or not) and not yet given back.
     reserved: AtomicUsize,
@@ -181,7 +199,7 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    pub(crate) fn new(capacity: usize, filled: Sender<()>, spare: Receiver<Vec<u8>>) -> Self {
+    pub(super) fn new(capacity: usize, filled: Sender<()>, spare: Receiver<Vec<u8>>) -> Self {
         Lanes {
             lanes: ThreadLocal::new(),
             reserved: AtomicUsize::new(0),
@@ -194,20 +212,41 @@ impl Lanes {
 
     /// Appends one record of exactly `len` bytes, written by `write` (which is given
     /// exactly that many bytes), to the calling thread's lane.
-    pub(crate) fn push(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
+    pub(super) fn push(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
+        self.push_within(len, write, true)
+    }
+
+    /// Like [`push`](Self::push), but past the bound if need be: for the one record
+    /// an emitter waited for room for in vain (see `WhenFull::Wait`), so that the
+    /// bound is passed by at most one record per waiting thread.
+    pub(super) fn push_past_bound(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
+        self.push_within(len, write, false)
+    }
+
+    fn push_within(&self, len: usize, write: impl FnOnce(&mut [u8]), bounded: bool) -> Pushed {
         let Ok(prefix) = u32::try_from(len) else {
             return Pushed::Full;
         };
         let lane = self.lanes.get_or(Lane::new);
-        // SAFETY: this thread owns `lane` (see `impl Sync for Lane`), and nothing in
-        // here can reach this lane again: `write` only writes bytes.
+        if lane.busy.load(Ordering::Relaxed) {
+            return Pushed::Busy;
+        }
+        lane.busy.store(true, Ordering::Relaxed);
+        // Cleared however this returns, a panic in `write` included.
+        let _busy = Unbusy(&lane.busy);
+        // SAFETY: this thread owns `lane` (see `impl Sync for Lane`), and `busy` was
+        // clear: no other `&mut` to the writer exists until this push returns.
         let w = unsafe { &mut *lane.writer.get() };
         let cost = len + RECORD_OVERHEAD;
         // SAFETY: `tail` is null or this lane's chunk being written.
         let tail = unsafe { w.tail.as_ref() };
         if w.credit < cost {
             let busy = tail.is_some_and(|c| c.buf.len() >= CHUNK_BYTES);
-            if !self.reserve(w, cost, busy) {
+            if !bounded {
+                let want = cost - w.credit;
+                self.reserved.fetch_add(want, Ordering::Relaxed);
+                w.credit += want;
+            } else if !self.reserve(w, cost, busy) {
                 return Pushed::Full;
             }
         }
@@ -283,7 +322,7 @@ impl Lanes {
     /// Takes every record committed so far, lane by lane, oldest first within each.
     /// Full chunks are taken whole; of a chunk still being written, what is committed
     /// is copied.
-    pub(crate) fn collect(&self, into: &mut VecDeque<Taken>) {
+    pub(super) fn collect(&self, into: &mut VecDeque<Taken>) {
         for lane in self.lanes.iter() {
             let mut r = lane.reader.lock().unwrap_or_else(PoisonError::into_inner);
             if r.head.is_null() {
@@ -330,7 +369,7 @@ impl Lanes {
     }
 
     /// Gives back the bound's bytes of records sent or given up.
-    pub(crate) fn release(&self, bytes: usize) {
+    pub(super) fn release(&self, bytes: usize) {
         self.reserved.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
@@ -340,6 +379,14 @@ mod tests {
     use super::*;
     use crossbeam_channel::{bounded, unbounded};
     use std::sync::Arc;
+
+    /// Under Miri, which runs them some thousand times slower, fewer records and
+    /// threads where the count does not matter.
+    // Enough, under Miri too, to fill the 4, 16, 64 and 256 KiB chunks (about 150 bytes
+    // a record).
+    const MANY: u32 = if cfg!(miri) { 2_400 } else { 20_000 };
+    const PER_THREAD: u32 = if cfg!(miri) { 200 } else { 50_000 };
+    const THREADS: usize = if cfg!(miri) { 12 } else { 300 };
 
     fn records(taken: &VecDeque<Taken>) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -384,15 +431,16 @@ mod tests {
         let (lanes, filled, _spare) = lanes(1 << 30);
         let mut taken = VecDeque::new();
         let mut expected = Vec::new();
-        for i in 0..20_000_u32 {
+        for i in 0..MANY {
             let len = (i % 300) as usize;
-            let bytes: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+            // A fill rather than a pattern: cheap under Miri, and no two neighbours alike.
+            let bytes = vec![i as u8; len];
             assert_eq!(
                 lanes.push(len, |out| out.copy_from_slice(&bytes)),
                 Pushed::Queued
             );
             expected.push(bytes);
-            if i % 7_000 == 0 {
+            if i % (MANY / 3 + 1) == 0 {
                 lanes.collect(&mut taken);
             }
         }
@@ -438,7 +486,7 @@ mod tests {
             .map(|t| {
                 let lanes = Arc::clone(&lanes);
                 std::thread::spawn(move || {
-                    for i in 0..50_000_u32 {
+                    for i in 0..PER_THREAD {
                         let mut rec = [t; 5];
                         rec[1..].copy_from_slice(&i.to_le_bytes());
                         lanes.push(5, |out| out.copy_from_slice(&rec));
@@ -460,7 +508,7 @@ mod tests {
             assert_eq!(i, next[rec[0] as usize], "thread {}", rec[0]);
             next[rec[0] as usize] += 1;
         }
-        assert_eq!(next, [50_000; 4]);
+        assert_eq!(next, [PER_THREAD; 4]);
     }
 
     #[test]
@@ -468,9 +516,9 @@ mod tests {
         // 256,000 bytes: a busy thread's grant would be 62.
         let (lanes, _filled, _spare) = lanes(256 * 1000);
         let lanes = Arc::new(lanes);
-        let pushed = Arc::new(std::sync::Barrier::new(301));
-        let done = Arc::new(std::sync::Barrier::new(301));
-        let threads: Vec<_> = (0..300)
+        let pushed = Arc::new(std::sync::Barrier::new(THREADS + 1));
+        let done = Arc::new(std::sync::Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
             .map(|_| {
                 let (lanes, pushed, done) =
                     (Arc::clone(&lanes), Arc::clone(&pushed), Arc::clone(&done));
@@ -497,8 +545,8 @@ mod tests {
             .count();
         assert_eq!(
             (queued, big),
-            (300, Pushed::Queued),
-            "300 records of 14 bytes, then one of nearly the whole bound, into an empty queue"
+            (THREADS, Pushed::Queued),
+            "a record of 14 bytes from each thread, then one of nearly the whole bound, into an empty queue"
         );
     }
 
@@ -522,6 +570,21 @@ mod tests {
             lanes.push(left - RECORD_OVERHEAD, |out| out.fill(2)),
             Pushed::Queued
         );
+    }
+
+    #[test]
+    fn a_push_from_inside_a_push_is_refused_and_the_first_one_lands() {
+        let (lanes, _filled, _spare) = lanes(1 << 20);
+        let mut inner = None;
+        let outer = lanes.push(3, |out| {
+            inner = Some(lanes.push(1, |out| out[0] = 9));
+            out.copy_from_slice(b"abc");
+        });
+        assert_eq!((outer, inner), (Pushed::Queued, Some(Pushed::Busy)));
+        assert_eq!(lanes.push(1, |out| out[0] = b'z'), Pushed::Queued);
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        assert_eq!(records(&taken), vec![b"abc".to_vec(), b"z".to_vec()]);
     }
 
     #[test]

@@ -1,0 +1,300 @@
+//! JSON lines to standard output, standard error or a file: what this destination
+//! adds to the [pipeline](crate::pipeline) is the line encoding and the writer.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::file::AppendFile;
+use crate::encode::LineEncoder;
+use crate::error::Error;
+use crate::export::Export;
+use crate::pipeline::handoff::Captured;
+use crate::pipeline::{
+    BatchPolicy, Deliver, Ending, ExportStats, Failure, Policy, Queue, WhenFull,
+};
+use crate::record::{Record, TagSource};
+use crate::report::stderr_line;
+
+/// How long `try_init` waits for the telemetry file to open (a hung network file
+/// system must not hang the app's start).
+const OPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// The JSON-lines policies, documented on [`ExporterSink`](crate::ExporterSink).
+pub(crate) const POLICY: Policy = Policy {
+    queue_bytes: crate::config::DEFAULT_BUFFER_BYTES,
+    when_full: WhenFull::Wait(Duration::from_millis(100)),
+    ending: Ending::Stall(Duration::from_secs(5)),
+    batch: BatchPolicy {
+        bytes: 64 * 1024,
+        delay: Duration::from_millis(100),
+    },
+};
+
+/// Where a JSON-lines exporter writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output {
+    Stdout,
+    Stderr,
+    /// An absolute path, resolved once.
+    File(PathBuf),
+}
+
+impl Output {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Output::Stdout => "stdout",
+            Output::Stderr => "stderr",
+            Output::File(_) => "file",
+        }
+    }
+}
+
+/// JSON lines to one [`Output`], through a [`Queue`] and its worker.
+pub(crate) struct JsonLines {
+    output: Output,
+    encoder: LineEncoder,
+    queue: Queue,
+    /// Set when export starts: eagerly by `try_init` when telemetry is on, or by the
+    /// first record after it is turned on at run time. False if the worker could not
+    /// start (then records are dropped and counted).
+    started: OnceLock<bool>,
+}
+
+impl JsonLines {
+    pub(crate) fn new(
+        output: Output,
+        encoder: LineEncoder,
+        policy: Policy,
+        label: Option<&'static str>,
+    ) -> Self {
+        JsonLines {
+            output,
+            encoder,
+            queue: Queue::new(policy, label),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Starts the worker now and waits (up to [`OPEN_WAIT`]) for it to open the
+    /// destination, so that a file that cannot be opened fails `try_init`.
+    fn start_now(&self) -> Result<(), Error> {
+        let outcome = match &self.output {
+            Output::File(path) => {
+                let (path, encoder) = (path.clone(), self.encoder.clone());
+                self.queue.start("telemetry-export", move || {
+                    AppendFile::open(&path).map(|file| Lines::new(encoder, Writer::File(file)))
+                })
+            }
+            _ => self.spawn_deferred(),
+        };
+        let opened = outcome.map_err(Error::spawn)?;
+        let outcome = match opened.recv_timeout(OPEN_WAIT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("opening did not finish within {OPEN_WAIT:?}"),
+            )),
+        };
+        match outcome {
+            Ok(()) => {
+                let _ = self.started.set(true);
+                Ok(())
+            }
+            Err(err) => {
+                // A worker whose open returns after this (a slow file system) finds
+                // the queue shut and stops once it has nothing left.
+                let _ = self.started.set(false);
+                self.queue.abandon();
+                let path = match &self.output {
+                    Output::File(path) => path.clone(),
+                    _ => PathBuf::from(self.output.name()),
+                };
+                Err(Error::open(path, err))
+            }
+        }
+    }
+
+    /// Starts the worker without waiting for anything: the file, if any, is opened on
+    /// that thread, and an error opening it is a write error (reported once, records
+    /// counted as failed, retried every second).
+    fn spawn_deferred(&self) -> io::Result<std::sync::mpsc::Receiver<io::Result<()>>> {
+        let (output, encoder) = (self.output.clone(), self.encoder.clone());
+        self.queue.start("telemetry-export", move || {
+            let writer = match output {
+                Output::Stdout => Writer::Stdout,
+                Output::Stderr => Writer::Stderr,
+                Output::File(path) => Writer::File(AppendFile::deferred(&path)),
+            };
+            Ok(Lines::new(encoder, writer))
+        })
+    }
+
+    fn started(&self) -> bool {
+        *self.started.get_or_init(|| match self.spawn_deferred() {
+            Ok(_) => true,
+            Err(err) => {
+                stderr_line(format_args!(
+                    "cannot start exporting to {}: {err} (records are dropped and counted)",
+                    self.output.name()
+                ));
+                false
+            }
+        })
+    }
+}
+
+impl Export for JsonLines {
+    fn start(&self) -> Result<(), Error> {
+        self.start_now()
+    }
+
+    fn record(&self, record: &Record<'_>) {
+        if self.started() {
+            self.queue.push(record);
+        } else {
+            self.queue.refuse(1);
+        }
+    }
+
+    fn flush(&self) {
+        if self.started.get() == Some(&true) {
+            self.queue.flush();
+        }
+    }
+
+    fn shutdown(&self) -> Option<String> {
+        // Sealed here if it never started, so that no record after the guard is gone
+        // starts a worker that nothing would stop.
+        let _ = self.started.get_or_init(|| false);
+        let finished = self.queue.shutdown();
+        self.queue.summary(finished)
+    }
+
+    fn stats(&self) -> ExportStats {
+        self.queue.stats()
+    }
+}
+
+impl std::fmt::Debug for JsonLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLines")
+            .field("output", &self.output)
+            .field("stats", &self.queue.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The worker's side: encodes lines, writes batches.
+struct Lines<W> {
+    encoder: LineEncoder,
+    writer: W,
+    /// A write failed, possibly midway through a line.
+    resync: bool,
+}
+
+impl<W: WriteLines> Lines<W> {
+    fn new(encoder: LineEncoder, writer: W) -> Self {
+        Lines {
+            encoder,
+            writer,
+            resync: false,
+        }
+    }
+}
+
+impl<W: WriteLines> Deliver for Lines<W> {
+    fn encode(&mut self, captured: &Captured<'_>, body: &mut Vec<u8>) {
+        let mut record = Record::with_tag_source(
+            captured.kind,
+            captured.name,
+            TagSource::Typed(&captured.tags),
+        )
+        .with_source(captured.module_path, captured.file, captured.line)
+        .with_timestamp(UNIX_EPOCH + Duration::from_nanos(captured.time_unix_nano));
+        if let Some(value) = captured.value {
+            record = record.with_value(value);
+        }
+        if let Some((trace_id, span_id)) = captured.trace {
+            if let (Ok(trace_id), Ok(span_id)) = (trace_id.try_into(), span_id.try_into()) {
+                record = record.with_trace(trace_id, span_id);
+            }
+        }
+        self.encoder.encode(&record, body);
+    }
+
+    /// The whole batch at once (one lock of stdout or stderr). A failed write may
+    /// have written part of a line: the lines written whole before it count as
+    /// written, and the next successful write starts on a new line, so a torn line is
+    /// never merged with the next one.
+    fn deliver(&mut self, body: &[u8]) -> Result<(), Failure> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        if self.resync {
+            if let (_, Err(error)) = self.writer.write_lines(b"\n") {
+                return Err(Failure {
+                    error,
+                    delivered: 0,
+                });
+            }
+        }
+        let (written, outcome) = self.writer.write_lines(body);
+        self.resync = outcome.is_err();
+        outcome.map_err(|error| Failure {
+            error,
+            delivered: body[..written].iter().filter(|&&b| b == b'\n').count() as u64,
+        })
+    }
+}
+
+/// The writer behind an [`Output`].
+enum Writer {
+    Stdout,
+    Stderr,
+    File(AppendFile),
+}
+
+/// Where the worker writes lines: any [`Write`], or an [`Output`]'s own writer.
+trait WriteLines: Send + 'static {
+    /// Writes `buf` and flushes; returns how many bytes were written, and the error
+    /// that stopped it, if any.
+    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>);
+}
+
+impl<W: Write + Send + 'static> WriteLines for W {
+    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
+        write_counting(self, buf)
+    }
+}
+
+impl WriteLines for Writer {
+    /// Holding stdout's or stderr's lock for the whole batch, so that the app's own
+    /// prints never land inside a line.
+    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
+        match self {
+            Writer::Stdout => write_counting(&mut io::stdout().lock(), buf),
+            Writer::Stderr => write_counting(&mut io::stderr().lock(), buf),
+            Writer::File(w) => write_counting(w, buf),
+        }
+    }
+}
+
+/// `write_all` and `flush`, counting the bytes written.
+fn write_counting(w: &mut impl Write, buf: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    while done < buf.len() {
+        match w.write(&buf[done..]) {
+            Ok(0) => return (done, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return (done, Err(err)),
+        }
+    }
+    (done, w.flush())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

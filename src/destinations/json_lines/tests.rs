@@ -1,0 +1,492 @@
+//! The JSON-lines destination through the production queue and worker: the full
+//! policy, write errors, shutdown and the tick.
+
+use super::*;
+use crate::fields::Kind;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// A writer that tells when a write starts and blocks until released.
+struct Gate {
+    entered: mpsc::Sender<()>,
+    release: Arc<(Mutex<bool>, Condvar)>,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Write for Gate {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.entered.send(());
+        let (open, cv) = &*self.release;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        self.out.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn release(gate: &(Mutex<bool>, Condvar)) {
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+}
+
+/// The production queue and worker, writing JSON lines to `writer`.
+fn export(writer: impl Write + Send + 'static, limits: Policy) -> Arc<Queue> {
+    let queue = Arc::new(Queue::new(limits, None));
+    let opened = queue
+        .start("test-export", move || {
+            Ok(Lines::new(LineEncoder::new("test"), writer))
+        })
+        .unwrap();
+    opened.recv().unwrap().unwrap();
+    queue
+}
+
+/// Every record its own batch: the queue's room is counted in records of `line`
+/// queued bytes.
+fn per_record(lines: usize, line: usize) -> Policy {
+    Policy {
+        batch: BatchPolicy {
+            bytes: 1,
+            ..POLICY.batch
+        },
+        queue_bytes: lines * line,
+        ..POLICY
+    }
+}
+
+/// The bytes of the queue's bound that the record `emit` makes takes.
+fn line_len(name: &str) -> usize {
+    crate::pipeline::handoff::queued_len(&Record::new(Kind::Event, name, &[]))
+}
+
+fn emit(handoff: &Queue, name: &str) {
+    handoff.push(&Record::new(Kind::Event, name, &[]));
+}
+
+fn full_wait(policy: &Policy) -> Duration {
+    let WhenFull::Wait(wait) = policy.when_full;
+    wait
+}
+
+fn counts(handoff: &Queue) -> (u64, u64, u64) {
+    let stats = handoff.stats();
+    (stats.written(), stats.dropped(), stats.failed())
+}
+
+fn names(out: &Mutex<Vec<u8>>) -> Vec<String> {
+    let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_buffer_waits_once_then_drops_at_once_until_the_writer_makes_room() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let out = Arc::new(Mutex::new(Vec::new()));
+    // Room for the batch being written and four more.
+    let line = line_len("queued-0");
+    let limits = Policy {
+        queue_bytes: line_len("taken-by-the-worker") + 4 * line,
+        ..per_record(0, line)
+    };
+    let handoff = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::clone(&out),
+        },
+        limits,
+    );
+
+    emit(&handoff, "taken-by-the-worker");
+    entered.recv().unwrap(); // the worker is now stuck writing it
+    for i in 0..4 {
+        emit(&handoff, &format!("queued-{i}")); // fills the queue
+    }
+    assert_eq!(counts(&handoff), (0, 0, 0));
+
+    let first = Instant::now();
+    emit(&handoff, "waits-then-stays");
+    assert!(
+        first.elapsed() >= full_wait(&limits),
+        "the first emitter waits for room"
+    );
+    let rest = Instant::now();
+    emit(&handoff, "dropped-at-once-1");
+    emit(&handoff, "dropped-at-once-2");
+    assert!(
+        rest.elapsed() < full_wait(&limits),
+        "while overloaded, emitters do not wait"
+    );
+    assert_eq!(
+        counts(&handoff),
+        (0, 2, 0),
+        "the record that waited stays in its thread's batch; the next ones are dropped"
+    );
+
+    release(&gate);
+    assert!(handoff.flush());
+    emit(&handoff, "after-recovery");
+    assert!(handoff.shutdown());
+
+    assert_eq!(counts(&handoff), (7, 2, 0));
+    assert_eq!(
+        names(&out),
+        [
+            "taken-by-the-worker",
+            "queued-0",
+            "queued-1",
+            "queued-2",
+            "queued-3",
+            "waits-then-stays",
+            "after-recovery"
+        ]
+    );
+}
+
+#[test]
+fn shedding_ends_as_soon_as_the_writer_makes_room() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let line = line_len("a-0");
+    let handoff = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::clone(&out),
+        },
+        per_record(2, line),
+    );
+    emit(&handoff, "a-0");
+    entered.recv().unwrap();
+    emit(&handoff, "a-1");
+    emit(&handoff, "a-2"); // waits in vain, stays in the batch
+    emit(&handoff, "a-3"); // dropped at once
+    assert_eq!(counts(&handoff), (0, 1, 0));
+    release(&gate);
+    // One write frees room: the next record is taken again, without waiting for
+    // the queue to drain.
+    while handoff.stats().written() == 0 {
+        std::thread::yield_now();
+    }
+    emit(&handoff, "b-0");
+    assert!(handoff.shutdown());
+    assert_eq!(counts(&handoff), (4, 1, 0));
+    assert_eq!(names(&out), ["a-0", "a-1", "a-2", "b-0"]);
+}
+
+struct Failing;
+
+impl Write for Failing {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::other("no space left on device"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_failures_are_counted_and_never_panic() {
+    let handoff = export(Failing, POLICY);
+    for i in 0..10 {
+        emit(&handoff, &format!("e{i}"));
+    }
+    assert!(handoff.shutdown());
+    assert_eq!(counts(&handoff), (0, 0, 10));
+    emit(&handoff, "after-shutdown");
+    assert_eq!(
+        handoff.stats().dropped(),
+        1,
+        "records after shutdown are counted"
+    );
+}
+
+/// Fails the first write (after writing half of it), then works.
+struct FailsOnceMidLine {
+    calls: usize,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Write for FailsOnceMidLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.calls += 1;
+        if self.calls == 1 {
+            self.out
+                .lock()
+                .unwrap()
+                .extend_from_slice(&buf[..buf.len() / 2]);
+            return Err(io::Error::other("no space left on device"));
+        }
+        self.out.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn after_a_torn_write_the_next_line_starts_clean() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let handoff = export(
+        FailsOnceMidLine {
+            calls: 0,
+            out: Arc::clone(&out),
+        },
+        POLICY,
+    );
+    emit(&handoff, "torn");
+    assert!(handoff.flush());
+    emit(&handoff, "whole");
+    assert!(handoff.shutdown());
+    let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    let last = text.lines().last().unwrap();
+    let json: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(json["name"], "whole");
+    assert_eq!(counts(&handoff), (1, 0, 1));
+}
+
+#[test]
+fn shutdown_gives_up_on_a_destination_that_makes_no_progress() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let limits = Policy {
+        ending: Ending::Stall(Duration::from_millis(200)),
+        ..per_record(4, line_len("queued"))
+    };
+    let handoff = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::default(),
+        },
+        limits,
+    );
+    emit(&handoff, "stuck");
+    entered.recv().unwrap();
+    emit(&handoff, "queued");
+    let started = Instant::now();
+    assert!(
+        !handoff.shutdown(),
+        "must return although the writer never does"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        counts(&handoff),
+        (0, 2, 0),
+        "the record being written and the one queued are counted as dropped"
+    );
+    // The write that was given up on completes later: it is not counted twice.
+    release(&gate);
+    emit(&handoff, "after");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(counts(&handoff), (0, 3, 0));
+}
+
+#[test]
+fn a_quiet_thread_s_records_are_written_within_the_tick() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let writer = SharedWriter(Arc::clone(&out));
+    let handoff = export(writer, POLICY);
+    emit(&handoff, "alone");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names(&out).is_empty() {
+        assert!(Instant::now() < deadline, "never written without a flush");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(names(&out), ["alone"]);
+    assert!(handoff.shutdown());
+}
+
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A flush wakes the writer itself: with a tick that never comes in the test's
+/// life, the flush is answered and the record is written when it returns, and so is
+/// a flush with nothing queued (the writer is then asleep with no tick at all).
+#[test]
+fn flush_wakes_an_idle_writer_instead_of_waiting_for_the_tick() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let handoff = export(
+        SharedWriter(Arc::clone(&out)),
+        Policy {
+            batch: BatchPolicy {
+                delay: Duration::from_secs(24 * 3600),
+                ..POLICY.batch
+            },
+            // A flush that is never answered returns false after this long without
+            // progress; ample for a busy machine to schedule the writer.
+            ending: Ending::Stall(Duration::from_secs(30)),
+            ..POLICY
+        },
+    );
+    emit(&handoff, "one");
+    assert!(
+        handoff.flush(),
+        "a flush with a record queued went unanswered"
+    );
+    assert_eq!(names(&out), ["one"]);
+    assert!(
+        handoff.flush(),
+        "a flush with nothing queued went unanswered"
+    );
+    assert_eq!(counts(&handoff), (1, 0, 0));
+    assert!(handoff.shutdown());
+}
+
+#[test]
+fn records_from_threads_that_keep_emitting_while_shutting_down_are_all_counted() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let handoff = export(
+        SharedWriter(Arc::clone(&out)),
+        Policy {
+            batch: BatchPolicy {
+                bytes: 4096,
+                ..POLICY.batch
+            },
+            ..POLICY
+        },
+    );
+    let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let emitters: Vec<_> = (0..4)
+        .map(|t| {
+            let handoff = Arc::clone(&handoff);
+            let made = Arc::clone(&made);
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    emit(&handoff, &format!("t{t}-{i}"));
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    while made.load(std::sync::atomic::Ordering::Relaxed) < 10_000 {
+        std::thread::yield_now();
+    }
+    assert!(handoff.shutdown());
+    for e in emitters {
+        e.join().unwrap();
+    }
+    let (written, dropped, failed) = counts(&handoff);
+    assert_eq!(written + dropped + failed, 80_000);
+    assert!(dropped > 0, "records after shutdown began are dropped");
+    assert_eq!(
+        names(&out).len() as u64,
+        written,
+        "written means on the writer"
+    );
+}
+
+#[test]
+fn a_writer_stuck_on_a_job_of_several_batches_has_every_one_accounted_for() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let limits = Policy {
+        ending: Ending::Stall(Duration::from_millis(200)),
+        ..POLICY
+    };
+    let handoff = Arc::new(Queue::new(limits, None));
+    let writer = Gate {
+        entered: entered_tx,
+        release: Arc::clone(&gate),
+        out: Arc::default(),
+    };
+    let opened = handoff
+        .start("test-export", move || {
+            Ok(Lines::new(LineEncoder::new("test"), writer))
+        })
+        .unwrap();
+    opened.recv().unwrap().unwrap();
+    // Two threads, one record each: two batches, collected into one job by the
+    // tick; the writer blocks on the first.
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let (handoff, barrier) = (Arc::clone(&handoff), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                emit(&handoff, name);
+                barrier.wait();
+                barrier.wait();
+            })
+        })
+        .collect();
+    barrier.wait();
+    entered.recv().unwrap();
+    assert!(!handoff.shutdown());
+    barrier.wait();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(counts(&handoff), (0, 2, 0), "both records counted once");
+    // The write given up on completes: counted nowhere else, and the writer does
+    // not trip over the emptied queue.
+    release(&gate);
+    handoff
+        .take_worker()
+        .expect("the worker is still there: shutdown gave up on it")
+        .join()
+        .expect("the writer thread ends without panicking");
+    assert_eq!(counts(&handoff), (0, 2, 0));
+}
+
+#[test]
+fn a_quiet_thread_s_record_is_written_within_the_tick_while_another_is_busy() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let handoff = export(SharedWriter(Arc::clone(&out)), POLICY);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (handoff, stop) = (Arc::clone(&handoff), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                emit(&handoff, "busy");
+                i += 1;
+                if i % 200 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let quiet = {
+        let handoff = Arc::clone(&handoff);
+        std::thread::spawn(move || emit(&handoff, "quiet"))
+    };
+    quiet.join().unwrap();
+    let started = Instant::now();
+    while !names(&out).iter().any(|n| n == "quiet") && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let waited = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the quiet record waited {waited:?} behind a busy thread's batches"
+    );
+    assert!(handoff.shutdown());
+}

@@ -1,0 +1,220 @@
+//! The hand-off through its own API: what goes in on the emitting threads comes out
+//! whole on the worker, once, in each thread's order. These also run under Miri
+//! (`.ci/run`), which checks the lanes' unsafe code and the call-site addresses read
+//! back as references.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::fields::Kind;
+use crate::record::{Callsite, Tag};
+
+/// Fewer records under Miri, which runs them some thousand times slower.
+const MANY: u32 = if cfg!(miri) { 40 } else { 20_000 };
+
+fn handoff(capacity: usize) -> (Handoff, Signals) {
+    Handoff::with_clock(capacity, Clock::System)
+}
+
+/// A record read back: its name, value and tags (as text).
+type Read = (String, Option<f64>, Vec<(String, String)>);
+
+/// Every pending record, read back.
+fn drain(pending: &mut Pending, signals: &Signals) -> Vec<Read> {
+    let mut out = Vec::new();
+    while pending
+        .next_batch(signals, 7, |entry| {
+            let c = entry.read().expect("a pushed record reads back");
+            out.push((
+                c.name.to_owned(),
+                c.value,
+                c.tags
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                    .collect(),
+            ));
+            Batching::More
+        })
+        .is_some()
+    {}
+    out
+}
+
+#[test]
+fn every_thread_s_records_come_back_whole_once_and_in_its_order() {
+    let (handoff, signals) = handoff(1 << 30);
+    let handoff = Arc::new(handoff);
+    let writers: Vec<_> = (0..3_u32)
+        .map(|t| {
+            let handoff = Arc::clone(&handoff);
+            std::thread::spawn(move || {
+                for i in 0..MANY {
+                    let name = format!("t{t}");
+                    let tags = [Tag::new("i", u64::from(i)), Tag::new("who", name.as_str())];
+                    let record = Record::new(Kind::Metric, &name, &tags).with_value(f64::from(i));
+                    assert_eq!(handoff.push(&record), Pushed::Queued);
+                }
+            })
+        })
+        .collect();
+    let mut pending = Pending::new();
+    let mut seen = Vec::new();
+    let mut taken = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        taken += handoff.collect(&mut pending);
+        seen.extend(drain(&mut pending, &signals));
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    taken += handoff.collect(&mut pending);
+    seen.extend(drain(&mut pending, &signals));
+    assert_eq!(taken, u64::from(3 * MANY));
+    let mut next = [0_u32; 3];
+    for (name, value, tags) in seen {
+        let t: usize = name[1..].parse().unwrap();
+        let i = next[t];
+        assert_eq!(value, Some(f64::from(i)), "{name}");
+        assert_eq!(
+            tags,
+            [
+                ("i".to_owned(), i.to_string()),
+                ("who".to_owned(), name.clone())
+            ]
+        );
+        next[t] += 1;
+    }
+    assert_eq!(next, [MANY; 3]);
+}
+
+#[test]
+fn a_call_site_s_address_reads_back_as_its_metadata() {
+    let callsite = tracing::callsite! {
+        name: "track",
+        kind: tracing::metadata::Kind::EVENT,
+        fields: telemetry.name
+    };
+    let meta = tracing_core::Callsite::metadata(callsite);
+    let caller = std::panic::Location::caller();
+    let (handoff, signals) = handoff(1 << 20);
+    let tags = [Tag::new("plan", "pro")];
+    handoff.push(&Record::new(Kind::Event, "macro", &tags).with_callsite(Callsite::Event(meta)));
+    handoff
+        .push(&Record::new(Kind::Event, "function", &[]).with_callsite(Callsite::Caller(caller)));
+    let mut pending = Pending::new();
+    assert_eq!(handoff.collect(&mut pending), 2);
+    let mut sources = Vec::new();
+    pending.next_batch(&signals, usize::MAX, |entry| {
+        let c = entry.read().unwrap();
+        let tags: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        sources.push((
+            c.name.to_owned(),
+            own(c.module_path),
+            own(c.file),
+            c.line,
+            tags,
+        ));
+        Batching::More
+    });
+    let own = |s: Option<&str>| s.map(str::to_owned);
+    assert_eq!(
+        sources,
+        [
+            (
+                "macro".to_owned(),
+                own(Some(module_path!())),
+                own(Some(file!())),
+                meta.line(),
+                vec!["plan=pro".to_owned()]
+            ),
+            (
+                "function".to_owned(),
+                None,
+                own(Some(file!())),
+                Some(caller.line()),
+                vec![]
+            )
+        ]
+    );
+}
+
+#[test]
+fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
+    let (handoff, signals) = handoff(1 << 20);
+    for i in 0..10_u32 {
+        handoff.push(&Record::new(Kind::Metric, "m", &[]).with_value(f64::from(i)));
+    }
+    let mut pending = Pending::new();
+    handoff.collect(&mut pending);
+    let mut batch = Vec::new();
+    let taking = pending
+        .next_batch(&signals, 4, |e| {
+            batch.push(e.read().unwrap().value.unwrap());
+            Batching::More
+        })
+        .unwrap();
+    assert_eq!((taking.records, batch), (4, vec![0.0, 1.0, 2.0, 3.0]));
+    let mut batch = Vec::new();
+    let taking = pending
+        .next_batch(&signals, 100, |e| {
+            batch.push(e.read().unwrap().value.unwrap());
+            if batch.len() == 2 {
+                Batching::Full
+            } else {
+                Batching::More
+            }
+        })
+        .unwrap();
+    assert_eq!((taking.records, batch), (2, vec![4.0, 5.0]));
+    let left = pending.abandon();
+    assert_eq!(
+        pending.next_batch(&signals, 1, |_| Batching::More),
+        None,
+        "given up"
+    );
+    assert_eq!(left.records, 4);
+    assert!(pending.is_empty());
+    assert!(pending
+        .next_batch(&signals, 100, |_| Batching::More)
+        .is_none());
+}
+
+#[test]
+fn a_timing_s_duration_and_a_metric_s_value_travel_an_event_has_none() {
+    let (handoff, signals) = handoff(1 << 20);
+    handoff.push(&Record::new(Kind::Timing, "t", &[]).with_value(12.5));
+    handoff.push(&Record::new(Kind::Metric, "m", &[]).with_value(-1.0));
+    handoff.push(&Record::new(Kind::Event, "e", &[]).with_value(3.0));
+    let mut pending = Pending::new();
+    handoff.collect(&mut pending);
+    let read = drain(&mut pending, &signals);
+    let values: Vec<_> = read
+        .iter()
+        .map(|(name, value, _)| (name.as_str(), *value))
+        .collect();
+    assert_eq!(values, [("t", Some(12.5)), ("m", Some(-1.0)), ("e", None)]);
+}
+
+#[test]
+fn the_bound_refuses_what_would_pass_it_and_giving_up_makes_room() {
+    let record = Record::new(Kind::Event, "e", &[]);
+    let one = queued_len(&record);
+    let (handoff, _signals) = handoff(3 * one);
+    let pushed: Vec<_> = (0..4).map(|_| handoff.push(&record)).collect();
+    assert_eq!(
+        pushed,
+        [Pushed::Queued, Pushed::Queued, Pushed::Queued, Pushed::Full]
+    );
+    assert_eq!(
+        handoff.push_past_bound(&record),
+        Pushed::Queued,
+        "the record an emitter waited for passes the bound"
+    );
+    let mut pending = Pending::new();
+    assert_eq!(handoff.collect(&mut pending), 4);
+    let gone = pending.abandon();
+    assert_eq!((gone.records, gone.bytes), (4, 4 * one));
+    handoff.release(gone.bytes);
+    assert_eq!(handoff.push(&record), Pushed::Queued, "room again");
+}

@@ -1,0 +1,225 @@
+//! The one worker: a thread per queued destination that takes what the hand-off
+//! holds, has the destination encode it in batches and deliver them, and counts the
+//! outcome of each.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+
+use super::clock::{Calibration, Converter};
+use super::handoff::{Batching, Captured, Pending, Signals};
+use super::{Msg, State};
+use crate::report::report_write_error;
+
+/// How often the worker checks that the kernel still keeps time with the counter.
+const CLOCK_CHECK: Duration = Duration::from_secs(1);
+
+/// What a queued destination adds to the pipeline: how a record is encoded into a
+/// batch, and how a batch is delivered. Everything else (when to collect, how large a
+/// batch grows, what to count, when to stop) is the worker's, by its [`Policy`](super::Policy).
+pub(crate) trait Deliver: Send + 'static {
+    /// Appends `record` to `body`. Its time is Unix nanoseconds (the worker has
+    /// converted counter values already).
+    fn encode(&mut self, record: &Captured<'_>, body: &mut Vec<u8>);
+
+    /// Delivers `body`, which holds whole records. On an error, the records that
+    /// reached the destination whole before it count as written, the rest as failed;
+    /// the first error is reported on stderr.
+    fn deliver(&mut self, body: &[u8]) -> Result<(), Failure>;
+}
+
+/// A delivery that failed part way.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: io::Error,
+    /// Records of the batch that reached the destination whole before the error.
+    pub(crate) delivered: u64,
+}
+
+pub(super) struct Worker<D> {
+    state: Arc<State>,
+    msgs: Receiver<Msg>,
+    signals: Signals,
+    destination: D,
+    pending: Pending,
+    calibration: Calibration,
+    body: Vec<u8>,
+    /// Flushes to answer once what was recorded before them is delivered.
+    acks: Vec<Sender<()>>,
+    stop: Option<Sender<()>>,
+    next_clock_check: Instant,
+}
+
+enum Wake {
+    Msg(Msg),
+    Filled,
+    Tick,
+    Closed,
+}
+
+impl<D: Deliver> Worker<D> {
+    pub(super) fn new(
+        state: Arc<State>,
+        msgs: Receiver<Msg>,
+        signals: Signals,
+        destination: D,
+    ) -> Self {
+        let body = Vec::with_capacity(state.policy.batch.bytes + 4096);
+        Worker {
+            state,
+            msgs,
+            signals,
+            destination,
+            pending: Pending::new(),
+            calibration: Calibration::new(),
+            body,
+            acks: Vec::new(),
+            stop: None,
+            next_clock_check: Instant::now() + CLOCK_CHECK,
+        }
+    }
+
+    /// Runs until shutdown.
+    pub(super) fn run(mut self) {
+        loop {
+            let wake = self.wait(self.state.policy.batch.delay);
+            match wake {
+                Wake::Msg(msg) => self.take(msg),
+                Wake::Filled => {
+                    // One look at the lanes serves every chunk filled so far.
+                    while self.signals.filled.try_recv().is_ok() {}
+                    self.signals.stock_spares();
+                }
+                Wake::Tick => {}
+                Wake::Closed => {
+                    // The front is gone without a shutdown: deliver what is here.
+                    self.stop
+                        .get_or_insert_with(|| crossbeam_channel::bounded(1).0);
+                }
+            }
+            let now = Instant::now();
+            if now >= self.next_clock_check {
+                self.next_clock_check = now + CLOCK_CHECK;
+                self.state.handoff.check_clock();
+            }
+            self.drain();
+            // A flush asked while delivering covers what the threads added since the
+            // lanes were last taken: `drain` took them again until none were left.
+            for ack in self.acks.drain(..) {
+                let _ = ack.send(());
+            }
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+                return;
+            }
+        }
+    }
+
+    /// The next message, a filled chunk, or `Tick` after `delay`.
+    fn wait(&self, delay: Duration) -> Wake {
+        select! {
+            recv(self.msgs) -> msg => match msg {
+                Ok(msg) => Wake::Msg(msg),
+                Err(_) => Wake::Closed,
+            },
+            recv(self.signals.filled) -> filled => match filled {
+                Ok(()) => Wake::Filled,
+                Err(_) => Wake::Closed,
+            },
+            default(delay) => Wake::Tick,
+        }
+    }
+
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Shutdown(ack) => self.stop = Some(ack),
+        }
+    }
+
+    /// Delivers everything the lanes hold, taking them again until they are empty.
+    fn drain(&mut self) {
+        loop {
+            if self.state.abandoned.load(Ordering::Acquire) {
+                return;
+            }
+            let taken = self.state.handoff.collect(&mut self.pending);
+            self.state
+                .counters
+                .in_flight
+                .fetch_add(taken, Ordering::AcqRel);
+            if self.pending.is_empty() {
+                return;
+            }
+            while self.send_batch() {
+                if self.pending.is_empty() {
+                    break;
+                }
+                // Messages keep arriving during a long backlog.
+                while let Ok(msg) = self.msgs.try_recv() {
+                    self.take(msg);
+                }
+                self.signals.stock_spares();
+            }
+        }
+    }
+
+    /// Encodes and delivers the oldest batch; false if nothing was pending.
+    fn send_batch(&mut self) -> bool {
+        self.body.clear();
+        let converter: Converter = self.calibration.converter();
+        let limit = self.state.policy.batch.bytes;
+        let (destination, body) = (&mut self.destination, &mut self.body);
+        let Some(taking) = self.pending.next_batch(&self.signals, usize::MAX, |entry| {
+            if let Some(mut record) = entry.read() {
+                if record.time_in_ticks {
+                    record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
+                    record.time_in_ticks = false;
+                }
+                destination.encode(&record, body);
+            }
+            if body.len() >= limit {
+                Batching::Full
+            } else {
+                Batching::More
+            }
+        }) else {
+            return false;
+        };
+        let outcome = self.destination.deliver(&self.body);
+        self.state.handoff.release(taking.bytes);
+        self.settle(taking.records, outcome);
+        true
+    }
+
+    /// Counts the outcome of a batch of `records`, unless shutdown gave up on them and
+    /// counted them already.
+    fn settle(&mut self, records: u64, outcome: Result<(), Failure>) {
+        let counters = &self.state.counters;
+        let records = counters
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left.saturating_sub(records))
+            })
+            .map_or(0, |left| left.min(records));
+        self.state.made_room();
+        match outcome {
+            Ok(()) => {
+                counters.written.fetch_add(records, Ordering::Release);
+            }
+            Err(failure) => {
+                let delivered = failure.delivered.min(records);
+                counters.written.fetch_add(delivered, Ordering::Release);
+                counters
+                    .failed
+                    .fetch_add(records - delivered, Ordering::Release);
+                if !counters.reported_failure.swap(true, Ordering::Relaxed) {
+                    report_write_error(&failure.error);
+                }
+            }
+        }
+    }
+}
