@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// Why telemetry could not be set up: an invalid `TELEMETRY_*` variable, a telemetry
 /// file that cannot be opened, an export thread that cannot start, a global

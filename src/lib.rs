@@ -169,8 +169,6 @@ mod record;
 #[cfg(feature = "subscriber")]
 mod report;
 #[cfg(feature = "subscriber")]
-mod resource;
-#[cfg(feature = "subscriber")]
 mod sink;
 mod track;
 
@@ -182,7 +180,8 @@ pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGua
 // For apps: configuration, installation, the guard and the runtime switch.
 #[cfg(feature = "subscriber")]
 pub use config::{
-    Config, ConfigError, Destination, Exporter, DEFAULT_BUFFER_BYTES, DEFAULT_PROMETHEUS_ADDR,
+    Config, ConfigError, Destination, Exporter, Resource, DEFAULT_BUFFER_BYTES,
+    DEFAULT_PROMETHEUS_ADDR,
 };
 #[cfg(feature = "subscriber")]
 pub use error::Error;
@@ -194,8 +193,6 @@ pub use install::{init, layer, layer_with, try_init, try_init_with, Guard};
 pub use layer::{FilteredTelemetryLayer, TelemetryFilter, TelemetryHandle, TelemetryLayer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpCompression, OtlpConfig, OtlpExporter, OtlpStats};
-#[cfg(feature = "subscriber")]
-pub use resource::Resource;
 
 // For sink authors and tests: what a sink receives, and the sinks the crate ships.
 #[cfg(feature = "subscriber")]

@@ -451,17 +451,18 @@ fn span_fields_are_a_list_and_the_spool_dir_a_path() {
 }
 
 #[test]
-fn a_relative_file_is_made_absolute_once_and_otherwise_kept_exactly() {
+fn a_relative_file_is_made_absolute_once_and_trimmed_like_every_value() {
     let cwd = std::env::current_dir().unwrap();
     let config = Config::from_iter([
         ("TELEMETRY_EXPORTER", "file"),
         ("TELEMETRY_FILE", "logs/telemetry.jsonl "),
     ])
     .unwrap();
-    // The trailing space is part of the name: kept, not trimmed.
+    // Surrounding whitespace is trimmed, as from every variable (it used to be kept
+    // here, and here only).
     assert_eq!(
         config.file(),
-        Some(cwd.join("logs/telemetry.jsonl ").as_path())
+        Some(cwd.join("logs/telemetry.jsonl").as_path())
     );
     assert!(config.file().unwrap().is_absolute());
 

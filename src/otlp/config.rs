@@ -1,11 +1,10 @@
-//! The standard OpenTelemetry environment variables, read as the specification
-//! defines them (`specification/protocol/exporter.md` and
-//! `specification/configuration/sdk-environment-variables.md`).
-//!
-//! One deliberate difference: where the specification says an invalid value SHOULD be
-//! ignored with a warning, this crate refuses it with a [`ConfigError`], as it does for
-//! its own `TELEMETRY_*` variables, so that a mistyped endpoint or timeout is found at
-//! start rather than by the records that never arrive.
+//! [`OtlpConfig`]: the exporter's settings. The `OTEL_*` variables are read by the
+//! configuration (`crate::config::otlp`, with the rules every variable follows); here
+//! what needs the exporter's own types is built from them: each signal's [`Endpoint`]
+//! and its certificate files ([`TlsFiles`], read and checked now). It stays beside
+//! the exporter because those types are the exporter's; the configuration module
+//! depends on this type, and this file on the configuration's leaves only
+//! (`env`, `error`, `otlp`, `resource`), never on `Config`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -14,91 +13,19 @@ use std::time::Duration;
 
 use super::endpoint::{Endpoint, Form};
 use super::tls::TlsFiles;
-use crate::config::ConfigError;
-use crate::resource::{decode, Resource, ResourceVars};
-
-const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
-const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
-const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
-const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
-const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
-const CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
-const CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
-const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
-const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
-const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
-const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
-/// This crate's own variable (see `Config`), read here too so that an exporter built
-/// from the environment keeps its spool.
-const SPOOL_DIR: &str = "TELEMETRY_SPOOL_DIR";
+use crate::config::env::Env;
+use crate::config::error::ConfigError;
+pub use crate::config::otlp::OtlpCompression;
+pub(crate) use crate::config::otlp::Signal;
+use crate::config::otlp::{read, EndpointVar, PathVar, SignalVars, ENDPOINT};
+use crate::config::resource::{resolve, Resource};
 
 /// The specification's default collector address for OTLP/HTTP.
 pub(crate) const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
 const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_millis(60_000);
-/// What the specification lets "no limit" become: the largest 32-bit millisecond count.
-const NO_LIMIT: Duration = Duration::from_millis(i32::MAX as u64);
 /// Default bound on what the exporter holds before the collector takes it.
 const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
-
-/// The signals this exporter sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Logs,
-    Metrics,
-}
-
-impl Signal {
-    fn env_part(self) -> &'static str {
-        match self {
-            Signal::Logs => "LOGS",
-            Signal::Metrics => "METRICS",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Signal::Logs => "v1/logs",
-            Signal::Metrics => "v1/metrics",
-        }
-    }
-}
-
-/// How request bodies are compressed: `OTEL_EXPORTER_OTLP_COMPRESSION`.
-///
-/// ```
-/// use tracing_telemetry::OtlpCompression;
-///
-/// assert_eq!("GZIP".parse::<OtlpCompression>(), Ok(OtlpCompression::Gzip));
-/// assert_eq!(OtlpCompression::default(), OtlpCompression::None);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OtlpCompression {
-    /// Bodies are sent as they are (the default).
-    #[default]
-    None,
-    /// Bodies are gzip-compressed (`Content-Encoding: gzip`).
-    Gzip,
-}
-
-impl std::str::FromStr for OtlpCompression {
-    type Err = ConfigError;
-
-    /// Accepts `gzip` and `none`, in any letter case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(OtlpCompression::None),
-            "gzip" => Ok(OtlpCompression::Gzip),
-            _ => Err(ConfigError::invalid(
-                COMPRESSION,
-                s,
-                "expected gzip or none",
-            )),
-        }
-    }
-}
 
 /// Where and how one signal is sent.
 #[derive(Clone, PartialEq, Eq)]
@@ -148,7 +75,11 @@ impl fmt::Debug for SignalConfig {
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, percent-decoded | none |
 /// | `OTEL_SDK_DISABLED` | `true`/`false` (any letter case): `true` makes the exporter send nothing | `false` |
 ///
-/// Empty values count as unset. Per-signal variables win over the general ones.
+/// Every variable follows the rules of all the crate's variables: surrounding
+/// whitespace is trimmed, empty is unset, set twice or not UTF-8 is an error naming
+/// it, and a relative path (certificates, keys, `TELEMETRY_SPOOL_DIR`) is made absolute
+/// against the working directory when it is read. Per-signal variables win over the
+/// general ones.
 ///
 /// An endpoint may carry credentials (`https://user:password@host`, sent as HTTP Basic
 /// authentication) and a query; messages and `Debug` show it with both replaced by
@@ -248,8 +179,8 @@ impl OtlpConfig {
         Self::from_vars(std::env::vars_os())
     }
 
-    /// Reads the `OTEL_*` variables and `TELEMETRY_SPOOL_DIR` (the spool directory; empty
-    /// is unset) from a list of `(name, value)` pairs; every other
+    /// Reads the `OTEL_*` variables and `TELEMETRY_SPOOL_DIR` (the spool directory) from
+    /// a list of `(name, value)` pairs; every other
     /// variable is ignored. An invalid value is an error naming the variable, the value
     /// as given (header values never) and what is accepted.
     ///
@@ -266,73 +197,25 @@ impl OtlpConfig {
         K: Into<OsString>,
         V: Into<OsString>,
     {
-        let mut env = Vec::new();
-        for (name, value) in vars {
-            let Ok(name) = name.into().into_string() else {
-                continue;
-            };
-            if !name.starts_with("OTEL_") && name != SPOOL_DIR {
-                continue;
-            }
-            let value = match value.into().into_string() {
-                Ok(value) => value,
-                Err(_) => {
-                    return Err(ConfigError::new(
-                        name.clone(),
-                        format!("invalid value for {name} (not valid UTF-8)"),
-                    ))
-                }
-            };
-            // The specification: an empty value is the same as unset.
-            if !value.trim().is_empty() {
-                env.push((name, value));
-            }
-        }
-        let get = |name: &str| {
-            env.iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-
-        let mut config = OtlpConfig::new();
-        config.spool_dir = get(SPOOL_DIR).map(|dir| PathBuf::from(dir.trim()));
-        config.logs = signal_config(&get, Signal::Logs)?;
-        config.metrics = signal_config(&get, Signal::Metrics)?;
-        if let Some(raw) = get(METRIC_EXPORT_INTERVAL) {
-            config.metric_interval = match parse_millis(raw) {
-                Some(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => {
-                    return Err(ConfigError::invalid(
-                        METRIC_EXPORT_INTERVAL,
-                        raw,
-                        "expected a positive whole number of milliseconds, such as 60000",
-                    ))
-                }
-            };
-        }
+        let env = Env::read(vars);
         // The same reading as `Config`'s, so that every destination names the
         // service alike.
-        let mut vars = ResourceVars::default();
-        for name in [RESOURCE_ATTRIBUTES, SERVICE_NAME] {
-            if let Some(raw) = get(name) {
-                vars.take(name, raw)?;
-            }
+        let resource = resolve(&env);
+        Ok(Self::from_snapshot(&env)?.with_resource(&resource?))
+    }
+
+    /// The exporter's variables in `env` (the resource is left at its default: the
+    /// caller resolves it once, for every destination).
+    pub(crate) fn from_snapshot(env: &Env) -> Result<Self, ConfigError> {
+        let vars = read(env)?;
+        let mut config = OtlpConfig::new();
+        config.logs = signal_config(vars.logs, Signal::Logs)?;
+        config.metrics = signal_config(vars.metrics, Signal::Metrics)?;
+        if let Some(interval) = vars.metric_interval {
+            config.metric_interval = interval;
         }
-        config = config.with_resource(&vars.resolve()?);
-        if let Some(raw) = get(SDK_DISABLED) {
-            config.disabled = match raw.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(ConfigError::invalid(
-                        SDK_DISABLED,
-                        raw,
-                        "expected true or false",
-                    ))
-                }
-            };
-        }
+        config.disabled = vars.disabled;
+        config.spool_dir = vars.spool_dir;
         Ok(config)
     }
 
@@ -562,153 +445,40 @@ fn attributes(resource: &Resource) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The name of `OTEL_EXPORTER_OTLP_<SIGNAL>_<OPTION>` given the general one.
-fn per_signal(general: &str, signal: Signal) -> String {
-    let option = general.trim_start_matches("OTEL_EXPORTER_OTLP_");
-    format!("OTEL_EXPORTER_OTLP_{}_{option}", signal.env_part())
-}
-
-fn signal_config<'e>(
-    get: &dyn Fn(&str) -> Option<&'e str>,
-    signal: Signal,
-) -> Result<SignalConfig, ConfigError> {
-    // The signal's own variable if set, else the general one.
-    let pick = |general: &str| -> (String, Option<&'e str>) {
-        let specific = per_signal(general, signal);
-        match get(&specific) {
-            Some(v) => (specific, Some(v)),
-            None => (general.to_owned(), get(general)),
+/// One signal's settings from its variables: the endpoint's URL, the certificate files
+/// read and checked.
+fn signal_config(vars: SignalVars<'_>, signal: Signal) -> Result<SignalConfig, ConfigError> {
+    let endpoint = match vars.endpoint {
+        EndpointVar::Default => {
+            Endpoint::parse(ENDPOINT, DEFAULT_ENDPOINT, Form::Base(signal.path()))?
         }
+        EndpointVar::Base(text) => Endpoint::parse(ENDPOINT, text, Form::Base(signal.path()))?,
+        EndpointVar::Signal(name, text) => Endpoint::parse(&name, text, Form::AsIs)?,
     };
-
-    let specific = per_signal(ENDPOINT, signal);
-    let endpoint = match get(&specific) {
-        Some(raw) => Endpoint::parse(&specific, raw, Form::AsIs)?,
-        None => Endpoint::parse(
-            ENDPOINT,
-            get(ENDPOINT).unwrap_or(DEFAULT_ENDPOINT),
-            Form::Base(signal.path()),
-        )?,
-    };
-
-    let headers = match pick(HEADERS) {
-        (name, Some(raw)) => parse_headers(&name, raw)?,
-        (_, None) => Vec::new(),
-    };
-    let timeout = match pick(TIMEOUT) {
-        (name, Some(raw)) => match parse_millis(raw) {
-            Some(0) => NO_LIMIT,
-            Some(ms) => Duration::from_millis(ms),
-            None => {
-                return Err(ConfigError::invalid(
-                    &name,
-                    raw,
-                    "expected a whole number of milliseconds, such as 10000; 0 means no limit",
-                ))
-            }
-        },
-        (_, None) => DEFAULT_TIMEOUT,
-    };
-    if let (name, Some(raw)) = pick(PROTOCOL) {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "http/protobuf" => {}
-            "grpc" | "http/json" => {
-                return Err(ConfigError::invalid(
-                    &name,
-                    raw,
-                    "expected http/protobuf: this exporter speaks OTLP over HTTP with protobuf bodies, \
-                     so point it at the collector's OTLP/HTTP port, usually 4318",
-                ))
-            }
-            _ => {
-                return Err(ConfigError::invalid(
-                    &name,
-                    raw,
-                    "expected http/protobuf",
-                ))
-            }
-        }
-    }
-    let compression = match pick(COMPRESSION) {
-        (name, Some(raw)) => raw
-            .parse()
-            .map_err(|_| ConfigError::invalid(&name, raw, "expected gzip or none"))?,
-        (_, None) => OtlpCompression::None,
-    };
-    let var = |general: &str| {
-        let (name, value) = pick(general);
-        value.map(|value| (name, value))
-    };
-    let (certificate, client_certificate, client_key) =
-        (var(CERTIFICATE), var(CLIENT_CERTIFICATE), var(CLIENT_KEY));
-    fn named<'a>(v: &'a Option<(String, &'a str)>) -> Option<(&'a str, &'a str)> {
-        v.as_ref().map(|(name, value)| (name.as_str(), *value))
+    // The absolute path, as the rules of every path variable say; the files are read
+    // now, so the value as given names the same file where the path is not UTF-8.
+    fn named<'a>(var: &'a Option<PathVar<'_>>) -> Option<(&'a str, &'a str)> {
+        var.as_ref()
+            .map(|v| (v.variable.as_str(), v.path.to_str().unwrap_or(v.text)))
     }
     let tls = TlsFiles::load(
-        named(&certificate),
-        named(&client_certificate),
-        named(&client_key),
+        named(&vars.certificate),
+        named(&vars.client_certificate),
+        named(&vars.client_key),
     )?;
     Ok(SignalConfig {
         endpoint,
-        headers,
-        timeout,
-        compression,
+        headers: vars.headers,
+        timeout: vars.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        compression: vars.compression,
         tls,
     })
-}
-
-/// A whole, non-negative number of milliseconds.
-fn parse_millis(raw: &str) -> Option<u64> {
-    let raw = raw.trim();
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    raw.parse().ok()
-}
-
-/// `key=value,key2=value2` (the W3C Baggage form without properties); values are
-/// percent-decoded. The value is never quoted in the error: it may hold a credential.
-fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut headers = Vec::new();
-    for (i, entry) in raw.split(',').enumerate() {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let problem = match entry.split_once('=') {
-            None => "has no \"=\"",
-            Some((key, value)) => {
-                let key = key.trim();
-                let value = decode(value.trim());
-                match value {
-                    _ if key.is_empty() => "has an empty name",
-                    _ if ureq::http::HeaderName::from_bytes(key.as_bytes()).is_err() => {
-                        "has a name that is not a valid HTTP header name"
-                    }
-                    Some(value) if ureq::http::HeaderValue::from_str(&value).is_ok() => {
-                        headers.push((key.to_ascii_lowercase(), value));
-                        continue;
-                    }
-                    _ => "has a value that is not a valid HTTP header value once percent-decoded",
-                }
-            }
-        };
-        return Err(ConfigError::new(
-            variable,
-            format!(
-                "invalid value for {variable}: entry {} {problem} (expected key=value pairs separated by commas, \
-                 such as api-key=...,team=core; the value is not shown because it may hold a credential)",
-                i + 1
-            ),
-        ));
-    }
-    Ok(headers)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::otlp::NO_LIMIT;
 
     fn config(vars: &[(&str, &str)]) -> Result<OtlpConfig, ConfigError> {
         OtlpConfig::from_vars(vars.iter().copied())

@@ -39,7 +39,7 @@
 
 use std::fmt;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// What replaces a secret in printed text.
 const HIDDEN: &str = "***";

@@ -38,7 +38,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// Certificate files are small (the whole Mozilla bundle is about 220 KiB); a larger
 /// one is most likely not what the variable meant to name.

@@ -129,9 +129,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::aggregate::Aggregator;
+use crate::config::Resource;
 use crate::error::Error;
 use crate::record::Record;
-use crate::resource::Resource;
 use crate::sink::Sink;
 use exposition::{Format, Source};
 use server::{Counters, Server};

@@ -6,10 +6,10 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use crate::config::Resource;
 use crate::encode::LineEncoder;
 use crate::record::Record;
 use crate::report::report_write_error;
-use crate::resource::Resource;
 use crate::sink::Sink;
 
 thread_local! {

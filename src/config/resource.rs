@@ -4,14 +4,16 @@
 
 use std::fmt;
 
-use crate::config::ConfigError;
+use super::env::Env;
+use super::error::ConfigError;
 
-pub(crate) const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
-pub(crate) const RESOURCE_ATTRIBUTES_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
+const RESOURCE_ATTRIBUTES_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// The resource attribute that names the service.
 const SERVICE_NAME: &str = "service.name";
 /// The resource attribute that gives the service's version.
 const SERVICE_VERSION: &str = "service.version";
+const SERVICE_NAME_EXPECTED: &str = "expected the name of the service, such as checkout";
 const RESOURCE_ATTRIBUTES_EXPECTED: &str =
     "expected key=value pairs separated by commas, such as service.namespace=shop,deployment.environment=prod; \
      \",\", \"=\" and \"%\" inside keys and values percent-encoded, the result UTF-8";
@@ -31,8 +33,9 @@ const RESOURCE_ATTRIBUTES_EXPECTED: &str =
 /// | `service.version` and others | code ([`Config::with_service_version`](crate::Config::with_service_version), [`Config::with_resource_attribute`](crate::Config::with_resource_attribute)); `OTEL_RESOURCE_ATTRIBUTES` |
 ///
 /// `OTEL_RESOURCE_ATTRIBUTES` is `key=value` pairs separated by commas, keys and values
-/// percent-decoded (`team=core%20infra`); a key given twice keeps its last value. An
-/// empty variable counts as unset.
+/// percent-decoded (`team=core%20infra`); a key given twice keeps its last value. Both
+/// variables follow the rules of every variable the crate reads: surrounding
+/// whitespace is trimmed, empty is unset, set twice or not UTF-8 is an error naming it.
 ///
 /// ```
 /// use tracing_telemetry::Config;
@@ -75,11 +78,7 @@ impl Resource {
     /// # Ok::<(), tracing_telemetry::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut vars = ResourceVars::default();
-        for (name, value) in std::env::vars_os() {
-            vars.take(name, value)?;
-        }
-        vars.resolve()
+        resolve(&Env::from_process())
     }
 
     /// The service name: never empty unless set so in code or the environment.
@@ -146,58 +145,23 @@ impl fmt::Debug for Resource {
     }
 }
 
-/// The two variables while the environment is read: the last of each wins, and an
-/// empty value is unset, as the OpenTelemetry specification says.
-#[derive(Default)]
-pub(crate) struct ResourceVars {
-    service_name: Option<String>,
-    attributes: Option<String>,
-}
-
-impl ResourceVars {
-    /// Keeps `name`'s value if it is one of the two; a value that is not UTF-8 is an
-    /// error naming the variable.
-    pub(crate) fn take(
-        &mut self,
-        name: impl Into<std::ffi::OsString>,
-        value: impl Into<std::ffi::OsString>,
-    ) -> Result<(), ConfigError> {
-        let name = name.into();
-        let slot = if name == SERVICE_NAME_VAR {
-            &mut self.service_name
-        } else if name == RESOURCE_ATTRIBUTES_VAR {
-            &mut self.attributes
-        } else {
-            return Ok(());
-        };
-        let name = name.to_string_lossy().into_owned();
-        let value = value.into().into_string().map_err(|_| {
-            ConfigError::new(
-                name.clone(),
-                format!("invalid value for {name} (not valid UTF-8)"),
-            )
-        })?;
-        *slot = (!value.trim().is_empty()).then_some(value);
-        Ok(())
-    }
-
-    /// The resource these variables describe.
-    pub(crate) fn resolve(self) -> Result<Resource, ConfigError> {
-        let mut attributes = match &self.attributes {
-            Some(raw) => parse_resource_attributes(raw)?,
-            None => Vec::new(),
-        };
-        let from_attributes = attributes
-            .iter()
-            .position(|(k, _)| k == SERVICE_NAME)
-            .map(|i| attributes.remove(i).1);
-        let service_name = match self.service_name {
-            Some(name) => name.trim().to_owned(),
-            None => from_attributes.unwrap_or_else(default_service_name),
-        };
-        attributes.insert(0, (SERVICE_NAME.to_owned(), service_name));
-        Ok(Resource { attributes })
-    }
+/// The resource `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` describe.
+pub(crate) fn resolve(env: &Env) -> Result<Resource, ConfigError> {
+    let mut attributes = match env.get(RESOURCE_ATTRIBUTES_VAR, RESOURCE_ATTRIBUTES_EXPECTED)? {
+        Some(value) => parse_resource_attributes(value.text, value.given)?,
+        None => Vec::new(),
+    };
+    let service_name = env.get(SERVICE_NAME_VAR, SERVICE_NAME_EXPECTED)?;
+    let from_attributes = attributes
+        .iter()
+        .position(|(k, _)| k == SERVICE_NAME)
+        .map(|i| attributes.remove(i).1);
+    let service_name = match service_name {
+        Some(name) => name.text.to_owned(),
+        None => from_attributes.unwrap_or_else(default_service_name),
+    };
+    attributes.insert(0, (SERVICE_NAME.to_owned(), service_name));
+    Ok(Resource { attributes })
 }
 
 /// `unknown_service:` and the executable's name, as the OpenTelemetry resource
@@ -210,9 +174,13 @@ fn default_service_name() -> String {
     format!("unknown_service:{exe}")
 }
 
-fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+/// `text`, the trimmed value; `given`, the value as given, to quote.
+fn parse_resource_attributes(
+    text: &str,
+    given: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let mut attributes: Vec<(String, String)> = Vec::new();
-    for entry in raw.split(',') {
+    for entry in text.split(',') {
         let entry = entry.trim();
         if entry.is_empty() {
             continue;
@@ -225,7 +193,7 @@ fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, ConfigE
         let Some((key, value)) = parsed else {
             return Err(ConfigError::invalid(
                 RESOURCE_ATTRIBUTES_VAR,
-                raw,
+                given,
                 RESOURCE_ATTRIBUTES_EXPECTED,
             ));
         };
@@ -259,11 +227,7 @@ mod tests {
     use super::*;
 
     fn resolve(vars: &[(&str, &str)]) -> Result<Resource, ConfigError> {
-        let mut read = ResourceVars::default();
-        for &(name, value) in vars {
-            read.take(name, value)?;
-        }
-        read.resolve()
+        super::resolve(&Env::read(vars.iter().copied()))
     }
 
     #[test]
