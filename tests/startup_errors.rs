@@ -123,22 +123,70 @@ fn a_port_in_use_prints_the_address_and_the_variable_to_change() {
     assert_eq!(stdout, "");
 }
 
-/// `examples/minimal.rs` built with the `prometheus` feature (and the others this test
-/// was built with, so that cargo reuses the library it just built), copied where no
-/// other build of the example overwrites it, with no `TELEMETRY_*`, `OTEL_*` or
-/// `RUST_LOG` inherited from the developer's shell.
+/// With telemetry off, nothing about the `otlp` exporter's settings stops the app:
+/// the `OTEL_*` variables are shared with any OpenTelemetry SDK in the process. The
+/// README's `main` starts, logs and exits 0 with a refused protocol, timeout,
+/// endpoint and resource, a certificate file that does not exist, and a variable set
+/// twice; turned on, the same environment is an error naming a variable.
+#[cfg(feature = "otlp")]
+#[test]
+fn with_telemetry_off_no_otlp_setting_stops_the_app() {
+    let _exclusive = one_at_a_time();
+    let bad = [
+        ("TELEMETRY_EXPORTER", "stderr,otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "-1"),
+        ("OTEL_SDK_DISABLED", "maybe"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=prod,team",
+        ),
+    ];
+    let mut off = minimal_built_with("otlp");
+    let (out, stdout, stderr) = run(off.envs(bad));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("started"), "{stdout}");
+    assert_eq!(stderr, "", "nothing is said while telemetry is off");
+
+    let mut on = minimal_built_with("otlp");
+    let (out, _, stderr) = run(on.envs(bad).env("TELEMETRY_ENABLED", "true"));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("Error: invalid value "), "{stderr}");
+    assert!(stderr.contains(" for OTEL_"), "{stderr}");
+}
+
+/// `examples/minimal.rs` built with the `prometheus` feature, see [`minimal_built_with`].
 #[cfg(feature = "prometheus")]
 fn minimal_with_prometheus() -> std::process::Command {
-    let mut features = vec!["prometheus"];
-    if cfg!(feature = "otlp") {
-        features.push("otlp");
-    }
-    if cfg!(feature = "tracing-opentelemetry") {
-        features.push("tracing-opentelemetry");
+    minimal_built_with("prometheus")
+}
+
+/// `examples/minimal.rs` built with `feature` (and the others this test was built
+/// with, so that cargo reuses the library it just built), copied where no other build
+/// of the example overwrites it, with no `TELEMETRY_*`, `OTEL_*` or `RUST_LOG`
+/// inherited from the developer's shell.
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+fn minimal_built_with(feature: &str) -> std::process::Command {
+    let mut features = vec![feature];
+    for (on, other) in [
+        (cfg!(feature = "prometheus"), "prometheus"),
+        (cfg!(feature = "otlp"), "otlp"),
+        (
+            cfg!(feature = "tracing-opentelemetry"),
+            "tracing-opentelemetry",
+        ),
+    ] {
+        if on && other != feature {
+            features.push(other);
+        }
     }
     let built = support::build_example("minimal", &features);
     let copy = built.with_file_name(format!(
-        "startup-errors-minimal-prometheus{}",
+        "startup-errors-minimal-{}{}",
+        features.join("-"),
         std::env::consts::EXE_SUFFIX
     ));
     std::fs::copy(&built, &copy).expect("copy the example");
