@@ -400,3 +400,19 @@ impl Pki {
         Pki { cert, key }
     }
 }
+
+/// With telemetry off, the JSON-lines file is not opened: a directory that does not
+/// exist is found when telemetry is turned on, not at start.
+#[test]
+fn with_telemetry_off_a_file_that_cannot_be_opened_does_not_stop_the_app() {
+    let vars = [
+        ("TELEMETRY_EXPORTER", "file"),
+        ("TELEMETRY_FILE", "/nonexistent-dir/telemetry.jsonl"),
+    ];
+    let off = Config::from_iter(vars).unwrap();
+    let started = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&off);
+    assert!(started.is_ok(), "{:?}", started.err());
+    let on = off.with_enabled(true);
+    let err = tracing_telemetry::layer_with::<tracing_subscriber::Registry>(&on).unwrap_err();
+    assert!(err.to_string().contains("TELEMETRY_FILE"), "{err}");
+}

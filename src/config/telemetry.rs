@@ -36,9 +36,9 @@ const SPAN_FIELDS_EXPECTED: &str =
 
 /// The name of an exporter, as `TELEMETRY_EXPORTER` spells it.
 ///
-/// A name says *which* exporter; a [`Destination`] is a configured one, carrying what
+/// A name says *which* exporter; a [`Destination`](crate::Destination) is a configured one, carrying what
 /// it needs (the file's path, the address to serve on). Every name parses, whatever
-/// cargo features the app was built with: [`Config::from_iter`] is what refuses an
+/// cargo features the app was built with: [`Config::from_iter`](crate::Config::from_iter) is what refuses an
 /// exporter that is not built in, naming the feature.
 ///
 /// ```
@@ -53,7 +53,7 @@ const SPAN_FIELDS_EXPECTED: &str =
 #[non_exhaustive]
 pub enum Exporter {
     /// Records are built and discarded (useful to measure the cost of the calls). Only
-    /// ever alone in `TELEMETRY_EXPORTER`; a [`Config`] with no destination.
+    /// ever alone in `TELEMETRY_EXPORTER`; a [`Config`](crate::Config) with no destination.
     None,
     /// JSON lines on standard output.
     Stdout,
@@ -140,7 +140,7 @@ impl FromStr for Exporter {
     type Err = ConfigError;
 
     /// Accepts one exporter name in any letter case, surrounding ASCII whitespace
-    /// ignored. (`TELEMETRY_EXPORTER`, a list, is parsed by [`Config::from_iter`].)
+    /// ignored. (`TELEMETRY_EXPORTER`, a list, is parsed by [`Config::from_iter`](crate::Config::from_iter).)
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Exporter::from_name(s.trim_ascii())
             .ok_or_else(|| ConfigError::invalid(EXPORTER, s, EXPORTER_EXPECTED))
