@@ -272,10 +272,11 @@ fn documented_exporters(raw: &str) -> Result<Vec<Exporter>, String> {
     Ok(list)
 }
 
-/// A path: unset when empty or only ASCII whitespace; otherwise exactly as given,
-/// relative to the working directory.
+/// A path: trimmed of ASCII whitespace, like every value; unset when that leaves
+/// nothing; otherwise relative to the working directory.
 fn documented_path(raw: &str) -> Option<String> {
-    if raw.trim_ascii().is_empty() {
+    let raw = raw.trim_ascii();
+    if raw.is_empty() {
         return None;
     }
     let path = std::env::current_dir().unwrap().join(raw);

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use super::env::{Env, TELEMETRY_PREFIX};
 use super::error::{ConfigError, Shown};
 
-pub(crate) const ENABLED: &str = "TELEMETRY_ENABLED";
-pub(crate) const EXPORTER: &str = "TELEMETRY_EXPORTER";
-pub(crate) const FILE: &str = "TELEMETRY_FILE";
-pub(crate) const PROMETHEUS_ADDR: &str = "TELEMETRY_PROMETHEUS_ADDR";
-pub(crate) const SPAN_FIELDS: &str = "TELEMETRY_SPAN_FIELDS";
+const ENABLED: &str = "TELEMETRY_ENABLED";
+const EXPORTER: &str = "TELEMETRY_EXPORTER";
+const FILE: &str = "TELEMETRY_FILE";
+const PROMETHEUS_ADDR: &str = "TELEMETRY_PROMETHEUS_ADDR";
+const SPAN_FIELDS: &str = "TELEMETRY_SPAN_FIELDS";
 pub(crate) const SPOOL_DIR: &str = "TELEMETRY_SPOOL_DIR";
 const KNOWN: [&str; 6] = [
     ENABLED,
@@ -169,9 +169,9 @@ pub(crate) struct Telemetry {
     exporter_shown: String,
 }
 
-/// The variables as `envy` reads them (each known name at most once, trimmed, empty
-/// ones left out: the snapshot's rules); parsed in [`read`], where each value's error
-/// can name its own variable.
+/// The variables as `envy` reads them: each known name at most once and in UTF-8,
+/// empty ones left out (the snapshot's rules), values as given so that messages quote
+/// them so; parsed in [`read`], where each value's error can name its own variable.
 #[derive(Deserialize)]
 struct RawConfig {
     enabled: Option<String>,
