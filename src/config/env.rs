@@ -92,6 +92,16 @@ impl Env {
         Ok((!text.is_empty()).then_some(Value { text, given: value }))
     }
 
+    /// The value of `name` exactly as given, when it is set once and UTF-8 (even if
+    /// empty): for a message that quotes what the user wrote.
+    pub(crate) fn given(&self, name: &str) -> Option<&str> {
+        let mut values = self.vars.iter().filter(|(n, _)| n == name);
+        match (values.next(), values.next()) {
+            (Some((_, value)), None) => value.to_str(),
+            _ => None,
+        }
+    }
+
     /// A path variable: its value read as [`get`](Self::get) reads it, made absolute
     /// against the working directory now.
     pub(crate) fn path(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {

@@ -222,7 +222,9 @@ pub(crate) fn read(env: &Env) -> Result<Telemetry, ConfigError> {
         Some(value) => parse_exporters(value)?,
         None => vec![Exporter::Stderr],
     };
-    let exporter_shown = Shown(raw.exporter.as_deref().unwrap_or("stderr")).to_string();
+    // How a cross-check names TELEMETRY_EXPORTER's value: as given (an empty value
+    // too), or the default.
+    let exporter_shown = Shown(env.given(EXPORTER).unwrap_or("stderr")).to_string();
     let file = env.path(FILE)?;
     let prometheus_addr = raw.prometheus_addr.as_deref().map(parse_addr).transpose()?;
     let span_fields = raw
