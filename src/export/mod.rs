@@ -16,7 +16,7 @@ use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::record::Record;
 use crate::report;
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 use crate::report::stderr_line;
 use crate::sink::Sink;
 
@@ -413,11 +413,8 @@ impl ExporterSink {
                     )?;
                     continue;
                 }
-                #[allow(
-                    unreachable_patterns,
-                    reason = "reachable when a feature adds a destination this build lacks"
-                )]
-                _ => continue,
+                // No catch-all arm: a new destination fails to compile here until it
+                // is handled.
             };
             let label = several.then(|| output.name());
             sink.push(
