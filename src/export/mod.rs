@@ -412,9 +412,8 @@ impl ExporterSink {
                         enabled,
                     )?;
                     continue;
-                }
-                // No catch-all arm: a new destination fails to compile here until it
-                // is handled.
+                } // No catch-all arm: a new destination fails to compile here until it
+                  // is handled.
             };
             let label = several.then(|| output.name());
             sink.push(

@@ -79,8 +79,11 @@ mod exporter;
 mod mapping;
 mod metrics;
 mod spool;
+mod stats;
 mod tls;
 mod transport;
+mod worker;
 
 pub use config::{OtlpCompression, OtlpConfig};
-pub use exporter::{OtlpExporter, OtlpStats};
+pub use exporter::OtlpExporter;
+pub use stats::OtlpStats;
