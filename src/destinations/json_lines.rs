@@ -69,10 +69,12 @@ impl JsonLines {
         policy: Policy,
         label: Option<&'static str>,
     ) -> Self {
+        let here = encoder.clone();
         JsonLines {
             output,
             encoder,
-            queue: Queue::new(policy, label),
+            queue: Queue::new(policy, label)
+                .with_encode_here(Box::new(move |record, buf| here.encode(record, buf))),
             started: OnceLock::new(),
         }
     }

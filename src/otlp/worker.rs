@@ -286,7 +286,7 @@ impl Worker {
         let taking = self
             .pending
             .next_batch(&self.signals, BATCH_RECORDS, |entry| {
-                if let Some(mut event) = entry.read().filter(|e| e.kind == Kind::Event) {
+                if let Some(mut event) = entry.record().filter(|e| e.kind == Kind::Event) {
                     if event.time_in_ticks {
                         event.time_unix_nano = converter.unix_nanos(event.time_unix_nano);
                         event.time_in_ticks = false;

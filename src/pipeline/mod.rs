@@ -121,6 +121,11 @@ struct State {
     /// Set when an emitter waited for room in vain; cleared whenever the worker frees
     /// room. While set, emitters drop at once instead of waiting.
     overloaded: AtomicBool,
+    /// Set by the worker while more than 1/32 of the bound is queued, cleared below
+    /// 1/128: then the emitting threads encode what they can themselves (see
+    /// [`Queue::push`]). Low marks, so that a burst from many threads is encoded by
+    /// all of them early on, rather than by the one worker until the queue is full.
+    behind: AtomicBool,
     /// Emitters waiting for room, and what they wait on.
     waiters: AtomicUsize,
     room: (Mutex<()>, Condvar),
@@ -151,15 +156,33 @@ impl State {
         }
     }
 
+    /// Notes how full the queue is, for [`Queue::push`] (a store only when it
+    /// changes, so that the emitting threads' copy of the flag stays cached).
+    fn note_fill(&self) {
+        let fill = self.handoff.fill();
+        let behind = self.behind.load(Ordering::Relaxed);
+        // `fill` is in parts per 1024.
+        if !behind && fill > 32 {
+            self.behind.store(true, Ordering::Relaxed);
+        } else if behind && fill < 8 {
+            self.behind.store(false, Ordering::Relaxed);
+        }
+    }
+
     fn progress(&self) -> u64 {
         self.counters.written.load(Ordering::Relaxed) + self.counters.failed.load(Ordering::Relaxed)
     }
 }
 
+/// Encodes a record as the destination's worker would, on the emitting thread.
+pub(crate) type EncodeHere = Box<dyn Fn(&Record<'_>, &mut Vec<u8>) + Send + Sync>;
+
 /// One queued destination's front: where records go in, and flush, shutdown and the
 /// counts come from. Its worker is started by [`Queue::start`].
 pub(crate) struct Queue {
     state: Arc<State>,
+    /// How to encode a record on the emitting thread while the worker is behind.
+    encode_here: Option<EncodeHere>,
     msgs: Sender<Msg>,
     /// Taken by the worker when it starts.
     parts: Mutex<Option<(Receiver<Msg>, Signals)>>,
@@ -179,13 +202,25 @@ impl Queue {
                 closed: AtomicBool::new(false),
                 abandoned: AtomicBool::new(false),
                 overloaded: AtomicBool::new(false),
+                behind: AtomicBool::new(false),
                 waiters: AtomicUsize::new(0),
                 room: (Mutex::new(()), Condvar::new()),
             }),
+            encode_here: None,
             msgs,
             parts: Mutex::new(Some((msgs_rx, signals))),
             worker: Mutex::new(None),
         }
+    }
+
+    /// Lets emitting threads encode records themselves with `encode` while the worker
+    /// is behind (more than 1/32 of the bound queued, until it is back under 1/128):
+    /// a burst is then encoded by every emitting thread at once, instead of
+    /// queueing for the one worker. Otherwise they only capture the record, the
+    /// least an emitting thread can do.
+    pub(crate) fn with_encode_here(mut self, encode: EncodeHere) -> Self {
+        self.encode_here = Some(encode);
+        self
     }
 
     /// Starts the worker thread, named `name`: it opens its destination with `open`,
@@ -230,7 +265,13 @@ impl Queue {
             state.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match state.handoff.push(record) {
+        let pushed = match &self.encode_here {
+            Some(encode) if state.behind.load(Ordering::Relaxed) => {
+                encode_here(encode, &state.handoff, record)
+            }
+            _ => state.handoff.push(record),
+        };
+        match pushed {
             Pushed::Queued => {}
             Pushed::Busy => state.drop_one(),
             Pushed::Full => self.full(record),
@@ -431,6 +472,30 @@ impl Queue {
         }
         Some(line)
     }
+}
+
+/// Records encoded on their emitting thread, for the tests.
+#[cfg(test)]
+pub(crate) static ENCODED_HERE: AtomicU64 = AtomicU64::new(0);
+
+/// Encodes `record` with `encode` into this thread's scratch buffer and hands the
+/// bytes over; captures it instead if the buffer is in use (a re-entrant call).
+fn encode_here(encode: &EncodeHere, handoff: &Handoff, record: &Record<'_>) -> Pushed {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                encode(record, &mut buf);
+                #[cfg(test)]
+                ENCODED_HERE.fetch_add(1, Ordering::Relaxed);
+                handoff.push_encoded(&buf)
+            }
+            Err(_) => handoff.push(record),
+        })
+        .unwrap_or_else(|_| handoff.push(record))
 }
 
 impl fmt::Debug for Queue {

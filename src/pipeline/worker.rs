@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use super::clock::{Calibration, Converter};
-use super::handoff::{Batching, Captured, Pending, Signals};
+use super::handoff::{Batching, Captured, Pending, Read, Signals};
 use super::{Msg, State};
 use crate::report::report_write_error;
 
@@ -24,6 +24,12 @@ pub(crate) trait Deliver: Send + 'static {
     /// Appends `record` to `body`. Its time is Unix nanoseconds (the worker has
     /// converted counter values already).
     fn encode(&mut self, record: &Captured<'_>, body: &mut Vec<u8>);
+
+    /// Appends what the destination encoded on the emitting thread (see
+    /// [`Queue::push`](super::Queue::push)) to `body`.
+    fn encoded(&mut self, bytes: &[u8], body: &mut Vec<u8>) {
+        body.extend_from_slice(bytes);
+    }
 
     /// Delivers `body`, which holds whole records. On an error, the records that
     /// reached the destination whole before it count as written, the rest as failed;
@@ -147,6 +153,7 @@ impl<D: Deliver> Worker<D> {
                 return;
             }
             let taken = self.state.handoff.collect(&mut self.pending);
+            self.state.note_fill();
             self.state
                 .counters
                 .in_flight
@@ -174,12 +181,16 @@ impl<D: Deliver> Worker<D> {
         let limit = self.state.policy.batch.bytes;
         let (destination, body) = (&mut self.destination, &mut self.body);
         let Some(taking) = self.pending.next_batch(&self.signals, usize::MAX, |entry| {
-            if let Some(mut record) = entry.read() {
-                if record.time_in_ticks {
-                    record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
-                    record.time_in_ticks = false;
+            match entry.read() {
+                Some(Read::Record(mut record)) => {
+                    if record.time_in_ticks {
+                        record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
+                        record.time_in_ticks = false;
+                    }
+                    destination.encode(&record, body);
                 }
-                destination.encode(&record, body);
+                Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
+                None => {}
             }
             if body.len() >= limit {
                 Batching::Full
@@ -191,6 +202,7 @@ impl<D: Deliver> Worker<D> {
         };
         let outcome = self.destination.deliver(&self.body);
         self.state.handoff.release(taking.bytes);
+        self.state.note_fill();
         self.settle(taking.records, outcome);
         true
     }

@@ -490,3 +490,77 @@ fn a_quiet_thread_s_record_is_written_within_the_tick_while_another_is_busy() {
     );
     assert!(handoff.shutdown());
 }
+
+/// A writer that takes its time over every batch.
+struct Slow(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(2));
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// While the worker is behind, the emitting threads encode their lines themselves:
+/// the lines they encoded and the records the worker encodes arrive together, whole,
+/// exactly once and in each thread's order.
+#[test]
+fn lines_encoded_on_the_emitting_threads_while_the_worker_is_behind_arrive_whole_and_in_order() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let queue = Arc::new(
+        Queue::new(
+            Policy {
+                queue_bytes: 64 * 1024,
+                // Never drop here: the point is the encoding, not the bound.
+                when_full: WhenFull::Wait(Duration::from_secs(60)),
+                batch: BatchPolicy {
+                    bytes: 4096,
+                    ..POLICY.batch
+                },
+                ..POLICY
+            },
+            None,
+        )
+        .with_encode_here({
+            let encoder = LineEncoder::new("test");
+            Box::new(move |record, buf| encoder.encode(record, buf))
+        }),
+    );
+    let opened = queue
+        .start("test-export", {
+            let out = Arc::clone(&out);
+            move || Ok(Lines::new(LineEncoder::new("test"), Slow(out)))
+        })
+        .unwrap();
+    opened.recv().unwrap().unwrap();
+    let before = crate::pipeline::ENCODED_HERE.load(std::sync::atomic::Ordering::Relaxed);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || {
+                for i in 0..2_000 {
+                    emit(&queue, &format!("t{t}-{i}"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(queue.shutdown());
+    assert_eq!(counts(&queue), (8_000, 0, 0));
+    let mut next = [0_usize; 4];
+    for name in names(&out) {
+        let (t, i) = name[1..].split_once('-').unwrap();
+        let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[t], "thread {t}'s lines in order, each once");
+        next[t] += 1;
+    }
+    assert_eq!(next, [2_000; 4]);
+    let here = crate::pipeline::ENCODED_HERE.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(here > 0, "no line was encoded on an emitting thread");
+}

@@ -134,7 +134,13 @@ impl Spool {
     /// Takes the whole entries of one segment from `from` on, skipping and counting
     /// damage; cuts a damaged tail off, rewrites a segment with damage before whole
     /// entries, and deletes one with nothing left to send.
-    pub(super) fn load_segment(&mut self, segment: u64, from: u64, bytes: &[u8], findings: &mut Findings) {
+    pub(super) fn load_segment(
+        &mut self,
+        segment: u64,
+        from: u64,
+        bytes: &[u8],
+        findings: &mut Findings,
+    ) {
         let path = self.dir.join(files::segment_name(segment));
         let scan = frame::scan(bytes);
         let mut kept: Vec<frame::Found> = scan

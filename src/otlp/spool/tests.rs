@@ -511,8 +511,7 @@ fn a_frame_forged_inside_a_damaged_entry_is_not_taken() {
     drop(spool);
     let path = last_segment(&dir);
     let (_, offset, _) = frames[1];
-    let cut =
-        offset + FRAME_HEADER + PAYLOAD_HEADER as u64 + forged_at + forged.len() as u64 + 3;
+    let cut = offset + FRAME_HEADER + PAYLOAD_HEADER as u64 + forged_at + forged.len() as u64 + 3;
     OpenOptions::new()
         .write(true)
         .open(&path)

@@ -368,6 +368,17 @@ impl Lanes {
         }
     }
 
+    /// Bytes of the bound in use (reserved by the threads, or held by records not yet
+    /// given back).
+    pub(super) fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    /// The bound, in bytes.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Gives back the bound's bytes of records sent or given up.
     pub(super) fn release(&self, bytes: usize) {
         self.reserved.fetch_sub(bytes, Ordering::Relaxed);

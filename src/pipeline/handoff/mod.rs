@@ -13,6 +13,13 @@
 //! [`Entry`], which only [`Pending`] builds, from what it took from the lanes. A push
 //! made from inside another push on the same thread is refused
 //! ([`Pushed::Busy`]), so a lane's writer is never aliased.
+//!
+//! A destination may also hand over records it encoded on the emitting thread
+//! ([`Handoff::push_encoded`]): they are marked as such by their first byte, which no
+//! captured record has, and come back as [`Read::Encoded`], never read as a record.
+//! The JSON-lines destination does so only while its worker is behind (see
+//! `Queue::push`): then every emitting thread shares the encoding, so that a burst
+//! from many threads is absorbed by every core instead of waiting for one.
 
 mod capture;
 mod lanes;
@@ -32,6 +39,9 @@ use crate::record::Record;
 
 /// Emptied chunks kept ready for the emitting threads.
 const SPARE_CHUNKS: usize = 16;
+/// The first byte of an entry that holds bytes a destination encoded itself; a
+/// captured record's first byte is its kind, 0 to 2.
+const ENCODED: u8 = 0xFF;
 
 /// The emitting threads' side of one destination's queue.
 pub(crate) struct Handoff {
@@ -75,6 +85,20 @@ impl Handoff {
         let clock = self.clock();
         self.lanes
             .push(captured_len(record), |out| capture_into(out, record, clock))
+    }
+
+    /// Hands over `bytes` that the destination encoded on the emitting thread: they
+    /// come back whole as [`Read::Encoded`].
+    pub(crate) fn push_encoded(&self, bytes: &[u8]) -> Pushed {
+        self.lanes.push(1 + bytes.len(), |out| {
+            out[0] = ENCODED;
+            out[1..].copy_from_slice(bytes);
+        })
+    }
+
+    /// The share of the bound in use, in parts per 1024.
+    pub(crate) fn fill(&self) -> usize {
+        self.lanes.reserved().saturating_mul(1024) / self.lanes.capacity().max(1)
     }
 
     /// Like [`push`](Self::push), past the queue's bound if need be (see
@@ -153,12 +177,37 @@ fn count<'a>(taken: impl IntoIterator<Item = &'a Taken>) -> (u64, usize) {
 #[derive(Clone, Copy)]
 pub(crate) struct Entry<'a>(&'a [u8]);
 
+/// What an [`Entry`] holds.
+#[derive(Debug)]
+pub(crate) enum Read<'a> {
+    /// A captured record.
+    Record(Captured<'a>),
+    /// Bytes the destination encoded itself ([`Handoff::push_encoded`]).
+    Encoded(&'a [u8]),
+}
+
 impl<'a> Entry<'a> {
-    /// The record; `None` only if the bytes were cut short (they never are).
-    pub(crate) fn read(self) -> Option<Captured<'a>> {
-        // SAFETY: an `Entry` holds the bytes of one record that `Handoff::push` wrote
-        // with `capture_into`, in this process (see the module docs).
-        unsafe { capture::read(self.0) }
+    /// What the entry holds; `None` only if the bytes were cut short (they never are).
+    pub(crate) fn read(self) -> Option<Read<'a>> {
+        match self.0.split_first() {
+            Some((&ENCODED, bytes)) => Some(Read::Encoded(bytes)),
+            // SAFETY: an `Entry` holds the bytes of one record that `Handoff::push`
+            // wrote with `capture_into`, in this process (see the module docs), unless
+            // it starts with `ENCODED`, which no captured record does.
+            _ => unsafe { capture::read(self.0) }.map(Read::Record),
+        }
+    }
+
+    /// The captured record; `None` for encoded bytes.
+    #[cfg_attr(
+        not(any(test, feature = "otlp")),
+        allow(dead_code, reason = "the OTLP exporter's, and the tests'")
+    )]
+    pub(crate) fn record(self) -> Option<Captured<'a>> {
+        match self.read()? {
+            Read::Record(record) => Some(record),
+            Read::Encoded(_) => None,
+        }
     }
 }
 

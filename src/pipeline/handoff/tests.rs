@@ -24,7 +24,7 @@ fn drain(pending: &mut Pending, signals: &Signals) -> Vec<Read> {
     let mut out = Vec::new();
     while pending
         .next_batch(signals, 7, |entry| {
-            let c = entry.read().expect("a pushed record reads back");
+            let c = entry.record().expect("a pushed record reads back");
             out.push((
                 c.name.to_owned(),
                 c.value,
@@ -105,7 +105,7 @@ fn a_call_site_s_address_reads_back_as_its_metadata() {
     assert_eq!(handoff.collect(&mut pending), 2);
     let mut sources = Vec::new();
     pending.next_batch(&signals, usize::MAX, |entry| {
-        let c = entry.read().unwrap();
+        let c = entry.record().unwrap();
         let tags: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let own = |s: Option<&str>| s.map(str::to_owned);
         sources.push((
@@ -150,7 +150,7 @@ fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
     let mut batch = Vec::new();
     let taking = pending
         .next_batch(&signals, 4, |e| {
-            batch.push(e.read().unwrap().value.unwrap());
+            batch.push(e.record().unwrap().value.unwrap());
             Batching::More
         })
         .unwrap();
@@ -158,7 +158,7 @@ fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
     let mut batch = Vec::new();
     let taking = pending
         .next_batch(&signals, 100, |e| {
-            batch.push(e.read().unwrap().value.unwrap());
+            batch.push(e.record().unwrap().value.unwrap());
             if batch.len() == 2 {
                 Batching::Full
             } else {
