@@ -267,7 +267,14 @@ impl Queue {
         }
         let pushed = match &self.encode_here {
             Some(encode) if state.behind.load(Ordering::Relaxed) => {
-                encode_here(encode, &state.handoff, record)
+                let pushed = encode_here(encode, &state.handoff, record);
+                // Half full and filling: give the worker the processor for a moment
+                // (with more threads than cores it gets a thread's share only), so
+                // that it writes before the queue is full and records are dropped.
+                if state.handoff.fill() > 512 {
+                    std::thread::yield_now();
+                }
+                pushed
             }
             _ => state.handoff.push(record),
         };
