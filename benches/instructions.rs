@@ -48,6 +48,13 @@ fn event_1_tag() {
     tracing_telemetry::track_event("user.signup", &[("plan", "pro")])
 }
 
+/// A counter a library declares with its unit, incremented by N.
+fn counter_1_tag() {
+    const RECEIVED: tracing_telemetry::Counter =
+        tracing_telemetry::Counter::new("net.received").with_unit("By");
+    RECEIVED.add(1024, &[("peer", "a")])
+}
+
 fn macro_form() {
     tracing_telemetry::track_metric!(
         "queue.depth",
@@ -68,9 +75,11 @@ const SCENARIOS: &[&str] = &[
     "off_none/disabled_callsite",
     "off_none/function",
     "off_none/macro",
+    "off_none/counter_1_tag",
     "off_app/disabled_callsite",
     "off_app/function",
     "off_app/macro",
+    "off_app/counter_1_tag",
     "trivial/function",
     "trivial/macro",
     "noop/function",
@@ -89,6 +98,8 @@ const SCENARIOS: &[&str] = &[
     "aggregate/timing_1_tag",
     #[cfg(feature = "aggregate")]
     "aggregate/event_1_tag",
+    #[cfg(feature = "aggregate")]
+    "aggregate/counter_1_tag",
     // The same through what `try_init` builds (`--features prometheus`).
     #[cfg(feature = "prometheus")]
     "app_prometheus/function_1_tag",
@@ -171,6 +182,7 @@ fn main() {
         "function_1_tag" => function_1_tag,
         "timing_1_tag" => timing_1_tag,
         "event_1_tag" => event_1_tag,
+        "counter_1_tag" => counter_1_tag,
         "macro" => macro_form,
         "event" => fmt_json_event,
         other => panic!("unknown call {other:?}"),

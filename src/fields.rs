@@ -81,6 +81,103 @@ pub const DURATION_MS: &str = "telemetry.duration_ms";
 /// ```
 pub const TAGS: &str = "telemetry.tags";
 
+/// Field holding the instrument of a metric that declares one: `"counter"`,
+/// `"up_down_counter"`, `"gauge"` or `"histogram"` (see [`Instrument`]). A plain
+/// `track_metric` call has no such field: it is a gauge, as it always was.
+///
+/// ```
+/// assert_eq!(tracing_telemetry::fields::INSTRUMENT, "telemetry.instrument");
+/// ```
+pub const INSTRUMENT: &str = "telemetry.instrument";
+
+/// Field holding the unit a metric's call site declares, in the OpenTelemetry
+/// (UCUM) spelling: `"By"` for bytes, `"s"` for seconds, `"{item}"` for a count of
+/// items. Absent when the call gives none.
+///
+/// ```
+/// assert_eq!(tracing_telemetry::fields::UNIT, "telemetry.unit");
+/// ```
+pub const UNIT: &str = "telemetry.unit";
+
+/// How a metric's values combine, as its call site declares it: the OpenTelemetry
+/// instrument kinds, each with its Prometheus and OTLP form (the table is in the
+/// [fields guide](crate::guide::fields)).
+///
+/// ```
+/// use tracing_telemetry::Instrument;
+///
+/// assert_eq!(Instrument::UpDownCounter.as_str(), "up_down_counter");
+/// assert_eq!("counter".parse::<Instrument>(), Ok(Instrument::Counter));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Instrument {
+    /// A monotonic counter: each value is an increment, never negative. Prometheus
+    /// counter (`_total`), OTLP monotonic sum.
+    Counter,
+    /// A counter that goes up and down: each value is a signed change. Prometheus
+    /// gauge, OTLP non-monotonic sum.
+    UpDownCounter,
+    /// The last value set: what `track_metric` records. Prometheus gauge, OTLP gauge.
+    Gauge,
+    /// Values counted into buckets, in any unit. Prometheus histogram, OTLP
+    /// histogram.
+    Histogram,
+}
+
+impl Instrument {
+    /// The value of the [`INSTRUMENT`] field for this instrument.
+    ///
+    /// ```
+    /// assert_eq!(tracing_telemetry::Instrument::Histogram.as_str(), "histogram");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Instrument::Counter => "counter",
+            Instrument::UpDownCounter => "up_down_counter",
+            Instrument::Gauge => "gauge",
+            Instrument::Histogram => "histogram",
+        }
+    }
+}
+
+impl fmt::Display for Instrument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error returned when a string is not one of `counter`, `up_down_counter`,
+/// `gauge` or `histogram`.
+///
+/// ```
+/// assert!("summary".parse::<tracing_telemetry::Instrument>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseInstrumentError(());
+
+impl fmt::Display for ParseInstrumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected counter, up_down_counter, gauge or histogram")
+    }
+}
+
+impl std::error::Error for ParseInstrumentError {}
+
+impl std::str::FromStr for Instrument {
+    type Err = ParseInstrumentError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "counter" => Ok(Instrument::Counter),
+            "up_down_counter" => Ok(Instrument::UpDownCounter),
+            "gauge" => Ok(Instrument::Gauge),
+            "histogram" => Ok(Instrument::Histogram),
+            _ => Err(ParseInstrumentError(())),
+        }
+    }
+}
+
 /// What a record measures.
 ///
 /// ```

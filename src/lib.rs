@@ -13,6 +13,19 @@
 //! tracing_telemetry::track_event!("user.upgrade", plan = "team", seats = 3, trial = false); // typed
 //! ```
 //!
+//! A library that counts by N, keeps a total that goes up and down, or records sizes
+//! declares the instrument where it emits, with a unit and a description if it likes;
+//! the app configures nothing:
+//!
+//! ```
+//! use tracing_telemetry::Counter;
+//!
+//! const RECEIVED: Counter = Counter::new("net.received").with_unit("By").with_description("bytes read");
+//! RECEIVED.add(1024, &[("peer", "a")]); // Prometheus: net_received_bytes_total
+//! tracing_telemetry::track_up_down("connections.open", 1, &[]);
+//! tracing_telemetry::track_histogram("batch.items", 37.0, &[]);
+//! ```
+//!
 //! Every call is a plain `tracing` event with target `telemetry`, level TRACE and the
 //! fields `telemetry.tags`, `telemetry.kind`, `telemetry.name`, `telemetry.value` and
 //! `telemetry.duration_ms` (see the [fields guide](guide::fields)). TRACE keeps them
@@ -45,8 +58,10 @@
 //! # What is here, by audience
 //!
 //! * **Libraries:** [`track_event()`], [`track_metric()`], [`track_timing()`], their macro
-//!   twins, [`timer`] and [`timed`] with [`TimingGuard`]; the conventions in
-//!   [`fields`], [`Kind`] and [`TARGET`]. Nothing else is needed to emit, and nothing
+//!   twins, [`timer`] and [`timed`] with [`TimingGuard`]; the instruments
+//!   [`track_counter()`], [`track_up_down()`], [`track_histogram()`], [`Counter`],
+//!   [`UpDownCounter`], [`Gauge`], [`Histogram`] and [`describe()`]; the conventions in
+//!   [`fields`], [`Kind`], [`Instrument`] and [`TARGET`]. Nothing else is needed to emit, and nothing
 //!   else is built without the `subscriber` feature.
 //! * **Apps:** `try_init` and `init`, or `layer` to add to their own
 //!   subscriber; `Config` with its `Destination`s and `Exporter` names, and the
@@ -174,7 +189,11 @@ mod track;
 
 // For libraries: the track calls and the conventions they follow. This is all there
 // is without the `subscriber` feature.
-pub use fields::{Kind, TARGET};
+pub use fields::{Instrument, Kind, TARGET};
+pub use track::describe::describe;
+pub use track::instrument::{
+    track_counter, track_histogram, track_up_down, Counter, Gauge, Histogram, UpDownCounter,
+};
 pub use track::{timed, timer, track_event, track_metric, track_timing, TimingGuard};
 
 // For apps: configuration, installation, the guard and the runtime switch.

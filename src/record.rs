@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use tracing_core::Metadata;
 
-use crate::fields::Kind;
+use crate::fields::{Instrument, Kind};
+use crate::track::MetricMeta;
 
 /// The value of a tag or property, typed as it was given.
 ///
@@ -417,6 +418,8 @@ pub struct Record<'a> {
     /// Where `module_path`, `file` and `line` came from, when that lives for the whole
     /// program: a sink that keeps the record can keep this instead of copying them.
     callsite: Option<Callsite>,
+    /// What a metric's call site declares: instrument, unit, description.
+    meta: MetricMeta,
     timestamp: OnceCell<SystemTime>,
 }
 
@@ -457,8 +460,65 @@ impl<'a> Record<'a> {
             file: None,
             line: None,
             callsite: None,
+            meta: MetricMeta::NONE,
             timestamp: OnceCell::new(),
         }
+    }
+
+    /// Declares the metric's instrument, as [`Counter`](crate::Counter) and the other
+    /// instruments do; meaningful for [`Kind::Metric`] records only.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Instrument, Kind, Record};
+    ///
+    /// let record = Record::new(Kind::Metric, "jobs.done", &[]).with_value(3.0).with_instrument(Instrument::Counter);
+    /// assert_eq!(record.instrument(), Some(Instrument::Counter));
+    /// ```
+    #[must_use]
+    pub fn with_instrument(mut self, instrument: Instrument) -> Self {
+        self.meta.instrument = Some(instrument);
+        self
+    }
+
+    /// Declares the metric's unit (OpenTelemetry spelling: `"By"`, `"s"`); meaningful
+    /// for [`Kind::Metric`] records only (a timing's unit is always `"ms"`).
+    ///
+    /// ```
+    /// use tracing_telemetry::{Kind, Record};
+    ///
+    /// let record = Record::new(Kind::Metric, "net.received", &[]).with_unit("By");
+    /// assert_eq!(record.unit(), Some("By"));
+    /// ```
+    #[must_use]
+    pub fn with_unit(mut self, unit: &'static str) -> Self {
+        self.meta.unit = Some(unit);
+        self
+    }
+
+    /// Declares the metric's description.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Kind, Record};
+    ///
+    /// let record = Record::new(Kind::Metric, "net.received", &[]).with_description("bytes read");
+    /// assert_eq!(record.description(), Some("bytes read"));
+    /// ```
+    #[must_use]
+    pub fn with_description(mut self, description: &'static str) -> Self {
+        self.meta.description = Some(description);
+        self
+    }
+
+    /// The declaration a call site made, carried over to a copy of the record.
+    #[must_use]
+    pub(crate) fn with_meta(mut self, meta: MetricMeta) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    #[cfg_attr(not(feature = "aggregate"), allow(dead_code))]
+    pub(crate) fn meta(&self) -> MetricMeta {
+        self.meta
     }
 
     /// Sets the metric value, or the timing's duration in milliseconds.
@@ -522,6 +582,7 @@ impl<'a> Record<'a> {
             file,
             line,
             callsite: Some(callsite),
+            meta: MetricMeta::NONE,
             timestamp: OnceCell::new(),
         }
     }
@@ -609,15 +670,47 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// The unit of the number this record carries: `"ms"` for timings, `None` otherwise.
+    /// The unit of the number this record carries: `"ms"` for timings, the unit its
+    /// call site declared for a metric (see [`Counter::with_unit`](crate::Counter::with_unit)),
+    /// `None` otherwise.
     ///
     /// ```
     /// use tracing_telemetry::{Kind, Record};
     /// assert_eq!(Record::new(Kind::Timing, "t", &[]).unit(), Some("ms"));
+    /// assert_eq!(Record::new(Kind::Metric, "m", &[]).unit(), None);
     /// ```
     pub fn unit(&self) -> Option<&'static str> {
         match self.kind {
             Kind::Timing => Some("ms"),
+            Kind::Metric => self.meta.unit,
+            Kind::Event => None,
+        }
+    }
+
+    /// The instrument a metric's call site declared: [`Instrument::Counter`] for
+    /// [`track_counter`](crate::track_counter), and so on; `None` for `track_metric`
+    /// (a gauge, as it always was), events and timings.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Metric, "m", &[]).instrument(), None);
+    /// ```
+    pub fn instrument(&self) -> Option<Instrument> {
+        match self.kind {
+            Kind::Metric => self.meta.instrument,
+            _ => None,
+        }
+    }
+
+    /// The description a metric's call site declared, if any.
+    ///
+    /// ```
+    /// use tracing_telemetry::{Kind, Record};
+    /// assert_eq!(Record::new(Kind::Metric, "m", &[]).description(), None);
+    /// ```
+    pub fn description(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Metric => self.meta.description,
             _ => None,
         }
     }

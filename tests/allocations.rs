@@ -226,3 +226,60 @@ fn no_allocation_per_call_into_an_existing_series() {
         .map(|s| s.data().clone());
     assert_eq!(counted, Some(SeriesData::Counter(101)));
 }
+
+fn every_instrument() {
+    const RECEIVED: tracing_telemetry::Counter =
+        tracing_telemetry::Counter::new("net.received").with_unit("By");
+    const OPEN: tracing_telemetry::UpDownCounter =
+        tracing_telemetry::UpDownCounter::new("connections.open").with_description("open now");
+    const PAYLOAD: tracing_telemetry::Histogram =
+        tracing_telemetry::Histogram::new("request.payload").with_unit("By");
+    tracing_telemetry::track_counter("jobs.done", 1, &TAGS8[..1]);
+    tracing_telemetry::track_up_down("slots.used", 1, &TAGS8);
+    tracing_telemetry::track_histogram("batch.items", 3.0, &TAGS8[..2]);
+    RECEIVED.add(1024, &[("peer", "a")]);
+    OPEN.add(-1, &[("pool", "db")]);
+    PAYLOAD.record(512.0, &[]);
+}
+
+/// The instruments a library declares: nothing allocated off, and nothing per call
+/// into an existing series on.
+#[cfg(feature = "aggregate")]
+#[test]
+fn no_allocation_per_instrument_call_off_or_into_an_existing_series() {
+    let _exclusive = one_at_a_time();
+    use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+
+    assert_eq!(allocations(every_instrument), 0, "off, no subscriber");
+    let app_off = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::sink)
+                    .with_filter(LevelFilter::INFO),
+            )
+            .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(false))),
+    );
+    tracing::dispatcher::with_default(&app_off, || {
+        assert_eq!(
+            allocations(every_instrument),
+            0,
+            "off, in an app's subscriber"
+        );
+    });
+
+    let aggregator = Aggregator::new();
+    let on = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
+    );
+    tracing::dispatcher::with_default(&on, || {
+        assert_eq!(allocations(every_instrument), 0, "on, existing series");
+    });
+    let received = aggregator
+        .snapshot()
+        .into_iter()
+        .find(|s| s.name() == "net.received")
+        .map(|s| s.data().clone());
+    assert_eq!(received, Some(SeriesData::Sum(101.0 * 1024.0)));
+}

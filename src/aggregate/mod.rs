@@ -8,6 +8,10 @@
 //! | `track_event` | count of calls | [`SeriesData::Counter`] |
 //! | `track_metric` | last value | [`SeriesData::Gauge`] |
 //! | `track_timing` | histogram in **seconds** over [`DEFAULT_BUCKETS`] | [`SeriesData::Histogram`] |
+//! | `track_counter`, [`Counter`](crate::Counter) | sum of the increments | [`SeriesData::Sum`] |
+//! | `track_up_down`, [`UpDownCounter`](crate::UpDownCounter) | sum of the signed changes | [`SeriesData::UpDownSum`] |
+//! | [`Gauge`](crate::Gauge) | last value | [`SeriesData::Gauge`] |
+//! | `track_histogram`, [`Histogram`](crate::Histogram) | histogram in the declared unit over [`DEFAULT_HISTOGRAM_BUCKETS`] (or [`DEFAULT_BUCKETS`] for `"s"`) | [`SeriesData::Histogram`] |
 //!
 //! An app can choose another [`Aggregation`] for a name in code. Tags and properties
 //! become labels. Each name holds at most 2,000 label sets by default
@@ -52,7 +56,7 @@ mod store;
 mod view;
 
 pub use snapshot::{SeriesData, SeriesSnapshot};
-pub use view::{Aggregation, DEFAULT_BUCKETS};
+pub use view::{Aggregation, DEFAULT_BUCKETS, DEFAULT_HISTOGRAM_BUCKETS};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

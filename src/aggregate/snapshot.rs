@@ -1,8 +1,9 @@
 //! A copy of the aggregated series, for exporters: what a scrape or a push sends.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::fields::Kind;
+use crate::fields::{Instrument, Kind};
 
 /// The value of one series at the moment of the copy. All values are cumulative since
 /// the series' [`start_time`](SeriesSnapshot::start_time).
@@ -20,6 +21,9 @@ pub enum SeriesData {
     Counter(u64),
     /// The running total of the values (timings in seconds): monotonic.
     Sum(f64),
+    /// The running total of signed changes, which may go down: an up-down counter
+    /// (a Prometheus gauge, an OTLP non-monotonic sum).
+    UpDownSum(f64),
     /// The most recent value.
     Gauge(f64),
     /// The values counted into buckets.
@@ -37,8 +41,8 @@ pub enum SeriesData {
 }
 
 impl SeriesData {
-    /// The kind of series, as Prometheus and OpenTelemetry name it: `"counter"`
-    /// (counters and sums), `"gauge"` or `"histogram"`.
+    /// The kind of series, as Prometheus names it: `"counter"` (counters and sums),
+    /// `"gauge"` (gauges and up-down sums) or `"histogram"`.
     ///
     /// ```
     /// assert_eq!(tracing_telemetry::aggregate::SeriesData::Gauge(1.0).type_name(), "gauge");
@@ -46,7 +50,7 @@ impl SeriesData {
     pub fn type_name(&self) -> &'static str {
         match self {
             SeriesData::Counter(_) | SeriesData::Sum(_) => "counter",
-            SeriesData::Gauge(_) => "gauge",
+            SeriesData::Gauge(_) | SeriesData::UpDownSum(_) => "gauge",
             SeriesData::Histogram { .. } => "histogram",
         }
     }
@@ -76,6 +80,10 @@ pub struct SeriesSnapshot {
     pub(crate) overflow: bool,
     pub(crate) start_time: SystemTime,
     pub(crate) data: SeriesData,
+    pub(crate) instrument: Option<Instrument>,
+    /// The metric's unit, declared at the call site or described.
+    pub(crate) unit: Option<&'static str>,
+    pub(crate) description: Option<Arc<str>>,
 }
 
 impl SeriesSnapshot {
@@ -143,19 +151,53 @@ impl SeriesSnapshot {
     }
 
     /// The unit of the values: `Some("s")` for timings, whose milliseconds become
-    /// seconds; `None` otherwise.
+    /// seconds; for a metric, the unit its call site declared or
+    /// [`describe`](crate::describe) gave; `None` otherwise.
     ///
     /// ```
     /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
     /// let aggregator = Aggregator::new();
     /// aggregator.record(&Record::new(Kind::Timing, "db.query", &[]).with_value(12.5));
+    /// aggregator.record(&Record::new(Kind::Metric, "net.received", &[]).with_value(1.0).with_unit("By"));
     /// assert_eq!(aggregator.snapshot()[0].unit(), Some("s"));
+    /// assert_eq!(aggregator.snapshot()[1].unit(), Some("By"));
     /// ```
     pub fn unit(&self) -> Option<&'static str> {
         match self.kind {
             Kind::Timing => Some("s"),
-            _ => None,
+            Kind::Metric => self.unit,
+            Kind::Event => None,
         }
+    }
+
+    /// The instrument the metric's call site declared (see
+    /// [`Record::instrument`](crate::Record::instrument)); `None` for `track_metric`,
+    /// events and timings.
+    ///
+    /// ```
+    /// # use tracing_telemetry::{aggregate::{Aggregator, SeriesData}, Instrument, Kind, Record, Sink};
+    /// let aggregator = Aggregator::new();
+    /// let record = Record::new(Kind::Metric, "jobs.done", &[]).with_value(2.0);
+    /// aggregator.record(&record.with_instrument(Instrument::Counter));
+    /// assert_eq!(aggregator.snapshot()[0].instrument(), Some(Instrument::Counter));
+    /// assert_eq!(aggregator.snapshot()[0].data(), &SeriesData::Sum(2.0));
+    /// ```
+    pub fn instrument(&self) -> Option<Instrument> {
+        self.instrument
+    }
+
+    /// What the metric measures: declared at its call site, else given to
+    /// [`describe`](crate::describe); `None` when neither said.
+    ///
+    /// ```
+    /// # use tracing_telemetry::{aggregate::Aggregator, Kind, Record, Sink};
+    /// let aggregator = Aggregator::new();
+    /// let record = Record::new(Kind::Metric, "pool.size", &[]).with_value(8.0);
+    /// aggregator.record(&record.with_description("connections the pool holds"));
+    /// assert_eq!(aggregator.snapshot()[0].description(), Some("connections the pool holds"));
+    /// ```
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
     }
 
     /// The value.

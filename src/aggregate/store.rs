@@ -21,9 +21,11 @@ use thread_local::ThreadLocal;
 use super::key::{hash_record, BuildIdentity, OwnedKey};
 use super::snapshot::{SeriesData, SeriesSnapshot};
 use super::view::{Aggregation, Op};
-use crate::fields::Kind;
+use crate::fields::{Instrument, Kind};
 use crate::record::{Record, Tag};
 use crate::report::stderr_line;
+use crate::track::describe::described;
+use crate::track::MetricMeta;
 
 /// The label that marks the one series per name that takes every label set beyond
 /// the limit.
@@ -109,7 +111,7 @@ impl Cells {
             Op::Count => {
                 self.count.fetch_add(1, Ordering::Relaxed);
             }
-            Op::Sum => add(&self.sum),
+            Op::Sum | Op::UpDownSum => add(&self.sum),
             Op::Histogram(bounds) => {
                 if let Some(bucket) = self.buckets.get(bucket_index(bounds, value)) {
                     bucket.fetch_add(1, Ordering::Relaxed);
@@ -139,6 +141,10 @@ pub(crate) struct Series {
     overflow: bool,
     op: Op,
     start: SystemTime,
+    /// What the call site that made the series declared.
+    instrument: Option<Instrument>,
+    unit: Option<&'static str>,
+    description: Option<&'static str>,
     /// The last value (f64 bits), for [`Op::LastValue`].
     last: Padded<AtomicU64>,
     /// The shared cells first, then one per thread that has met the series.
@@ -146,12 +152,15 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    fn new(key: OwnedKey, overflow: bool, op: Op) -> Self {
+    fn new(key: OwnedKey, overflow: bool, op: Op, meta: MetricMeta) -> Self {
         let shared = Arc::new(Padded(Cells::new(&op)));
         Series {
             key,
             overflow,
             start: SystemTime::now(),
+            instrument: meta.instrument,
+            unit: meta.unit,
+            description: meta.description,
             last: Padded(AtomicU64::new(0.0_f64.to_bits())),
             cells: Mutex::new(vec![shared]),
             op,
@@ -168,6 +177,7 @@ impl Series {
         match self.op {
             Op::Count | Op::LastValue => true,
             Op::Sum => value.is_finite() && value >= 0.0,
+            Op::UpDownSum => value.is_finite(),
             Op::Histogram(_) => !value.is_nan(),
         }
     }
@@ -180,6 +190,14 @@ impl Series {
         }
     }
 
+    /// Every thread's sum added up.
+    fn total(&self) -> f64 {
+        self.cells()
+            .iter()
+            .map(|c| f64::from_bits(c.0.sum.load(Ordering::Relaxed)))
+            .sum()
+    }
+
     /// A copy of the series' current value: every thread's cells added up.
     fn snapshot(&self) -> SeriesSnapshot {
         let data = match &self.op {
@@ -190,12 +208,8 @@ impl Series {
                     .map(|c| c.0.count.load(Ordering::Relaxed))
                     .fold(0, u64::wrapping_add),
             ),
-            Op::Sum => SeriesData::Sum(
-                self.cells()
-                    .iter()
-                    .map(|c| f64::from_bits(c.0.sum.load(Ordering::Relaxed)))
-                    .sum(),
-            ),
+            Op::Sum => SeriesData::Sum(self.total()),
+            Op::UpDownSum => SeriesData::UpDownSum(self.total()),
             Op::Histogram(bounds) => {
                 let mut bucket_counts = vec![0_u64; bounds.len() + 1];
                 let mut sum = 0.0;
@@ -213,7 +227,17 @@ impl Series {
                 }
             }
         };
+        let described = (self.key.kind == Kind::Metric)
+            .then(|| described(&self.key.name))
+            .flatten();
+        let (described_unit, described_text) = match described {
+            Some(d) => (d.unit, d.description),
+            None => (None, None),
+        };
         SeriesSnapshot {
+            instrument: self.instrument,
+            unit: self.unit.or(described_unit),
+            description: self.description.map(Arc::from).or(described_text),
             kind: self.key.kind,
             name: self.key.name.to_string(),
             labels: self
@@ -248,6 +272,11 @@ impl LocalEntry {
             Op::Count => bump(&cells.count),
             Op::Sum => {
                 if value.is_finite() && value >= 0.0 {
+                    add(&cells.sum, value);
+                }
+            }
+            Op::UpDownSum => {
+                if value.is_finite() {
                     add(&cells.sum, value);
                 }
             }
@@ -443,7 +472,8 @@ impl Store {
                 .span_tags()
                 .filter(|span| record.tag(span.key()).is_none()),
         );
-        let mut labelled = Record::new(record.kind(), record.name(), &tags);
+        let mut labelled =
+            Record::new(record.kind(), record.name(), &tags).with_meta(record.meta());
         if let Some(value) = record.value().or(record.duration_ms()) {
             labelled = labelled.with_value(value);
         }
@@ -473,9 +503,14 @@ impl Store {
                     .per_name
                     .get(&name_key)
                     .map_or(true, |state| state.series < self.max_series_per_name);
-                let op = Op::resolve(canonical.kind, self.views.get(&*canonical.name));
+                let meta = record.meta();
+                let unit = match (canonical.kind, meta.unit) {
+                    (Kind::Metric, None) => described(&canonical.name).and_then(|d| d.unit),
+                    (_, unit) => unit,
+                };
+                let op = Op::resolve(canonical.kind, meta, unit, self.views.get(&*canonical.name));
                 if under_limit {
-                    let series = Arc::new(Series::new(canonical.clone(), false, op));
+                    let series = Arc::new(Series::new(canonical.clone(), false, op, meta));
                     registry.by_key.insert(canonical, Arc::clone(&series));
                     registry.all.push(Arc::clone(&series));
                     registry.per_name.entry(name_key).or_default().series += 1;
@@ -493,7 +528,7 @@ impl Store {
                                     OVERFLOW_LABEL.1.into(),
                                 )]),
                             };
-                            let series = Arc::new(Series::new(key, true, op));
+                            let series = Arc::new(Series::new(key, true, op, meta));
                             state.overflow = Some(Arc::clone(&series));
                             registry.all.push(Arc::clone(&series));
                             (series, true)

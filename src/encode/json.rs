@@ -34,7 +34,9 @@ impl LineEncoder {
 /// encoded `,"service":..` member.
 ///
 /// Keys, in order: `timestamp` (RFC 3339, UTC, microseconds), `service`, `kind`, `name`, `value`
-/// (metrics) or `duration_ms` and `unit` (timings), `tags` (the call's, then the span
+/// (metrics) or `duration_ms` (timings), `instrument` (metrics whose call site declares
+/// one: `"counter"`, `"up_down_counter"`, `"gauge"`, `"histogram"`), `unit` (timings:
+/// `"ms"`; metrics whose call site declares one), `tags` (the call's, then the span
 /// fields it did not give itself), `trace_id` and `span_id` inside an OpenTelemetry
 /// span, then `module`, `file` and `line` where known, and `nonfinite` when a number
 /// was NaN or infinite.
@@ -68,6 +70,11 @@ fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
         if !json_f64(buf, duration) {
             nonfinite.push(("duration_ms", None, duration));
         }
+    }
+    if let Some(instrument) = record.instrument() {
+        buf.extend_from_slice(b",\"instrument\":\"");
+        buf.extend_from_slice(instrument.as_str().as_bytes());
+        buf.push(b'"');
     }
     if let Some(unit) = record.unit() {
         buf.extend_from_slice(b",\"unit\":");

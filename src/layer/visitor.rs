@@ -128,7 +128,8 @@ impl<'c, D: FnMut(&Record<'_>)> RecordVisitor<'c, D> {
             self.span_tags,
             self.trace,
             Callsite::Caller(call.location),
-        );
+        )
+        .with_meta(call.meta);
         self.delivered = true;
         (self.deliver)(&record);
     }

@@ -1,6 +1,9 @@
 //! From the aggregated series to OTLP metrics: gauges for `track_metric`, histograms
-//! in seconds (unit `s`) for `track_timing`, monotonic sums for `track_event` counts;
-//! cumulative temporality, each series from its own start time.
+//! in seconds (unit `s`) for `track_timing`, monotonic sums for `track_event` counts
+//! and for counters (and sums chosen by a view, which never go down), non-monotonic
+//! sums for up-down counters, histograms in their declared unit; cumulative
+//! temporality, each series from its own start time. A metric's unit and
+//! description are those its call site declared, or `describe` gave.
 
 use std::time::SystemTime;
 
@@ -79,7 +82,13 @@ pub(crate) fn metrics_request(
                         aggregation_temporality: cumulative,
                         is_monotonic: true,
                     }),
+                    // A sum ignores negative values: it never goes down.
                     SeriesData::Sum(_) => metric::Data::Sum(Sum {
+                        data_points: Vec::new(),
+                        aggregation_temporality: cumulative,
+                        is_monotonic: true,
+                    }),
+                    SeriesData::UpDownSum(_) => metric::Data::Sum(Sum {
                         data_points: Vec::new(),
                         aggregation_temporality: cumulative,
                         is_monotonic: false,
@@ -95,10 +104,17 @@ pub(crate) fn metrics_request(
                     #[allow(unreachable_patterns)]
                     _ => continue,
                 };
-                let description = match s.kind() {
-                    Kind::Event => "count of track_event calls",
-                    Kind::Metric => "last value of track_metric",
-                    Kind::Timing => "track_timing durations",
+                let description = match (s.kind(), s.description(), s.data()) {
+                    (_, Some(described), _) => described,
+                    (Kind::Event, ..) => "count of track_event calls",
+                    (Kind::Metric, _, SeriesData::Gauge(_)) if s.instrument().is_none() => {
+                        "last value of track_metric"
+                    }
+                    (Kind::Metric, _, SeriesData::Gauge(_)) => "last value",
+                    (Kind::Metric, _, SeriesData::Sum(_)) => "sum of the increments",
+                    (Kind::Metric, _, SeriesData::UpDownSum(_)) => "running total of the changes",
+                    (Kind::Metric, ..) => "distribution of the values",
+                    (Kind::Timing, ..) => "track_timing durations",
                 };
                 metrics.push((
                     s.kind(),
@@ -120,10 +136,9 @@ pub(crate) fn metrics_request(
                 now,
                 number_data_point::Value::AsInt(i64::try_from(*n).unwrap_or(i64::MAX)),
             )),
-            (Some(metric::Data::Sum(sum)), SeriesData::Sum(v)) => {
-                sum.data_points
-                    .push(number(s, now, number_data_point::Value::AsDouble(*v)))
-            }
+            (Some(metric::Data::Sum(sum)), SeriesData::Sum(v) | SeriesData::UpDownSum(v)) => sum
+                .data_points
+                .push(number(s, now, number_data_point::Value::AsDouble(*v))),
             (Some(metric::Data::Gauge(gauge)), SeriesData::Gauge(v)) => gauge
                 .data_points
                 .push(number(s, now, number_data_point::Value::AsDouble(*v))),
@@ -228,6 +243,57 @@ mod tests {
             sum.data_points[0].value,
             Some(number_data_point::Value::AsInt(2))
         );
+    }
+
+    #[test]
+    fn counters_up_down_counters_and_histograms_keep_their_kind_and_unit() {
+        use crate::fields::Instrument;
+        let aggregator = Aggregator::new();
+        let metric = |name, value, instrument| {
+            Record::new(Kind::Metric, name, &[])
+                .with_value(value)
+                .with_instrument(instrument)
+                .with_unit("By")
+        };
+        for _ in 0..2 {
+            aggregator.record(&metric("net.received", 1024.0, Instrument::Counter));
+        }
+        for delta in [1.0, 1.0, -1.0] {
+            aggregator.record(&metric("open", delta, Instrument::UpDownCounter));
+        }
+        aggregator.record(&metric("payload", 512.0, Instrument::Histogram).with_description("d"));
+        let request = metrics_request(
+            &Resource::default(),
+            &InstrumentationScope::default(),
+            &aggregator.snapshot(),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let by_name = |name: &str| metrics.iter().find(|m| m.name == name).unwrap();
+        let sum = |name| match &by_name(name).data {
+            Some(metric::Data::Sum(sum)) => sum.clone(),
+            other => panic!("{name} is not a sum: {other:?}"),
+        };
+        let received = sum("net.received");
+        assert!(received.is_monotonic);
+        assert_eq!(
+            received.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(2048.0))
+        );
+        let open = sum("open");
+        assert!(!open.is_monotonic);
+        assert_eq!(
+            open.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(1.0))
+        );
+        let payload = by_name("payload");
+        assert_eq!(
+            (payload.unit.as_str(), payload.description.as_str()),
+            ("By", "d")
+        );
+        assert!(matches!(payload.data, Some(metric::Data::Histogram(_))));
+        assert_eq!(by_name("net.received").unit, "By");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::names::{family_name, help, sanitize};
 use crate::aggregate::{Aggregator, SeriesData, SeriesSnapshot};
@@ -99,8 +99,9 @@ impl Source {
             target_info: Arc::clone(&self.target_info),
             enabled: self.enabled.as_ref().map(TelemetryHandle::is_enabled),
         };
-        let (families, clashes) = Families::new(aggregator.snapshot(), own);
+        let (mut families, clashes) = Families::new(aggregator.snapshot(), own);
         self.report(&clashes);
+        families.format = format;
         encode(families, format)
     }
 
@@ -180,7 +181,9 @@ fn encode(families: Families, format: Format) -> String {
 
 #[derive(Debug)]
 struct Family {
+    /// The name without its unit: the encoder adds `_<unit>`.
     name: String,
+    unit: Option<Unit>,
     help: String,
     metric_type: MetricType,
     series: Vec<(Vec<(String, String)>, SeriesData)>,
@@ -199,9 +202,13 @@ fn names_taken(name: &str, metric_type: MetricType) -> Vec<String> {
     suffixes.iter().map(|s| format!("{name}{s}")).collect()
 }
 
-/// Every family of one scrape, grouped by Prometheus name.
+/// Every family of one scrape, grouped by Prometheus name, and the format they are
+/// written in (which decides how a description is escaped).
 #[derive(Debug)]
-struct Families(Vec<Family>);
+struct Families {
+    families: Vec<Family>,
+    format: Format,
+}
 
 impl Families {
     /// The families, and the names left out because their Prometheus name is taken:
@@ -270,13 +277,20 @@ impl Families {
             let at = match placed.get(&key) {
                 Some(at) => *at,
                 None => {
-                    let name = family_name(s.kind(), s.name(), s.data());
+                    let (name, unit) = family_name(&s);
                     let metric_type = match s.data() {
                         SeriesData::Counter(_) | SeriesData::Sum(_) => MetricType::Counter,
-                        SeriesData::Gauge(_) => MetricType::Gauge,
+                        SeriesData::Gauge(_) | SeriesData::UpDownSum(_) => MetricType::Gauge,
                         SeriesData::Histogram { .. } => MetricType::Histogram,
+                        // A kind of series this mapping does not know yet.
+                        #[allow(unreachable_patterns)]
+                        _ => MetricType::Unknown,
                     };
-                    let names = names_taken(&name, metric_type);
+                    let full = match &unit {
+                        Some(unit) => format!("{name}_{unit}"),
+                        None => name.clone(),
+                    };
+                    let names = names_taken(&full, metric_type);
                     let at = match names.iter().find_map(|n| Some((n, taken.get(n)?))) {
                         Some((exposed, owner)) => {
                             clashes.push(Clash {
@@ -293,8 +307,9 @@ impl Families {
                                 taken.insert(n, owner.clone());
                             }
                             families.push(Family {
-                                help: help(s.kind(), s.name(), s.data()),
+                                help: help(&s),
                                 name,
+                                unit: unit.map(Unit::Other),
                                 metric_type,
                                 series: Vec::new(),
                             });
@@ -314,6 +329,7 @@ impl Families {
         for (name, help, metric_type, labels, data) in own_families {
             families.push(Family {
                 name: name.into(),
+                unit: None,
                 help: help.into(),
                 metric_type,
                 series: vec![(labels, data)],
@@ -321,11 +337,18 @@ impl Families {
         }
         families.push(Family {
             name: CLASHES.into(),
+            unit: None,
             help: "names left out of this exposition because their Prometheus name is taken by another name or by the crate's own series".into(),
             metric_type: MetricType::Gauge,
             series: vec![(Vec::new(), SeriesData::Gauge(clashes.len() as f64))],
         });
-        (Families(families), clashes)
+        (
+            Families {
+                families,
+                format: Format::Text,
+            },
+            clashes,
+        )
     }
 }
 
@@ -346,11 +369,41 @@ fn labels(given: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// A `# HELP` text as `format` needs it: the Prometheus text encoder escapes `\\`
+/// and newlines itself; OpenMetrics' is written as given, so it is escaped here
+/// (`\\`, `"` and newlines, as the OpenMetrics ABNF says). Other control
+/// characters become spaces in both.
+fn help_text(help: &str, format: Format) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| !c.is_control() && (format == Format::Text || (c != '\\' && c != '"'));
+    if help.chars().all(plain) {
+        return help.into();
+    }
+    let mut out = String::with_capacity(help.len() + 8);
+    for c in help.chars() {
+        match c {
+            '\n' if format == Format::Text => out.push('\n'),
+            '\n' => out.push_str("\\n"),
+            '\\' | '"' if format == Format::OpenMetrics => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        for family in &self.0 {
-            let mut metric =
-                encoder.encode_descriptor(&family.name, &family.help, None, family.metric_type)?;
+        for family in &self.families {
+            let help = help_text(&family.help, self.format);
+            let mut metric = encoder.encode_descriptor(
+                &family.name,
+                &help,
+                family.unit.as_ref(),
+                family.metric_type,
+            )?;
             for (labels, data) in &family.series {
                 let mut series = metric.encode_family(labels)?;
                 match data {
@@ -358,7 +411,7 @@ impl Collector for Families {
                         series.encode_counter::<NoLabelSet, u64, f64>(n, None)?
                     }
                     SeriesData::Sum(v) => series.encode_counter::<NoLabelSet, f64, f64>(v, None)?,
-                    SeriesData::Gauge(v) => series.encode_gauge(v)?,
+                    SeriesData::Gauge(v) | SeriesData::UpDownSum(v) => series.encode_gauge(v)?,
                     SeriesData::Histogram {
                         bounds,
                         bucket_counts,
@@ -373,6 +426,9 @@ impl Collector for Families {
                             .collect();
                         series.encode_histogram::<NoLabelSet>(*sum, *count, &buckets, None)?
                     }
+                    // A kind of series this mapping does not know yet.
+                    #[allow(unreachable_patterns)]
+                    _ => {}
                 }
             }
         }

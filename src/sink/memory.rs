@@ -1,7 +1,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
-use crate::fields::Kind;
+use crate::fields::{Instrument, Kind};
 use crate::record::{OwnedTagValue, Record};
 use crate::sink::Sink;
 
@@ -26,6 +26,8 @@ pub struct OwnedRecord {
     value: Option<f64>,
     duration_ms: Option<f64>,
     unit: Option<&'static str>,
+    instrument: Option<Instrument>,
+    description: Option<&'static str>,
     tags: Vec<(String, OwnedTagValue)>,
     span_tags: Vec<(String, OwnedTagValue)>,
     trace_id: Option<[u8; 16]>,
@@ -51,6 +53,8 @@ impl OwnedRecord {
             value: record.value(),
             duration_ms: record.duration_ms(),
             unit: record.unit(),
+            instrument: record.instrument(),
+            description: record.description(),
             tags: record
                 .tags()
                 .map(|t| (t.key().to_owned(), t.value().into_owned()))
@@ -110,7 +114,33 @@ impl OwnedRecord {
         self.duration_ms
     }
 
-    /// `"ms"` for timings, `None` otherwise.
+    /// The instrument a metric's call site declared ([`Record::instrument`]).
+    ///
+    /// ```
+    /// use tracing_telemetry::{Instrument, MemorySink};
+    ///
+    /// let records = MemorySink::capture(|| tracing_telemetry::track_counter("jobs.done", 2, &[]));
+    /// assert_eq!(records[0].instrument(), Some(Instrument::Counter));
+    /// assert_eq!(records[0].value(), Some(2.0));
+    /// ```
+    pub fn instrument(&self) -> Option<Instrument> {
+        self.instrument
+    }
+
+    /// The description a metric's call site declared ([`Record::description`]).
+    ///
+    /// ```
+    /// use tracing_telemetry::{Counter, MemorySink};
+    ///
+    /// const JOBS: Counter = Counter::new("jobs.done").with_description("jobs finished");
+    /// let records = MemorySink::capture(|| JOBS.add(1, &[]));
+    /// assert_eq!(records[0].description(), Some("jobs finished"));
+    /// ```
+    pub fn description(&self) -> Option<&'static str> {
+        self.description
+    }
+
+    /// `"ms"` for timings, a metric's declared unit, `None` otherwise.
     ///
     /// ```
     /// # use tracing_telemetry::{Kind, OwnedRecord, Record};

@@ -1,4 +1,9 @@
-//! The track calls libraries make: three functions, their macro twins and a timer.
+//! The track calls libraries make: three functions, their macro twins and a timer;
+//! the instruments a library declares at the call site ([`instrument`]) and their
+//! one-time descriptions ([`describe`]).
+
+pub(crate) mod describe;
+pub(crate) mod instrument;
 
 use std::error::Error;
 use std::fmt;
@@ -7,7 +12,7 @@ use std::time::Instant;
 
 use tracing::Level;
 
-use crate::fields::{Kind, TARGET};
+use crate::fields::{Instrument, Kind, TARGET};
 
 /// Records that something happened, with string properties whose keys may be runtime
 /// strings.
@@ -35,15 +40,23 @@ pub fn track_event(name: &str, properties: &[(&str, &str)]) {
 
 #[inline]
 fn event_at(name: &str, properties: &[(&str, &str)], location: &'static Location<'static>) {
-    DynCall::with(Kind::Event, name, None, properties, location, |call| {
-        tracing::event!(
-            target: TARGET,
-            Level::TRACE,
-            telemetry.tags = call,
-            telemetry.kind = "event",
-            telemetry.name = name,
-        )
-    });
+    DynCall::with(
+        Kind::Event,
+        name,
+        None,
+        properties,
+        location,
+        MetricMeta::NONE,
+        |call| {
+            tracing::event!(
+                target: TARGET,
+                Level::TRACE,
+                telemetry.tags = call,
+                telemetry.kind = "event",
+                telemetry.name = name,
+            )
+        },
+    );
 }
 
 /// Records a measured value, with string tags whose keys may be runtime strings.
@@ -64,16 +77,24 @@ pub fn track_metric(name: &str, value: f64, tags: &[(&str, &str)]) {
 
 #[inline]
 fn metric_at(name: &str, value: f64, tags: &[(&str, &str)], location: &'static Location<'static>) {
-    DynCall::with(Kind::Metric, name, Some(value), tags, location, |call| {
-        tracing::event!(
-            target: TARGET,
-            Level::TRACE,
-            telemetry.tags = call,
-            telemetry.kind = "metric",
-            telemetry.name = name,
-            telemetry.value = value,
-        )
-    });
+    DynCall::with(
+        Kind::Metric,
+        name,
+        Some(value),
+        tags,
+        location,
+        MetricMeta::NONE,
+        |call| {
+            tracing::event!(
+                target: TARGET,
+                Level::TRACE,
+                telemetry.tags = call,
+                telemetry.kind = "metric",
+                telemetry.name = name,
+                telemetry.value = value,
+            )
+        },
+    );
 }
 
 /// Records how long an operation took, in milliseconds, with string tags.
@@ -105,6 +126,7 @@ fn timing_at(
         Some(duration_ms),
         tags,
         location,
+        MetricMeta::NONE,
         |call| {
             tracing::event!(
                 target: TARGET,
@@ -233,6 +255,25 @@ pub(crate) struct DynCall {
     value: Option<f64>,
     tags: *const [(&'static str, &'static str)],
     location: &'static Location<'static>,
+    meta: MetricMeta,
+}
+
+/// What a metric's call site declares about it: its instrument, unit and
+/// description. All `'static`: they are constants of the call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MetricMeta {
+    pub(crate) instrument: Option<Instrument>,
+    pub(crate) unit: Option<&'static str>,
+    pub(crate) description: Option<&'static str>,
+}
+
+impl MetricMeta {
+    /// Nothing declared: the three track calls.
+    pub(crate) const NONE: MetricMeta = MetricMeta {
+        instrument: None,
+        unit: None,
+        description: None,
+    };
 }
 
 /// A function-form call as [`DynCall::get`] lends it: borrowed for as long as the
@@ -251,6 +292,7 @@ pub(crate) struct CallView<'a> {
     pub(crate) value: Option<f64>,
     pub(crate) tags: &'a [(&'a str, &'a str)],
     pub(crate) location: &'static Location<'static>,
+    pub(crate) meta: MetricMeta,
 }
 
 #[cfg_attr(
@@ -276,12 +318,13 @@ impl DynCall {
         clippy::unnecessary_cast,
         reason = "the cast erases the lifetimes, which clippy does not count as a change"
     )]
-    fn with<'a, R>(
+    pub(crate) fn with<'a, R>(
         kind: Kind,
         name: &'a str,
         value: Option<f64>,
         tags: &'a [(&'a str, &'a str)],
         location: &'static Location<'static>,
+        meta: MetricMeta,
         emit: impl FnOnce(&(dyn Error + 'static)) -> R,
     ) -> R {
         let call = DynCall {
@@ -291,6 +334,7 @@ impl DynCall {
             // Only the lifetimes change; `get` gives them back, bounded by `&self`.
             tags: tags as *const [(&str, &str)] as *const [(&'static str, &'static str)],
             location,
+            meta,
         };
         emit(&call)
     }
@@ -306,6 +350,7 @@ impl DynCall {
             value: self.value,
             tags,
             location: self.location,
+            meta: self.meta,
         }
     }
 }
