@@ -36,6 +36,11 @@ use crate::sink::Sink;
 /// at compile time (see [`layer_with`]). An invalid configuration never turns
 /// telemetry on.
 ///
+/// With the cargo feature `metrics`, it also installs a `TelemetryRecorder` as the
+/// `metrics` crate's global recorder, unless one is installed already, so that
+/// `metrics::counter!`, `gauge!`, `histogram!` and `describe_*!` feed the same
+/// instruments, under the same switch and exporters.
+///
 /// ```no_run
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     let _guard = tracing_telemetry::try_init()?;
@@ -66,6 +71,9 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
     }
     let (subscriber, guard) = app_subscriber(config)?;
     subscriber.try_init().map_err(Error::already_installed)?;
+    // The `metrics` facade feeds the same instruments, when no recorder is there yet.
+    #[cfg(feature = "metrics")]
+    crate::metrics_facade::install_if_none();
     Ok(guard)
 }
 

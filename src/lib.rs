@@ -53,6 +53,7 @@
 //! | `aggregate` | the `aggregate` module: in-process aggregation into series, what the network exporters serve and push (implies `subscriber`) |
 //! | `prometheus` | the `prometheus` exporter (implies `aggregate`) |
 //! | `otlp` | the `otlp` exporter (implies `aggregate`) |
+//! | `metrics` | `try_init` installs a `metrics::Recorder`, `TelemetryRecorder` (when none is installed): `counter!`, `gauge!`, `histogram!` and `describe_*!` feed the same instruments, switch and exporters as the track calls (implies `subscriber`) |
 //! | `tracing-opentelemetry` | records made inside a span of an app that uses `tracing-opentelemetry` carry its trace id and span id (`Record::trace_id`, `Record::span_id`); the layer then sees every span (implies `subscriber`) |
 //!
 //! # What is here, by audience
@@ -173,6 +174,8 @@ pub mod guide;
 mod install;
 #[cfg(feature = "subscriber")]
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics_facade;
 #[cfg(feature = "otlp")]
 mod otlp;
 #[cfg(feature = "subscriber")]
@@ -190,6 +193,8 @@ mod track;
 // For libraries: the track calls and the conventions they follow. This is all there
 // is without the `subscriber` feature.
 pub use fields::{Instrument, Kind, TARGET};
+#[cfg(feature = "metrics")]
+pub use metrics_facade::TelemetryRecorder;
 pub use track::describe::describe;
 pub use track::instrument::{
     track_counter, track_histogram, track_up_down, Counter, Gauge, Histogram, UpDownCounter,

@@ -1,9 +1,16 @@
 //! Instruments a library declares at the call site (counters by N, up-down counters,
 //! gauges and histograms with units and descriptions), as the Prometheus endpoint
-//! serves them in both text formats, checked by `promtool`, and as JSON lines.
+//! serves them in both text formats, checked by `promtool`, and as JSON lines; and,
+//! with the `metrics` feature, `examples/instruments.rs` (a library's instruments and
+//! the `metrics` facade) as a real Prometheus scrapes it and as the real OTLP
+//! receiver gets it.
 
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
+
+#[cfg(all(feature = "metrics", feature = "otlp"))]
+#[allow(dead_code, reason = "not every shared helper is used here")]
+mod otlp_receiver;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -260,4 +267,335 @@ fn the_instrument_constants_say_what_they_declare() {
     );
     const U: UpDownCounter = UpDownCounter::new("b");
     assert_eq!((U.unit(), U.description()), (None, None));
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn the_facade_counts_by_n_keeps_the_largest_absolute_and_the_gauge_value() {
+    let recorder = tracing_telemetry::TelemetryRecorder::new();
+    let aggregator = Aggregator::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter());
+    tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!("facade.sent", metrics::Unit::Bytes, "bytes sent");
+            metrics::counter!("facade.sent", "peer" => "a").increment(100);
+            metrics::counter!("facade.sent", "peer" => "a").increment(28);
+            let polled = metrics::counter!("facade.polled");
+            for value in [10, 25, 20, 30] {
+                polled.absolute(value);
+            }
+            let gauge = metrics::gauge!("facade.level");
+            gauge.set(5.0);
+            gauge.increment(2.5);
+            gauge.decrement(1.0);
+            metrics::describe_histogram!("facade.wait", metrics::Unit::Seconds, "time queued");
+            metrics::histogram!("facade.wait").record(0.02);
+        })
+    });
+    let series = aggregator.snapshot();
+    let get = |name: &str| series.iter().find(|s| s.name() == name).unwrap();
+    assert_eq!(get("facade.sent").data(), &SeriesData::Sum(128.0));
+    assert_eq!(get("facade.sent").unit(), Some("By"));
+    assert_eq!(get("facade.sent").description(), Some("bytes sent"));
+    assert_eq!(
+        get("facade.sent").labels(),
+        [("peer".to_owned(), "a".to_owned())]
+    );
+    assert_eq!(
+        get("facade.polled").data(),
+        &SeriesData::Sum(30.0),
+        "the largest absolute value"
+    );
+    assert_eq!(get("facade.level").data(), &SeriesData::Gauge(6.5));
+    let SeriesData::Histogram { bounds, count, .. } = get("facade.wait").data() else {
+        panic!("not a histogram")
+    };
+    assert_eq!(
+        (bounds.as_slice(), *count),
+        (&tracing_telemetry::aggregate::DEFAULT_BUCKETS[..], 1),
+        "seconds bounds"
+    );
+}
+
+/// `examples/instruments.rs`, built with this test run's features (so that cargo
+/// reuses the library it built), as a command with nothing inherited from the
+/// developer's `TELEMETRY_*`, `OTEL_*` or `RUST_LOG`.
+#[cfg(feature = "metrics")]
+fn instruments_example() -> std::process::Command {
+    let mut features = vec!["metrics", "prometheus"];
+    if cfg!(feature = "otlp") {
+        features.push("otlp");
+    }
+    if cfg!(feature = "tracing-opentelemetry") {
+        features.push("tracing-opentelemetry");
+    }
+    support::app(support::build_example("instruments", &features))
+}
+
+/// Kills the child when the test ends, pass or fail.
+#[cfg(feature = "metrics")]
+struct Killed(std::process::Child);
+
+#[cfg(feature = "metrics")]
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET path` of the Prometheus API; the JSON it answers.
+#[cfg(feature = "metrics")]
+fn prometheus_api(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+#[cfg(feature = "metrics")]
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The one value a PromQL query returns, or `None` while it returns none.
+#[cfg(feature = "metrics")]
+fn query(addr: SocketAddr, promql: &str) -> Option<f64> {
+    let json = prometheus_api(
+        addr,
+        &format!("/api/v1/query?query={}", percent_encode(promql)),
+    )?;
+    let result = json["data"]["result"].as_array()?;
+    (result.len() == 1).then_some(())?;
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+#[cfg(feature = "metrics")]
+fn eventually(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    f()
+}
+
+/// Waits for the example's `emitted` line on stdout.
+#[cfg(feature = "metrics")]
+fn wait_emitted(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the example ended before it emitted")
+            .unwrap();
+        if line == "emitted" {
+            return;
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(
+    windows,
+    ignore = "needs prometheus and promtool on PATH; the Windows CI job has none"
+)]
+#[test]
+fn a_real_prometheus_reads_the_library_instruments_and_the_metrics_facade_with_units() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let test = "a_real_prometheus_reads_the_library_instruments_and_the_metrics_facade_with_units";
+    let Some(promtool) = support::promtool(test) else {
+        return;
+    };
+    let prometheus_bin = promtool.with_file_name("prometheus");
+    let dir = support::temp_dir("instruments-prometheus");
+    let (app_addr, prometheus_addr) = (free_addr(), free_addr());
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{app_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new(&prometheus_bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let mut app = Killed(
+        instruments_example()
+            .args(["--idle-seconds", "120"])
+            .env("TELEMETRY_ENABLED", "true")
+            .env("TELEMETRY_EXPORTER", "prometheus")
+            .env("TELEMETRY_PROMETHEUS_ADDR", app_addr.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the example"),
+    );
+    wait_emitted(&mut app.0);
+
+    let queries = [
+        // A library's counter, by 1024 twice, with its unit in the name.
+        (r#"net_received_bytes_total{peer="a"}"#, 2048.0),
+        // +1 +1 -1.
+        ("connections_open", 1.0),
+        ("request_payload_bytes_count", 2.0),
+        ("request_payload_bytes_sum", 4300.0),
+        // The `metrics` facade.
+        (r#"requests_total{route="/a"}"#, 3.0),
+        ("queue_size", 6.0),
+        ("response_size_bytes_count", 1.0),
+    ];
+    let mut seen = Vec::new();
+    let all = eventually(Duration::from_secs(30), || {
+        seen = queries
+            .iter()
+            .map(|(q, _)| query(prometheus_addr, q))
+            .collect();
+        seen.iter()
+            .zip(&queries)
+            .all(|(got, (_, want))| *got == Some(*want))
+    });
+    assert!(all, "Prometheus has {seen:?} for {queries:?}");
+
+    // The metadata Prometheus keeps from the OpenMetrics exposition: type, help, unit.
+    let metadata = prometheus_api(prometheus_addr, "/api/v1/metadata").expect("metadata");
+    let meta = |name: &str| metadata["data"][name][0].clone();
+    assert_eq!(meta("net_received_bytes")["type"], "counter", "{metadata}");
+    assert_eq!(meta("net_received_bytes")["unit"], "bytes");
+    assert_eq!(meta("net_received_bytes")["help"], "bytes read from peers");
+    assert_eq!(meta("request_payload_bytes")["unit"], "bytes");
+    assert_eq!(meta("response_size_bytes")["unit"], "bytes");
+    assert_eq!(
+        meta("response_size_bytes")["help"],
+        "size of response bodies"
+    );
+    assert_eq!(meta("requests")["help"], "requests served");
+    assert_eq!(meta("connections_open")["type"], "gauge");
+
+    // promtool lints what a plain GET gets.
+    support::check_with_promtool(&promtool, &scrape(app_addr, None));
+}
+
+#[cfg(all(feature = "metrics", feature = "otlp"))]
+#[test]
+fn the_real_otlp_receiver_gets_monotonic_and_non_monotonic_sums_and_histograms_with_units() {
+    use std::time::Duration;
+
+    let Some(receiver) = otlp_receiver::start(0, "instruments over OTLP") else {
+        return;
+    };
+    let out = instruments_example()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_SERVICE_NAME", "instrumented")
+        .output()
+        .expect("run the example");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = || -> Vec<serde_json::Value> {
+        let requests = receiver.requests.lock().unwrap().clone();
+        let mut out = Vec::new();
+        for request in requests.iter().filter(|r| r["signal"] == "metrics") {
+            for rm in request["request"]["resourceMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                    out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
+                }
+            }
+        }
+        out
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || !metrics().is_empty()),
+        "no metrics push arrived"
+    );
+    let metrics = metrics();
+    let metric = |name: &str| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name} in {metrics:#?}"))
+            .clone()
+    };
+
+    let received = metric("net.received");
+    assert_eq!(received["unit"], "By");
+    assert_eq!(received["description"], "bytes read from peers");
+    assert_eq!(received["sum"]["isMonotonic"], true);
+    assert_eq!(
+        received["sum"]["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    assert_eq!(received["sum"]["dataPoints"][0]["asDouble"], 2048.0);
+
+    let open = metric("connections.open");
+    assert!(
+        open["sum"]["isMonotonic"].is_null() || open["sum"]["isMonotonic"] == false,
+        "{open}"
+    );
+    assert_eq!(open["sum"]["dataPoints"][0]["asDouble"], 1.0);
+
+    let payload = metric("request.payload");
+    assert_eq!(payload["unit"], "By");
+    assert_eq!(payload["histogram"]["dataPoints"][0]["count"], "2");
+    assert_eq!(payload["histogram"]["dataPoints"][0]["sum"], 4300.0);
+
+    let requests = metric("requests");
+    assert_eq!(requests["sum"]["isMonotonic"], true);
+    assert_eq!(requests["sum"]["dataPoints"][0]["asDouble"], 3.0);
+    assert_eq!(
+        requests["sum"]["dataPoints"][0]["attributes"][0],
+        serde_json::json!({"key": "route", "value": {"stringValue": "/a"}})
+    );
+    let response = metric("response.size");
+    assert_eq!(response["unit"], "By");
+    assert_eq!(response["description"], "size of response bodies");
+    assert_eq!(response["histogram"]["dataPoints"][0]["count"], "1");
+    assert_eq!(
+        metric("queue.size")["gauge"]["dataPoints"][0]["asDouble"],
+        6.0
+    );
 }

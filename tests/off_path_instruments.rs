@@ -17,6 +17,16 @@ const OPEN: UpDownCounter = UpDownCounter::new("connections.open");
 const TEMPERATURE: Gauge = Gauge::new("disk.temperature").with_unit("Cel");
 const PAYLOAD: Histogram = Histogram::new("request.payload").with_unit("By");
 
+/// The `metrics` facade's calls, through this crate's recorder.
+fn facade() {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("requests", "route" => "/a").increment(3);
+        metrics::gauge!("queue.size").set(5.0);
+        metrics::histogram!("response.size").record(300.0);
+    }
+}
+
 fn emit_every_instrument() {
     tracing_telemetry::track_counter("c", 1, &[]);
     tracing_telemetry::track_up_down("u", -1, &[]);
@@ -40,10 +50,14 @@ fn off_the_instruments_stop_at_the_level_check_and_the_toggle_brings_them_back()
         )
         .with(TelemetryLayer::new(sink.clone()).with_filter(filter))
         .init();
+    #[cfg(feature = "metrics")]
+    metrics::set_global_recorder(tracing_telemetry::TelemetryRecorder::new()).unwrap();
+    let facade_calls = if cfg!(feature = "metrics") { 3 } else { 0 };
 
     assert_eq!(LevelFilter::current(), LevelFilter::INFO);
     assert!(!tracing::enabled!(target: tracing_telemetry::TARGET, Level::TRACE));
     emit_every_instrument();
+    facade();
     assert!(sink.is_empty());
 
     handle.enable();
@@ -60,8 +74,12 @@ fn off_the_instruments_stop_at_the_level_check_and_the_toggle_brings_them_back()
             "request.payload"
         ]
     );
+    // The facade's macros register at each call: the toggle applies at once.
+    facade();
+    assert_eq!(sink.len(), 7 + facade_calls);
 
     handle.disable();
     emit_every_instrument();
-    assert_eq!(sink.len(), 7);
+    facade();
+    assert_eq!(sink.len(), 7 + facade_calls);
 }

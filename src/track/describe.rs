@@ -58,6 +58,14 @@ pub fn describe(name: &str, unit: Option<&'static str>, description: &str) {
     }
 }
 
+/// Describes `name` as the `metrics` facade's `describe_*!` do: a unit, when given,
+/// replaces the one described before; when not, that one is kept.
+#[cfg(feature = "metrics")]
+pub(crate) fn describe_parts(name: &str, unit: Option<&'static str>, description: &str) {
+    let unit = unit.or_else(|| described(name).and_then(|d| d.unit));
+    describe(name, unit, description);
+}
+
 /// What was described for `name`, if anything.
 #[cfg_attr(
     not(feature = "aggregate"),

@@ -6,7 +6,7 @@
 //!
 //! * functions, for a name known only at run time or when no unit is needed:
 //!   [`track_counter`], [`track_up_down`], [`track_histogram`] (a gauge is
-//!   [`track_metric`](crate::track_metric));
+//!   [`track_metric`](crate::track_metric()));
 //! * constants, when the call site declares a unit or a description:
 //!   [`Counter`], [`UpDownCounter`], [`Gauge`] and [`Histogram`], built in a `const`
 //!   and used where the value is known.
@@ -26,7 +26,7 @@ use crate::fields::{Instrument, Kind, TARGET};
 
 /// Emits one instrument call: the same event for every instrument, its kind a field.
 #[inline]
-fn emit(
+pub(crate) fn emit(
     meta: MetricMeta,
     name: &str,
     value: f64,
@@ -117,7 +117,7 @@ pub fn track_up_down(name: &str, delta: i64, tags: &[(&str, &str)]) {
 /// Aggregated into buckets over [`DEFAULT_HISTOGRAM_BUCKETS`](crate::aggregate::DEFAULT_HISTOGRAM_BUCKETS)
 /// (the OpenTelemetry defaults) unless the app chooses others: the Prometheus
 /// histogram `name`, the OTLP histogram `name`. Durations have
-/// [`track_timing`](crate::track_timing).
+/// [`track_timing`](crate::track_timing()).
 ///
 /// ```
 /// tracing_telemetry::track_histogram("batch.items", 37.0, &[("queue", "emails")]);
