@@ -225,6 +225,48 @@ const ENTRIES: &[Entry] = &[
         baseline: Some("4"),
         pair: Some("10"),
     },
+    Entry {
+        key: "13a",
+        id: "13a_off_metrics_counter_no_recorder",
+        label: "off: `metrics::counter!(\"requests\", \"route\" => \"/a\").increment(1)`, no recorder",
+        baseline: Some("1a"),
+        pair: None,
+    },
+    Entry {
+        key: "13b",
+        id: "13b_off_metrics_counter_telemetry_recorder",
+        label: "off: the same `counter!`, `tracing-telemetry`'s recorder, the subscriber `try_init` builds, telemetry off",
+        baseline: Some("13a"),
+        pair: None,
+    },
+    Entry {
+        key: "14",
+        id: "14_on_metrics_counter_prometheus_recorder",
+        label: "on: the same `counter!` (an existing counter) into `metrics-exporter-prometheus`'s recorder (`build_recorder`, no listener)",
+        baseline: Some("4"),
+        pair: Some("14b"),
+    },
+    Entry {
+        key: "14b",
+        id: "14b_on_metrics_counter_telemetry_recorder",
+        label: "on: the same `counter!` into `tracing-telemetry`'s recorder, the subscriber `try_init` builds with the Prometheus exporter",
+        baseline: Some("4"),
+        pair: None,
+    },
+    Entry {
+        key: "15",
+        id: "15_on_metrics_counter_handle_prometheus_recorder",
+        label: "on: `increment(1)` of a `metrics::Counter` handle kept by the caller, `metrics-exporter-prometheus`'s recorder",
+        baseline: Some("4"),
+        pair: Some("15b"),
+    },
+    Entry {
+        key: "15b",
+        id: "15b_on_metrics_counter_handle_telemetry_recorder",
+        label: "on: `increment(1)` of a kept handle, `tracing-telemetry`'s recorder and `try_init`'s subscriber with the Prometheus exporter",
+        baseline: Some("4"),
+        pair: None,
+    },
 ];
 
 // The event, in each form. Each is one callsite (a function, not repeated macro
@@ -268,6 +310,13 @@ fn telemetry_metric(value: f64) {
 #[inline]
 fn metrics_histogram(value: f64) {
     metrics::histogram!("queue.depth", "queue" => "emails").record(value);
+}
+
+/// The `metrics` crate's counter: registered at each call, as the macro does, into a
+/// counter that exists already.
+#[inline]
+fn metrics_counter(_value: f64) {
+    metrics::counter!("requests", "route" => "/a").increment(1);
 }
 
 /// The OpenTelemetry SDK's default histogram bounds, so that entries 6, 9 and 3b
@@ -665,6 +714,58 @@ fn run(c: &mut Criterion) {
         counted(histogram.snapshot())
     );
 
+    // The `metrics` facade's counter: no recorder, then this crate's recorder with
+    // telemetry off, then the same existing counter on, into each recorder.
+    measure(&mut group, id("13a"), nothing_installed(), metrics_counter);
+    let telemetry_recorder = tracing_telemetry::TelemetryRecorder::new();
+    let (dispatch, guard) = app_off();
+    metrics::with_local_recorder(&telemetry_recorder, || {
+        measure(&mut group, id("13b"), dispatch, metrics_counter)
+    });
+    drop(guard);
+    let prometheus_recorder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let ran = metrics::with_local_recorder(&prometheus_recorder, || {
+        metrics_counter(0.0);
+        measure(&mut group, id("14"), nothing_installed(), metrics_counter)
+    });
+    let rendered = prometheus_recorder.handle().render();
+    assert!(
+        !ran || rendered.contains("requests{route=\"/a\"}"),
+        "the metrics recorder holds no counter: {rendered}"
+    );
+    let aggregator = tracing_telemetry::aggregate::Aggregator::new();
+    let (dispatch, guard) = app_prometheus(&aggregator);
+    let ran = metrics::with_local_recorder(&telemetry_recorder, || {
+        tracing::dispatcher::with_default(&dispatch, || metrics_counter(0.0));
+        measure(&mut group, id("14b"), dispatch, metrics_counter)
+    });
+    drop(guard);
+    assert!(
+        !ran || counter_total(&aggregator) > 1.0,
+        "the telemetry recorder fed no counter"
+    );
+    let handle = metrics::with_local_recorder(
+        &prometheus_recorder,
+        || metrics::counter!("requests", "route" => "/a"),
+    );
+    measure(&mut group, id("15"), nothing_installed(), |_| {
+        handle.increment(1)
+    });
+    let aggregator = tracing_telemetry::aggregate::Aggregator::new();
+    let (dispatch, guard) = app_prometheus(&aggregator);
+    // Registered while on (the dispatcher exists, so the global level is TRACE).
+    let handle = metrics::with_local_recorder(
+        &telemetry_recorder,
+        || metrics::counter!("requests", "route" => "/a"),
+    );
+    let ran = measure(&mut group, id("15b"), dispatch, |_| handle.increment(1));
+    drop(guard);
+    assert!(
+        !ran || counter_total(&aggregator) > 1.0,
+        "the kept handle fed no counter"
+    );
+
     measure(&mut group, id("7"), fmt_json(std::io::sink), plain_event);
     measure(
         &mut group,
@@ -702,6 +803,19 @@ fn run(c: &mut Criterion) {
     measure(&mut group, id("12"), dispatch, telemetry_event);
     drop(guard);
     group.finish();
+}
+
+/// The total of the facade's `requests` counter in `aggregator`.
+fn counter_total(aggregator: &tracing_telemetry::aggregate::Aggregator) -> f64 {
+    aggregator
+        .snapshot()
+        .iter()
+        .filter(|s| s.name() == "requests")
+        .map(|s| match s.data() {
+            tracing_telemetry::aggregate::SeriesData::Sum(v) => *v,
+            _ => 0.0,
+        })
+        .sum()
 }
 
 /// Where criterion writes its reports: `$CRITERION_HOME`, else `peers/target/criterion`.
