@@ -227,6 +227,7 @@ fn no_allocation_per_call_into_an_existing_series() {
     assert_eq!(counted, Some(SeriesData::Counter(101)));
 }
 
+#[cfg(feature = "aggregate")]
 fn every_instrument() {
     const RECEIVED: tracing_telemetry::Counter =
         tracing_telemetry::Counter::new("net.received").with_unit("By");
