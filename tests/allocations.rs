@@ -284,3 +284,47 @@ fn no_allocation_per_instrument_call_off_or_into_an_existing_series() {
         .map(|s| s.data().clone());
     assert_eq!(received, Some(SeriesData::Sum(101.0 * 1024.0)));
 }
+
+/// The `metrics` facade through this crate's recorder: registering an existing
+/// counter again and updating it allocate nothing, on or off.
+#[cfg(all(feature = "aggregate", feature = "metrics"))]
+#[test]
+fn no_allocation_per_facade_update_of_an_existing_metric() {
+    let _exclusive = one_at_a_time();
+    use tracing_telemetry::aggregate::{Aggregator, SeriesData};
+
+    let recorder = tracing_telemetry::TelemetryRecorder::new();
+    let facade = || {
+        metrics::counter!("requests", "route" => "/a").increment(1);
+        metrics::gauge!("queue.size", "queue" => "emails").set(3.0);
+        metrics::histogram!("response.size").record(300.0);
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let app_off = tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(TelemetryLayer::new(NoopSink).with_filter(TelemetryFilter::new(false))),
+        );
+        tracing::dispatcher::with_default(&app_off, || {
+            assert_eq!(allocations(facade), 0, "off");
+        });
+        drop(app_off);
+        tracing::callsite::rebuild_interest_cache();
+
+        let aggregator = Aggregator::new();
+        let on = tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(TelemetryLayer::new(aggregator.clone()).with_telemetry_filter()),
+        );
+        tracing::dispatcher::with_default(&on, || {
+            assert_eq!(allocations(facade), 0, "on, registered again at each call");
+            let kept = metrics::counter!("requests", "route" => "/a");
+            assert_eq!(allocations(|| kept.increment(1)), 0, "on, a kept handle");
+        });
+        let requests = aggregator
+            .snapshot()
+            .into_iter()
+            .find(|s| s.name() == "requests")
+            .map(|s| s.data().clone());
+        assert_eq!(requests, Some(SeriesData::Sum(202.0)));
+    });
+}
