@@ -29,9 +29,12 @@
 //! # Cost
 //!
 //! A registered metric's handle is kept (up to 10,000 of them; beyond, each
-//! registration makes a fresh one), so registering an existing metric again, and
-//! updating it, allocate nothing. The update itself is a track call.
+//! registration makes a fresh one), in a map shared by the threads and in each
+//! thread's copy of the entries it uses, so registering an existing metric again
+//! takes no lock, and neither that nor an update allocates. The update itself is a
+//! track call.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -41,6 +44,7 @@ use std::sync::{Arc, RwLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use smallvec::SmallVec;
+use thread_local::ThreadLocal;
 use tracing::Level;
 
 use crate::fields::Instrument;
@@ -189,37 +193,59 @@ fn ucum(unit: Unit) -> Option<&'static str> {
     })
 }
 
-/// The registered handles of one kind, by key. A key's hash is computed once by the
-/// facade and written as one `u64`, so the map hashes nothing again.
-struct Handles<H> {
-    map: RwLock<HashMap<Key, Arc<H>, BuildHasherDefault<KeyHash>>>,
+type HandleMap<H> = HashMap<Key, Arc<H>, BuildHasherDefault<KeyHash>>;
+
+/// The registered handles of one kind, by key: one map shared by every thread, and in
+/// front of it each thread's copy of the entries it has used, so that registering a
+/// known metric again takes no lock (the facade's macros register at every call). A
+/// key's hash is computed once by the facade and written as one `u64`, so the maps
+/// hash nothing again.
+struct Handles<H: Send + Sync> {
+    map: RwLock<HandleMap<H>>,
+    local: ThreadLocal<RefCell<HandleMap<H>>>,
 }
 
-impl<H> Default for Handles<H> {
+impl<H: Send + Sync> Default for Handles<H> {
     fn default() -> Self {
         Handles {
             map: RwLock::default(),
+            local: ThreadLocal::new(),
         }
     }
 }
 
-impl<H> Handles<H> {
+impl<H: Send + Sync> Handles<H> {
     #[inline]
     fn get(&self, key: &Key, make: impl FnOnce(Key) -> H) -> Arc<H> {
+        let local = self.local.get_or(RefCell::default);
+        if let Some(handle) = local
+            .try_borrow()
+            .ok()
+            .and_then(|map| map.get(key).cloned())
+        {
+            return handle;
+        }
+        let handle = self.shared(key, make);
+        if let Ok(mut local) = local.try_borrow_mut() {
+            if local.len() < MAX_HANDLES {
+                local.insert(key.clone(), Arc::clone(&handle));
+            }
+        }
+        handle
+    }
+
+    /// The handle from the shared map, made and kept there if it is new.
+    #[cold]
+    fn shared(&self, key: &Key, make: impl FnOnce(Key) -> H) -> Arc<H> {
         let known = self
             .map
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned();
-        match known {
-            Some(handle) => handle,
-            None => self.insert(key, make),
+        if let Some(handle) = known {
+            return handle;
         }
-    }
-
-    #[cold]
-    fn insert(&self, key: &Key, make: impl FnOnce(Key) -> H) -> Arc<H> {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = map.get(key) {
             return Arc::clone(handle);
