@@ -516,7 +516,6 @@ impl<'a> Record<'a> {
         self
     }
 
-    #[cfg_attr(not(feature = "aggregate"), allow(dead_code))]
     pub(crate) fn meta(&self) -> MetricMeta {
         self.meta
     }

@@ -10,15 +10,16 @@ use std::process::Command;
 
 /// The YAML block of docs/OPERATIONS.md that holds the rules (`groups:`).
 fn documented_rules() -> String {
-    let guide = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/OPERATIONS.md"),
-    )
-    .expect("read docs/OPERATIONS.md");
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/OPERATIONS.md"))
+            .expect("read docs/OPERATIONS.md");
     let mut blocks = guide.split("```yaml\n").skip(1).filter_map(|rest| {
         let block = rest.split("```").next()?;
         block.starts_with("groups:").then(|| block.to_owned())
     });
-    let rules = blocks.next().expect("a ```yaml block with the alerting rules");
+    let rules = blocks
+        .next()
+        .expect("a ```yaml block with the alerting rules");
     assert!(blocks.next().is_none(), "one block of rules, not several");
     rules
 }

@@ -318,6 +318,48 @@ fn the_facade_counts_by_n_keeps_the_largest_absolute_and_the_gauge_value() {
     );
 }
 
+/// The same through the `file` exporter of an app: the queued record keeps its
+/// declaration on its way to the writer thread, which encodes the line.
+#[cfg(feature = "metrics")]
+#[test]
+fn the_file_exporter_writes_the_instrument_and_unit_of_each_line() {
+    let dir = support::temp_dir("instruments-file");
+    let path = dir.join("t.jsonl");
+    let out = instruments_example()
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "file")
+        .env("TELEMETRY_FILE", &path)
+        .output()
+        .expect("run the instruments example");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = support::json_lines(&std::fs::read_to_string(&path).unwrap());
+    let received: Vec<_> = lines
+        .iter()
+        .filter(|l| l["name"] == "net.received")
+        .collect();
+    assert_eq!(received.len(), 2, "{lines:?}");
+    for line in received {
+        assert_eq!(
+            (&line["instrument"], &line["unit"], &line["value"]),
+            (&"counter".into(), &"By".into(), &1024.0.into()),
+            "{line}"
+        );
+    }
+    let open: Vec<_> = lines
+        .iter()
+        .filter(|l| l["name"] == "connections.open")
+        .collect();
+    assert_eq!(open.len(), 3, "{lines:?}");
+    assert!(open
+        .iter()
+        .all(|l| l["instrument"] == "up_down_counter" && l.get("unit").is_none()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `examples/instruments.rs`, built with this test run's features (so that cargo
 /// reuses the library it built), as a command with nothing inherited from the
 /// developer's `TELEMETRY_*`, `OTEL_*` or `RUST_LOG`.

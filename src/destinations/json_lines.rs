@@ -215,7 +215,8 @@ impl<W: WriteLines> Deliver for Lines<W> {
             TagSource::Typed(&captured.tags),
         )
         .with_source(captured.module_path, captured.file, captured.line)
-        .with_timestamp(UNIX_EPOCH + Duration::from_nanos(captured.time_unix_nano));
+        .with_timestamp(UNIX_EPOCH + Duration::from_nanos(captured.time_unix_nano))
+        .with_meta(captured.meta);
         if let Some(value) = captured.value {
             record = record.with_value(value);
         }

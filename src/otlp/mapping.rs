@@ -199,6 +199,7 @@ mod tests {
             time_unix_nano: 7,
             time_in_ticks: false,
             value: None,
+            meta: crate::track::MetricMeta::NONE,
             name: "user.signup",
             module_path: Some("app"),
             file: Some("src/main.rs"),

@@ -5,8 +5,10 @@
 //!
 //! Layout, little-endian: kind `u8`, source `u8`, flags `u8` (1: a trace follows; 2:
 //! the time is a counter value, see [`clock`](crate::pipeline::clock); 4: a value
-//! follows), time `u64` (ns since the Unix epoch, or the counter); the value `f64`
-//! with flag 4; then the source: for a call site that lives for the
+//! follows; 8: a metric's declaration follows), time `u64` (ns since the Unix epoch,
+//! or the counter); the value `f64` with flag 4; with flag 8 the instrument `u8` (0:
+//! none) and the unit and the description, each a `'static` string kept as its
+//! address `u64` and length `u32` (`u32::MAX` = none); then the source: for a call site that lives for the
 //! whole program (source 1: the macro form's `&'static Metadata`; 2: the function
 //! form's `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
 //! (`u32::MAX` = none) and the strings module and file; with a trace the 16-byte trace
@@ -20,9 +22,10 @@ use std::panic::Location;
 
 use tracing_core::Metadata;
 
-use crate::fields::Kind;
+use crate::fields::{Instrument, Kind};
 use crate::pipeline::clock::{self, unix_nanos, Clock};
 use crate::record::{Callsite, Record, Tag, TagValue};
+use crate::track::MetricMeta;
 
 const NONE: u32 = u32::MAX;
 /// Longer strings are cut to this many bytes (a 4 GiB tag is not telemetry).
@@ -41,6 +44,7 @@ const SOURCE_CALLER: u8 = 2;
 const FLAG_TRACE: u8 = 1;
 const FLAG_TICKS: u8 = 2;
 const FLAG_VALUE: u8 = 4;
+const FLAG_META: u8 = 8;
 
 /// The bytes [`capture_into`] writes for `record`.
 pub(super) fn captured_len(record: &Record<'_>) -> usize {
@@ -48,6 +52,9 @@ pub(super) fn captured_len(record: &Record<'_>) -> usize {
     let mut len = 3 + 8;
     if number(record).is_some() {
         len += 8;
+    }
+    if has_meta(record.meta()) {
+        len += 1 + 2 * (8 + 4);
     }
     len += match record.callsite() {
         Some(_) => 8,
@@ -94,13 +101,20 @@ pub(super) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
         None => SOURCE_STRINGS,
     };
     let value = number(record);
+    let meta = record.meta();
     let flags = if trace.is_some() { FLAG_TRACE } else { 0 }
         | if ticks { FLAG_TICKS } else { 0 }
-        | if value.is_some() { FLAG_VALUE } else { 0 };
+        | if value.is_some() { FLAG_VALUE } else { 0 }
+        | if has_meta(meta) { FLAG_META } else { 0 };
     w.put(&[kind_byte(record.kind()), source, flags]);
     w.put(&time.to_le_bytes());
     if let Some(value) = value {
         w.put(&value.to_le_bytes());
+    }
+    if has_meta(meta) {
+        w.put(&[meta.instrument.map_or(0, instrument_byte)]);
+        w.static_str(meta.unit);
+        w.static_str(meta.description);
     }
     match record.callsite() {
         Some(Callsite::Event(meta)) => {
@@ -164,6 +178,21 @@ impl Out<'_> {
         self.at = end;
     }
 
+    /// A `'static` string as its address and length: it outlives any record.
+    #[inline(always)]
+    fn static_str(&mut self, s: Option<&'static str>) {
+        match s {
+            Some(s) => {
+                self.put(&(s.as_ptr() as usize as u64).to_le_bytes());
+                self.put(&(s.len().min(MAX_STR) as u32).to_le_bytes());
+            }
+            None => {
+                self.put(&0_u64.to_le_bytes());
+                self.put(&NONE.to_le_bytes());
+            }
+        }
+    }
+
     #[inline(always)]
     fn str(&mut self, s: Option<&str>) {
         match s {
@@ -185,6 +214,19 @@ fn tags<'r>(record: &'r Record<'_>) -> impl Iterator<Item = Tag<'r>> + 'r {
             .span_tags()
             .filter(move |span| record.tag(span.key()).is_none()),
     )
+}
+
+fn has_meta(meta: MetricMeta) -> bool {
+    meta.instrument.is_some() || meta.unit.is_some() || meta.description.is_some()
+}
+
+fn instrument_byte(instrument: Instrument) -> u8 {
+    match instrument {
+        Instrument::Counter => 1,
+        Instrument::UpDownCounter => 2,
+        Instrument::Gauge => 3,
+        Instrument::Histogram => 4,
+    }
 }
 
 /// The number a record carries: a metric's value or a timing's duration.
@@ -209,6 +251,8 @@ pub(crate) struct Captured<'a> {
     pub(crate) time_in_ticks: bool,
     /// A metric's value or a timing's duration in milliseconds.
     pub(crate) value: Option<f64>,
+    /// What a metric's call site declared.
+    pub(crate) meta: MetricMeta,
     pub(crate) name: &'a str,
     pub(crate) module_path: Option<&'a str>,
     pub(crate) file: Option<&'a str>,
@@ -236,7 +280,7 @@ pub(super) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
     };
     let source = r.u8()?;
     let flags = r.u8()?;
-    if flags & !(FLAG_TRACE | FLAG_TICKS | FLAG_VALUE) != 0 {
+    if flags & !(FLAG_TRACE | FLAG_TICKS | FLAG_VALUE | FLAG_META) != 0 {
         return None;
     }
     let has_trace = flags & FLAG_TRACE != 0;
@@ -245,6 +289,26 @@ pub(super) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         Some(f64::from_bits(r.u64()?))
     } else {
         None
+    };
+    let meta = if flags & FLAG_META != 0 {
+        let instrument = match r.u8()? {
+            0 => None,
+            1 => Some(Instrument::Counter),
+            2 => Some(Instrument::UpDownCounter),
+            3 => Some(Instrument::Gauge),
+            4 => Some(Instrument::Histogram),
+            _ => return None,
+        };
+        // SAFETY: the caller promises that these bytes came from `capture_into` in
+        // this process, which wrote the address and length of `'static` strings here.
+        let (unit, description) = unsafe { (r.static_str()?, r.static_str()?) };
+        MetricMeta {
+            instrument,
+            unit,
+            description,
+        }
+    } else {
+        MetricMeta::NONE
     };
     let (module_path, file, line) = match source {
         SOURCE_EVENT => {
@@ -291,6 +355,7 @@ pub(super) unsafe fn read(bytes: &[u8]) -> Option<Captured<'_>> {
         time_unix_nano,
         time_in_ticks: flags & FLAG_TICKS != 0,
         value,
+        meta,
         name,
         module_path,
         file,
@@ -325,6 +390,22 @@ impl<'a> Reader<'a> {
     }
 
     /// `Some(None)` for an absent string, `None` for a malformed buffer.
+    /// A `'static` string written by [`Out::static_str`].
+    ///
+    /// # Safety
+    ///
+    /// The bytes must be what `Out::static_str` wrote, in this process.
+    unsafe fn static_str(&mut self) -> Option<Option<&'static str>> {
+        let address = self.u64()? as usize;
+        let len = self.u32()?;
+        if len == NONE {
+            return Some(None);
+        }
+        // SAFETY: the address and length of a `&'static str`, as the caller promises.
+        let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, len as usize) };
+        Some(Some(unsafe { std::str::from_utf8_unchecked(bytes) }))
+    }
+
     fn str(&mut self) -> Option<Option<&'a str>> {
         let len = self.u32()?;
         if len == NONE {

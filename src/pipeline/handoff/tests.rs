@@ -218,3 +218,34 @@ fn the_bound_refuses_what_would_pass_it_and_giving_up_makes_room() {
     handoff.release(gone.bytes);
     assert_eq!(handoff.push(&record), Pushed::Queued, "room again");
 }
+
+#[test]
+fn a_metric_s_declaration_travels_with_it() {
+    let (handoff, signals) = handoff(1 << 20);
+    let counter = Record::new(Kind::Metric, "net.received", &[])
+        .with_value(1024.0)
+        .with_instrument(crate::Instrument::Counter)
+        .with_unit("By")
+        .with_description("bytes read from peers");
+    handoff.push(&counter);
+    handoff.push(&Record::new(Kind::Metric, "plain", &[]).with_value(1.0));
+    let mut pending = Pending::new();
+    handoff.collect(&mut pending);
+    let mut metas = Vec::new();
+    pending.next_batch(&signals, usize::MAX, |entry| {
+        let c = entry.record().unwrap();
+        metas.push((c.meta.instrument, c.meta.unit, c.meta.description));
+        Batching::More
+    });
+    assert_eq!(
+        metas,
+        [
+            (
+                Some(crate::Instrument::Counter),
+                Some("By"),
+                Some("bytes read from peers")
+            ),
+            (None, None, None)
+        ]
+    );
+}
