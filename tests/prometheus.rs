@@ -325,6 +325,142 @@ fn a_real_prometheus_scrapes_what_the_service_emitted() {
     let (status, exposition) = get(service_addr, "/metrics");
     assert_eq!(status, 200);
     support::check_with_promtool(&promtool, &exposition);
+
+    // The dashboard that ships in configs/ shows this service: every query of every
+    // panel returns data.
+    every_dashboard_query_returns_data(prometheus_addr, "service");
+}
+
+/// Asks `prometheus` every query of `configs/grafana-dashboard.json`, with its
+/// variables resolved as Grafana resolves them (`label_values(selector, label)`, by
+/// the series API; `$job` is `job`; `$__rate_interval` one minute), a repeated panel
+/// once for each value of its variable: each query must return data, and each
+/// variable at least one value.
+fn every_dashboard_query_returns_data(prometheus: SocketAddr, job: &str) {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/grafana-dashboard.json"),
+        )
+        .expect("read configs/grafana-dashboard.json"),
+    )
+    .expect("the dashboard is JSON");
+    let mut values: Vec<(String, Vec<String>)> =
+        vec![("__rate_interval".into(), vec!["1m".into()])];
+    let substitute = |text: &str, values: &[(String, Vec<String>)], pick: &[(String, String)]| {
+        let mut text = text.to_owned();
+        let mut names: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(name, v)| {
+                let chosen = pick
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str());
+                (name.as_str(), chosen.unwrap_or(v[0].as_str()))
+            })
+            .collect();
+        // Longest first, so that `$job` never eats the start of a longer name.
+        names.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        for (name, value) in names {
+            text = text.replace(&format!("${{{name}}}"), value);
+            text = text.replace(&format!("${name}"), value);
+        }
+        text
+    };
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+    {
+        let name = var["name"].as_str().unwrap().to_owned();
+        if var["type"] != "query" {
+            continue;
+        }
+        let asked = substitute(var["query"].as_str().unwrap(), &values, &[]);
+        let found = if name == "job" {
+            // The job the test's Prometheus scrapes; the variable must offer it.
+            let offered = label_values(prometheus, &asked);
+            assert!(
+                offered.iter().any(|j| j == job),
+                "$job offers {offered:?}, not {job}"
+            );
+            vec![job.to_owned()]
+        } else {
+            label_values(prometheus, &asked)
+        };
+        assert!(!found.is_empty(), "variable ${name} ({asked}) has no value");
+        values.push((name, found));
+    }
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let Some(targets) = panel["targets"].as_array() else {
+            continue;
+        };
+        let repeats: Vec<Vec<(String, String)>> = match panel["repeat"].as_str() {
+            Some(var) => values
+                .iter()
+                .find(|(name, _)| name == var)
+                .unwrap_or_else(|| panic!("panel repeats over an unknown variable {var}"))
+                .1
+                .iter()
+                .map(|value| vec![(var.to_owned(), value.clone())])
+                .collect(),
+            None => vec![Vec::new()],
+        };
+        for pick in &repeats {
+            for target in targets {
+                let expr = substitute(target["expr"].as_str().unwrap(), &values, pick);
+                assert!(!expr.contains('$'), "a variable left in {expr}");
+                let mut results = 0;
+                eventually(Duration::from_secs(10), || {
+                    results = query_results(prometheus, &expr);
+                    results > 0
+                });
+                assert!(
+                    results > 0,
+                    "panel {:?}: {expr} returns no data",
+                    panel["title"]
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 10, "only {asked} queries asked");
+}
+
+/// The values of `label` among the series `label_values(selector, label)` names.
+fn label_values(prometheus: SocketAddr, asked: &str) -> Vec<String> {
+    let inner = asked
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a label_values query: {asked}"));
+    let (selector, label) = inner
+        .rsplit_once(", ")
+        .expect("label_values(selector, label)");
+    let (status, body) = get(
+        prometheus,
+        &format!("/api/v1/series?match%5B%5D={}", percent_encode(selector)),
+    );
+    assert_eq!(status, 200, "{selector}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("Prometheus answers JSON");
+    let mut found: Vec<String> = json["data"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .filter_map(|series| series[label].as_str().map(str::to_owned))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// How many series a PromQL query returns now.
+fn query_results(prometheus: SocketAddr, promql: &str) -> usize {
+    let (status, body) = get(
+        prometheus,
+        &format!("/api/v1/query?query={}", percent_encode(promql)),
+    );
+    assert_eq!(status, 200, "{promql}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("Prometheus answers JSON");
+    json["data"]["result"].as_array().map_or(0, Vec::len)
 }
 
 #[cfg_attr(
