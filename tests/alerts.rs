@@ -1,6 +1,6 @@
 //! The alerting rules docs/OPERATIONS.md ships, as ops copy them: `promtool check rules`
 //! accepts them, and `promtool test rules` shows each fires when it should, and not
-//! when telemetry is merely off.
+//! when telemetry is merely off, and which destination loses records.
 
 #[allow(dead_code, reason = "not every shared helper is used here")]
 mod support;
@@ -66,6 +66,12 @@ tests:
         values: '0x15 0 5 10 15 20 25 30 35 40 50 60 70 80 90 100'
       - series: 'up{job="my-app", instance="b:9464"}'
         values: '0x30'
+      - series: 'telemetry_destination_records_total{job="my-app", instance="a:9464", destination="file", outcome="written"}'
+        values: '0+100x30'
+      - series: 'telemetry_destination_records_total{job="my-app", instance="a:9464", destination="file", outcome="dropped"}'
+        values: '0x20 0+50x10'
+      - series: 'telemetry_destination_records_total{job="my-app", instance="a:9464", destination="stdout", outcome="dropped"}'
+        values: '0x30'
     alert_rule_test:
       - eval_time: 10m
         alertname: TelemetryEndpointDown
@@ -80,6 +86,15 @@ tests:
           - exp_labels: {severity: warning, job: my-app, instance: "a:9464"}
             exp_annotations:
               summary: 'a:9464: a metric name has more than 2,000 label sets; new ones are merged into otel_metric_overflow="true"'
+      - eval_time: 15m
+        alertname: TelemetryDestinationLosing
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: TelemetryDestinationLosing
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "a:9464", destination: file, outcome: dropped}
+            exp_annotations:
+              summary: 'a:9464: the file destination dropped 450 records in 15 minutes (standard error says why)'
 "#,
     )
     .unwrap();

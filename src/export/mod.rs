@@ -7,8 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 use std::sync::OnceLock;
+#[cfg(feature = "prometheus")]
+use std::sync::Weak;
 use std::time::Instant;
 
 use crate::config::{Config, Destination, Exporter};
@@ -235,6 +238,45 @@ impl Export for crate::otlp::OtlpExporter {
     }
 }
 
+/// Each destination of a sink, as the Prometheus endpoint reads their counts at a
+/// scrape (`telemetry_destination_records_total`). Weak: the endpoint is one of the
+/// destinations, and must not keep the others, or itself, alive.
+#[cfg(feature = "prometheus")]
+#[derive(Clone, Default)]
+struct Board(Arc<OnceLock<Vec<Posted>>>);
+
+/// One destination on a [`Board`].
+#[cfg(feature = "prometheus")]
+type Posted = (Exporter, Weak<dyn Export>);
+
+#[cfg(feature = "prometheus")]
+impl Board {
+    fn reader(&self) -> crate::prometheus::DestinationsFn {
+        let board = self.clone();
+        Arc::new(move || {
+            board
+                .0
+                .get()
+                .map(|each| {
+                    each.iter()
+                        .filter_map(|(exporter, d)| Some((exporter.as_str(), d.upgrade()?.stats())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    fn fill(&self, sink: &ExporterSink) {
+        let each = sink
+            .exporters
+            .iter()
+            .zip(&sink.destinations)
+            .filter_map(|(exporter, d)| Some(((*exporter)?, Arc::downgrade(d))))
+            .collect();
+        let _ = self.0.set(each);
+    }
+}
+
 /// The sink behind [`try_init`](crate::try_init) and [`layer`](crate::layer): every
 /// record to every destination `TELEMETRY_EXPORTER` names, each with its own buffer,
 /// writer thread and stats, so a slow destination never starves the others.
@@ -298,7 +340,7 @@ impl Export for crate::otlp::OtlpExporter {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ExporterSink {
-    destinations: Vec<Box<dyn Export>>,
+    destinations: Vec<Arc<dyn Export>>,
     /// The exporter of each destination, in the same order; `None` for the
     /// aggregation that the Prometheus and OTLP exporters share.
     exporters: Vec<Option<Exporter>>,
@@ -330,6 +372,10 @@ impl ExporterSink {
         let encoder = LineEncoder::new(config.resource().service_name());
         #[cfg(feature = "aggregate")]
         let aggregator = config.aggregator().cloned().unwrap_or_default();
+        // What the Prometheus endpoint reads each destination's counts from, filled
+        // once every destination is built (the endpoint is one of them).
+        #[cfg(feature = "prometheus")]
+        let board = Board::default();
         let mut sink = ExporterSink {
             destinations: Vec::with_capacity(config.destinations().len() + 1),
             exporters: Vec::with_capacity(config.destinations().len() + 1),
@@ -346,7 +392,7 @@ impl ExporterSink {
                 crate::config::Exporter::Prometheus | crate::config::Exporter::Otlp
             )
         }) {
-            sink.destinations.push(Box::new(aggregator.clone()));
+            sink.destinations.push(Arc::new(aggregator.clone()));
             sink.exporters.push(None);
         }
         for destination in config.destinations() {
@@ -362,12 +408,14 @@ impl ExporterSink {
                     let (addr, aggregator) = (*addr, aggregator.clone());
                     let resource = config.resource().clone();
                     let switch = switch.cloned();
+                    let read = board.reader();
                     let prometheus = Deferred::new("prometheus", false, move || {
                         crate::prometheus::PrometheusExporter::start_serving(
                             addr,
                             aggregator.clone(),
                             &resource,
                             switch.clone(),
+                            Some(Arc::clone(&read)),
                         )
                         .map(Endpoint)
                     });
@@ -423,6 +471,8 @@ impl ExporterSink {
             )?;
         }
         sink.shared_time = sink.destinations.iter().filter(|d| d.writes_time()).count() > 1;
+        #[cfg(feature = "prometheus")]
+        board.fill(&sink);
         Ok(sink)
     }
 
@@ -442,7 +492,7 @@ impl ExporterSink {
                 return Err(err);
             }
         }
-        self.destinations.push(Box::new(export));
+        self.destinations.push(Arc::new(export));
         self.exporters.push(Some(exporter));
         Ok(())
     }
@@ -652,6 +702,44 @@ mod tests {
             std::net::TcpStream::connect(addr).is_err(),
             "closed at shutdown"
         );
+    }
+
+    /// The endpoint serves each destination's counts, as `Guard::destination_stats`
+    /// gives them, never added up.
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn the_endpoint_serves_what_each_destination_wrote_dropped_and_lost() {
+        use std::io::{Read, Write};
+
+        let dir = std::env::temp_dir().join(format!("telemetry-board-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let config = Config::new().with_enabled(true).with_destinations([
+            Destination::File(dir.join("t.jsonl")),
+            Destination::Prometheus(addr),
+        ]);
+        let sink = ExporterSink::from_config(&config, None).unwrap();
+        for _ in 0..3 {
+            sink.record(&Record::new(Kind::Event, "user.signup", &[]));
+        }
+        sink.flush();
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        for line in [
+            "telemetry_destination_records_total{destination=\"file\",outcome=\"written\"} 3",
+            "telemetry_destination_records_total{destination=\"file\",outcome=\"dropped\"} 0",
+            "telemetry_destination_records_total{destination=\"file\",outcome=\"failed\"} 0",
+            "telemetry_destination_records_total{destination=\"prometheus\",outcome=\"dropped\"} 0",
+        ] {
+            assert!(answer.contains(line), "{line} not in {answer}");
+        }
+        sink.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Whether records through `destinations` have their time read once, before any

@@ -12,7 +12,7 @@ use prometheus_client::registry::{Registry, Unit};
 use super::names::{family_name, help, sanitize};
 use crate::aggregate::{Aggregator, SeriesData, SeriesSnapshot};
 use crate::fields::Kind;
-use crate::TelemetryHandle;
+use crate::{ExportStats, TelemetryHandle};
 
 /// The two text formats a scraper can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +52,19 @@ pub(crate) struct OwnNumbers {
     /// Whether telemetry is on, when the endpoint serves an app's `try_init`
     /// (`telemetry_enabled`, served on and off).
     pub(crate) enabled: Option<bool>,
+    /// What each destination of the app's `try_init` did: its name as
+    /// `TELEMETRY_EXPORTER` spells it, and its counts.
+    pub(crate) destinations: Vec<(&'static str, ExportStats)>,
 }
+
+/// Reads each destination's counts at a scrape (see [`Source::with_destinations`]).
+pub(crate) type DestinationsFn = Arc<dyn Fn() -> Vec<(&'static str, ExportStats)> + Send + Sync>;
+
+/// The family of every destination's counts.
+const DESTINATION_RECORDS: &str = "telemetry_destination_records";
 
 /// What a scrape reads: the series, the resource, and which name clashes have been
 /// reported already. Shared by the endpoint and [`PrometheusExporter`](super::PrometheusExporter).
-#[derive(Debug)]
 pub(crate) struct Source {
     pub(crate) aggregator: Aggregator,
     /// `target_info`'s labels: the resource attributes (`service.name` first), keys
@@ -68,6 +76,19 @@ pub(crate) struct Source {
     /// The switch of the app's telemetry, when the endpoint serves an app's
     /// `try_init`: read at each scrape for `telemetry_enabled`.
     enabled: Option<TelemetryHandle>,
+    /// The counts of the app's destinations, read at each scrape.
+    destinations: Option<DestinationsFn>,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("aggregator", &self.aggregator)
+            .field("target_info", &self.target_info)
+            .field("enabled", &self.enabled)
+            .field("destinations", &self.destinations.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Clashing names reported one by one; beyond this many, they are only counted.
@@ -80,7 +101,14 @@ impl Source {
             target_info,
             reported: Mutex::new(HashSet::new()),
             enabled: None,
+            destinations: None,
         }
+    }
+
+    /// Serves `telemetry_destination_records_total` from what `destinations` reads.
+    pub(crate) fn with_destinations(mut self, destinations: Option<DestinationsFn>) -> Self {
+        self.destinations = destinations;
+        self
     }
 
     /// Serves `telemetry_enabled` from `handle`.
@@ -98,6 +126,11 @@ impl Source {
             series: aggregator.series_count() as u64,
             target_info: Arc::clone(&self.target_info),
             enabled: self.enabled.as_ref().map(TelemetryHandle::is_enabled),
+            destinations: self
+                .destinations
+                .as_ref()
+                .map(|read| read())
+                .unwrap_or_default(),
         };
         let (mut families, clashes) = Families::new(aggregator.snapshot(), own);
         self.report(&clashes);
@@ -267,6 +300,9 @@ impl Families {
         for n in names_taken(CLASHES, MetricType::Gauge) {
             taken.insert(n, format!("the crate's own series {CLASHES}"));
         }
+        for n in names_taken(DESTINATION_RECORDS, MetricType::Counter) {
+            taken.insert(n, format!("the crate's own series {DESTINATION_RECORDS}"));
+        }
 
         let mut families: Vec<Family> = Vec::new();
         // Per name as given: its family, or `None` when left out.
@@ -333,6 +369,29 @@ impl Families {
                 help: help.into(),
                 metric_type,
                 series: vec![(labels, data)],
+            });
+        }
+        if !own.destinations.is_empty() {
+            let mut series = Vec::with_capacity(3 * own.destinations.len());
+            for (destination, stats) in &own.destinations {
+                for (outcome, n) in [
+                    ("written", stats.written()),
+                    ("dropped", stats.dropped()),
+                    ("failed", stats.failed()),
+                ] {
+                    let labels = vec![
+                        ("destination".to_owned(), (*destination).to_owned()),
+                        ("outcome".to_owned(), outcome.to_owned()),
+                    ];
+                    series.push((labels, SeriesData::Counter(n)));
+                }
+            }
+            families.push(Family {
+                name: DESTINATION_RECORDS.into(),
+                unit: None,
+                help: "records each destination of TELEMETRY_EXPORTER wrote (for otlp: the collector accepted), dropped (its buffer was full, or it could not start) and lost to errors (write errors; for otlp: rejected or not delivered)".into(),
+                metric_type: MetricType::Counter,
+                series,
             });
         }
         families.push(Family {

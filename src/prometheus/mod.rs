@@ -133,6 +133,7 @@ use crate::config::Resource;
 use crate::error::Error;
 use crate::record::Record;
 use crate::sink::Sink;
+pub(crate) use exposition::DestinationsFn;
 use exposition::{Format, Source};
 use server::{Counters, Server};
 
@@ -223,23 +224,29 @@ impl PrometheusExporter {
         aggregator: Aggregator,
         resource: &Resource,
     ) -> Result<Self, Error> {
-        PrometheusExporter::start_serving(addr, aggregator, resource, None)
+        PrometheusExporter::start_serving(addr, aggregator, resource, None, None)
     }
 
     /// [`start_for`](Self::start_for), for an app's `try_init`: the endpoint serves
-    /// `telemetry_enabled` from `enabled`, the app's switch, on and off.
+    /// `telemetry_enabled` from `enabled`, the app's switch, on and off, and
+    /// `telemetry_destination_records_total` from `destinations`.
     pub(crate) fn start_serving(
         addr: SocketAddr,
         aggregator: Aggregator,
         resource: &Resource,
         enabled: Option<crate::TelemetryHandle>,
+        destinations: Option<exposition::DestinationsFn>,
     ) -> Result<Self, Error> {
         let target_info: Arc<[(String, String)]> = resource
             .attributes()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let counters = Arc::new(Counters::default());
-        let source = Arc::new(Source::new(aggregator, target_info).with_enabled(enabled));
+        let source = Arc::new(
+            Source::new(aggregator, target_info)
+                .with_enabled(enabled)
+                .with_destinations(destinations),
+        );
         let server = Server::start(addr, Arc::clone(&source), Arc::clone(&counters))?;
         Ok(PrometheusExporter {
             inner: Arc::new(Inner {
