@@ -611,6 +611,91 @@ fn a_collector_that_is_down_costs_the_app_one_report_per_problem_and_a_bounded_e
     );
 }
 
+/// An app's `try_init` pushes the crate's own health with its metrics, to the real
+/// receiver: series held, and what each destination wrote, dropped and lost.
+#[test]
+fn the_metrics_push_carries_what_each_destination_did() {
+    let Some(receiver) = otlp_receiver::start(0, "health over OTLP") else {
+        return;
+    };
+    let out = example_with_otlp("quickstart")
+        .env("TELEMETRY_ENABLED", "true")
+        .env("TELEMETRY_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .output()
+        .expect("run the quickstart");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = || -> Vec<Value> {
+        let requests = receiver.requests.lock().unwrap().clone();
+        let mut out = Vec::new();
+        for request in requests.iter().filter(|r| r["signal"] == "metrics") {
+            for rm in request["request"]["resourceMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                    out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
+                }
+            }
+        }
+        out
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metrics().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = metrics();
+    let last = |name: &str| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {metrics:#?}"))
+            .clone()
+    };
+    let records = last("telemetry.destination.records");
+    assert_eq!(records["sum"]["isMonotonic"], true, "{records}");
+    let point = |outcome: &str| {
+        records["sum"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                let attr = |key: &str| {
+                    p["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|a| a["key"] == key)
+                        .map(|a| a["value"]["stringValue"].clone())
+                };
+                attr("destination") == Some("otlp".into())
+                    && attr("outcome") == Some(outcome.into())
+            })
+            .unwrap_or_else(|| panic!("no otlp/{outcome} point in {records}"))
+            .clone()
+    };
+    let as_int = |p: Value| {
+        p["asInt"]
+            .as_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .or(p["asInt"].as_u64())
+    };
+    assert!(as_int(point("written")).is_some_and(|n| n > 0), "{records}");
+    assert_eq!(as_int(point("dropped")), Some(0), "{records}");
+    assert_eq!(as_int(point("failed")), Some(0), "{records}");
+    let series = last("telemetry.series");
+    assert!(
+        series["gauge"]["dataPoints"][0]["asInt"] != Value::Null,
+        "{series}"
+    );
+}
+
 /// The shutdown summary is written before the process exits, every time: an app
 /// that uses `try_init` and returns from `main` at once, twenty runs in a row.
 #[test]

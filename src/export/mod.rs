@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 use std::sync::OnceLock;
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 use std::sync::Weak;
 use std::time::Instant;
 
@@ -241,17 +241,17 @@ impl Export for crate::otlp::OtlpExporter {
 /// Each destination of a sink, as the Prometheus endpoint reads their counts at a
 /// scrape (`telemetry_destination_records_total`). Weak: the endpoint is one of the
 /// destinations, and must not keep the others, or itself, alive.
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 #[derive(Clone, Default)]
 struct Board(Arc<OnceLock<Vec<Posted>>>);
 
 /// One destination on a [`Board`].
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 type Posted = (Exporter, Weak<dyn Export>);
 
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
 impl Board {
-    fn reader(&self) -> crate::prometheus::DestinationsFn {
+    fn reader(&self) -> crate::pipeline::DestinationsFn {
         let board = self.clone();
         Arc::new(move || {
             board
@@ -374,7 +374,7 @@ impl ExporterSink {
         let aggregator = config.aggregator().cloned().unwrap_or_default();
         // What the Prometheus endpoint reads each destination's counts from, filled
         // once every destination is built (the endpoint is one of them).
-        #[cfg(feature = "prometheus")]
+        #[cfg(any(feature = "prometheus", feature = "otlp"))]
         let board = Board::default();
         let mut sink = ExporterSink {
             destinations: Vec::with_capacity(config.destinations().len() + 1),
@@ -446,15 +446,17 @@ impl ExporterSink {
                     // It pushes the one aggregation, fed above.
                     let shared = aggregator.clone();
                     let refused = config.otlp_error().cloned();
+                    let health = board.reader();
                     sink.push(
                         exporter,
                         Deferred::new("otlp", true, move || {
                             if let Some(err) = &refused {
                                 return Err(err.clone().into());
                             }
-                            crate::otlp::OtlpExporter::start_with_aggregator(
+                            crate::otlp::OtlpExporter::start_in_app(
                                 otlp.clone(),
                                 shared.clone(),
+                                Arc::clone(&health),
                             )
                         }),
                         enabled,
@@ -471,7 +473,7 @@ impl ExporterSink {
             )?;
         }
         sink.shared_time = sink.destinations.iter().filter(|d| d.writes_time()).count() > 1;
-        #[cfg(feature = "prometheus")]
+        #[cfg(any(feature = "prometheus", feature = "otlp"))]
         board.fill(&sink);
         Ok(sink)
     }

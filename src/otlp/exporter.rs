@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::config::{OtlpConfig, Signal};
 use super::mapping::{self, RecordIds};
@@ -127,7 +127,7 @@ impl OtlpExporter {
     /// ```
     pub fn start(config: OtlpConfig) -> Result<Self, Error> {
         let aggregator = Aggregator::new();
-        let mut exporter = Self::start_inner(config, aggregator.clone(), true)?;
+        let mut exporter = Self::start_inner(config, aggregator.clone(), true, None)?;
         if exporter.running.is_some() {
             exporter.own_aggregator = Some(aggregator);
         }
@@ -153,13 +153,25 @@ impl OtlpExporter {
         config: OtlpConfig,
         aggregator: Aggregator,
     ) -> Result<Self, Error> {
-        Self::start_inner(config, aggregator, false)
+        Self::start_inner(config, aggregator, false, None)
+    }
+
+    /// [`start_with_aggregator`](Self::start_with_aggregator), for an app's
+    /// `try_init`: each metrics push also carries what every destination did
+    /// (`telemetry.destination.records`), read from `health`.
+    pub(crate) fn start_in_app(
+        config: OtlpConfig,
+        aggregator: Aggregator,
+        health: crate::pipeline::DestinationsFn,
+    ) -> Result<Self, Error> {
+        Self::start_inner(config, aggregator, false, Some(health))
     }
 
     fn start_inner(
         config: OtlpConfig,
         aggregator: Aggregator,
         count_events: bool,
+        health: Option<crate::pipeline::DestinationsFn>,
     ) -> Result<Self, Error> {
         let capacity = config.queue_bytes;
         let (handoff, signals) = Handoff::new(capacity);
@@ -189,6 +201,8 @@ impl OtlpExporter {
             metrics: MetricsPush {
                 transport: Transport::new(config.metrics.clone(), Signal::Metrics),
                 aggregator,
+                health,
+                started: SystemTime::now(),
                 interval: config.metric_interval,
                 next: Instant::now() + config.metric_interval,
             },

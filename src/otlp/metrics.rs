@@ -58,12 +58,88 @@ fn number(series: &SeriesSnapshot, now: u64, value: number_data_point::Value) ->
     }
 }
 
-/// One metric per (kind, name), holding a data point per attribute set; `None` when
-/// there are no series yet.
+/// The crate's own health, as OTLP metrics (the same as the Prometheus endpoint's
+/// `telemetry_*` series): records into overflow series and series held, from
+/// `aggregator`; and, in an app's `try_init`, `telemetry.destination.records`, what
+/// each destination wrote, dropped and lost, cumulative since `started`.
+pub(crate) fn own_metrics(
+    aggregator: &crate::aggregate::Aggregator,
+    destinations: &[(&'static str, crate::ExportStats)],
+    started: SystemTime,
+    now: SystemTime,
+) -> Vec<Metric> {
+    let (start, now) = (unix_nanos(started), unix_nanos(now));
+    let point = |attributes: Vec<KeyValue>, value: u64| NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value: Some(number_data_point::Value::AsInt(
+            i64::try_from(value).unwrap_or(i64::MAX),
+        )),
+        ..NumberDataPoint::default()
+    };
+    let counter = |name: &str, description: &str, data_points| Metric {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    };
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    };
+    let mut own = vec![
+        counter(
+            "telemetry.series.overflow.records",
+            "records that went to an overflow series because their name had reached its limit of label sets",
+            vec![point(Vec::new(), aggregator.overflowed())],
+        ),
+        Metric {
+            name: "telemetry.series".to_owned(),
+            description: "series held, overflow series included".to_owned(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![point(Vec::new(), aggregator.series_count() as u64)],
+            })),
+            ..Metric::default()
+        },
+    ];
+    if !destinations.is_empty() {
+        let mut points = Vec::with_capacity(3 * destinations.len());
+        for (destination, stats) in destinations {
+            for (outcome, n) in [
+                ("written", stats.written()),
+                ("dropped", stats.dropped()),
+                ("failed", stats.failed()),
+            ] {
+                points.push(point(
+                    vec![text("destination", destination), text("outcome", outcome)],
+                    n,
+                ));
+            }
+        }
+        own.push(counter(
+            "telemetry.destination.records",
+            "records each destination of TELEMETRY_EXPORTER wrote (for otlp: the collector accepted), dropped and lost to errors",
+            points,
+        ));
+    }
+    own
+}
+
+/// One metric per (kind, name), holding a data point per attribute set, then `own`;
+/// `None` when there are no series yet.
 pub(crate) fn metrics_request(
     resource: &Resource,
     scope: &InstrumentationScope,
     series: &[SeriesSnapshot],
+    own: Vec<Metric>,
     now: SystemTime,
 ) -> Option<ExportMetricsServiceRequest> {
     let now = unix_nanos(now);
@@ -168,12 +244,13 @@ pub(crate) fn metrics_request(
     if metrics.is_empty() {
         return None;
     }
+    let metrics = metrics.into_iter().map(|(_, m)| m).chain(own).collect();
     Some(ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.clone()),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(scope.clone()),
-                metrics: metrics.into_iter().map(|(_, m)| m).collect(),
+                metrics,
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
@@ -204,6 +281,7 @@ mod tests {
             &Resource::default(),
             &InstrumentationScope::default(),
             &aggregator.snapshot(),
+            Vec::new(),
             SystemTime::now(),
         )
         .unwrap();
@@ -266,6 +344,7 @@ mod tests {
             &Resource::default(),
             &InstrumentationScope::default(),
             &aggregator.snapshot(),
+            Vec::new(),
             SystemTime::now(),
         )
         .unwrap();
@@ -302,6 +381,7 @@ mod tests {
             &Resource::default(),
             &InstrumentationScope::default(),
             &[],
+            Vec::new(),
             SystemTime::now(),
         );
         assert!(request.is_none());

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::mapping::{self, RecordIds};
-use super::metrics::metrics_request;
+use super::metrics::{metrics_request, own_metrics};
 use super::spool::Spool;
 use super::stats::Shared;
 use super::transport::{Outcome, Transport};
@@ -46,6 +46,10 @@ pub(super) enum Msg {
 pub(super) struct MetricsPush {
     pub(super) transport: Transport,
     pub(super) aggregator: Aggregator,
+    /// Each destination's counts, pushed with the series (an app's `try_init`).
+    pub(super) health: Option<crate::pipeline::DestinationsFn>,
+    /// When the exporter started: the start of the crate's own cumulative sums.
+    pub(super) started: SystemTime,
     pub(super) interval: Duration,
     pub(super) next: Instant,
 }
@@ -332,9 +336,20 @@ impl Worker {
     /// (the values are cumulative: the next push carries them).
     fn push_metrics(&mut self) {
         let series = self.metrics.aggregator.snapshot();
-        let Some(request) =
-            metrics_request(&self.resource, &self.scope, &series, SystemTime::now())
-        else {
+        let now = SystemTime::now();
+        let destinations = self
+            .metrics
+            .health
+            .as_ref()
+            .map(|read| read())
+            .unwrap_or_default();
+        let own = own_metrics(
+            &self.metrics.aggregator,
+            &destinations,
+            self.metrics.started,
+            now,
+        );
+        let Some(request) = metrics_request(&self.resource, &self.scope, &series, own, now) else {
             return;
         };
         let body = self.metrics.transport.body(&request);

@@ -44,6 +44,8 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::record::Record;
 use crate::report::stderr_line;
 use handoff::{Handoff, Pending, Pushed, Signals};
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+pub(crate) use stats::DestinationsFn;
 pub use stats::{DestinationStats, ExportStats};
 pub(crate) use worker::{Deliver, Failure};
 
@@ -288,6 +290,14 @@ impl Queue {
     #[cold]
     fn full(&self, record: &Record<'_>) {
         let state = &*self.state;
+        if !state.handoff.could_fit(record) {
+            // Larger than the whole bound: no wait makes room for it, and it must not
+            // make the other threads drop. It goes past the bound on its own.
+            if state.handoff.push_past_bound(record) != Pushed::Queued {
+                state.drop_one();
+            }
+            return;
+        }
         let WhenFull::Wait(wait) = state.policy.when_full;
         if state.overloaded.load(Ordering::Relaxed) {
             return state.drop_one();
@@ -372,6 +382,9 @@ impl Queue {
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
+            // Nothing, unless the worker died (a bug) with records it had taken.
+            let held = state.counters.in_flight.swap(0, Ordering::AcqRel);
+            state.counters.dropped.fetch_add(held, Ordering::Relaxed);
         } else {
             // The worker is stuck delivering. Whatever it holds will never be
             // delivered by it: count it now, and take it so that it cannot be counted
@@ -444,7 +457,10 @@ impl Queue {
     /// What the destination did so far. Once shut down, a record a thread added
     /// after the worker's last look is counted (as dropped) before this answers.
     pub(crate) fn stats(&self) -> ExportStats {
-        if self.state.closed.load(Ordering::Acquire) && !self.started() {
+        let state = &*self.state;
+        if state.closed.load(Ordering::Acquire)
+            && (state.abandoned.load(Ordering::Acquire) || !self.started())
+        {
             self.count_late();
         }
         let c = &self.state.counters;

@@ -112,3 +112,9 @@ impl DestinationStats {
         self.stats
     }
 }
+
+/// Reads each destination's counts, named as `TELEMETRY_EXPORTER` names them: what
+/// the Prometheus endpoint serves and the OTLP exporter pushes as the crate's health.
+#[cfg(any(feature = "prometheus", feature = "otlp"))]
+pub(crate) type DestinationsFn =
+    std::sync::Arc<dyn Fn() -> Vec<(&'static str, ExportStats)> + Send + Sync>;

@@ -106,14 +106,10 @@ impl<D: Deliver> Worker<D> {
                         .get_or_insert_with(|| crossbeam_channel::bounded(1).0);
                 }
             }
-            let now = Instant::now();
-            if now >= self.next_clock_check {
-                self.next_clock_check = now + CLOCK_CHECK;
-                self.state.handoff.check_clock();
-            }
+            self.check_clock();
             self.drain();
-            // A flush asked while delivering covers what the threads added since the
-            // lanes were last taken: `drain` took them again until none were left.
+            // `drain` returned when a look at the lanes found nothing: every flush
+            // asked so far is covered.
             for ack in self.acks.drain(..) {
                 let _ = ack.send(());
             }
@@ -146,12 +142,25 @@ impl<D: Deliver> Worker<D> {
         }
     }
 
+    /// Once a second: back to the wall clock if the kernel gave up the counter.
+    fn check_clock(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_clock_check {
+            self.next_clock_check = now + CLOCK_CHECK;
+            self.state.handoff.check_clock();
+        }
+    }
+
     /// Delivers everything the lanes hold, taking them again until they are empty.
+    /// A flush is answered once what the lanes held when it was asked is delivered,
+    /// so that a busy app's flush returns although records keep coming.
     fn drain(&mut self) {
         loop {
             if self.state.abandoned.load(Ordering::Acquire) {
                 return;
             }
+            // Flushes asked before this look at the lanes are covered by it.
+            let covered = self.acks.len();
             let taken = self.state.handoff.collect(&mut self.pending);
             self.state.note_fill();
             self.state
@@ -162,7 +171,7 @@ impl<D: Deliver> Worker<D> {
                 return;
             }
             while self.send_batch() {
-                if self.pending.is_empty() {
+                if self.pending.is_empty() || self.state.abandoned.load(Ordering::Acquire) {
                     break;
                 }
                 // Messages keep arriving during a long backlog.
@@ -170,6 +179,10 @@ impl<D: Deliver> Worker<D> {
                     self.take(msg);
                 }
                 self.signals.stock_spares();
+                self.check_clock();
+            }
+            for ack in self.acks.drain(..covered) {
+                let _ = ack.send(());
             }
         }
     }
@@ -202,7 +215,6 @@ impl<D: Deliver> Worker<D> {
         };
         let outcome = self.destination.deliver(&self.body);
         self.state.handoff.release(taking.bytes);
-        self.state.note_fill();
         self.settle(taking.records, outcome);
         true
     }

@@ -57,8 +57,7 @@ pub(crate) struct OwnNumbers {
     pub(crate) destinations: Vec<(&'static str, ExportStats)>,
 }
 
-/// Reads each destination's counts at a scrape (see [`Source::with_destinations`]).
-pub(crate) type DestinationsFn = Arc<dyn Fn() -> Vec<(&'static str, ExportStats)> + Send + Sync>;
+pub(crate) use crate::pipeline::DestinationsFn;
 
 /// The family of every destination's counts.
 const DESTINATION_RECORDS: &str = "telemetry_destination_records";

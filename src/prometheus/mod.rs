@@ -133,7 +133,6 @@ use crate::config::Resource;
 use crate::error::Error;
 use crate::record::Record;
 use crate::sink::Sink;
-pub(crate) use exposition::DestinationsFn;
 use exposition::{Format, Source};
 use server::{Counters, Server};
 
@@ -235,7 +234,7 @@ impl PrometheusExporter {
         aggregator: Aggregator,
         resource: &Resource,
         enabled: Option<crate::TelemetryHandle>,
-        destinations: Option<exposition::DestinationsFn>,
+        destinations: Option<crate::pipeline::DestinationsFn>,
     ) -> Result<Self, Error> {
         let target_info: Arc<[(String, String)]> = resource
             .attributes()

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fields::Kind;
+use crate::record::Tag;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -563,4 +564,69 @@ fn lines_encoded_on_the_emitting_threads_while_the_worker_is_behind_arrive_whole
     assert_eq!(next, [2_000; 4]);
     let here = crate::pipeline::ENCODED_HERE.load(std::sync::atomic::Ordering::Relaxed) - before;
     assert!(here > 0, "no line was encoded on an emitting thread");
+}
+
+/// A flush returns once what was queued when it was asked is written, although
+/// another thread keeps emitting all the while.
+#[test]
+fn a_flush_returns_while_another_thread_keeps_emitting() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let queue = export(SharedWriter(Arc::clone(&out)), POLICY);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (queue, stop) = (Arc::clone(&queue), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                emit(&queue, "busy");
+            }
+        })
+    };
+    emit(&queue, "before-the-flush");
+    let (done_tx, done) = mpsc::channel();
+    {
+        let queue = Arc::clone(&queue);
+        std::thread::spawn(move || {
+            let answered = queue.flush();
+            let _ = done_tx.send(answered);
+        });
+    }
+    // A liveness bound, not a timing: with the worker never out of records, a flush
+    // that waited for an empty queue would never return.
+    let answered = done.recv_timeout(Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    assert_eq!(answered, Ok(true), "the flush never returned");
+    assert!(names(&out).iter().any(|n| n == "before-the-flush"));
+    assert!(queue.shutdown());
+}
+
+/// A record larger than the whole bound goes past the bound on its own: it does not
+/// count as an overload, so the next record is not dropped for it (it waits for room
+/// as any other, then is kept).
+#[test]
+fn a_record_larger_than_the_bound_goes_past_it_and_drops_nothing_else() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let queue = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::clone(&out),
+        },
+        Policy {
+            queue_bytes: 4096,
+            ..POLICY
+        },
+    );
+    let huge = "x".repeat(10_000);
+    let tags = [Tag::new("blob", huge.as_str())];
+    queue.push(&Record::new(Kind::Event, "huge", &tags));
+    emit(&queue, "next");
+    assert_eq!(counts(&queue), (0, 0, 0), "nothing dropped");
+    release(&gate);
+    drop(entered);
+    assert!(queue.shutdown());
+    assert_eq!(counts(&queue), (2, 0, 0));
+    assert_eq!(names(&out), ["huge", "next"]);
 }

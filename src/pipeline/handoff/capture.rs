@@ -8,7 +8,7 @@
 //! follows; 8: a metric's declaration follows), time `u64` (ns since the Unix epoch,
 //! or the counter); the value `f64` with flag 4; with flag 8 the instrument `u8` (0:
 //! none) and the unit and the description, each a `'static` string kept as its
-//! address `u64` and length `u32` (`u32::MAX` = none); then the source: for a call site that lives for the
+//! address `u64` and length `u64` (`u64::MAX` = none); then the source: for a call site that lives for the
 //! whole program (source 1: the macro form's `&'static Metadata`; 2: the function
 //! form's `&'static Location`) its address as a `u64`, else (source 0) the line `u32`
 //! (`u32::MAX` = none) and the strings module and file; with a trace the 16-byte trace
@@ -54,7 +54,7 @@ pub(super) fn captured_len(record: &Record<'_>) -> usize {
         len += 8;
     }
     if has_meta(record.meta()) {
-        len += 1 + 2 * (8 + 4);
+        len += 1 + 2 * (8 + 8);
     }
     len += match record.callsite() {
         Some(_) => 8,
@@ -182,13 +182,15 @@ impl Out<'_> {
     #[inline(always)]
     fn static_str(&mut self, s: Option<&'static str>) {
         match s {
+            // The whole length: the string is not copied, and cutting it could cut
+            // a character in two.
             Some(s) => {
                 self.put(&(s.as_ptr() as usize as u64).to_le_bytes());
-                self.put(&(s.len().min(MAX_STR) as u32).to_le_bytes());
+                self.put(&(s.len() as u64).to_le_bytes());
             }
             None => {
                 self.put(&0_u64.to_le_bytes());
-                self.put(&NONE.to_le_bytes());
+                self.put(&u64::MAX.to_le_bytes());
             }
         }
     }
@@ -397,8 +399,8 @@ impl<'a> Reader<'a> {
     /// The bytes must be what `Out::static_str` wrote, in this process.
     unsafe fn static_str(&mut self) -> Option<Option<&'static str>> {
         let address = self.u64()? as usize;
-        let len = self.u32()?;
-        if len == NONE {
+        let len = self.u64()?;
+        if len == u64::MAX {
             return Some(None);
         }
         // SAFETY: the address and length of a `&'static str`, as the caller promises.

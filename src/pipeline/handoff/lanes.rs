@@ -305,11 +305,14 @@ impl Lanes {
         let new = Chunk::new(buf);
         match old {
             Some(old) => {
+                // Read before `next` is set: from then on the chunk is the reader's,
+                // which may free it at once.
+                let was_full_size = old.buf.len() >= CHUNK_BYTES;
                 old.next.store(new, Ordering::Release);
                 // The export thread is told at once when a busy thread filled a
                 // chunk-sized chunk, so that its records are sent as they fill chunks,
                 // not a tick later; a quiet thread's records wait for the tick.
-                if old.buf.len() >= CHUNK_BYTES {
+                if was_full_size {
                     let _ = self.filled.send(());
                 }
             }

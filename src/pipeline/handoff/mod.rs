@@ -96,6 +96,11 @@ impl Handoff {
         })
     }
 
+    /// Whether `record` could fit in the bound when the queue is empty.
+    pub(crate) fn could_fit(&self, record: &Record<'_>) -> bool {
+        captured_len(record) + RECORD_OVERHEAD <= self.lanes.capacity()
+    }
+
     /// The share of the bound in use, in parts per 1024.
     pub(crate) fn fill(&self) -> usize {
         self.lanes.reserved().saturating_mul(1024) / self.lanes.capacity().max(1)
