@@ -1277,6 +1277,11 @@ fn pushed_series(receiver: &Receiver) -> Vec<Series> {
     let mut series = Vec::new();
     for metric in metrics(&requests) {
         let name = metric["name"].as_str().unwrap_or_default().to_owned();
+        // The crate's own health (`telemetry.*`) is not the calls' series: it names the
+        // destinations, which differ here by design.
+        if name.starts_with("telemetry.") {
+            continue;
+        }
         for kind in ["gauge", "sum", "histogram"] {
             for point in metric[kind]["dataPoints"].as_array().into_iter().flatten() {
                 let mut attributes: Vec<(String, String)> = point["attributes"]
