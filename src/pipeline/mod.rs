@@ -14,6 +14,12 @@
 //! ends ([`Ending`]) and how large and how late a batch is ([`BatchPolicy`]) are a
 //! [`Policy`], chosen per destination.
 //!
+//! Where it stands: the JSON-lines destinations use all of it. The OTLP exporter's log
+//! records go through the same [`handoff`], but its export thread
+//! (`src/otlp/worker.rs`) is still a loop of its own, with its retry, its spool and
+//! its metrics push; moving it onto [`worker`] (the spool as a durable stage, a
+//! deadline as its [`Ending`], a drop-at-once [`WhenFull`]) is the next step.
+//!
 //! What was taken from elsewhere:
 //!
 //! * tracing-appender's `non_blocking` / `worker`: the split between the handle the
@@ -24,7 +30,7 @@
 //!   bound, the schedule and the shutdown deadline belong to the processor (here the
 //!   worker and its [`Policy`]); the exporter only encodes and sends a batch (here
 //!   [`Deliver`]). Its batch processor's defaults (512 records, a deadline at
-//!   shutdown) are the OTLP policy.
+//!   shutdown) are what the OTLP exporter uses.
 //! * Vector's buffer stages and `when_full` (`block` / `drop_newest`): the policy a
 //!   destination declares rather than code paths per destination.
 
