@@ -71,7 +71,7 @@ pub(super) struct Worker {
     pub(super) pending: Pending,
     /// When the threads' buffers are next collected and sent without being full.
     pub(super) next_collect: Instant,
-    /// When the clock is next checked (see [`Handoff::check_clock`]).
+    /// When the clock is next checked (see [`Handoff::check_clock`](crate::pipeline::handoff::Handoff::check_clock)).
     pub(super) next_clock_check: Instant,
     /// Set by shutdown: nothing is sent after it.
     pub(super) deadline: Option<Instant>,
