@@ -694,6 +694,18 @@ fn the_metrics_push_carries_what_each_destination_did() {
         series["gauge"]["dataPoints"][0]["asInt"] != Value::Null,
         "{series}"
     );
+    // What the otlp destination still held at its last push.
+    let queued = last("telemetry.destination.queued");
+    assert_eq!(queued["unit"], "By", "{queued}");
+    assert!(
+        queued["gauge"]["dataPoints"]
+            .as_array()
+            .is_some_and(|points| !points.is_empty()),
+        "{queued}"
+    );
+    assert!(metrics
+        .iter()
+        .any(|m| m["name"] == "telemetry.destination.spooled"));
 }
 
 /// The shutdown summary is written before the process exits, every time: an app

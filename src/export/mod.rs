@@ -235,6 +235,7 @@ impl Export for crate::otlp::OtlpExporter {
             stats.dropped(),
             stats.rejected() + stats.undelivered(),
         )
+        .holding(self.queued_bytes(), stats.spool_pending())
     }
 }
 
@@ -737,6 +738,8 @@ mod tests {
             "telemetry_destination_records_total{destination=\"file\",outcome=\"dropped\"} 0",
             "telemetry_destination_records_total{destination=\"file\",outcome=\"failed\"} 0",
             "telemetry_destination_records_total{destination=\"prometheus\",outcome=\"dropped\"} 0",
+            "telemetry_destination_queued_bytes{destination=\"file\"} 0",
+            "telemetry_destination_spooled_records{destination=\"file\"} 0",
         ] {
             assert!(answer.contains(line), "{line} not in {answer}");
         }

@@ -394,6 +394,15 @@ impl OtlpExporter {
 }
 
 impl OtlpExporter {
+    /// Bytes of the queue's bound still taken; 0 once shut down (what is left
+    /// reserved then is busy threads' unused room, no record).
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.shared.handoff.queued_bytes() as u64
+    }
+
     /// Counts as undelivered the records a thread appended after the export thread's
     /// last look (it had checked `stopped` just before shutdown set it), so that they
     /// are not left uncounted in its lane.

@@ -129,6 +129,32 @@ pub(crate) fn own_metrics(
             "records each destination of TELEMETRY_EXPORTER wrote (for otlp: the collector accepted), dropped and lost to errors",
             points,
         ));
+        let per_destination = |value: fn(&crate::ExportStats) -> u64| {
+            destinations
+                .iter()
+                .map(|(destination, stats)| {
+                    point(vec![text("destination", destination)], value(stats))
+                })
+                .collect()
+        };
+        own.push(Metric {
+            name: "telemetry.destination.queued".to_owned(),
+            description: "bytes of each destination's buffer still taken by records waiting for it"
+                .to_owned(),
+            unit: "By".to_owned(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: per_destination(crate::ExportStats::queued_bytes),
+            })),
+            ..Metric::default()
+        });
+        own.push(Metric {
+            name: "telemetry.destination.spooled".to_owned(),
+            description: "records kept on disk for a later delivery (the otlp spool)".to_owned(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: per_destination(crate::ExportStats::spooled),
+            })),
+            ..Metric::default()
+        });
     }
     own
 }

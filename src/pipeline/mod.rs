@@ -470,11 +470,19 @@ impl Queue {
             self.count_late();
         }
         let c = &self.state.counters;
+        // Once stopped, what is left reserved is busy threads' unused room, no record.
+        let stopped = state.closed.load(Ordering::Acquire) && !self.started();
+        let queued = if stopped {
+            0
+        } else {
+            state.handoff.queued_bytes() as u64
+        };
         ExportStats::new(
             c.written.load(Ordering::Relaxed),
             c.dropped.load(Ordering::Relaxed),
             c.failed.load(Ordering::Relaxed),
         )
+        .holding(queued, 0)
     }
 
     /// The one-line summary for shutdown, when there is something to say.

@@ -19,6 +19,8 @@ pub struct ExportStats {
     written: u64,
     dropped: u64,
     failed: u64,
+    queued_bytes: u64,
+    spooled: u64,
 }
 
 impl ExportStats {
@@ -27,7 +29,16 @@ impl ExportStats {
             written,
             dropped,
             failed,
+            queued_bytes: 0,
+            spooled: 0,
         }
+    }
+
+    /// What is still held: bytes in the buffer, records in the spool.
+    pub(crate) fn holding(mut self, queued_bytes: u64, spooled: u64) -> Self {
+        self.queued_bytes = queued_bytes;
+        self.spooled = spooled;
+        self
     }
 
     /// Records written to the destination.
@@ -57,11 +68,39 @@ impl ExportStats {
         self.failed
     }
 
+    /// Bytes of the buffer still taken: records waiting for the destination, as the
+    /// buffer's bound counts them (copied, or encoded while the writer is behind), and
+    /// what busy threads reserved ahead (at most 4 KiB each). 0 once export has
+    /// stopped.
+    ///
+    /// ```
+    /// assert_eq!(tracing_telemetry::ExportStats::default().queued_bytes(), 0);
+    /// ```
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes
+    }
+
+    /// Records kept on disk for a later delivery: the OTLP exporter's spool
+    /// (`TELEMETRY_SPOOL_DIR`); 0 for the other destinations. Not yet written, and
+    /// not lost: they count as written once the collector accepts them, possibly in a
+    /// later run.
+    ///
+    /// ```
+    /// assert_eq!(tracing_telemetry::ExportStats::default().spooled(), 0);
+    /// ```
+    pub fn spooled(&self) -> u64 {
+        self.spooled
+    }
+
     pub(crate) fn add(self, other: ExportStats) -> ExportStats {
         ExportStats::new(
             self.written + other.written,
             self.dropped + other.dropped,
             self.failed + other.failed,
+        )
+        .holding(
+            self.queued_bytes + other.queued_bytes,
+            self.spooled + other.spooled,
         )
     }
 }

@@ -59,8 +59,10 @@ pub(crate) struct OwnNumbers {
 
 pub(crate) use crate::pipeline::DestinationsFn;
 
-/// The family of every destination's counts.
+/// The families of every destination's counts, what it holds in memory and on disk.
 const DESTINATION_RECORDS: &str = "telemetry_destination_records";
+const DESTINATION_QUEUED: &str = "telemetry_destination_queued";
+const DESTINATION_SPOOLED: &str = "telemetry_destination_spooled_records";
 
 /// What a scrape reads: the series, the resource, and which name clashes have been
 /// reported already. Shared by the endpoint and [`PrometheusExporter`](super::PrometheusExporter).
@@ -302,6 +304,14 @@ impl Families {
         for n in names_taken(DESTINATION_RECORDS, MetricType::Counter) {
             taken.insert(n, format!("the crate's own series {DESTINATION_RECORDS}"));
         }
+        for (name, metric_type) in [
+            ("telemetry_destination_queued_bytes", MetricType::Gauge),
+            (DESTINATION_SPOOLED, MetricType::Gauge),
+        ] {
+            for n in names_taken(name, metric_type) {
+                taken.insert(n, format!("the crate's own series {name}"));
+            }
+        }
 
         let mut families: Vec<Family> = Vec::new();
         // Per name as given: its family, or `None` when left out.
@@ -391,6 +401,29 @@ impl Families {
                 help: "records each destination of TELEMETRY_EXPORTER wrote (for otlp: the collector accepted), dropped (its buffer was full, or it could not start) and lost to errors (write errors; for otlp: rejected or not delivered)".into(),
                 metric_type: MetricType::Counter,
                 series,
+            });
+            let per_destination = |value: fn(&ExportStats) -> u64| {
+                own.destinations
+                    .iter()
+                    .map(|(destination, stats)| {
+                        let labels = vec![("destination".to_owned(), (*destination).to_owned())];
+                        (labels, SeriesData::Gauge(value(stats) as f64))
+                    })
+                    .collect()
+            };
+            families.push(Family {
+                name: DESTINATION_QUEUED.into(),
+                unit: Some(Unit::Bytes),
+                help: "bytes of each destination's buffer still taken by records waiting for it (and room busy threads reserved ahead)".into(),
+                metric_type: MetricType::Gauge,
+                series: per_destination(ExportStats::queued_bytes),
+            });
+            families.push(Family {
+                name: DESTINATION_SPOOLED.into(),
+                unit: None,
+                help: "records kept on disk for a later delivery (the otlp spool); 0 for the other destinations".into(),
+                metric_type: MetricType::Gauge,
+                series: per_destination(ExportStats::spooled),
             });
         }
         families.push(Family {

@@ -630,3 +630,35 @@ fn a_record_larger_than_the_bound_goes_past_it_and_drops_nothing_else() {
     assert_eq!(counts(&queue), (2, 0, 0));
     assert_eq!(names(&out), ["huge", "next"]);
 }
+
+/// What is still queued shows in the counts while the writer is stuck, and is gone
+/// once it is written.
+#[test]
+fn the_counts_show_what_is_still_queued() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let queue = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::default(),
+        },
+        POLICY,
+    );
+    emit(&queue, "stuck");
+    entered.recv().unwrap();
+    emit(&queue, "waiting-1");
+    emit(&queue, "waiting-2");
+    // A thread that emits now and then reserves exactly what each record takes.
+    let held = queue.stats().queued_bytes();
+    assert_eq!(
+        held,
+        (line_len("stuck") + 2 * line_len("waiting-1")) as u64,
+        "the record being written and the two waiting"
+    );
+    release(&gate);
+    assert!(queue.flush());
+    assert_eq!(queue.stats().queued_bytes(), 0);
+    assert!(queue.shutdown());
+    assert_eq!(counts(&queue), (3, 0, 0));
+}

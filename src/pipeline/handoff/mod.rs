@@ -101,6 +101,11 @@ impl Handoff {
         captured_len(record) + RECORD_OVERHEAD <= self.lanes.capacity()
     }
 
+    /// Bytes of the bound in use or reserved.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.lanes.reserved()
+    }
+
     /// The share of the bound in use, in parts per 1024.
     pub(crate) fn fill(&self) -> usize {
         self.lanes.reserved().saturating_mul(1024) / self.lanes.capacity().max(1)
