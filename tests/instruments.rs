@@ -573,22 +573,7 @@ fn the_real_otlp_receiver_gets_monotonic_and_non_monotonic_sums_and_histograms_w
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let metrics = || -> Vec<serde_json::Value> {
-        let requests = receiver.requests.lock().unwrap().clone();
-        let mut out = Vec::new();
-        for request in requests.iter().filter(|r| r["signal"] == "metrics") {
-            for rm in request["request"]["resourceMetrics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
-                    out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
-                }
-            }
-        }
-        out
-    };
+    let metrics = || otlp_receiver::metrics(&receiver.requests.lock().unwrap());
     assert!(
         eventually(Duration::from_secs(10), || !metrics().is_empty()),
         "no metrics push arrived"

@@ -11,7 +11,7 @@
 #[allow(dead_code, reason = "not every helper is used by each suite")]
 mod otlp_receiver;
 
-use otlp_receiver::Receiver;
+use otlp_receiver::{metrics, Receiver};
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
@@ -364,22 +364,6 @@ fn every_event_arrives_as_a_log_record_with_typed_attributes() {
 }
 
 /// Every metric of these requests, in order.
-fn metrics(requests: &[Value]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for request in requests.iter().filter(|r| r["signal"] == "metrics") {
-        for rm in request["request"]["resourceMetrics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
-                out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn gauges_histograms_and_event_counts_arrive_as_metrics() {
     let Some(receiver) = receiver(0) else { return };
@@ -629,27 +613,10 @@ fn the_metrics_push_carries_what_each_destination_did() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let metrics = || -> Vec<Value> {
-        let requests = receiver.requests.lock().unwrap().clone();
-        let mut out = Vec::new();
-        for request in requests.iter().filter(|r| r["signal"] == "metrics") {
-            for rm in request["request"]["resourceMetrics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
-                    out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
-                }
-            }
-        }
-        out
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metrics().is_empty() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-    }
-    let metrics = metrics();
+    wait_until("the metrics push", Duration::from_secs(10), || {
+        !metrics(&receiver.requests.lock().unwrap()).is_empty()
+    });
+    let metrics = metrics(&receiver.requests.lock().unwrap());
     let last = |name: &str| {
         metrics
             .iter()

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::file::AppendFile;
+use super::Export;
 use crate::encode::LineEncoder;
 use crate::error::Error;
-use crate::export::Export;
 use crate::pipeline::handoff::Captured;
 use crate::pipeline::{
     BatchPolicy, Deliver, Ending, ExportStats, Failure, Policy, Queue, WhenFull,

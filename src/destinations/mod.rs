@@ -9,3 +9,34 @@
 
 mod file;
 pub(crate) mod json_lines;
+
+use std::fmt;
+
+use crate::error::Error;
+use crate::pipeline::ExportStats;
+use crate::record::Record;
+
+/// One destination's exporter, as the sink `try_init` installs
+/// ([`ExporterSink`](crate::ExporterSink)) drives it.
+pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
+    /// Starts export now (at `try_init`, when telemetry is on), so that a destination
+    /// that cannot be opened or bound fails the start. Otherwise it starts with the
+    /// first record.
+    fn start(&self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Takes one record, on the emitting thread: never waits on the destination
+    /// (beyond the bounded wait for room that the exporter documents).
+    fn record(&self, record: &Record<'_>);
+    /// Delivers everything recorded so far, waiting while the destination makes
+    /// progress.
+    fn flush(&self);
+    /// Flushes and stops, bounded; returns the summary line to print, if any.
+    fn shutdown(&self) -> Option<String>;
+    /// What it did so far.
+    fn stats(&self) -> ExportStats;
+    /// Whether it writes each record's time (aggregations do not).
+    fn writes_time(&self) -> bool {
+        true
+    }
+}

@@ -24,32 +24,9 @@ use crate::report::stderr_line;
 use crate::sink::Sink;
 
 use crate::destinations::json_lines::{self, JsonLines, Output};
+pub(crate) use crate::destinations::Export;
 use crate::pipeline::Policy;
 pub use crate::pipeline::{DestinationStats, ExportStats};
-
-/// One destination's exporter, as [`ExporterSink`] drives it.
-pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
-    /// Starts export now (at `try_init`, when telemetry is on), so that a destination
-    /// that cannot be opened or bound fails the start. Otherwise it starts with the
-    /// first record.
-    fn start(&self) -> Result<(), Error> {
-        Ok(())
-    }
-    /// Takes one record, on the emitting thread: never waits on the destination
-    /// (beyond the bounded wait for room that the exporter documents).
-    fn record(&self, record: &Record<'_>);
-    /// Delivers everything recorded so far, waiting while the destination makes
-    /// progress.
-    fn flush(&self);
-    /// Flushes and stops, bounded; returns the summary line to print, if any.
-    fn shutdown(&self) -> Option<String>;
-    /// What it did so far.
-    fn stats(&self) -> ExportStats;
-    /// Whether it writes each record's time (aggregations do not).
-    fn writes_time(&self) -> bool {
-        true
-    }
-}
 
 /// An exporter that starts when telemetry does: at `try_init` when it is on, else
 /// with the first record after it is turned on (on the emitting thread: starting

@@ -193,3 +193,22 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Option<(String, Vec<u8>)> {
     reader.read_exact(&mut body).ok()?;
     Some((head, body))
 }
+
+/// Every metric of every metrics request in `requests` (as the receiver recorded
+/// them), in the order they arrived.
+#[allow(dead_code, reason = "not every suite reads metrics")]
+pub fn metrics(requests: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in requests.iter().filter(|r| r["signal"] == "metrics") {
+        for rm in request["request"]["resourceMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                out.extend(sm["metrics"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
