@@ -12,7 +12,7 @@ use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::pipeline::handoff::Captured;
 use crate::pipeline::{
-    BatchPolicy, Deliver, Ending, ExportStats, Failure, Policy, Queue, WhenFull,
+    BatchPolicy, Deliver, Delivery, Ending, ExportStats, Failure, Policy, Queue, WhenFull,
 };
 use crate::record::{Record, TagSource};
 use crate::report::stderr_line;
@@ -28,8 +28,11 @@ pub(crate) const POLICY: Policy = Policy {
     ending: Ending::Stall(Duration::from_secs(5)),
     batch: BatchPolicy {
         bytes: 64 * 1024,
+        records: usize::MAX,
         delay: Duration::from_millis(100),
     },
+    // A write error is final: the writer said why.
+    retry: None,
 };
 
 /// Where a JSON-lines exporter writes.
@@ -232,13 +235,19 @@ impl<W: WriteLines> Deliver for Lines<W> {
     /// have written part of a line: the lines written whole before it count as
     /// written, and the next successful write starts on a new line, so a torn line is
     /// never merged with the next one.
-    fn deliver(&mut self, body: &[u8]) -> Result<(), Failure> {
+    fn deliver(
+        &mut self,
+        body: &[u8],
+        _compressed: bool,
+        _records: u64,
+        _limit: Option<Duration>,
+    ) -> Delivery {
         if body.is_empty() {
-            return Ok(());
+            return Delivery::Delivered;
         }
         if self.resync {
             if let (_, Err(error)) = self.writer.write_lines(b"\n") {
-                return Err(Failure {
+                return Delivery::Failed(Failure {
                     error,
                     delivered: 0,
                 });
@@ -246,14 +255,16 @@ impl<W: WriteLines> Deliver for Lines<W> {
         }
         let (written, outcome) = self.writer.write_lines(body);
         self.resync = outcome.is_err();
-        outcome.map_err(|error| Failure {
-            error,
-            delivered: body[..written].iter().filter(|&&b| b == b'\n').count() as u64,
-        })
+        match outcome {
+            Ok(()) => Delivery::Delivered,
+            Err(error) => Delivery::Failed(Failure {
+                error,
+                delivered: body[..written].iter().filter(|&&b| b == b'\n').count() as u64,
+            }),
+        }
     }
 }
 
-/// The writer behind an [`Output`].
 enum Writer {
     Stdout,
     Stderr,

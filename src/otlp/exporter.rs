@@ -1,28 +1,56 @@
-//! The OTLP exporter's front: where the app starts it, records go in (the hand-off),
-//! and flush, shutdown and the counts come from. The export thread is in
-//! [`worker`](super::worker), the counts in [`stats`](super::stats).
+//! The OTLP exporter's front: where the app starts it, records go in, and flush,
+//! shutdown and the counts come from. It is a [`Queue`] of the pipeline with the
+//! OTLP policy; what it adds is in [`destination`](super::destination), the counts
+//! in [`stats`](super::stats).
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::config::{OtlpConfig, Signal};
+use super::destination::{LogRecords, MetricsPush};
 use super::mapping::{self, RecordIds};
 use super::stats::{OtlpStats, Shared};
 use super::transport::Transport;
-use super::worker::{seed, MetricsPush, Msg, Worker, BATCH_DELAY};
 use crate::aggregate::Aggregator;
 use crate::error::Error;
 use crate::fields::Kind;
-use crate::pipeline::clock::Calibration;
-use crate::pipeline::handoff::{Handoff, Pending, Pushed};
+use crate::pipeline::{Backoff, BatchPolicy, Ending, Policy, Queue, WhenFull};
 use crate::record::Record;
-use crate::report::{self, stderr_line, stderr_line_by};
+use crate::report::{self, stderr_line_by};
 use crate::sink::Sink;
-use crossbeam_channel::{unbounded, Sender};
+
+/// Records in one request at most (the specification's default batch size for logs).
+const BATCH_RECORDS: usize = 512;
+/// How long a record waits for others to share its request.
+const BATCH_DELAY: Duration = Duration::from_millis(1000);
+/// Backoff between retries: starts here, doubles, is capped, and is jittered down to
+/// half so that many apps do not retry in step; a `Retry-After` is honoured up to
+/// its maximum.
+const BACKOFF: Backoff = Backoff {
+    start: Duration::from_millis(250),
+    max: Duration::from_secs(5),
+    after_max: Duration::from_secs(300),
+};
+
+/// The OTLP exporter's queue policies: drop at once when full (a collector away for
+/// minutes must not slow the app), a deadline at shutdown, batches of up to 512
+/// records a second, retries with backoff.
+fn policy(config: &OtlpConfig) -> Policy {
+    Policy {
+        queue_bytes: config.queue_bytes,
+        when_full: WhenFull::Drop,
+        ending: Ending::Deadline(config.logs.timeout),
+        batch: BatchPolicy {
+            bytes: usize::MAX,
+            records: BATCH_RECORDS,
+            delay: BATCH_DELAY,
+        },
+        retry: Some(BACKOFF),
+    }
+}
 
 /// Exports telemetry to an OpenTelemetry collector over OTLP/HTTP: each `track_event`
 /// becomes a log record.
@@ -86,8 +114,11 @@ use crossbeam_channel::{unbounded, Sender};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct OtlpExporter {
-    /// `None` when `OTEL_SDK_DISABLED=true`.
-    running: Option<Running>,
+    queue: Queue,
+    /// False when `OTEL_SDK_DISABLED=true`: no thread, every record ignored.
+    running: bool,
+    /// Set by the first shutdown, which prints the summary.
+    stopped: AtomicBool,
     /// The series this exporter pushes, when it feeds them itself (see
     /// [`start_with_aggregator`](Self::start_with_aggregator)).
     own_aggregator: Option<Aggregator>,
@@ -97,15 +128,10 @@ pub struct OtlpExporter {
     spool_dir: Option<PathBuf>,
 }
 
-struct Running {
-    tx: Sender<Msg>,
-    worker: Mutex<Option<JoinHandle<()>>>,
-}
-
 impl fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpExporter")
-            .field("running", &self.running.is_some())
+            .field("running", &self.running)
             .field("capacity", &self.capacity)
             .field("spool_dir", &self.spool_dir)
             .field("stats", &self.stats())
@@ -128,7 +154,7 @@ impl OtlpExporter {
     pub fn start(config: OtlpConfig) -> Result<Self, Error> {
         let aggregator = Aggregator::new();
         let mut exporter = Self::start_inner(config, aggregator.clone(), true, None)?;
-        if exporter.running.is_some() {
+        if exporter.running {
             exporter.own_aggregator = Some(aggregator);
         }
         Ok(exporter)
@@ -174,28 +200,30 @@ impl OtlpExporter {
         health: Option<crate::pipeline::DestinationsFn>,
     ) -> Result<Self, Error> {
         let capacity = config.queue_bytes;
-        let (handoff, signals) = Handoff::new(capacity);
-        let shared = Arc::new(Shared::new(handoff));
+        let queue = Queue::new(policy(&config), None).with_full_notice(format!(
+            "the otlp export queue is full ({capacity} bytes; the collector is unreachable or not keeping up): \
+             dropping records and counting them"
+        ));
+        let shared = Arc::new(Shared::default());
         let timeout = config.logs.timeout;
         let spool_dir = config.spool_dir.clone();
-        if config.disabled {
-            return Ok(OtlpExporter {
-                running: None,
-                own_aggregator: None,
-                shared,
-                capacity,
-                timeout,
-                spool_dir: None,
-            });
-        }
-        let (tx, rx) = unbounded();
-        let worker = Worker {
-            rx,
-            signals,
-            count_events,
+        let mut exporter = OtlpExporter {
+            queue,
+            running: false,
+            stopped: AtomicBool::new(false),
+            own_aggregator: None,
             shared: Arc::clone(&shared),
+            capacity,
+            timeout,
+            spool_dir: None,
+        };
+        if config.disabled {
+            return Ok(exporter);
+        }
+        let destination = LogRecords {
+            shared,
+            count_events,
             resource: mapping::resource(&config),
-            calibration: Calibration::new(),
             scope: mapping::scope(),
             logs: Transport::new(config.logs.clone(), Signal::Logs),
             metrics: MetricsPush {
@@ -206,38 +234,25 @@ impl OtlpExporter {
                 interval: config.metric_interval,
                 next: Instant::now() + config.metric_interval,
             },
-            pending: Pending::new(),
-            next_collect: Instant::now() + BATCH_DELAY,
-            next_clock_check: Instant::now() + BATCH_DELAY,
-            deadline: None,
-            acks: Vec::new(),
-            stop: None,
-            failing: false,
-            jitter: seed(),
             ids: RecordIds::new(),
+            records: Vec::with_capacity(BATCH_RECORDS),
+            observed: 0,
             spool_config: config
                 .spool_dir
                 .clone()
                 .map(|dir| (dir, config.spool_bytes)),
-            spool: None,
-            next_attempt: Instant::now(),
-            attempt: 0,
+            spool_dir: None,
+            reported_rejected: false,
+            reported_redirected: false,
+            reported_metrics: false,
         };
-        let handle = thread::Builder::new()
-            .name("telemetry-otlp".into())
-            .spawn(move || worker.run())
+        exporter
+            .queue
+            .start("telemetry-otlp", move || Ok(destination))
             .map_err(Error::spawn)?;
-        Ok(OtlpExporter {
-            running: Some(Running {
-                tx,
-                worker: Mutex::new(Some(handle)),
-            }),
-            own_aggregator: None,
-            shared,
-            capacity,
-            timeout,
-            spool_dir,
-        })
+        exporter.running = true;
+        exporter.spool_dir = spool_dir;
+        Ok(exporter)
     }
 
     /// What this exporter did so far.
@@ -248,13 +263,13 @@ impl OtlpExporter {
     /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn stats(&self) -> OtlpStats {
-        let s = &self.shared;
+        let (c, s) = (self.queue.counts(), &self.shared);
         OtlpStats {
-            exported: s.exported.load(Ordering::Relaxed),
-            dropped: s.dropped.load(Ordering::Relaxed),
-            rejected: s.rejected.load(Ordering::Relaxed),
-            undelivered: s.undelivered.load(Ordering::Relaxed),
-            retries: s.retries.load(Ordering::Relaxed),
+            exported: c.written,
+            dropped: c.dropped,
+            rejected: c.rejected,
+            undelivered: c.undelivered,
+            retries: c.retries,
             metric_pushes: s.metric_pushes.load(Ordering::Relaxed),
             metric_push_failures: s.metric_push_failures.load(Ordering::Relaxed),
             spooled: s.spooled.load(Ordering::Relaxed),
@@ -304,10 +319,8 @@ impl OtlpExporter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
-        let Some(running) = &self.running else { return };
-        let (ack, done) = crossbeam_channel::bounded(1);
-        if running.tx.send(Msg::Flush(ack)).is_ok() {
-            let _ = done.recv_timeout(self.timeout);
+        if self.running {
+            self.queue.flush();
         }
     }
 
@@ -323,37 +336,17 @@ impl OtlpExporter {
     /// # Ok::<(), tracing_telemetry::Error>(())
     /// ```
     pub fn shutdown(&self) {
-        let Some(running) = &self.running else { return };
-        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+        if !self.running || self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        let deadline = Instant::now() + self.timeout;
-        let (ack, done) = crossbeam_channel::bounded(1);
-        if running.tx.send(Msg::Shutdown(deadline, ack)).is_ok() {
-            // The worker answers by the deadline; the margin covers a request that
-            // was already under way with its own timeout.
-            let _ = done.recv_timeout(self.timeout + Duration::from_millis(500));
-        }
-        let handle = running
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle {
-            if handle.is_finished() {
-                let _ = handle.join();
-                // Only once the export thread is gone: while it runs, what is in the
-                // lanes is still its to send, or to spool.
-                self.count_late_records();
-            }
-        }
+        self.queue.shutdown();
         let stats = self.stats();
         // The summary waits (bounded) for room among the messages before it, and is
         // written before this returns: the app may exit right after.
         let report_by = Instant::now() + report::REPORT_WAIT;
         let mut said = false;
         if stats.undelivered > 0 || stats.dropped > 0 || stats.rejected > 0 {
-            let redirected = self.shared.redirected.load(Ordering::Relaxed);
+            let redirected = self.queue.counts().diverted;
             stderr_line_by(
                 format_args!(
                     "otlp export stopped: {} records delivered, {} not delivered within {} ms of shutdown, \
@@ -397,30 +390,13 @@ impl OtlpExporter {
     /// Bytes of the queue's bound still taken; 0 once shut down (what is left
     /// reserved then is busy threads' unused room, no record).
     pub(crate) fn queued_bytes(&self) -> u64 {
-        if self.shared.stopped.load(Ordering::Acquire) {
-            return 0;
-        }
-        self.shared.handoff.queued_bytes() as u64
-    }
-
-    /// Counts as undelivered the records a thread appended after the export thread's
-    /// last look (it had checked `stopped` just before shutdown set it), so that they
-    /// are not left uncounted in its lane.
-    fn count_late_records(&self) {
-        let mut late = Pending::new();
-        let records = self.shared.handoff.collect(&mut late);
-        if records > 0 {
-            self.shared.handoff.release(late.abandon().bytes);
-            self.shared
-                .undelivered
-                .fetch_add(records, Ordering::Relaxed);
-        }
+        self.queue.counts().queued_bytes
     }
 }
 
 impl Sink for OtlpExporter {
     fn record(&self, record: &Record<'_>) {
-        if self.running.is_none() {
+        if !self.running {
             return;
         }
         if record.kind() != Kind::Event {
@@ -431,21 +407,7 @@ impl Sink for OtlpExporter {
             }
             return;
         }
-        let shared = &self.shared;
-        if shared.stopped.load(Ordering::Relaxed) {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if shared.handoff.push(record) != Pushed::Queued {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            if !shared.reported_full.swap(true, Ordering::Relaxed) {
-                stderr_line(format_args!(
-                    "the otlp export queue is full ({} bytes; the collector is unreachable or not keeping up): \
-                     dropping records and counting them",
-                    self.capacity
-                ));
-            }
-        }
+        self.queue.push(record);
     }
 
     fn flush(&self) {
@@ -481,11 +443,9 @@ mod tests {
         exporter.record(&record);
         exporter.shutdown();
         assert_eq!(exporter.stats().undelivered(), 1);
-        // A thread that found `stopped` unset just before shutdown set it, and appends
-        // after the export thread has stopped looking.
-        let pushed = exporter.shared.handoff.push(&record);
-        assert_eq!(pushed, Pushed::Queued);
-        exporter.count_late_records();
+        // A thread that found the queue open just before shutdown closed it, and
+        // appends after the export thread has stopped looking.
+        assert!(exporter.queue.push_after_last_look(&record));
         let stats = exporter.stats();
         assert_eq!(
             (stats.exported(), stats.dropped(), stats.undelivered()),
@@ -493,7 +453,6 @@ mod tests {
             "{stats:?}"
         );
         // Counted once.
-        exporter.count_late_records();
         assert_eq!(exporter.stats().undelivered(), 2);
     }
 }

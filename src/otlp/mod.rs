@@ -74,6 +74,7 @@
 //! `telemetry.sdk.version`; the scope is `tracing-telemetry` with the crate's version.
 
 mod config;
+mod destination;
 mod endpoint;
 mod exporter;
 mod mapping;
@@ -82,7 +83,6 @@ mod spool;
 mod stats;
 mod tls;
 mod transport;
-mod worker;
 
 pub use config::{OtlpCompression, OtlpConfig};
 pub use exporter::OtlpExporter;

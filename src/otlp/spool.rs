@@ -60,6 +60,7 @@
 mod files;
 mod frame;
 mod recover;
+pub(crate) mod stage;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};

@@ -1,9 +1,7 @@
-//! What the OTLP exporter counts: [`OtlpStats`] for the app, and the counters the
-//! exporter's front and its export thread share.
+//! What the OTLP exporter counts: [`OtlpStats`] for the app, and the counters its
+//! export thread keeps beyond the queue's (the pipeline's [`Counts`](crate::pipeline::Counts)).
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
-
-use crate::pipeline::handoff::Handoff;
+use std::sync::atomic::AtomicU64;
 
 /// Counts of what an [`OtlpExporter`](crate::OtlpExporter) did with the records it was given.
 ///
@@ -153,54 +151,15 @@ impl OtlpStats {
     }
 }
 
-pub(super) struct Shared {
-    /// Each emitting thread's captured records, and the queue's bound.
-    pub(super) handoff: Handoff,
-    pub(super) exported: AtomicU64,
-    pub(super) dropped: AtomicU64,
-    pub(super) rejected: AtomicU64,
-    pub(super) undelivered: AtomicU64,
-    /// Of `undelivered`, the records answered with a redirect (not followed).
-    pub(super) redirected: AtomicU64,
-    pub(super) retries: AtomicU64,
-    pub(super) metric_pushes: AtomicU64,
-    pub(super) metric_push_failures: AtomicU64,
-    pub(super) spooled: AtomicU64,
-    pub(super) spool_pending: AtomicU64,
-    pub(super) spool_dropped: AtomicU64,
-    pub(super) spool_torn_bytes: AtomicU64,
-    pub(super) spool_failures: AtomicU64,
-    pub(super) stopped: AtomicBool,
-    pub(super) reported_full: AtomicBool,
-    pub(super) reported_rejected: AtomicBool,
-    pub(super) reported_redirected: AtomicBool,
-    pub(super) reported_metrics: AtomicBool,
-    pub(super) reported_spool: AtomicBool,
-}
-
-impl Shared {
-    pub(super) fn new(handoff: Handoff) -> Self {
-        Shared {
-            handoff,
-            exported: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            undelivered: AtomicU64::new(0),
-            redirected: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            metric_pushes: AtomicU64::new(0),
-            metric_push_failures: AtomicU64::new(0),
-            spooled: AtomicU64::new(0),
-            spool_pending: AtomicU64::new(0),
-            spool_dropped: AtomicU64::new(0),
-            spool_torn_bytes: AtomicU64::new(0),
-            spool_failures: AtomicU64::new(0),
-            stopped: AtomicBool::new(false),
-            reported_full: AtomicBool::new(false),
-            reported_rejected: AtomicBool::new(false),
-            reported_redirected: AtomicBool::new(false),
-            reported_metrics: AtomicBool::new(false),
-            reported_spool: AtomicBool::new(false),
-        }
-    }
+/// What the export thread counts beyond the queue's counts: the metrics pushes and
+/// the spool.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) metric_pushes: AtomicU64,
+    pub(crate) metric_push_failures: AtomicU64,
+    pub(crate) spooled: AtomicU64,
+    pub(crate) spool_pending: AtomicU64,
+    pub(crate) spool_dropped: AtomicU64,
+    pub(crate) spool_torn_bytes: AtomicU64,
+    pub(crate) spool_failures: AtomicU64,
 }

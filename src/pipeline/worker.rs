@@ -1,17 +1,23 @@
 //! The one worker: a thread per queued destination that takes what the hand-off
-//! holds, has the destination encode it in batches and deliver them, and counts the
-//! outcome of each.
+//! holds, has the destination encode it in batches and deliver them, tries again
+//! what the destination could not take for now, and counts the outcome of each. A
+//! destination with a [`Durable`] stage has every batch written there before its
+//! first send ([`durable`]).
+
+mod durable;
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+pub(crate) use durable::{Durable, Stored};
+
 use super::clock::{Calibration, Converter};
 use super::handoff::{Batching, Captured, Pending, Read, Signals};
-use super::{Msg, State};
+use super::{Backoff, Msg, State};
 use crate::report::report_write_error;
 
 /// How often the worker checks that the kernel still keeps time with the counter.
@@ -19,10 +25,11 @@ const CLOCK_CHECK: Duration = Duration::from_secs(1);
 
 /// What a queued destination adds to the pipeline: how a record is encoded into a
 /// batch, and how a batch is delivered. Everything else (when to collect, how large a
-/// batch grows, what to count, when to stop) is the worker's, by its [`Policy`](super::Policy).
+/// batch grows, what to try again and when, what to count, when to stop) is the
+/// worker's, by its [`Policy`](super::Policy).
 pub(crate) trait Deliver: Send + 'static {
-    /// Appends `record` to `body`. Its time is Unix nanoseconds (the worker has
-    /// converted counter values already).
+    /// Appends `record` to `body` (or keeps it, for [`seal`](Self::seal)). Its time
+    /// is Unix nanoseconds (the worker has converted counter values already).
     fn encode(&mut self, record: &Captured<'_>, body: &mut Vec<u8>);
 
     /// Appends what the destination encoded on the emitting thread (see
@@ -31,10 +38,79 @@ pub(crate) trait Deliver: Send + 'static {
         body.extend_from_slice(bytes);
     }
 
-    /// Delivers `body`, which holds whole records. On an error, the records that
-    /// reached the destination whole before it count as written, the rest as failed;
-    /// the first error is reported on stderr.
-    fn deliver(&mut self, body: &[u8]) -> Result<(), Failure>;
+    /// Called before the first record of a batch, with the time it is taken.
+    fn begin(&mut self, _now_unix_nanos: u64) {}
+
+    /// Finishes the batch in `body` (a request around the records kept, compressed);
+    /// returns whether the body is compressed.
+    fn seal(&mut self, _body: &mut Vec<u8>) -> bool {
+        false
+    }
+
+    /// Delivers `body`, which holds `records` whole records (`compressed` as
+    /// [`seal`](Self::seal) said, possibly in an earlier run, for a body from the
+    /// [`Durable`] stage), taking at most `limit` when shutdown's deadline is near.
+    fn deliver(
+        &mut self,
+        body: &[u8],
+        compressed: bool,
+        records: u64,
+        limit: Option<Duration>,
+    ) -> Delivery;
+
+    /// Says what the worker noticed, in the destination's words.
+    fn notice(&mut self, _notice: Notice<'_>) {}
+
+    /// When [`tick`](Self::tick) is next due, for a destination that pushes on a
+    /// schedule.
+    fn due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The scheduled push; once more at shutdown, if time is left. Takes at most
+    /// `limit` when shutdown's deadline is near.
+    fn tick(&mut self, _limit: Option<Duration>) {}
+
+    /// The durable stage, if the destination has one: called once, when the worker
+    /// starts.
+    fn durable(&mut self) -> Option<Box<dyn Durable>> {
+        None
+    }
+}
+
+/// What came of one delivery.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// The destination took every record.
+    Delivered,
+    /// It took the batch but refused `refused` of its records for good.
+    Partial { refused: u64, reason: String },
+    /// A write failed part way; not tried again.
+    Failed(Failure),
+    /// Refused for good: not tried again, counted as rejected.
+    Refused { reason: String },
+    /// Not now: tried again after the [`Backoff`], or after `after` if the
+    /// destination said how long.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Turned away (a redirect, not followed): not tried again from memory; a
+    /// [`Durable`] stage keeps it and tries again, as for [`Retry`](Self::Retry).
+    Diverted { reason: String },
+}
+
+/// What the worker tells the destination, to be said in its words.
+#[derive(Debug)]
+pub(crate) enum Notice<'a> {
+    /// The first delivery of an outage that will be tried again.
+    Failing { reason: &'a str },
+    /// Delivered again after an outage.
+    Reachable,
+    /// Records refused for good.
+    Refused { records: u64, reason: &'a str },
+    /// Records turned away, not tried again.
+    Diverted { records: u64, reason: &'a str },
 }
 
 /// A delivery that failed part way.
@@ -50,13 +126,23 @@ pub(super) struct Worker<D> {
     msgs: Receiver<Msg>,
     signals: Signals,
     destination: D,
+    durable: Option<Box<dyn Durable>>,
     pending: Pending,
     calibration: Calibration,
     body: Vec<u8>,
     /// Flushes to answer once what was recorded before them is delivered.
     acks: Vec<Sender<()>>,
     stop: Option<Sender<()>>,
+    /// Set by a shutdown with a deadline: nothing is sent after it.
+    deadline: Option<Instant>,
+    next_collect: Instant,
     next_clock_check: Instant,
+    /// Whether the destination is failing now (said once per outage).
+    failing: bool,
+    /// When the durable stage's oldest batch is tried next, and how many tries failed.
+    next_attempt: Instant,
+    attempt: u32,
+    jitter: u64,
 }
 
 enum Wake {
@@ -73,25 +159,47 @@ impl<D: Deliver> Worker<D> {
         signals: Signals,
         destination: D,
     ) -> Self {
-        let body = Vec::with_capacity(state.policy.batch.bytes + 4096);
+        let body = Vec::with_capacity(state.policy.batch.bytes.min(1 << 20) + 4096);
+        let now = Instant::now();
         Worker {
+            next_collect: now + state.policy.batch.delay,
             state,
             msgs,
             signals,
             destination,
+            durable: None,
             pending: Pending::new(),
             calibration: Calibration::new(),
             body,
             acks: Vec::new(),
             stop: None,
-            next_clock_check: Instant::now() + CLOCK_CHECK,
+            deadline: None,
+            next_clock_check: now + CLOCK_CHECK,
+            failing: false,
+            next_attempt: now,
+            attempt: 0,
+            jitter: seed(),
         }
     }
 
     /// Runs until shutdown.
     pub(super) fn run(mut self) {
+        self.durable = self.destination.durable();
         loop {
-            let wake = self.wait(self.state.policy.batch.delay);
+            if self.stop.is_some() {
+                return self.finish();
+            }
+            let mut due = self.next_collect;
+            if let Some(tick) = self.destination.due() {
+                due = due.min(tick);
+            }
+            if self.durable_waiting() {
+                due = due.min(self.next_attempt);
+            }
+            let wake = self.wait_until(due);
+            // On every wake, not only on a quiet tick: a busy queue always has a
+            // filled chunk waiting, and must not hold back a scheduled push.
+            self.periodic();
             match wake {
                 Wake::Msg(msg) => self.take(msg),
                 Wake::Filled => {
@@ -99,29 +207,34 @@ impl<D: Deliver> Worker<D> {
                     while self.signals.filled.try_recv().is_ok() {}
                     self.signals.stock_spares();
                 }
-                Wake::Tick => {}
+                Wake::Tick => {
+                    let now = Instant::now();
+                    if now >= self.next_collect {
+                        self.next_collect = now + self.state.policy.batch.delay;
+                    } else if !self.durable_due(now) {
+                        continue;
+                    }
+                }
                 Wake::Closed => {
                     // The front is gone without a shutdown: deliver what is here.
                     self.stop
                         .get_or_insert_with(|| crossbeam_channel::bounded(1).0);
                 }
             }
-            self.check_clock();
-            self.drain();
-            // `drain` returned when a look at the lanes found nothing: every flush
-            // asked so far is covered.
-            for ack in self.acks.drain(..) {
-                let _ = ack.send(());
+            if self.stop.is_some() {
+                continue;
             }
-            if let Some(stop) = self.stop.take() {
-                let _ = stop.send(());
-                return;
+            if self.durable.is_some() {
+                self.drain_durably();
+            } else {
+                self.drain();
             }
         }
     }
 
-    /// The next message, a filled chunk, or `Tick` after `delay`.
-    fn wait(&self, delay: Duration) -> Wake {
+    /// The next message, a filled chunk, or `Tick` at `until`.
+    fn wait_until(&self, until: Instant) -> Wake {
+        let timeout = until.saturating_duration_since(Instant::now());
         select! {
             recv(self.msgs) -> msg => match msg {
                 Ok(msg) => Wake::Msg(msg),
@@ -131,24 +244,63 @@ impl<D: Deliver> Worker<D> {
                 Ok(()) => Wake::Filled,
                 Err(_) => Wake::Closed,
             },
-            default(delay) => Wake::Tick,
+            default(timeout) => Wake::Tick,
         }
     }
 
     fn take(&mut self, msg: Msg) {
         match msg {
             Msg::Flush(ack) => self.acks.push(ack),
-            Msg::Shutdown(ack) => self.stop = Some(ack),
+            Msg::Shutdown(deadline, ack) => {
+                self.deadline = deadline;
+                self.stop = Some(ack);
+            }
         }
     }
 
-    /// Once a second: back to the wall clock if the kernel gave up the counter.
-    fn check_clock(&mut self) {
+    /// Messages that arrived meanwhile: a long backlog must not hide a shutdown.
+    fn take_waiting(&mut self) {
+        while let Ok(msg) = self.msgs.try_recv() {
+            self.take(msg);
+        }
+    }
+
+    /// What is due by the clock whatever else is going on: the destination's tick,
+    /// and once a second the check that the kernel still keeps time with the
+    /// counter.
+    fn periodic(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
         let now = Instant::now();
+        if self.destination.due().is_some_and(|due| now >= due) {
+            self.destination.tick(None);
+        }
         if now >= self.next_clock_check {
             self.next_clock_check = now + CLOCK_CHECK;
             self.state.handoff.check_clock();
         }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Time left before the deadline, if there is one.
+    fn limit(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Takes what the lanes hold into `pending`; returns how many records.
+    fn collect(&mut self) -> u64 {
+        let taken = self.state.handoff.collect(&mut self.pending);
+        self.state.note_fill();
+        self.state
+            .counters
+            .in_flight
+            .fetch_add(taken, Ordering::AcqRel);
+        taken
     }
 
     /// Delivers everything the lanes hold, taking them again until they are empty.
@@ -161,80 +313,205 @@ impl<D: Deliver> Worker<D> {
             }
             // Flushes asked before this look at the lanes are covered by it.
             let covered = self.acks.len();
-            let taken = self.state.handoff.collect(&mut self.pending);
-            self.state.note_fill();
-            self.state
-                .counters
-                .in_flight
-                .fetch_add(taken, Ordering::AcqRel);
+            self.collect();
             if self.pending.is_empty() {
+                self.answer(self.acks.len());
                 return;
             }
             while self.send_batch() {
-                if self.pending.is_empty() || self.state.abandoned.load(Ordering::Acquire) {
+                if self.pending.is_empty()
+                    || self.stop.is_some()
+                    || self.state.abandoned.load(Ordering::Acquire)
+                {
                     break;
                 }
-                // Messages keep arriving during a long backlog.
-                while let Ok(msg) = self.msgs.try_recv() {
-                    self.take(msg);
-                }
+                self.take_waiting();
                 self.signals.stock_spares();
-                self.check_clock();
+                self.periodic();
             }
-            for ack in self.acks.drain(..covered) {
-                let _ = ack.send(());
+            if self.stop.is_some() {
+                return;
+            }
+            self.answer(covered);
+        }
+    }
+
+    /// Answers the first `covered` flushes.
+    fn answer(&mut self, covered: usize) {
+        for ack in self.acks.drain(..covered.min(self.acks.len())) {
+            let _ = ack.send(());
+        }
+    }
+
+    /// Shutdown: everything already queued (until the deadline, if there is one);
+    /// then what is left is given up, and counted.
+    fn finish(&mut self) {
+        if self.durable.is_some() {
+            self.collect();
+            self.store_pending();
+            self.send_stored_before_deadline();
+            // Records appended while shutdown began are stored too.
+            self.collect();
+            self.store_pending();
+        }
+        loop {
+            if self.state.abandoned.load(Ordering::Acquire) {
+                break;
+            }
+            self.collect();
+            if self.pending.is_empty() || self.past_deadline() {
+                break;
+            }
+            while !self.pending.is_empty() && !self.past_deadline() {
+                if self.state.abandoned.load(Ordering::Acquire) {
+                    break;
+                }
+                self.send_batch();
+            }
+        }
+        // A record appended while shutdown began is given up too, and counted.
+        if !self.state.abandoned.load(Ordering::Acquire) {
+            self.collect();
+        }
+        let left = self.pending.abandon();
+        self.state.handoff.release(left.bytes);
+        let left = self.state.settle_in_flight(left.records);
+        self.state.give_up(left);
+        // The last values, so that a short-lived app's pushes arrive too.
+        if self.destination.due().is_some() && !self.past_deadline() {
+            let limit = self.limit();
+            self.destination.tick(limit);
+        }
+        self.answer(self.acks.len());
+        if let Some(ack) = self.stop.take() {
+            let _ = ack.send(());
+        }
+    }
+
+    /// Encodes the oldest batch into `body`: its records and the queue bytes they
+    /// held, and whether the body is compressed; `None` if nothing was pending.
+    fn encode_batch(&mut self) -> Option<(u64, usize, bool)> {
+        self.body.clear();
+        let converter: Converter = self.calibration.converter();
+        self.destination.begin(converter.now_unix_nanos());
+        let batch = self.state.policy.batch;
+        let (destination, body) = (&mut self.destination, &mut self.body);
+        let taking = self
+            .pending
+            .next_batch(&self.signals, batch.records, |entry| {
+                match entry.read() {
+                    Some(Read::Record(mut record)) => {
+                        if record.time_in_ticks {
+                            record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
+                            record.time_in_ticks = false;
+                        }
+                        destination.encode(&record, body);
+                    }
+                    Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
+                    None => {}
+                }
+                if body.len() >= batch.bytes {
+                    Batching::Full
+                } else {
+                    Batching::More
+                }
+            })?;
+        let compressed = self.destination.seal(&mut self.body);
+        Some((taking.records, taking.bytes, compressed))
+    }
+
+    /// Encodes and delivers the oldest batch, trying again what the destination
+    /// could not take for now; false if nothing was pending.
+    fn send_batch(&mut self) -> bool {
+        let Some((records, bytes, compressed)) = self.encode_batch() else {
+            return false;
+        };
+        let body = std::mem::take(&mut self.body);
+        let outcome = self.deliver(&body, compressed, records);
+        self.body = body;
+        self.state.handoff.release(bytes);
+        let records = self.state.settle_in_flight(records);
+        self.state.made_room();
+        self.settle(records, outcome);
+        true
+    }
+
+    /// Delivers `body` until an answer that is not "try again", or shutdown's
+    /// deadline (`None`: the time ran out first).
+    fn deliver(&mut self, body: &[u8], compressed: bool, records: u64) -> Option<Delivery> {
+        let mut attempt = 0u32;
+        loop {
+            let limit = self.limit();
+            if limit.is_some_and(|left| left.is_zero()) {
+                return None;
+            }
+            let outcome = self.destination.deliver(body, compressed, records, limit);
+            let (Some(backoff), Delivery::Retry { reason, after }) =
+                (self.state.policy.retry, &outcome)
+            else {
+                self.reachable(&outcome);
+                return Some(outcome);
+            };
+            self.failing(reason);
+            let wait = match after {
+                Some(after) => (*after).min(backoff.after_max),
+                None => self.backoff(backoff, attempt),
+            };
+            attempt = attempt.saturating_add(1);
+            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                // No time for another try after this wait.
+                return Some(outcome);
+            }
+            self.state.counters.retries.fetch_add(1, Ordering::Relaxed);
+            self.wait(wait);
+        }
+    }
+
+    /// Waits before a retry, taking messages meanwhile (records keep collecting in
+    /// the lanes, within the bound). A shutdown cuts the wait short: one more try,
+    /// with what time is left.
+    fn wait(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            match self.wait_until(until) {
+                Wake::Msg(msg) => {
+                    let was_stopping = self.stop.is_some();
+                    self.take(msg);
+                    if !was_stopping && self.stop.is_some() {
+                        return;
+                    }
+                }
+                Wake::Filled => {}
+                Wake::Tick => return,
+                Wake::Closed => {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    return;
+                }
             }
         }
     }
 
-    /// Encodes and delivers the oldest batch; false if nothing was pending.
-    fn send_batch(&mut self) -> bool {
-        self.body.clear();
-        let converter: Converter = self.calibration.converter();
-        let limit = self.state.policy.batch.bytes;
-        let (destination, body) = (&mut self.destination, &mut self.body);
-        let Some(taking) = self.pending.next_batch(&self.signals, usize::MAX, |entry| {
-            match entry.read() {
-                Some(Read::Record(mut record)) => {
-                    if record.time_in_ticks {
-                        record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
-                        record.time_in_ticks = false;
-                    }
-                    destination.encode(&record, body);
-                }
-                Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
-                None => {}
-            }
-            if body.len() >= limit {
-                Batching::Full
-            } else {
-                Batching::More
-            }
-        }) else {
-            return false;
-        };
-        let outcome = self.destination.deliver(&self.body);
-        self.state.handoff.release(taking.bytes);
-        self.settle(taking.records, outcome);
-        true
-    }
-
-    /// Counts the outcome of a batch of `records`, unless shutdown gave up on them and
-    /// counted them already.
-    fn settle(&mut self, records: u64, outcome: Result<(), Failure>) {
+    /// Counts the outcome of a batch of `records`.
+    fn settle(&mut self, records: u64, outcome: Option<Delivery>) {
         let counters = &self.state.counters;
-        let records = counters
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                Some(left.saturating_sub(records))
-            })
-            .map_or(0, |left| left.min(records));
-        self.state.made_room();
         match outcome {
-            Ok(()) => {
+            Some(Delivery::Delivered) => {
                 counters.written.fetch_add(records, Ordering::Release);
             }
-            Err(failure) => {
+            Some(Delivery::Partial { refused, reason }) => {
+                let refused = refused.min(records);
+                counters
+                    .written
+                    .fetch_add(records - refused, Ordering::Release);
+                if refused > 0 {
+                    counters.rejected.fetch_add(refused, Ordering::Release);
+                    self.destination.notice(Notice::Refused {
+                        records: refused,
+                        reason: &format!("partial success: {reason}"),
+                    });
+                }
+            }
+            Some(Delivery::Failed(failure)) => {
                 let delivered = failure.delivered.min(records);
                 counters.written.fetch_add(delivered, Ordering::Release);
                 counters
@@ -244,6 +521,69 @@ impl<D: Deliver> Worker<D> {
                     report_write_error(&failure.error);
                 }
             }
+            Some(Delivery::Refused { reason }) => {
+                counters.rejected.fetch_add(records, Ordering::Release);
+                self.destination.notice(Notice::Refused {
+                    records,
+                    reason: &reason,
+                });
+            }
+            Some(Delivery::Diverted { reason }) => {
+                counters.diverted.fetch_add(records, Ordering::Relaxed);
+                counters.undelivered.fetch_add(records, Ordering::Release);
+                self.destination.notice(Notice::Diverted {
+                    records,
+                    reason: &reason,
+                });
+            }
+            Some(Delivery::Retry { reason, .. }) if self.state.policy.retry.is_none() => {
+                // A destination with nothing to try again with: a failure.
+                counters.failed.fetch_add(records, Ordering::Release);
+                if !counters.reported_failure.swap(true, Ordering::Relaxed) {
+                    report_write_error(&io::Error::other(reason));
+                }
+            }
+            // Shutdown's time ran out while trying again.
+            Some(Delivery::Retry { .. }) | None => {
+                counters.undelivered.fetch_add(records, Ordering::Release);
+            }
         }
     }
+
+    /// An answer that is not "try again": the outage, if there was one, is over.
+    fn reachable(&mut self, outcome: &Delivery) {
+        if self.failing && !matches!(outcome, Delivery::Failed(_)) {
+            self.failing = false;
+            self.destination.notice(Notice::Reachable);
+        }
+    }
+
+    fn failing(&mut self, reason: &str) {
+        if !self.failing {
+            self.failing = true;
+            self.destination.notice(Notice::Failing { reason });
+        }
+    }
+
+    /// The backoff's wait before try `attempt + 1`: doubling from its start up to its
+    /// maximum, each drawn at random from its upper half.
+    fn backoff(&mut self, backoff: Backoff, attempt: u32) -> Duration {
+        let full = backoff
+            .start
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(backoff.max);
+        // xorshift64: enough to spread retries; not for anything secret.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let half = full / 2;
+        half + half.mul_f64((self.jitter % 1024) as f64 / 1024.0)
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (u64::from(nanos) ^ u64::from(std::process::id()) << 32) | 1
 }

@@ -70,8 +70,10 @@ fn emit(handoff: &Queue, name: &str) {
 }
 
 fn full_wait(policy: &Policy) -> Duration {
-    let WhenFull::Wait(wait) = policy.when_full;
-    wait
+    match policy.when_full {
+        WhenFull::Wait(wait) => wait,
+        WhenFull::Drop => Duration::ZERO,
+    }
 }
 
 fn counts(handoff: &Queue) -> (u64, u64, u64) {

@@ -209,10 +209,7 @@ impl<'a> Entry<'a> {
     }
 
     /// The captured record; `None` for encoded bytes.
-    #[cfg_attr(
-        not(any(test, feature = "otlp")),
-        allow(dead_code, reason = "the OTLP exporter's, and the tests'")
-    )]
+    #[cfg(test)]
     pub(crate) fn record(self) -> Option<Captured<'a>> {
         match self.read()? {
             Read::Record(record) => Some(record),
