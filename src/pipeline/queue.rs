@@ -289,7 +289,7 @@ impl Queue {
 
     /// Appends `record` as a thread that found the queue open just before shutdown
     /// closed it, and appends after the worker's last look: for a test.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "otlp"))]
     pub(crate) fn push_after_last_look(&self, record: &Record<'_>) -> bool {
         self.state.handoff.push(record) == Pushed::Queued
     }

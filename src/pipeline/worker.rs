@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
-pub(crate) use durable::{Durable, Stored};
+pub(crate) use durable::Durable;
+#[cfg(feature = "otlp")]
+pub(crate) use durable::Stored;
 
 use super::clock::{Calibration, Converter};
 use super::handoff::{Batching, Captured, Pending, Read, Signals};
@@ -80,6 +82,10 @@ pub(crate) trait Deliver: Send + 'static {
 
 /// What came of one delivery.
 #[derive(Debug)]
+#[cfg_attr(
+    not(feature = "otlp"),
+    allow(dead_code, reason = "the OTLP destination's outcomes")
+)]
 pub(crate) enum Delivery {
     /// The destination took every record.
     Delivered,
@@ -102,6 +108,10 @@ pub(crate) enum Delivery {
 
 /// What the worker tells the destination, to be said in its words.
 #[derive(Debug)]
+#[cfg_attr(
+    not(feature = "otlp"),
+    allow(dead_code, reason = "the OTLP destination's notices")
+)]
 pub(crate) enum Notice<'a> {
     /// The first delivery of an outage that will be tried again.
     Failing { reason: &'a str },

@@ -209,17 +209,6 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Sets where the call came from, from a call site that lives for the whole program.
-    #[cfg(test)]
-    pub(crate) fn with_callsite(mut self, callsite: Callsite) -> Self {
-        (self.module_path, self.file, self.line) = match callsite {
-            Callsite::Event(meta) => (meta.module_path(), meta.file(), meta.line()),
-            Callsite::Caller(location) => (None, Some(location.file()), Some(location.line())),
-        };
-        self.callsite = Some(callsite);
-        self
-    }
-
     /// The timestamp if some sink has read it already, without reading the clock.
     pub(crate) fn timestamp_if_read(&self) -> Option<SystemTime> {
         self.timestamp.get().copied()
@@ -482,10 +471,8 @@ impl<'a> Record<'a> {
     }
 
     /// When the call happened: the clock is read on the first call and kept, so every
-    /// sink that asks sees the same instant. (The OTLP exporter does not ask when no
-    /// other sink has: it may time the record by the processor's counter instead,
-    /// which is cheaper. `try_init`'s destinations read the clock once up front when
-    /// more than one of them writes the time.)
+    /// sink that asks sees the same instant. (A sink may skip the clock when no other
+    /// sink has read it, and time the record by a cheaper means of its own.)
     ///
     /// ```
     /// use tracing_telemetry::{Kind, Record};

@@ -425,6 +425,19 @@ fn read_back(bytes: &[u8]) -> Option<Captured<'_>> {
     unsafe { read(bytes) }
 }
 
+/// A track call's record from `callsite`, as the layer builds it, for the tests.
+#[cfg(test)]
+pub(super) fn call<'a>(
+    kind: Kind,
+    name: &'a str,
+    tags: &'a [Tag<'a>],
+    callsite: Callsite,
+) -> Record<'a> {
+    use crate::record::TagSource;
+    let (tags, span_tags) = (TagSource::Tags(tags), TagSource::Tags(&[]));
+    Record::from_call(kind, name, None, tags, span_tags, None, callsite)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,7 +447,7 @@ mod tests {
     #[test]
     fn a_call_site_travels_as_its_address_and_reads_back_whole() {
         let caller = Location::caller();
-        let record = Record::new(Kind::Event, "e", &[]).with_callsite(Callsite::Caller(caller));
+        let record = call(Kind::Event, "e", &[], Callsite::Caller(caller));
         let bytes = capture(&record);
         assert_eq!(bytes.len(), captured_len(&record));
         let c = read_back(&bytes).unwrap();
@@ -450,7 +463,7 @@ mod tests {
         };
         let meta = tracing_core::Callsite::metadata(callsite);
         let tags = [Tag::new("plan", "pro")];
-        let record = Record::new(Kind::Event, "e", &tags).with_callsite(Callsite::Event(meta));
+        let record = call(Kind::Event, "e", &tags, Callsite::Event(meta));
         let bytes = capture(&record);
         // The address instead of the module path and file name.
         let strings = Record::new(Kind::Event, "e", &tags).with_source(

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::capture::call;
 use super::*;
 use crate::fields::Kind;
 use crate::record::{Callsite, Tag};
@@ -98,9 +99,13 @@ fn a_call_site_s_address_reads_back_as_its_metadata() {
     let caller = std::panic::Location::caller();
     let (handoff, signals) = handoff(1 << 20);
     let tags = [Tag::new("plan", "pro")];
-    handoff.push(&Record::new(Kind::Event, "macro", &tags).with_callsite(Callsite::Event(meta)));
-    handoff
-        .push(&Record::new(Kind::Event, "function", &[]).with_callsite(Callsite::Caller(caller)));
+    handoff.push(&call(Kind::Event, "macro", &tags, Callsite::Event(meta)));
+    handoff.push(&call(
+        Kind::Event,
+        "function",
+        &[],
+        Callsite::Caller(caller),
+    ));
     let mut pending = Pending::new();
     assert_eq!(handoff.collect(&mut pending), 2);
     let mut sources = Vec::new();
