@@ -9,10 +9,14 @@ use tracing_core::subscriber::Interest;
 use tracing_core::{Event, Metadata};
 use tracing_core::{LevelFilter, Subscriber};
 use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::fmt::format::{DefaultFields, Format};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::Layered;
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Registry;
 
 use crate::config::{Config, Destination};
 use crate::error::Error;
@@ -99,7 +103,7 @@ pub fn app_subscriber(
     } else {
         (BoxMakeWriter::new(io::stdout), io::stdout().is_terminal())
     };
-    let subscriber = tracing_subscriber::registry()
+    let subscriber: AppSubscriber = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(app_writer)
@@ -110,6 +114,22 @@ pub fn app_subscriber(
     Ok((subscriber, guard))
 }
 
+/// The type of the subscriber [`app_subscriber`] builds (spelled out, so that the
+/// `metrics` facade can tell it apart: in it, a track call reaches the telemetry layer
+/// and nothing else).
+pub(crate) type AppSubscriber =
+    Layered<FilteredTelemetryLayer<Arc<ExporterSink>, AppLogged>, AppLogged>;
+
+/// The registry with the app's logs.
+type AppLogged = Layered<
+    Filtered<
+        tracing_subscriber::fmt::Layer<Registry, DefaultFields, Format, BoxMakeWriter>,
+        AppLogs,
+        Registry,
+    >,
+    Registry,
+>;
+
 /// The filter of the app's own logs: `RUST_LOG`'s directives, less the track calls,
 /// which go to the exporter only (other events with the `telemetry` target are the
 /// app's and stay).
@@ -119,7 +139,7 @@ pub fn app_subscriber(
 /// level, past its level check. With it, while telemetry is off the global maximum
 /// level is the app's own, and a disabled callsite (the track calls are TRACE) stops
 /// at that check.
-struct AppLogs(EnvFilter);
+pub(crate) struct AppLogs(EnvFilter);
 
 impl<S> Filter<S> for AppLogs
 where

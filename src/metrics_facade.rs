@@ -32,7 +32,9 @@
 //! registration makes a fresh one), in a map shared by the threads and in each
 //! thread's copy of the entries it uses, so registering an existing metric again
 //! takes no lock, and neither that nor an update allocates. The update itself is a
-//! track call.
+//! track call, except where the track call would only update one series: then the
+//! handle, once it has made the series, updates it directly (see `shortcut`), with
+//! the same result.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -46,6 +48,9 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use smallvec::SmallVec;
 use thread_local::ThreadLocal;
 use tracing::Level;
+
+#[cfg(feature = "aggregate")]
+mod shortcut;
 
 use crate::fields::Instrument;
 use crate::track::describe::describe_parts;
@@ -64,7 +69,9 @@ const MAX_HANDLES: usize = 10_000;
 /// [`Histogram`](crate::Histogram); labels are tags; `describe_*!` is
 /// [`describe`](crate::describe). Each update is the same `tracing` event as the
 /// instrument's, so it goes through the same switch, aggregation, cardinality limit,
-/// service name and exporters, with no async runtime. While telemetry is off,
+/// service name and exporters, with no async runtime (where that event would only
+/// update one series, in the subscriber `try_init` installs, a handle makes that
+/// update directly once it has made the series). While telemetry is off,
 /// registering returns the facade's no-op handle after one global level check. The
 /// [fields guide](crate::guide::fields#the-metrics-facade) has the table.
 ///
@@ -145,7 +152,7 @@ impl Recorder for TelemetryRecorder {
             return Counter::noop();
         }
         Counter::from_arc(self.counters.get(key, |key| CounterHandle {
-            key,
+            target: Target::new(key),
             largest: AtomicU64::new(0),
         }))
     }
@@ -156,7 +163,7 @@ impl Recorder for TelemetryRecorder {
             return Gauge::noop();
         }
         Gauge::from_arc(self.gauges.get(key, |key| GaugeHandle {
-            key,
+            target: Target::new(key),
             value: AtomicU64::new(0.0_f64.to_bits()),
         }))
     }
@@ -166,7 +173,9 @@ impl Recorder for TelemetryRecorder {
         if !on() {
             return Histogram::noop();
         }
-        Histogram::from_arc(self.histograms.get(key, |key| HistogramHandle { key }))
+        Histogram::from_arc(self.histograms.get(key, |key| HistogramHandle {
+            target: Target::new(key),
+        }))
     }
 }
 
@@ -295,8 +304,38 @@ fn update(instrument: Instrument, key: &Key, value: f64) {
     emit(meta, key.name(), value, &tags, Location::caller());
 }
 
-struct CounterHandle {
+/// What every handle has: its key, and its way to its series.
+struct Target {
     key: Key,
+    #[cfg(feature = "aggregate")]
+    shortcut: shortcut::Shortcut,
+}
+
+impl Target {
+    fn new(key: Key) -> Self {
+        Target {
+            key,
+            #[cfg(feature = "aggregate")]
+            shortcut: shortcut::Shortcut::default(),
+        }
+    }
+
+    /// One update, while telemetry may be on: straight to the series where the track
+    /// call would do only that, else the track call.
+    #[inline]
+    fn update(&self, instrument: Instrument, value: f64) {
+        #[cfg(feature = "aggregate")]
+        if self.shortcut.add(value) {
+            return;
+        }
+        update(instrument, &self.key, value);
+        #[cfg(feature = "aggregate")]
+        self.shortcut.learn(&self.key);
+    }
+}
+
+struct CounterHandle {
+    target: Target,
     /// The largest value `absolute` was given.
     largest: AtomicU64,
 }
@@ -305,20 +344,21 @@ impl metrics::CounterFn for CounterHandle {
     #[inline]
     fn increment(&self, value: u64) {
         if on() {
-            update(Instrument::Counter, &self.key, value as f64);
+            self.target.update(Instrument::Counter, value as f64);
         }
     }
 
     fn absolute(&self, value: u64) {
         let before = self.largest.fetch_max(value, Ordering::Relaxed);
         if value > before && on() {
-            update(Instrument::Counter, &self.key, (value - before) as f64);
+            self.target
+                .update(Instrument::Counter, (value - before) as f64);
         }
     }
 }
 
 struct GaugeHandle {
-    key: Key,
+    target: Target,
     /// The gauge's value (f64 bits): increments and decrements apply to it.
     value: AtomicU64,
 }
@@ -333,7 +373,7 @@ impl GaugeHandle {
                 Some(new.to_bits())
             });
         if on() {
-            update(Instrument::Gauge, &self.key, new);
+            self.target.update(Instrument::Gauge, new);
         }
     }
 }
@@ -353,14 +393,14 @@ impl metrics::GaugeFn for GaugeHandle {
 }
 
 struct HistogramHandle {
-    key: Key,
+    target: Target,
 }
 
 impl metrics::HistogramFn for HistogramHandle {
     #[inline]
     fn record(&self, value: f64) {
         if on() {
-            update(Instrument::Histogram, &self.key, value);
+            self.target.update(Instrument::Histogram, value);
         }
     }
 }

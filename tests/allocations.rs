@@ -326,5 +326,42 @@ fn no_allocation_per_facade_update_of_an_existing_metric() {
             .find(|s| s.name() == "requests")
             .map(|s| s.data().clone());
         assert_eq!(requests, Some(SeriesData::Sum(202.0)));
+
+        // The subscriber `try_init` installs, with the Prometheus exporter: after its
+        // first update, a kept handle updates its series without the event.
+        #[cfg(feature = "prometheus")]
+        {
+            let aggregator = Aggregator::new();
+            let config = tracing_telemetry::Config::new()
+                .with_enabled(true)
+                .with_destinations([tracing_telemetry::Destination::Prometheus(
+                    ([127, 0, 0, 1], 0).into(),
+                )])
+                .with_aggregator(aggregator.clone());
+            let (subscriber, guard) =
+                tracing_telemetry::__private::app_subscriber(&config).unwrap();
+            let app = tracing::Dispatch::new(subscriber);
+            tracing::dispatcher::with_default(&app, || {
+                let kept = metrics::counter!("requests", "route" => "/a");
+                kept.increment(1);
+                assert_eq!(
+                    allocations(|| kept.increment(1)),
+                    0,
+                    "try_init's, a kept handle"
+                );
+                assert_eq!(
+                    allocations(facade),
+                    0,
+                    "try_init's, registered again at each call"
+                );
+            });
+            drop(guard);
+            let requests = aggregator
+                .snapshot()
+                .into_iter()
+                .find(|s| s.name() == "requests")
+                .map(|s| s.data().clone());
+            assert_eq!(requests, Some(SeriesData::Sum(1.0 + 101.0 + 101.0)));
+        }
     });
 }

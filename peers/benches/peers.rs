@@ -267,6 +267,13 @@ const ENTRIES: &[Entry] = &[
         baseline: Some("4"),
         pair: None,
     },
+    Entry {
+        key: "15c",
+        id: "15c_on_metrics_counter_handle_telemetry_try_init",
+        label: "on: the same kept handle, `try_init`'s subscriber with the Prometheus exporter as the global default, no scoped dispatcher (measured last: it stays installed)",
+        baseline: Some("4"),
+        pair: Some("15"),
+    },
 ];
 
 // The event, in each form. Each is one callsite (a function, not repeated macro
@@ -805,6 +812,28 @@ fn run(c: &mut Criterion) {
     let (dispatch, guard) = telemetry_json_exporter();
     measure(&mut group, id("12"), dispatch, telemetry_event);
     drop(guard);
+
+    // Last, since it stays: the subscriber `try_init` builds as the global default,
+    // as `try_init` installs it (which refuses here: the scoped dispatchers above
+    // count as set), so that no scoped dispatcher is in the way.
+    let aggregator = tracing_telemetry::aggregate::Aggregator::new();
+    let (dispatch, guard) = app_prometheus(&aggregator);
+    tracing::dispatcher::set_global_default(dispatch).expect("the global default");
+    let handle = metrics::with_local_recorder(
+        &telemetry_recorder,
+        || metrics::counter!("requests", "route" => "/a"),
+    );
+    handle.increment(1);
+    let mut ran = false;
+    group.bench_function(id("15c"), |b| {
+        ran = true;
+        b.iter(|| handle.increment(black_box(1)))
+    });
+    drop(guard);
+    assert!(
+        !ran || counter_total(&aggregator) > 1.0,
+        "the global app's kept handle fed no counter"
+    );
     group.finish();
 }
 

@@ -64,6 +64,8 @@ use std::sync::Arc;
 
 use crate::record::Record;
 use crate::sink::Sink;
+#[cfg(feature = "metrics")]
+pub(crate) use store::SeriesHandle;
 use store::Store;
 
 /// The default limit on label sets per name.
@@ -197,6 +199,15 @@ impl fmt::Debug for Aggregator {
 /// assert_eq!(a, a.clone());
 /// assert_ne!(a, Aggregator::new());
 /// ```
+#[cfg(feature = "metrics")]
+impl Aggregator {
+    /// The series `record` updates, to update it without the record (see
+    /// [`SeriesHandle`]).
+    pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
+        self.store.series_handle(record)
+    }
+}
+
 impl PartialEq for Aggregator {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.store, &other.store)

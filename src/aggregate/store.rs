@@ -253,6 +253,33 @@ impl Series {
     }
 }
 
+/// One series' shared cells, for updates that skip the lookup by name and labels: the
+/// `metrics` facade's kept handles. An update is one atomic read-modify-write (the
+/// cells any thread may update), and does what [`Store::record`] would do with the
+/// same value.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesHandle {
+    series: Arc<Series>,
+    shared: Arc<Padded<Cells>>,
+}
+
+#[cfg(feature = "metrics")]
+impl SeriesHandle {
+    #[inline]
+    pub(crate) fn add(&self, value: f64) {
+        let series = &*self.series;
+        // A value the series does not take is ignored, as by a thread's own cells.
+        if !series.accepts(value) {
+            return;
+        }
+        match series.op {
+            Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
+            _ => self.shared.0.add_shared(&series.op, value),
+        }
+    }
+}
+
 /// A thread's way to one series: the identity as that thread gave it, and its cells.
 #[derive(Debug)]
 struct LocalEntry {
@@ -566,6 +593,20 @@ impl Store {
         local.entries.push(entry);
         local.by_hash.entry(hash).or_default().push(i);
         local.slots.0[slot] = i + 1;
+    }
+
+    /// The series `record` updates, if it is one of its own (not the overflow series
+    /// of its name) and takes no span fields as labels; `None` otherwise, and before
+    /// a first record has made it.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
+        if self.span_labels.contains(record.name()) {
+            return None;
+        }
+        let key = OwnedKey::copy(record.kind(), record.name(), record.tags()).canonical();
+        let series = Arc::clone(self.registry().by_key.get(&key)?);
+        let shared = Arc::clone(series.cells().first()?);
+        Some(SeriesHandle { series, shared })
     }
 
     /// Copies every series out. Holds the registry's lock only to copy the list.

@@ -39,4 +39,11 @@ pub(crate) trait Export: Send + Sync + fmt::Debug + 'static {
     fn writes_time(&self) -> bool {
         true
     }
+    /// Whether a metric record reaches it only through the sink's aggregation (it
+    /// is that aggregation, or reads it, and has started), so that an update of an
+    /// existing series may skip the record (see `metrics_facade::shortcut`).
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    fn metrics_only_aggregated(&self) -> bool {
+        false
+    }
 }

@@ -86,6 +86,12 @@ impl<E: Export> Export for Deferred<E> {
         self.writes_time
     }
 
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    fn metrics_only_aggregated(&self) -> bool {
+        // Not started (or failed to): a record would start it, or be counted refused.
+        matches!(self.started.get(), Some(Some(export)) if export.metrics_only_aggregated())
+    }
+
     fn record(&self, record: &Record<'_>) {
         match self.running() {
             Some(export) => export.record(record),
@@ -157,6 +163,11 @@ impl Export for crate::aggregate::Aggregator {
     fn stats(&self) -> ExportStats {
         ExportStats::new(0, self.dropped(), 0)
     }
+
+    #[cfg(feature = "metrics")]
+    fn metrics_only_aggregated(&self) -> bool {
+        true
+    }
 }
 
 /// The Prometheus endpoint of an app's `try_init`: it serves the aggregation that
@@ -184,6 +195,11 @@ impl Export for Endpoint {
 
     fn stats(&self) -> ExportStats {
         ExportStats::default()
+    }
+
+    #[cfg(feature = "metrics")]
+    fn metrics_only_aggregated(&self) -> bool {
+        true
     }
 }
 
@@ -213,6 +229,11 @@ impl Export for crate::otlp::OtlpExporter {
             stats.rejected() + stats.undelivered(),
         )
         .holding(self.queued_bytes(), stats.spool_pending())
+    }
+
+    #[cfg(feature = "metrics")]
+    fn metrics_only_aggregated(&self) -> bool {
+        crate::otlp::OtlpExporter::pushes_shared_aggregation(self)
     }
 }
 
@@ -324,6 +345,12 @@ pub struct ExporterSink {
     exporters: Vec<Option<Exporter>>,
     /// More than one destination writes each record's time: read it once for all.
     shared_time: bool,
+    /// The aggregation among the destinations, if any.
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    aggregation: Option<crate::aggregate::Aggregator>,
+    /// The switch of the layer in front.
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    switch: Option<crate::TelemetryHandle>,
 }
 
 impl ExporterSink {
@@ -335,8 +362,14 @@ impl ExporterSink {
     pub(crate) fn from_config(
         config: &Config,
         #[cfg_attr(
-            not(feature = "prometheus"),
-            allow(unused_variables, reason = "only the Prometheus endpoint reports it")
+            not(any(
+                feature = "prometheus",
+                all(feature = "metrics", feature = "aggregate")
+            )),
+            allow(
+                unused_variables,
+                reason = "the Prometheus endpoint and the facade use it"
+            )
         )]
         switch: Option<&crate::TelemetryHandle>,
     ) -> Result<Self, Error> {
@@ -358,6 +391,10 @@ impl ExporterSink {
             destinations: Vec::with_capacity(config.destinations().len() + 1),
             exporters: Vec::with_capacity(config.destinations().len() + 1),
             shared_time: false,
+            #[cfg(all(feature = "metrics", feature = "aggregate"))]
+            aggregation: None,
+            #[cfg(all(feature = "metrics", feature = "aggregate"))]
+            switch: switch.cloned(),
         };
         // One aggregation, fed once, here, whatever the exporters: the Prometheus
         // endpoint serves it, the OTLP exporter pushes it. So `otlp`, `prometheus` and
@@ -372,6 +409,10 @@ impl ExporterSink {
         }) {
             sink.destinations.push(Arc::new(aggregator.clone()));
             sink.exporters.push(None);
+            #[cfg(feature = "metrics")]
+            {
+                sink.aggregation = Some(aggregator.clone());
+            }
         }
         for destination in config.destinations() {
             let exporter = destination.exporter();
@@ -475,6 +516,25 @@ impl ExporterSink {
         self.destinations.push(Arc::new(export));
         self.exporters.push(Some(exporter));
         Ok(())
+    }
+
+    /// The aggregation, when a metric record's only effect here is one update of it:
+    /// every destination is the aggregation or reads it (Prometheus, OTLP), and has
+    /// started. What the `metrics` facade's kept handles then update without a record.
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    pub(crate) fn aggregation_only(&self) -> Option<&crate::aggregate::Aggregator> {
+        let aggregator = self.aggregation.as_ref()?;
+        self.destinations
+            .iter()
+            .all(|d| d.metrics_only_aggregated())
+            .then_some(aggregator)
+    }
+
+    /// The switch of the layer in front (`None` for a sink built outside
+    /// [`layer_with`](crate::layer_with)).
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    pub(crate) fn switch(&self) -> Option<&crate::TelemetryHandle> {
+        self.switch.as_ref()
     }
 
     /// What each destination did so far, in the order `TELEMETRY_EXPORTER` names them:

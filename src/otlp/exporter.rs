@@ -392,6 +392,13 @@ impl OtlpExporter {
     pub(crate) fn queued_bytes(&self) -> u64 {
         self.queue.counts().queued_bytes
     }
+
+    /// Whether its metric records only update the aggregation it was given, which it
+    /// pushes (not one of its own): then they have no effect here at all.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn pushes_shared_aggregation(&self) -> bool {
+        self.own_aggregator.is_none()
+    }
 }
 
 impl Sink for OtlpExporter {
