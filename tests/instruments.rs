@@ -519,6 +519,8 @@ fn a_real_prometheus_reads_the_library_instruments_and_the_metrics_facade_with_u
         ("request_payload_bytes_sum", 4300.0),
         // The `metrics` facade.
         (r#"requests_total{route="/a"}"#, 3.0),
+        // A kept handle: its first update makes the series, the others go straight.
+        ("retries_total", 10.0),
         ("queue_size", 6.0),
         ("response_size_bytes_count", 1.0),
     ];
@@ -625,4 +627,7 @@ fn the_real_otlp_receiver_gets_monotonic_and_non_monotonic_sums_and_histograms_w
         metric("queue.size")["gauge"]["dataPoints"][0]["asDouble"],
         6.0
     );
+    let retries = metric("retries");
+    assert_eq!(retries["sum"]["isMonotonic"], true);
+    assert_eq!(retries["sum"]["dataPoints"][0]["asDouble"], 10.0);
 }
