@@ -245,3 +245,14 @@ impl std::str::FromStr for Kind {
         }
     }
 }
+
+/// `unknown_service:` and the executable's name: the `service.name` of a process that
+/// names none, as the OpenTelemetry resource semantic conventions define it.
+#[cfg(feature = "subscriber")]
+pub(crate) fn default_service_name() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    format!("unknown_service:{exe}")
+}

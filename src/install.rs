@@ -9,14 +9,10 @@ use tracing_core::subscriber::Interest;
 use tracing_core::{Event, Metadata};
 use tracing_core::{LevelFilter, Subscriber};
 use tracing_subscriber::filter::EnvFilter;
-use tracing_subscriber::filter::Filtered;
-use tracing_subscriber::fmt::format::{DefaultFields, Format};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::layer::Layered;
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Registry;
 
 use crate::config::{Config, Destination};
 use crate::error::Error;
@@ -88,7 +84,8 @@ pub fn try_init_with(config: &Config) -> Result<Guard, Error> {
 pub fn app_subscriber(
     config: &Config,
 ) -> Result<(impl Subscriber + Send + Sync + 'static, Guard), Error> {
-    let (telemetry, guard) = layer_with(config)?;
+    // Alone: in this subscriber, track calls reach the telemetry layer and nothing else.
+    let (telemetry, guard) = telemetry_layer(config, true)?;
     let app_logs = AppLogs(
         EnvFilter::builder()
             .with_default_directive(LevelFilter::INFO.into())
@@ -103,7 +100,7 @@ pub fn app_subscriber(
     } else {
         (BoxMakeWriter::new(io::stdout), io::stdout().is_terminal())
     };
-    let subscriber: AppSubscriber = tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(app_writer)
@@ -114,22 +111,6 @@ pub fn app_subscriber(
     Ok((subscriber, guard))
 }
 
-/// The type of the subscriber [`app_subscriber`] builds (spelled out, so that the
-/// `metrics` facade can tell it apart: in it, a track call reaches the telemetry layer
-/// and nothing else).
-pub(crate) type AppSubscriber =
-    Layered<FilteredTelemetryLayer<Arc<ExporterSink>, AppLogged>, AppLogged>;
-
-/// The registry with the app's logs.
-type AppLogged = Layered<
-    Filtered<
-        tracing_subscriber::fmt::Layer<Registry, DefaultFields, Format, BoxMakeWriter>,
-        AppLogs,
-        Registry,
-    >,
-    Registry,
->;
-
 /// The filter of the app's own logs: `RUST_LOG`'s directives, less the track calls,
 /// which go to the exporter only (other events with the `telemetry` target are the
 /// app's and stay).
@@ -139,7 +120,7 @@ type AppLogged = Layered<
 /// level, past its level check. With it, while telemetry is off the global maximum
 /// level is the app's own, and a disabled callsite (the track calls are TRACE) stops
 /// at that check.
-pub(crate) struct AppLogs(EnvFilter);
+struct AppLogs(EnvFilter);
 
 impl<S> Filter<S> for AppLogs
 where
@@ -272,9 +253,25 @@ pub fn layer_with<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    telemetry_layer(config, false)
+}
+
+/// [`layer_with`]; `alone` when it goes into a subscriber where track calls reach no
+/// other layer (see [`ExporterSink::seen_alone`]).
+fn telemetry_layer<S>(
+    config: &Config,
+    alone: bool,
+) -> Result<(FilteredTelemetryLayer<Arc<ExporterSink>, S>, Guard), Error>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     check_static_max_level(config, tracing::level_filters::STATIC_MAX_LEVEL)?;
     let filter = TelemetryFilter::new(config.enabled());
-    let sink = Arc::new(ExporterSink::from_config(config, Some(&filter.handle()))?);
+    let mut sink = ExporterSink::from_config(config, Some(&filter.handle()))?;
+    if alone {
+        sink = sink.seen_alone();
+    }
+    let sink = Arc::new(sink);
     let guard = Guard {
         sink: Arc::clone(&sink),
         handle: filter.handle(),

@@ -41,7 +41,7 @@ pub enum Destination {
     /// Records pushed to an OpenTelemetry collector, as this configuration says
     /// (read from the `OTEL_*` variables by [`Config::from_env`](crate::Config::from_env)).
     #[cfg(feature = "otlp")]
-    Otlp(crate::otlp::OtlpConfig),
+    Otlp(crate::config::otlp::OtlpConfig),
 }
 
 impl Destination {

@@ -218,12 +218,12 @@ impl Config {
                 // counted, and the message says why).
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
-                    let otlp = match crate::otlp::OtlpConfig::from_snapshot(env) {
+                    let otlp = match otlp::OtlpConfig::from_snapshot(env) {
                         Ok(otlp) => otlp,
                         Err(err) if enabled => return Err(err),
                         Err(err) => {
                             otlp_error = Some(err);
-                            crate::otlp::OtlpConfig::new()
+                            otlp::OtlpConfig::new()
                         }
                     };
                     // The resource is resolved once, above, for every destination.

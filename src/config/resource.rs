@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::env::Env;
 use super::error::ConfigError;
+use crate::fields::default_service_name;
 
 const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
 const RESOURCE_ATTRIBUTES_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
@@ -162,16 +163,6 @@ pub(crate) fn resolve(env: &Env) -> Result<Resource, ConfigError> {
     };
     attributes.insert(0, (SERVICE_NAME.to_owned(), service_name));
     Ok(Resource { attributes })
-}
-
-/// `unknown_service:` and the executable's name, as the OpenTelemetry resource
-/// semantic conventions define the default `service.name`.
-fn default_service_name() -> String {
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    format!("unknown_service:{exe}")
 }
 
 /// `text`, the trimmed value; `given`, the value as given, to quote.

@@ -351,6 +351,9 @@ pub struct ExporterSink {
     /// The switch of the layer in front.
     #[cfg(all(feature = "metrics", feature = "aggregate"))]
     switch: Option<crate::TelemetryHandle>,
+    /// Whether the layer in front is the only one that sees track calls.
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    alone: bool,
 }
 
 impl ExporterSink {
@@ -395,6 +398,8 @@ impl ExporterSink {
             aggregation: None,
             #[cfg(all(feature = "metrics", feature = "aggregate"))]
             switch: switch.cloned(),
+            #[cfg(all(feature = "metrics", feature = "aggregate"))]
+            alone: false,
         };
         // One aggregation, fed once, here, whatever the exporters: the Prometheus
         // endpoint serves it, the OTLP exporter pushes it. So `otlp`, `prometheus` and
@@ -535,6 +540,25 @@ impl ExporterSink {
     #[cfg(all(feature = "metrics", feature = "aggregate"))]
     pub(crate) fn switch(&self) -> Option<&crate::TelemetryHandle> {
         self.switch.as_ref()
+    }
+
+    /// Marks the sink as behind the only layer of its subscriber that sees track calls
+    /// (the subscriber `try_init` builds), so that what a record does here is all it
+    /// does.
+    pub(crate) fn seen_alone(self) -> Self {
+        #[cfg(all(feature = "metrics", feature = "aggregate"))]
+        return ExporterSink {
+            alone: true,
+            ..self
+        };
+        #[cfg(not(all(feature = "metrics", feature = "aggregate")))]
+        self
+    }
+
+    /// Whether [`seen_alone`](Self::seen_alone).
+    #[cfg(all(feature = "metrics", feature = "aggregate"))]
+    pub(crate) fn is_alone(&self) -> bool {
+        self.alone
     }
 
     /// What each destination did so far, in the order `TELEMETRY_EXPORTER` names them:

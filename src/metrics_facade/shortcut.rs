@@ -9,7 +9,9 @@
 //! keeps the series' shared cells and updates them itself, for as long as:
 //!
 //! * the current dispatcher is that same subscriber (not a scoped one, not another
-//!   instance): a type test and a pointer compare;
+//!   instance): a type test of its telemetry layer and a pointer compare (the layer's
+//!   sink says whether its subscriber is one where track calls reach that layer
+//!   alone);
 //! * telemetry is on there (the runtime toggle);
 //! * the series is the name's own (not the overflow series past the label-set limit)
 //!   and takes no span fields as labels (both known when the handle learns it).
@@ -29,7 +31,6 @@ use tracing_core::Dispatch;
 use crate::aggregate::SeriesHandle;
 use crate::export::ExporterSink;
 use crate::fields::Kind;
-use crate::install::AppSubscriber;
 use crate::layer::{TelemetryHandle, TelemetryLayer};
 use crate::record::{Record, Tag};
 
@@ -40,9 +41,9 @@ const SUBSCRIBERS: usize = 4;
 
 /// What a handle learned in one subscriber.
 struct Learned {
-    /// The subscriber, kept alive so that its address stays its own.
+    /// The subscriber, kept alive so that its telemetry layer's address stays its own.
     _dispatch: Dispatch,
-    /// Where it is, to tell it from another instance of its type.
+    /// Where that layer is, to tell it from another instance of its type.
     at: usize,
     /// The series and the switch; `None` where an update must stay an event (a
     /// destination that takes the records, the overflow series, span-field labels).
@@ -71,7 +72,7 @@ impl Shortcut {
         else {
             return false;
         };
-        if !switch.is_enabled() || current_app_subscriber() != Some(*at) {
+        if !switch.is_enabled() || tracing::dispatcher::get_default(layer_at) != Some(*at) {
             return false;
         }
         series.add(value);
@@ -83,7 +84,7 @@ impl Shortcut {
     #[cold]
     pub(super) fn learn(&self, key: &Key) {
         tracing::dispatcher::get_default(|dispatch| {
-            let Some(at) = app_subscriber_at(dispatch) else {
+            let Some(at) = layer_at(dispatch) else {
                 return;
             };
             for (i, slot) in self.learned.iter().enumerate() {
@@ -115,21 +116,17 @@ impl Shortcut {
     }
 }
 
-/// Where the current dispatcher's subscriber is, if it is the one `try_init` installs.
+/// Where the telemetry layer of `dispatch` is, if it has the one `try_init` builds.
 #[inline]
-fn current_app_subscriber() -> Option<usize> {
-    tracing::dispatcher::get_default(app_subscriber_at)
-}
-
-#[inline]
-fn app_subscriber_at(dispatch: &Dispatch) -> Option<usize> {
+fn layer_at(dispatch: &Dispatch) -> Option<usize> {
     dispatch
-        .downcast_ref::<AppSubscriber>()
-        .map(|subscriber| subscriber as *const AppSubscriber as usize)
+        .downcast_ref::<TelemetryLayer<Arc<ExporterSink>>>()
+        .map(|layer| layer as *const TelemetryLayer<Arc<ExporterSink>> as usize)
 }
 
 /// What an update of `key` in `dispatch` may go straight to: `None` while telemetry
-/// is off there (nothing to learn yet), `Some(None)` where it must stay an event.
+/// is off there (nothing to learn yet), `Some(None)` where it must stay an event
+/// (another layer may see the event, or a destination takes the records).
 fn direct(dispatch: &Dispatch, key: &Key) -> Option<Option<(SeriesHandle, TelemetryHandle)>> {
     let sink = dispatch
         .downcast_ref::<TelemetryLayer<Arc<ExporterSink>>>()?
@@ -138,7 +135,7 @@ fn direct(dispatch: &Dispatch, key: &Key) -> Option<Option<(SeriesHandle, Teleme
     if !switch.is_enabled() {
         return None;
     }
-    let Some(aggregator) = sink.aggregation_only() else {
+    let Some(aggregator) = sink.aggregation_only().filter(|_| sink.is_alone()) else {
         return Some(None);
     };
     let tags: SmallVec<[Tag<'_>; 8]> = key.labels().map(|l| Tag::new(l.key(), l.value())).collect();

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::config::{OtlpConfig, Signal};
 use super::destination::{LogRecords, MetricsPush};
 use super::mapping::{self, RecordIds};
 use super::stats::{OtlpStats, Shared};
 use super::transport::Transport;
 use crate::aggregate::Aggregator;
+use crate::config::otlp::{OtlpConfig, Signal};
 use crate::error::Error;
 use crate::fields::Kind;
 use crate::pipeline::{Backoff, BatchPolicy, Ending, Policy, Queue, WhenFull};

@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::config::OtlpConfig;
+use crate::config::otlp::OtlpConfig;
 use crate::pipeline::handoff::Captured;
 use crate::record::TagValue;
 

@@ -64,7 +64,7 @@ fn number(series: &SeriesSnapshot, now: u64, value: number_data_point::Value) ->
 /// each destination wrote, dropped and lost, cumulative since `started`.
 pub(crate) fn own_metrics(
     aggregator: &crate::aggregate::Aggregator,
-    destinations: &[(&'static str, crate::ExportStats)],
+    destinations: &[(&'static str, crate::pipeline::ExportStats)],
     started: SystemTime,
     now: SystemTime,
 ) -> Vec<Metric> {
@@ -129,7 +129,7 @@ pub(crate) fn own_metrics(
             "records each destination of TELEMETRY_EXPORTER wrote (for otlp: the collector accepted), dropped and lost to errors",
             points,
         ));
-        let per_destination = |value: fn(&crate::ExportStats) -> u64| {
+        let per_destination = |value: fn(&crate::pipeline::ExportStats) -> u64| {
             destinations
                 .iter()
                 .map(|(destination, stats)| {
@@ -143,7 +143,7 @@ pub(crate) fn own_metrics(
                 .to_owned(),
             unit: "By".to_owned(),
             data: Some(metric::Data::Gauge(Gauge {
-                data_points: per_destination(crate::ExportStats::queued_bytes),
+                data_points: per_destination(crate::pipeline::ExportStats::queued_bytes),
             })),
             ..Metric::default()
         });
@@ -151,7 +151,7 @@ pub(crate) fn own_metrics(
             name: "telemetry.destination.spooled".to_owned(),
             description: "records kept on disk for a later delivery (the otlp spool)".to_owned(),
             data: Some(metric::Data::Gauge(Gauge {
-                data_points: per_destination(crate::ExportStats::spooled),
+                data_points: per_destination(crate::pipeline::ExportStats::spooled),
             })),
             ..Metric::default()
         });

@@ -73,17 +73,14 @@
 //! `telemetry.sdk.name` = `tracing-telemetry`, `telemetry.sdk.language` = `rust`,
 //! `telemetry.sdk.version`; the scope is `tracing-telemetry` with the crate's version.
 
-mod config;
 mod destination;
-mod endpoint;
 mod exporter;
 mod mapping;
 mod metrics;
 mod spool;
 mod stats;
-mod tls;
 mod transport;
 
-pub use config::{OtlpCompression, OtlpConfig};
+pub use crate::config::otlp::{OtlpCompression, OtlpConfig};
 pub use exporter::OtlpExporter;
 pub use stats::OtlpStats;

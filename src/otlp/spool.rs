@@ -72,10 +72,9 @@ use files::{Name, Refusal};
 use frame::MAGIC;
 use frame::{frame_at, Misfit, FRAME_HEADER, PAYLOAD_HEADER};
 
-/// The default byte limit of a spool.
-pub(crate) const DEFAULT_SPOOL_BYTES: u64 = 64 * 1024 * 1024;
-/// The smallest limit accepted.
-pub(crate) const MIN_SPOOL_BYTES: u64 = 64 * 1024;
+#[cfg(test)]
+pub(crate) use crate::config::otlp::DEFAULT_SPOOL_BYTES;
+pub(crate) use crate::config::otlp::MIN_SPOOL_BYTES;
 /// The largest segment, so that dropping the oldest data frees space in small steps
 /// and a consumed segment is soon deleted.
 const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;

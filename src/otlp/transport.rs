@@ -12,10 +12,10 @@
 //! names the status and the origin the collector pointed at, so that the endpoint can
 //! be corrected.
 //!
-//! Messages name the collector by [`Endpoint::shown`](super::endpoint::Endpoint::shown):
+//! Messages name the collector by [`Endpoint::shown`](crate::config::otlp::Endpoint::shown):
 //! credentials and query stay out of them. Every text that comes from outside (a
 //! partial-success `error_message`, an error body, ureq's description of a network or
-//! TLS error) goes through [`Endpoint::clean`](super::endpoint::Endpoint::clean) before
+//! TLS error) goes through [`Endpoint::clean`](crate::config::otlp::Endpoint::clean) before
 //! it is part of an outcome: one line without control characters (a collector cannot
 //! forge log lines or send terminal escapes), at most 200 characters (a 64 KiB answer
 //! is not printed), and without the URL's secrets.
@@ -27,8 +27,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 
-use super::config::{OtlpCompression, Signal, SignalConfig};
-use super::endpoint::{location_origin, Endpoint};
+use crate::config::otlp::{location_origin, Endpoint, OtlpCompression, Signal, SignalConfig};
 
 /// The most of a response body that is read (the specification's default maximum
 /// response size is 4 MiB; a summary needs far less).

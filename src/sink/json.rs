@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::config::Resource;
 use crate::encode::LineEncoder;
+use crate::fields::default_service_name;
 use crate::record::Record;
 use crate::report::report_write_error;
 use crate::sink::Sink;
@@ -66,7 +66,7 @@ impl<W: Write> JsonLinesSink<W> {
     pub fn new(writer: W) -> Self {
         JsonLinesSink {
             writer: Mutex::new(writer),
-            encoder: LineEncoder::new(Resource::default().service_name()),
+            encoder: LineEncoder::new(&default_service_name()),
             lost: AtomicU64::new(0),
             reported: AtomicBool::new(false),
         }

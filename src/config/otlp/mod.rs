@@ -6,15 +6,26 @@
 //! This file says what the variables mean: which of a general and a per-signal
 //! variable applies, and the values that need no more than the text (timeouts,
 //! protocol, compression, headers, the metric interval, `OTEL_SDK_DISABLED`). What
-//! needs the exporter's own types (the endpoint's URL, the certificate files, read and
-//! checked with `rustls`) is done by [`OtlpConfig`](crate::OtlpConfig), from what this
-//! file hands it.
+//! needs more than the text (the endpoint's URL, the certificate files, read and
+//! checked with `rustls`) is done by [`OtlpConfig`](crate::OtlpConfig) (`exporter.rs`),
+//! from what this file hands it, with the parsers of the [`Endpoint`] and of the
+//! certificate files (`tls.rs`) beside it. The exporter (`crate::otlp`) only reads what these build.
 //!
 //! One deliberate difference from the specification: where it says an invalid value
 //! SHOULD be ignored with a warning, this crate refuses it with a [`ConfigError`], as it
 //! does for its own `TELEMETRY_*` variables, so that a mistyped endpoint or timeout is
 //! found at start rather than by the records that never arrive. With telemetry off,
 //! [`Config`](crate::Config) keeps that error for the moment telemetry is turned on.
+
+mod endpoint;
+mod exporter;
+mod tls;
+
+pub(crate) use endpoint::{location_origin, Endpoint};
+pub use exporter::OtlpConfig;
+#[cfg(test)]
+pub(crate) use exporter::DEFAULT_SPOOL_BYTES;
+pub(crate) use exporter::{SignalConfig, MIN_SPOOL_BYTES};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,10 +1,8 @@
-//! [`OtlpConfig`]: the exporter's settings. The `OTEL_*` variables are read by the
-//! configuration (`crate::config::otlp`, with the rules every variable follows); here
-//! what needs the exporter's own types is built from them: each signal's [`Endpoint`]
-//! and its certificate files ([`TlsFiles`], read and checked now). It stays beside
-//! the exporter because those types are the exporter's; the configuration module
-//! depends on this type, and this file on the configuration's leaves only
-//! (`env`, `error`, `otlp`, `resource`), never on `Config`.
+//! [`OtlpConfig`]: the OTLP exporter's settings. The `OTEL_*` variables are read by
+//! the module above (with the rules every variable follows); here what needs more
+//! than their text is built from them: each signal's [`Endpoint`] and its certificate
+//! files ([`TlsFiles`], read and checked now). The exporter (`crate::otlp`) reads
+//! these settings; nothing here depends on the exporter, and nothing on `Config`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -13,12 +11,15 @@ use std::time::Duration;
 
 use super::endpoint::{Endpoint, Form};
 use super::tls::TlsFiles;
+use super::{read, EndpointVar, OtlpCompression, PathVar, Signal, SignalVars, ENDPOINT};
 use crate::config::env::Env;
 use crate::config::error::ConfigError;
-pub use crate::config::otlp::OtlpCompression;
-pub(crate) use crate::config::otlp::Signal;
-use crate::config::otlp::{read, EndpointVar, PathVar, SignalVars, ENDPOINT};
 use crate::config::resource::{resolve, Resource};
+
+/// The default byte limit of a spool.
+pub(crate) const DEFAULT_SPOOL_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest spool limit accepted.
+pub(crate) const MIN_SPOOL_BYTES: u64 = 64 * 1024;
 
 /// The specification's default collector address for OTLP/HTTP.
 pub(crate) const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
@@ -160,7 +161,7 @@ impl OtlpConfig {
             disabled: false,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             spool_dir: None,
-            spool_bytes: super::spool::DEFAULT_SPOOL_BYTES,
+            spool_bytes: DEFAULT_SPOOL_BYTES,
         }
     }
 
@@ -422,7 +423,7 @@ impl OtlpConfig {
     /// ```
     #[must_use]
     pub fn with_spool_bytes(mut self, bytes: u64) -> Self {
-        self.spool_bytes = bytes.max(super::spool::MIN_SPOOL_BYTES);
+        self.spool_bytes = bytes.max(MIN_SPOOL_BYTES);
         self
     }
 
