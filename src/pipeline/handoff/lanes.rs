@@ -3,7 +3,8 @@
 //!
 //! A lane is a chain of chunks. Only the thread that owns the lane writes to it: it
 //! appends a record (a `u32` length, then the bytes) past what it has committed, then
-//! publishes the new end with one release store. The export thread reads up to the
+//! publishes the new end, with the number of records up to it, in one release store
+//! (so that the export thread counts what it takes without reading it). The export thread reads up to the
 //! committed end, and only there, so the two never touch the same bytes. When a record
 //! does not fit, the owner links a new chunk after the full one and never touches the
 //! full one again: from then on it belongs to the export thread, which takes its bytes
@@ -20,7 +21,7 @@
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -36,12 +37,30 @@ const FIRST_CHUNK: usize = 4 * 1024;
 const GRANT_MAX: usize = 4 * 1024;
 
 /// Bytes taken from the lanes, for the export thread to send: `buf[at..end]` holds
-/// whole records. Only the hand-off builds one (its fields are its own), from bytes
-/// its lanes were given.
+/// whole records, `records` of them. Only the hand-off builds one (its fields are its
+/// own), from bytes its lanes were given.
 pub(super) struct Taken {
     pub(super) buf: Vec<u8>,
     pub(super) at: usize,
     pub(super) end: usize,
+    pub(super) records: u64,
+}
+
+/// A chunk's committed end and the records below it, in one word: the end in the low
+/// 40 bits (a chunk holds at most one record of up to 4 GiB, or 256 KiB of them), the
+/// records above (at most 64 Ki in a chunk-sized chunk, of empty records).
+const END_BITS: u32 = 40;
+
+fn pack(end: usize, records: u64) -> u64 {
+    debug_assert!((end as u64) < 1 << END_BITS && records < 1 << (64 - END_BITS));
+    (records << END_BITS) | end as u64
+}
+
+fn unpack(committed: u64) -> (usize, u64) {
+    (
+        (committed & ((1 << END_BITS) - 1)) as usize,
+        committed >> END_BITS,
+    )
 }
 
 /// One chunk of a lane. Its memory is initialized (`buf.len() == buf.capacity()`),
@@ -50,8 +69,9 @@ struct Chunk {
     /// Never resized while in a lane: `data` points into it.
     buf: Vec<u8>,
     data: *mut u8,
-    /// Bytes of whole records the owner has written, published with release.
-    committed: AtomicUsize,
+    /// Bytes of whole records the owner has written, and how many records, packed
+    /// ([`pack`]); published with release.
+    committed: AtomicU64,
     /// The chunk after this one, set by the owner after its last commit here.
     next: AtomicPtr<Chunk>,
 }
@@ -62,7 +82,7 @@ impl Chunk {
         Box::into_raw(Box::new(Chunk {
             buf,
             data,
-            committed: AtomicUsize::new(0),
+            committed: AtomicU64::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
         }))
     }
@@ -74,6 +94,8 @@ struct Writer {
     tail: *mut Chunk,
     /// Where the next record goes in `tail`.
     end: usize,
+    /// Records written in `tail`.
+    records: u64,
     /// Bytes of the bound reserved and not yet used by a record.
     credit: usize,
 }
@@ -82,8 +104,9 @@ struct Writer {
 struct Reader {
     /// The oldest chunk not yet taken whole; null until the first chunk is seen.
     head: *mut Chunk,
-    /// What was taken of `head` so far.
+    /// What was taken of `head` so far: bytes, and records.
     at: usize,
+    records: u64,
 }
 
 struct Lane {
@@ -115,6 +138,7 @@ impl Lane {
             writer: UnsafeCell::new(Writer {
                 tail: ptr::null_mut(),
                 end: 0,
+                records: 0,
                 credit: 0,
             }),
             busy: AtomicBool::new(false),
@@ -122,6 +146,7 @@ impl Lane {
             reader: Mutex::new(Reader {
                 head: ptr::null_mut(),
                 at: 0,
+                records: 0,
             }),
         }
     }
@@ -147,22 +172,10 @@ impl Drop for Lane {
     }
 }
 
-/// The records in `t`, and the bytes of the bound they hold.
+/// The records in `t`, and the bytes of the bound they hold (each record's bytes and
+/// its length prefix: all of `at..end`).
 pub(super) fn count(t: &Taken) -> (u64, usize) {
-    let (mut records, mut bytes) = (0, 0);
-    let mut at = t.at;
-    while let Some(len) = t
-        .buf
-        .get(at..at + RECORD_OVERHEAD)
-        .and_then(|b| b.try_into().ok())
-        .map(|b| u32::from_le_bytes(b) as usize)
-        .filter(|len| at + RECORD_OVERHEAD + len <= t.end)
-    {
-        records += 1;
-        bytes += len + RECORD_OVERHEAD;
-        at += len + RECORD_OVERHEAD;
-    }
-    (records, bytes)
+    (t.records, t.end - t.at)
 }
 
 /// Whether [`Lanes::push`] queued the record.
@@ -262,7 +275,10 @@ impl Lanes {
         // Only now: if `write` panicked, the room stays this thread's for its next record.
         w.credit -= cost;
         w.end += cost;
-        chunk.committed.store(w.end, Ordering::Release);
+        w.records += 1;
+        chunk
+            .committed
+            .store(pack(w.end, w.records), Ordering::Release);
         Pushed::Queued
     }
 
@@ -320,6 +336,7 @@ impl Lanes {
         }
         w.tail = new;
         w.end = 0;
+        w.records = 0;
     }
 
     /// Takes every record committed so far, lane by lane, oldest first within each.
@@ -340,7 +357,7 @@ impl Lanes {
                 let chunk = unsafe { &*r.head };
                 // `next` first: once it is set, `committed` is final.
                 let next = chunk.next.load(Ordering::Acquire);
-                let end = chunk.committed.load(Ordering::Acquire);
+                let (end, records) = unpack(chunk.committed.load(Ordering::Acquire));
                 if next.is_null() {
                     if end > r.at {
                         // SAFETY: bytes below `committed` are written and no longer
@@ -351,8 +368,10 @@ impl Lanes {
                             buf: bytes.to_vec(),
                             at: 0,
                             end: end - r.at,
+                            records: records - r.records,
                         });
                         r.at = end;
+                        r.records = records;
                     }
                     break;
                 }
@@ -363,10 +382,12 @@ impl Lanes {
                         buf: chunk.buf,
                         at: r.at,
                         end,
+                        records: records - r.records,
                     });
                 }
                 r.head = next;
                 r.at = 0;
+                r.records = 0;
             }
         }
     }
@@ -405,13 +426,18 @@ mod tests {
     fn records(taken: &VecDeque<Taken>) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for t in taken {
-            let mut at = t.at;
+            let (mut at, before) = (t.at, out.len());
             while at < t.end {
                 let len = u32::from_le_bytes(t.buf[at..at + 4].try_into().unwrap()) as usize;
                 out.push(t.buf[at + 4..at + 4 + len].to_vec());
                 at += 4 + len;
             }
             assert_eq!(at, t.end, "whole records only");
+            assert_eq!(
+                count(t),
+                ((out.len() - before) as u64, t.end - t.at),
+                "the records counted as they were published, and their bytes"
+            );
         }
         out
     }

@@ -269,10 +269,12 @@ impl Pending {
                 else {
                     // A lane's chunk holds whole records only: never reached.
                     taken.at = taken.end;
+                    taken.records = 0;
                     break;
                 };
                 let start = taken.at + RECORD_OVERHEAD;
                 taken.at = start + len;
+                taken.records = taken.records.saturating_sub(1);
                 taking.records += 1;
                 taking.bytes += len + RECORD_OVERHEAD;
                 if each(Entry(&taken.buf[start..start + len])) == Batching::Full {
@@ -284,8 +286,8 @@ impl Pending {
         (taking.records > 0).then_some(taking)
     }
 
-    /// Drops every pending record; returns how many there were and their bytes.
-    /// Walks the length prefixes only, so that giving up a large queue takes no time.
+    /// Drops every pending record; returns how many there were and their bytes
+    /// (counted as they were published: nothing is read).
     pub(crate) fn abandon(&mut self) -> Taking {
         let (records, bytes) = count(self.taken.iter());
         self.taken.clear();
