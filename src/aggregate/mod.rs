@@ -189,6 +189,15 @@ impl fmt::Debug for Aggregator {
     }
 }
 
+#[cfg(feature = "metrics")]
+impl Aggregator {
+    /// The series `record` updates, to update it without the record (see
+    /// [`SeriesHandle`]).
+    pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
+        self.store.series_handle(record)
+    }
+}
+
 /// Two aggregators are equal when they share their series (one is a clone of the
 /// other), as a configuration holding one compares.
 ///
@@ -199,15 +208,6 @@ impl fmt::Debug for Aggregator {
 /// assert_eq!(a, a.clone());
 /// assert_ne!(a, Aggregator::new());
 /// ```
-#[cfg(feature = "metrics")]
-impl Aggregator {
-    /// The series `record` updates, to update it without the record (see
-    /// [`SeriesHandle`]).
-    pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
-        self.store.series_handle(record)
-    }
-}
-
 impl PartialEq for Aggregator {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.store, &other.store)

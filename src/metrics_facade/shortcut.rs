@@ -16,7 +16,9 @@
 //! * the series is the name's own (not the overflow series past the label-set limit)
 //!   and takes no span fields as labels (both known when the handle learns it).
 //!
-//! Otherwise the update is the event, as before. The shortcut's update is one atomic
+//! Otherwise the update is the event, as before. One difference remains, with
+//! `tracing`'s `log-always` feature (every event also a `log` record): an update the
+//! handle makes directly is no `tracing` event, so it is no `log` record either. The shortcut's update is one atomic
 //! read-modify-write on cells any thread may update, which is what
 //! `metrics-exporter-prometheus`' handle does; the event's is a dispatch, a visit of
 //! the fields and a lookup of the series by name and labels.
@@ -26,6 +28,7 @@ use std::sync::{Arc, OnceLock};
 
 use metrics::Key;
 use smallvec::SmallVec;
+use tracing_core::dispatcher::WeakDispatch;
 use tracing_core::Dispatch;
 
 use crate::aggregate::SeriesHandle;
@@ -41,8 +44,10 @@ const SUBSCRIBERS: usize = 4;
 
 /// What a handle learned in one subscriber.
 struct Learned {
-    /// The subscriber, kept alive so that its telemetry layer's address stays its own.
-    _dispatch: Dispatch,
+    /// The subscriber, weakly: its memory stays allocated, so that its telemetry
+    /// layer's address stays its own, but the subscriber is dropped as it would be
+    /// without the handle (its layers' `Drop` runs).
+    _dispatch: WeakDispatch,
     /// Where that layer is, to tell it from another instance of its type.
     at: usize,
     /// The series and the switch; `None` where an update must stay an event (a
@@ -101,7 +106,7 @@ impl Shortcut {
                             return;
                         };
                         let learned = Learned {
-                            _dispatch: dispatch.clone(),
+                            _dispatch: dispatch.downgrade(),
                             at,
                             direct,
                         };
@@ -242,6 +247,42 @@ mod tests {
             [(route_a(), SeriesData::Sum(55.0))]
         );
         drop(guard);
+    }
+
+    #[test]
+    fn a_handle_keeps_no_subscriber_alive() {
+        // The subscriber `try_init` builds, where the handle goes straight, and one of
+        // an app's own, where it does not.
+        let aggregator = Aggregator::new();
+        let (app, guard) = app(prometheus(&aggregator));
+        let (layer, own_guard) =
+            crate::layer_with(&prometheus(&Aggregator::new()).with_enabled(true)).unwrap();
+        let own = Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::registry(),
+            layer,
+        ));
+        let target = requests();
+        for dispatch in [&app, &own] {
+            tracing::dispatcher::with_default(dispatch, || {
+                target.update(Instrument::Counter, 1.0);
+                target.update(Instrument::Counter, 1.0);
+            });
+        }
+        assert_eq!(
+            total(&aggregator, "requests"),
+            [(route_a(), SeriesData::Sum(2.0))]
+        );
+        let (app_weak, own_weak) = (app.downgrade(), own.downgrade());
+        drop((app, own));
+        assert!(
+            app_weak.upgrade().is_none(),
+            "the app's subscriber was dropped"
+        );
+        assert!(
+            own_weak.upgrade().is_none(),
+            "the other subscriber was dropped"
+        );
+        drop((guard, own_guard));
     }
 
     #[test]
