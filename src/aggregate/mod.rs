@@ -194,7 +194,7 @@ impl Aggregator {
     /// The series `record` updates, to update it without the record (see
     /// [`SeriesHandle`]).
     pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
-        self.store.series_handle(record)
+        Store::series_handle(&self.store, record)
     }
 }
 

@@ -101,6 +101,7 @@ impl Cells {
     }
 
     /// Adds `value` with read-modify-write atomics: for cells any thread may update.
+    #[inline]
     fn add_shared(&self, op: &Op, value: f64) {
         let add = |cell: &AtomicU64| {
             let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
@@ -253,29 +254,42 @@ impl Series {
     }
 }
 
-/// One series' shared cells, for updates that skip the lookup by name and labels: the
-/// `metrics` facade's kept handles. An update is one atomic read-modify-write (the
-/// cells any thread may update), and does what [`Store::record`] would do with the
-/// same value.
+/// One series, for updates that skip the lookup by name and labels: the `metrics`
+/// facade's kept handles. Each thread updates its own cells of the series, the same
+/// ones its records update (found once per thread, after a first record), with plain
+/// loads and stores, as [`Store::record`] does for a known series.
 #[cfg(feature = "metrics")]
-#[derive(Debug, Clone)]
 pub(crate) struct SeriesHandle {
+    store: Arc<Store>,
     series: Arc<Series>,
-    shared: Arc<Padded<Cells>>,
+    /// Each thread's cells of the series, once found.
+    cells: ThreadLocal<Arc<Padded<Cells>>>,
 }
 
 #[cfg(feature = "metrics")]
 impl SeriesHandle {
+    /// Adds `value` through this thread's cells; `false` if this thread's are not
+    /// known yet (the update is then a record, and [`learn_thread`](Self::learn_thread)
+    /// finds them).
     #[inline]
-    pub(crate) fn add(&self, value: f64) {
-        let series = &*self.series;
-        // A value the series does not take is ignored, as by a thread's own cells.
-        if !series.accepts(value) {
+    pub(crate) fn add(&self, value: f64) -> bool {
+        match self.cells.get() {
+            Some(cells) => {
+                add_to(&self.series, &cells.0, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a record of the series on this thread: finds this thread's cells of it.
+    #[cold]
+    pub(crate) fn learn_thread(&self, record: &Record<'_>) {
+        if self.cells.get().is_some() {
             return;
         }
-        match series.op {
-            Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
-            _ => self.shared.0.add_shared(&series.op, value),
+        if let Some(cells) = self.store.local_cells(&self.series, record) {
+            let _ = self.cells.get_or(|| cells);
         }
     }
 }
@@ -292,32 +306,36 @@ impl LocalEntry {
     /// One match on the aggregation: what a known series costs per record.
     #[inline]
     fn add(&self, value: f64) {
-        let series = &*self.series;
-        let cells = &self.cells.0;
-        match &series.op {
-            Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
-            Op::Count => bump(&cells.count),
-            Op::Sum => {
-                if value.is_finite() && value >= 0.0 {
-                    add(&cells.sum, value);
-                }
+        add_to(&self.series, &self.cells.0, value);
+    }
+}
+
+/// Adds `value` to `series` through `cells`, which only the calling thread updates.
+#[inline]
+fn add_to(series: &Series, cells: &Cells, value: f64) {
+    match &series.op {
+        Op::LastValue => series.last.0.store(value.to_bits(), Ordering::Relaxed),
+        Op::Count => bump(&cells.count),
+        Op::Sum => {
+            if value.is_finite() && value >= 0.0 {
+                add(&cells.sum, value);
             }
-            Op::UpDownSum => {
-                if value.is_finite() {
-                    add(&cells.sum, value);
-                }
+        }
+        Op::UpDownSum => {
+            if value.is_finite() {
+                add(&cells.sum, value);
             }
-            Op::Histogram(bounds) => {
-                // NaN is in no bucket: `get` finds none past the last.
-                let i = if value.is_nan() {
-                    usize::MAX
-                } else {
-                    bucket_index(bounds, value)
-                };
-                if let Some(bucket) = cells.buckets.get(i) {
-                    bump(bucket);
-                    add(&cells.sum, value);
-                }
+        }
+        Op::Histogram(bounds) => {
+            // NaN is in no bucket: `get` finds none past the last.
+            let i = if value.is_nan() {
+                usize::MAX
+            } else {
+                bucket_index(bounds, value)
+            };
+            if let Some(bucket) = cells.buckets.get(i) {
+                bump(bucket);
+                add(&cells.sum, value);
             }
         }
     }
@@ -599,14 +617,32 @@ impl Store {
     /// of its name) and takes no span fields as labels; `None` otherwise, and before
     /// a first record has made it.
     #[cfg(feature = "metrics")]
-    pub(crate) fn series_handle(&self, record: &Record<'_>) -> Option<SeriesHandle> {
+    pub(crate) fn series_handle(self: &Arc<Self>, record: &Record<'_>) -> Option<SeriesHandle> {
         if self.span_labels.contains(record.name()) {
             return None;
         }
         let key = OwnedKey::copy(record.kind(), record.name(), record.tags()).canonical();
         let series = Arc::clone(self.registry().by_key.get(&key)?);
-        let shared = Arc::clone(series.cells().first()?);
-        Some(SeriesHandle { series, shared })
+        Some(SeriesHandle {
+            store: Arc::clone(self),
+            series,
+            cells: ThreadLocal::new(),
+        })
+    }
+
+    /// This thread's cells of `series`, which `record` names, if a record of it has
+    /// been made on this thread.
+    #[cfg(feature = "metrics")]
+    fn local_cells(&self, series: &Arc<Series>, record: &Record<'_>) -> Option<Arc<Padded<Cells>>> {
+        let local = self.locals.get()?.try_borrow().ok()?;
+        let hash = hash_record(self.seed, record);
+        local
+            .by_hash
+            .get(&hash)?
+            .iter()
+            .filter_map(|&i| local.entries.get(i as usize))
+            .find(|entry| entry.key.matches(record) && Arc::ptr_eq(&entry.series, series))
+            .map(|entry| Arc::clone(&entry.cells))
     }
 
     /// Copies every series out. Holds the registry's lock only to copy the list.

@@ -199,6 +199,7 @@ impl TelemetryHandle {
     /// ```
     /// assert!(tracing_telemetry::TelemetryFilter::new(true).handle().is_enabled());
     /// ```
+    #[inline]
     pub fn is_enabled(&self) -> bool {
         self.on.load(Ordering::Acquire)
     }

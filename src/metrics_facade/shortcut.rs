@@ -18,10 +18,12 @@
 //!
 //! Otherwise the update is the event, as before. One difference remains, with
 //! `tracing`'s `log-always` feature (every event also a `log` record): an update the
-//! handle makes directly is no `tracing` event, so it is no `log` record either. The shortcut's update is one atomic
-//! read-modify-write on cells any thread may update, which is what
-//! `metrics-exporter-prometheus`' handle does; the event's is a dispatch, a visit of
-//! the fields and a lookup of the series by name and labels.
+//! handle makes directly is no `tracing` event, so it is no `log` record either.
+//!
+//! The shortcut's update is a plain load and store to the calling thread's own cells
+//! of the series (the ones its records update, found once per thread after a first
+//! record there), so threads updating one counter share no cache line; the event's is
+//! a dispatch, a visit of the fields and a lookup of the series by name and labels.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -80,8 +82,7 @@ impl Shortcut {
         if !switch.is_enabled() || tracing::dispatcher::get_default(layer_at) != Some(*at) {
             return false;
         }
-        series.add(value);
-        true
+        series.add(value)
     }
 
     /// After an update of `key` went through the event: learns, once per subscriber,
@@ -96,6 +97,12 @@ impl Shortcut {
                 match slot.get() {
                     Some(learned) if learned.at == at => {
                         self.last.store(i, Ordering::Relaxed);
+                        // The first update on this thread: its cells of the series.
+                        if let Some((series, switch)) = &learned.direct {
+                            if switch.is_enabled() {
+                                with_record(key, |record| series.learn_thread(record));
+                            }
+                        }
                         return;
                     }
                     Some(_) => continue,
@@ -143,13 +150,17 @@ fn direct(dispatch: &Dispatch, key: &Key) -> Option<Option<(SeriesHandle, Teleme
     let Some(aggregator) = sink.aggregation_only().filter(|_| sink.is_alone()) else {
         return Some(None);
     };
+    Some(with_record(key, |record| {
+        let series = aggregator.series_handle(record)?;
+        series.learn_thread(record);
+        Some((series, switch.clone()))
+    }))
+}
+
+/// The record an update of `key` makes (without its value), for `f`.
+fn with_record<T>(key: &Key, f: impl FnOnce(&Record<'_>) -> T) -> T {
     let tags: SmallVec<[Tag<'_>; 8]> = key.labels().map(|l| Tag::new(l.key(), l.value())).collect();
-    let record = Record::new(Kind::Metric, key.name(), &tags);
-    Some(
-        aggregator
-            .series_handle(&record)
-            .map(|series| (series, switch.clone())),
-    )
+    f(&Record::new(Kind::Metric, key.name(), &tags))
 }
 
 #[cfg(all(test, feature = "prometheus"))]
@@ -245,6 +256,31 @@ mod tests {
         assert_eq!(
             total(&aggregator, "requests"),
             [(route_a(), SeriesData::Sum(55.0))]
+        );
+        drop(guard);
+    }
+
+    #[test]
+    fn each_thread_updates_its_own_cells_once_found_and_every_update_counts() {
+        let aggregator = Aggregator::new();
+        let (dispatch, guard) = app(prometheus(&aggregator));
+        let target = requests();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        assert!(!target.shortcut.add(1.0), "no cells of this thread yet");
+                        for _ in 0..1_000 {
+                            target.update(Instrument::Counter, 1.0);
+                        }
+                        assert!(target.shortcut.add(1.0), "this thread's cells, found");
+                    })
+                });
+            }
+        });
+        assert_eq!(
+            total(&aggregator, "requests"),
+            [(route_a(), SeriesData::Sum(4_004.0))]
         );
         drop(guard);
     }
