@@ -375,3 +375,24 @@ impl Default for AggregatorBuilder {
         AggregatorBuilder::new()
     }
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+    use crate::fields::Kind;
+
+    #[test]
+    fn a_series_handle_keeps_the_store_no_longer_than_the_aggregator() {
+        let aggregator = Aggregator::new();
+        aggregator.record(&Record::new(Kind::Metric, "m", &[]).with_value(1.0));
+        let handle = aggregator
+            .series_handle(&Record::new(Kind::Metric, "m", &[]))
+            .expect("the series exists");
+        let store = Arc::downgrade(&aggregator.store);
+        drop(aggregator);
+        assert!(store.upgrade().is_none(), "the store was dropped");
+        // Updates still land in the series the handle holds, harmlessly.
+        handle.learn_thread(&Record::new(Kind::Metric, "m", &[]));
+        assert!(!handle.add(1.0), "no cells found without the store");
+    }
+}

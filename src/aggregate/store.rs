@@ -260,7 +260,8 @@ impl Series {
 /// loads and stores, as [`Store::record`] does for a known series.
 #[cfg(feature = "metrics")]
 pub(crate) struct SeriesHandle {
-    store: Arc<Store>,
+    /// Weak: a handle outlives its subscriber, and must not keep the store alive.
+    store: std::sync::Weak<Store>,
     series: Arc<Series>,
     /// Each thread's cells of the series, once found.
     cells: ThreadLocal<Arc<Padded<Cells>>>,
@@ -288,7 +289,10 @@ impl SeriesHandle {
         if self.cells.get().is_some() {
             return;
         }
-        if let Some(cells) = self.store.local_cells(&self.series, record) {
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
+        if let Some(cells) = store.local_cells(&self.series, record) {
             let _ = self.cells.get_or(|| cells);
         }
     }
@@ -624,7 +628,7 @@ impl Store {
         let key = OwnedKey::copy(record.kind(), record.name(), record.tags()).canonical();
         let series = Arc::clone(self.registry().by_key.get(&key)?);
         Some(SeriesHandle {
-            store: Arc::clone(self),
+            store: Arc::downgrade(self),
             series,
             cells: ThreadLocal::new(),
         })

@@ -6,7 +6,7 @@
 //! installs, when every destination is the aggregation or reads it (Prometheus, OTLP)
 //! and has started, that record's only effect is one update of one series. So once an
 //! update of a handle has gone through the event (and made the series), the handle
-//! keeps the series' shared cells and updates them itself, for as long as:
+//! keeps the series and updates it itself, for as long as:
 //!
 //! * the current dispatcher is that same subscriber (not a scoped one, not another
 //!   instance): a type test of its telemetry layer and a pointer compare (the layer's

@@ -47,8 +47,9 @@ pub(super) struct Taken {
 }
 
 /// A chunk's committed end and the records below it, in one word: the end in the low
-/// 40 bits (a chunk holds at most one record of up to 4 GiB, or 256 KiB of them), the
-/// records above (at most 64 Ki in a chunk-sized chunk, of empty records).
+/// 40 bits, the records above. A chunk is at most [`CHUNK_BYTES`] (64 Ki records of
+/// nothing but a length prefix), or sized to the one record larger than that it
+/// holds (up to 4 GiB); recycled chunks are exactly chunk-sized (see `next_chunk`).
 const END_BITS: u32 = 40;
 
 fn pack(end: usize, records: u64) -> u64 {
@@ -312,8 +313,13 @@ impl Lanes {
         }
         .max(cost);
         // A spare only for a chunk-sized chunk: a quiet thread keeps a small one.
+        // Exactly chunk-sized: a larger one would hold more records over its life than
+        // its count can say (see `pack`).
         let spare = if size == CHUNK_BYTES {
-            self.spare.try_recv().ok()
+            self.spare
+                .try_recv()
+                .ok()
+                .filter(|buf| buf.len() == CHUNK_BYTES)
         } else {
             None
         };
@@ -464,6 +470,21 @@ mod tests {
         assert_eq!(filled.len(), 0, "the 256 KiB chunk is full, not yet left");
         push(1);
         assert_eq!(filled.len(), 1, "leaving the full 256 KiB chunk does");
+    }
+
+    #[test]
+    fn a_spare_larger_than_a_chunk_is_not_used_as_one() {
+        let (lanes, filled, spare) = lanes(1 << 30);
+        // A large record's own chunk, handed back as if it were chunk-sized.
+        spare.send(vec![0; CHUNK_BYTES * 2]).unwrap();
+        // As above: the 256 KiB chunk is full after 2,620 records of 100 bytes, and
+        // the next record leaves it (a 512 KiB one would still have room).
+        for _ in 0..40 + 163 + 655 + 1 + 2_620 {
+            assert_eq!(lanes.push(96, |out| out.fill(1)), Pushed::Queued);
+        }
+        assert_eq!(filled.len(), 0);
+        assert_eq!(lanes.push(96, |out| out.fill(1)), Pushed::Queued);
+        assert_eq!(filled.len(), 1, "the chunk was chunk-sized");
     }
 
     #[test]

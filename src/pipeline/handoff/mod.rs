@@ -298,7 +298,10 @@ impl Pending {
     fn recycle(&mut self, signals: &Signals) {
         while self.taken.front().is_some_and(|t| t.at >= t.end) {
             if let Some(taken) = self.taken.pop_front() {
-                if taken.buf.len() >= CHUNK_BYTES {
+                // Exactly chunk-sized only: a large record's chunk of its own (or the
+                // copy of a partial take) would pass for one, and hold more records
+                // over its life than a chunk's count can say (see `lanes::pack`).
+                if taken.buf.len() == CHUNK_BYTES {
                     let _ = signals.spare.try_send(taken.buf);
                 }
             }
