@@ -391,7 +391,7 @@ mod tests {
         let store = Arc::downgrade(&aggregator.store);
         drop(aggregator);
         assert!(store.upgrade().is_none(), "the store was dropped");
-        // Updates still land in the series the handle holds, harmlessly.
+        // Without the store, the handle finds no cells: updates stay records.
         handle.learn_thread(&Record::new(Kind::Metric, "m", &[]));
         assert!(!handle.add(1.0), "no cells found without the store");
     }
