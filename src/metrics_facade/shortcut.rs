@@ -181,8 +181,16 @@ mod tests {
     /// The subscriber `try_init` installs, with `config`, as a dispatcher.
     fn app(config: Config) -> (Dispatch, Guard) {
         let (subscriber, guard) =
-            crate::install::app_subscriber(&config.with_enabled(true)).unwrap();
+            crate::__private::app_subscriber(&config.with_enabled(true)).unwrap();
         (Dispatch::new(subscriber), guard)
+    }
+
+    /// A subscriber of an app's own: the registry and `layer`.
+    fn with_layer(
+        layer: impl tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
+    ) -> Dispatch {
+        use tracing_subscriber::layer::SubscriberExt;
+        Dispatch::new(tracing_subscriber::registry().with(layer))
     }
 
     fn prometheus(aggregator: &Aggregator) -> Config {
@@ -243,10 +251,7 @@ mod tests {
 
         // Another subscriber (here a scoped one of the app's own) gets the event.
         let sink = MemorySink::new();
-        let other = Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
-            tracing_subscriber::registry(),
-            TelemetryLayer::new(sink.clone()).with_telemetry_filter(),
-        ));
+        let other = with_layer(TelemetryLayer::new(sink.clone()).with_telemetry_filter());
         tracing::dispatcher::with_default(&other, || {
             assert!(!target.shortcut.add(64.0), "not the subscriber it learned");
             target.update(Instrument::Counter, 64.0);
@@ -293,10 +298,7 @@ mod tests {
         let (app, guard) = app(prometheus(&aggregator));
         let (layer, own_guard) =
             crate::layer_with(&prometheus(&Aggregator::new()).with_enabled(true)).unwrap();
-        let own = Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
-            tracing_subscriber::registry(),
-            layer,
-        ));
+        let own = with_layer(layer);
         let target = requests();
         for dispatch in [&app, &own] {
             tracing::dispatcher::with_default(dispatch, || {
