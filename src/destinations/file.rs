@@ -2,7 +2,7 @@
 //! re-created when rotation or deletion takes it away.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,10 @@ impl Write for AppendFile {
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.writable()?.write_all(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.writable()?.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -1,7 +1,7 @@
 //! JSON lines to standard output, standard error or a file: what this destination
 //! adds to the [pipeline](crate::pipeline) is the line encoding and the writer.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
@@ -12,7 +12,8 @@ use crate::encode::LineEncoder;
 use crate::error::Error;
 use crate::pipeline::handoff::Captured;
 use crate::pipeline::{
-    BatchPolicy, Deliver, Delivery, Ending, ExportStats, Failure, Policy, Queue, WhenFull,
+    BatchPolicy, Deliver, Delivery, EncodeHere, Ending, ExportStats, Failure, Policy, Queue,
+    WhenFull,
 };
 use crate::record::{Record, TagSource};
 use crate::report::stderr_line;
@@ -72,12 +73,10 @@ impl JsonLines {
         policy: Policy,
         label: Option<&'static str>,
     ) -> Self {
-        let here = encoder.clone();
         JsonLines {
             output,
+            queue: Queue::new(policy, label).with_encode_here(encoder.clone()),
             encoder,
-            queue: Queue::new(policy, label)
-                .with_encode_here(Box::new(move |record, buf| here.encode(record, buf))),
             started: OnceLock::new(),
         }
     }
@@ -183,6 +182,16 @@ impl Export for JsonLines {
     }
 }
 
+impl EncodeHere for LineEncoder {
+    fn encode(&self, record: &Record<'_>, buf: &mut Vec<u8>) {
+        LineEncoder::encode(self, record, buf);
+    }
+
+    fn encode_into(&self, record: &Record<'_>, out: &mut [u8]) -> Option<usize> {
+        LineEncoder::encode_into(self, record, out)
+    }
+}
+
 impl std::fmt::Debug for JsonLines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JsonLines")
@@ -231,38 +240,63 @@ impl<W: WriteLines> Deliver for Lines<W> {
         self.encoder.encode(&record, body);
     }
 
-    /// The whole batch at once (one lock of stdout or stderr). A failed write may
-    /// have written part of a line: the lines written whole before it count as
-    /// written, and the next successful write starts on a new line, so a torn line is
-    /// never merged with the next one.
     fn deliver(
         &mut self,
         body: &[u8],
         _compressed: bool,
+        records: u64,
+        limit: Option<Duration>,
+    ) -> Delivery {
+        self.deliver_parts(&[IoSlice::new(body)], records, limit)
+    }
+
+    /// Lines encoded on the emitting threads are written from where they lie.
+    fn takes_parts(&self) -> bool {
+        true
+    }
+
+    /// The whole batch at once (one lock of stdout or stderr; one `writev` while the
+    /// destination takes it all). A failed write may have written part of a line:
+    /// the lines written whole before it count as written, and the next successful
+    /// write starts on a new line, so a torn line is never merged with the next one.
+    fn deliver_parts(
+        &mut self,
+        parts: &[IoSlice<'_>],
         _records: u64,
         _limit: Option<Duration>,
     ) -> Delivery {
-        if body.is_empty() {
+        if parts.iter().all(|part| part.is_empty()) {
             return Delivery::Delivered;
         }
         if self.resync {
-            if let (_, Err(error)) = self.writer.write_lines(b"\n") {
+            if let (_, Err(error)) = self.writer.write_lines(&[IoSlice::new(b"\n")]) {
                 return Delivery::Failed(Failure {
                     error,
                     delivered: 0,
                 });
             }
         }
-        let (written, outcome) = self.writer.write_lines(body);
+        let (written, outcome) = self.writer.write_lines(parts);
         self.resync = outcome.is_err();
         match outcome {
             Ok(()) => Delivery::Delivered,
             Err(error) => Delivery::Failed(Failure {
                 error,
-                delivered: body[..written].iter().filter(|&&b| b == b'\n').count() as u64,
+                delivered: lines_in(parts, written),
             }),
         }
     }
+}
+
+/// The newlines in the first `bytes` bytes of `parts`.
+fn lines_in(parts: &[IoSlice<'_>], mut bytes: usize) -> u64 {
+    let mut lines = 0;
+    for part in parts {
+        let here = &part[..part.len().min(bytes)];
+        lines += here.iter().filter(|&&b| b == b'\n').count() as u64;
+        bytes -= here.len();
+    }
+    lines
 }
 
 enum Writer {
@@ -273,36 +307,42 @@ enum Writer {
 
 /// Where the worker writes lines: any [`Write`], or an [`Output`]'s own writer.
 trait WriteLines: Send + 'static {
-    /// Writes `buf` and flushes; returns how many bytes were written, and the error
-    /// that stopped it, if any.
-    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>);
+    /// Writes `parts`, in order, and flushes; returns how many bytes were written,
+    /// and the error that stopped it, if any.
+    fn write_lines(&mut self, parts: &[IoSlice<'_>]) -> (usize, io::Result<()>);
 }
 
 impl<W: Write + Send + 'static> WriteLines for W {
-    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
-        write_counting(self, buf)
+    fn write_lines(&mut self, parts: &[IoSlice<'_>]) -> (usize, io::Result<()>) {
+        write_counting(self, parts)
     }
 }
 
 impl WriteLines for Writer {
     /// Holding stdout's or stderr's lock for the whole batch, so that the app's own
     /// prints never land inside a line.
-    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
+    fn write_lines(&mut self, parts: &[IoSlice<'_>]) -> (usize, io::Result<()>) {
         match self {
-            Writer::Stdout => write_counting(&mut io::stdout().lock(), buf),
-            Writer::Stderr => write_counting(&mut io::stderr().lock(), buf),
-            Writer::File(w) => write_counting(w, buf),
+            Writer::Stdout => write_counting(&mut io::stdout().lock(), parts),
+            Writer::Stderr => write_counting(&mut io::stderr().lock(), parts),
+            Writer::File(w) => write_counting(w, parts),
         }
     }
 }
 
-/// `write_all` and `flush`, counting the bytes written.
-fn write_counting(w: &mut impl Write, buf: &[u8]) -> (usize, io::Result<()>) {
+/// `write_all` of every part, in order, and `flush`, counting the bytes written.
+fn write_counting(w: &mut impl Write, parts: &[IoSlice<'_>]) -> (usize, io::Result<()>) {
+    let mut left: Vec<IoSlice<'_>> = parts.to_vec();
+    let mut left = &mut left[..];
+    IoSlice::advance_slices(&mut left, 0);
     let mut done = 0;
-    while done < buf.len() {
-        match w.write(&buf[done..]) {
+    while !left.is_empty() {
+        match w.write_vectored(left) {
             Ok(0) => return (done, Err(io::ErrorKind::WriteZero.into())),
-            Ok(n) => done += n,
+            Ok(n) => {
+                done += n;
+                IoSlice::advance_slices(&mut left, n);
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return (done, Err(err)),
         }

@@ -28,6 +28,86 @@ impl LineEncoder {
     pub(crate) fn encode(&self, record: &Record<'_>, buf: &mut Vec<u8>) {
         encode_line(record, &self.service, buf);
     }
+
+    /// Writes `record` as one JSON line at the start of `out`; returns its length,
+    /// or `None` if it does not fit (what `out` then holds means nothing).
+    pub(crate) fn encode_into(&self, record: &Record<'_>, out: &mut [u8]) -> Option<usize> {
+        let mut room = Room {
+            out,
+            len: 0,
+            overflowed: false,
+        };
+        encode_line(record, &self.service, &mut room);
+        (!room.overflowed).then_some(room.len)
+    }
+}
+
+/// Where a line is encoded: a growing buffer, or a fixed [`Room`].
+trait LineBuf: Write {
+    fn put(&mut self, bytes: &[u8]);
+    fn put_byte(&mut self, byte: u8);
+}
+
+impl LineBuf for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+/// A fixed slice to encode into: what passes its end is dropped, and the slice is
+/// then `overflowed`.
+struct Room<'a> {
+    out: &'a mut [u8],
+    len: usize,
+    overflowed: bool,
+}
+
+impl LineBuf for Room<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.out.get_mut(self.len..self.len + bytes.len()) {
+            Some(to) => {
+                to.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        match self.out.get_mut(self.len) {
+            Some(to) => {
+                *to = byte;
+                self.len += 1;
+            }
+            None => self.overflowed = true,
+        }
+    }
+}
+
+impl Write for Room<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf);
+        Ok(buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.put(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Appends `record` to `buf` as one JSON object and a newline; `service` is the
@@ -47,40 +127,40 @@ impl LineEncoder {
 /// are written directly. Letting serde_json serialize the whole object as a map
 /// escapes every key and every piece of the timestamp separately, which measured at
 /// 40% of the encoding's instructions.
-fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
-    buf.extend_from_slice(b"{\"timestamp\":\"");
+fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut impl LineBuf) {
+    buf.put(b"{\"timestamp\":\"");
     write_timestamp(buf, record.timestamp());
-    buf.push(b'"');
-    buf.extend_from_slice(service);
-    buf.extend_from_slice(b",\"kind\":\"");
-    buf.extend_from_slice(record.kind().as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"name\":");
+    buf.put_byte(b'"');
+    buf.put(service);
+    buf.put(b",\"kind\":\"");
+    buf.put(record.kind().as_str().as_bytes());
+    buf.put(b"\",\"name\":");
     json_str(buf, record.name());
     // Non-finite numbers are written as null, and named with their spelling in
     // `nonfinite` at the end: every key keeps one JSON type, and nothing is lost.
     let mut nonfinite: Vec<(&'static str, Option<&str>, f64)> = Vec::new();
     if let Some(value) = record.value() {
-        buf.extend_from_slice(b",\"value\":");
+        buf.put(b",\"value\":");
         if !json_f64(buf, value) {
             nonfinite.push(("value", None, value));
         }
     }
     if let Some(duration) = record.duration_ms() {
-        buf.extend_from_slice(b",\"duration_ms\":");
+        buf.put(b",\"duration_ms\":");
         if !json_f64(buf, duration) {
             nonfinite.push(("duration_ms", None, duration));
         }
     }
     if let Some(instrument) = record.instrument() {
-        buf.extend_from_slice(b",\"instrument\":\"");
-        buf.extend_from_slice(instrument.as_str().as_bytes());
-        buf.push(b'"');
+        buf.put(b",\"instrument\":\"");
+        buf.put(instrument.as_str().as_bytes());
+        buf.put_byte(b'"');
     }
     if let Some(unit) = record.unit() {
-        buf.extend_from_slice(b",\"unit\":");
+        buf.put(b",\"unit\":");
         json_str(buf, unit);
     }
-    buf.extend_from_slice(b",\"tags\":{");
+    buf.put(b",\"tags\":{");
     let tags = record.tags();
     // A key given twice is written once, with the last value given (what most JSON
     // readers would keep anyway). Few tags: compare with the later ones; many: look up
@@ -110,46 +190,46 @@ fn encode_line(record: &Record<'_>, service: &[u8], buf: &mut Vec<u8>) {
             write_tag(buf, &mut first, tag, &mut nonfinite);
         }
     }
-    buf.push(b'}');
+    buf.put_byte(b'}');
     if let (Some(trace_id), Some(span_id)) = (record.trace_id(), record.span_id()) {
-        buf.extend_from_slice(b",\"trace_id\":\"");
+        buf.put(b",\"trace_id\":\"");
         write_hex(buf, &trace_id);
-        buf.extend_from_slice(b"\",\"span_id\":\"");
+        buf.put(b"\",\"span_id\":\"");
         write_hex(buf, &span_id);
-        buf.push(b'"');
+        buf.put_byte(b'"');
     }
     if let Some(module) = record.module_path() {
-        buf.extend_from_slice(b",\"module\":");
+        buf.put(b",\"module\":");
         json_str(buf, module);
     }
     if let Some(file) = record.file() {
-        buf.extend_from_slice(b",\"file\":");
+        buf.put(b",\"file\":");
         json_str(buf, file);
     }
     if let Some(line) = record.line() {
-        buf.extend_from_slice(b",\"line\":");
+        buf.put(b",\"line\":");
         json_value(buf, &line);
     }
     if !nonfinite.is_empty() {
         write_nonfinite(buf, &nonfinite);
     }
-    buf.extend_from_slice(b"}\n");
+    buf.put(b"}\n");
 }
 
 /// One `"key":value` member of `tags` (a comma before all but the first), the
 /// value's JSON type kept; a non-finite float is `null` and noted.
 fn write_tag<'a>(
-    buf: &mut Vec<u8>,
+    buf: &mut impl LineBuf,
     first: &mut bool,
     tag: Tag<'a>,
     nonfinite: &mut Vec<(&'static str, Option<&'a str>, f64)>,
 ) {
     if !std::mem::take(first) {
-        buf.push(b',');
+        buf.put_byte(b',');
     }
     let key = tag.key();
     json_str(buf, key);
-    buf.push(b':');
+    buf.put_byte(b':');
     match tag.value() {
         TagValue::Str(s) => json_str(buf, s),
         TagValue::I64(v) => json_value(buf, &v),
@@ -164,23 +244,23 @@ fn write_tag<'a>(
 }
 
 /// Lowercase hex, two digits a byte, as W3C Trace Context writes ids.
-fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+fn write_hex(buf: &mut impl LineBuf, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
-        buf.push(DIGITS[usize::from(b >> 4)]);
-        buf.push(DIGITS[usize::from(b & 0xf)]);
+        buf.put_byte(DIGITS[usize::from(b >> 4)]);
+        buf.put_byte(DIGITS[usize::from(b & 0xf)]);
     }
 }
 
 /// `,"nonfinite":{"/value":"NaN","/tags/ratio":"+Inf"}`: each non-finite number
 /// written as null, by its JSON Pointer (RFC 6901), with the spelling Prometheus uses
 /// (which `f64::from_str` parses back).
-fn write_nonfinite(buf: &mut Vec<u8>, nonfinite: &[(&str, Option<&str>, f64)]) {
-    buf.extend_from_slice(b",\"nonfinite\":{");
+fn write_nonfinite(buf: &mut impl LineBuf, nonfinite: &[(&str, Option<&str>, f64)]) {
+    buf.put(b",\"nonfinite\":{");
     let mut pointer = String::new();
     for (i, &(key, tag, v)) in nonfinite.iter().enumerate() {
         if i > 0 {
-            buf.push(b',');
+            buf.put_byte(b',');
         }
         pointer.clear();
         pointer.push('/');
@@ -190,7 +270,7 @@ fn write_nonfinite(buf: &mut Vec<u8>, nonfinite: &[(&str, Option<&str>, f64)]) {
             pointer.push_str(&tag.replace('~', "~0").replace('/', "~1"));
         }
         json_str(buf, &pointer);
-        buf.push(b':');
+        buf.put_byte(b':');
         let spelling = if v.is_nan() {
             "NaN"
         } else if v > 0.0 {
@@ -200,7 +280,7 @@ fn write_nonfinite(buf: &mut Vec<u8>, nonfinite: &[(&str, Option<&str>, f64)]) {
         };
         json_str(buf, spelling);
     }
-    buf.push(b'}');
+    buf.put_byte(b'}');
 }
 
 /// The latest instant RFC 3339 can write with a four-digit year.
@@ -216,7 +296,7 @@ thread_local! {
 ///
 /// A time before 1970 or after 9999 (a clock that is badly wrong, or one set by hand
 /// in a test) is written as the nearest of those bounds: the line stays valid.
-fn write_timestamp(buf: &mut Vec<u8>, at: SystemTime) {
+fn write_timestamp(buf: &mut impl LineBuf, at: SystemTime) {
     let since_epoch = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -236,37 +316,37 @@ fn write_timestamp(buf: &mut Vec<u8>, at: SystemTime) {
         cache.set((secs, prefix));
         prefix
     });
-    buf.extend_from_slice(&prefix);
+    buf.put(&prefix);
     // Six zero-padded digits: the last six of the seven in `1_000_000 + micros`.
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(1_000_000 + since_epoch.subsec_micros());
-    buf.push(b'.');
-    buf.extend_from_slice(&digits.as_bytes()[1..]);
-    buf.push(b'Z');
+    buf.put_byte(b'.');
+    buf.put(&digits.as_bytes()[1..]);
+    buf.put_byte(b'Z');
 }
 
 /// Past this many tags, repeated keys are found with a map instead of by comparison.
 const WIDE_RECORD: usize = 16;
 
 /// A JSON string, quoted and escaped by serde_json.
-fn json_str(buf: &mut Vec<u8>, s: &str) {
+fn json_str(buf: &mut impl LineBuf, s: &str) {
     json_value(buf, s);
 }
 
 /// Serializing a string, integer or bool into a Vec cannot fail.
-fn json_value<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+fn json_value<T: serde::Serialize + ?Sized>(buf: &mut impl LineBuf, value: &T) {
     let _ = serde_json::to_writer(&mut *buf, value);
 }
 
 /// A float as a JSON number; NaN and the infinities, which JSON numbers cannot hold,
 /// as `null` (a number key stays a number, or absent, for typed stores). Returns
 /// whether it was finite.
-fn json_f64(buf: &mut Vec<u8>, v: f64) -> bool {
+fn json_f64(buf: &mut impl LineBuf, v: f64) -> bool {
     if v.is_finite() {
         json_value(buf, &v);
         true
     } else {
-        buf.extend_from_slice(b"null");
+        buf.put(b"null");
         false
     }
 }

@@ -15,12 +15,18 @@
 //! the wall clock (a first NTP sync, a VM resumed) moves records converted after it by
 //! the step, as it moves the wall clock, without changing the rate.
 //!
+//! A record that an emitting thread encodes itself (see `Queue::push`) needs its time
+//! as text at once: the thread reads the counter and converts it forward from the
+//! export thread's last conversion ([`Published`], renewed a few times a second), or
+//! reads the wall clock where that conversion is more than a second old.
+//!
 //! The counter is used only where the kernel keeps time with it, checked again every
 //! second by the export thread: if the kernel gives it up (a watchdog finding it
 //! unstable), the emitting threads go back to the wall clock. Nor is it used where
 //! reading it would fault (`prctl(PR_SET_TSC)` at start).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How the emitting threads time their records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +139,7 @@ impl Calibration {
         Converter {
             now,
             nanos_per_tick: self.nanos_per_tick,
+            measured_over: now.mono.saturating_sub(self.start.mono),
         }
     }
 }
@@ -143,6 +150,8 @@ impl Calibration {
 pub(crate) struct Converter {
     now: Pair,
     nanos_per_tick: f64,
+    /// Nanoseconds over which the rate was measured.
+    measured_over: u64,
 }
 
 impl Converter {
@@ -159,6 +168,66 @@ impl Converter {
         // A record read on another core may be a few ticks "after" now: age 0.
         let age = self.now.ticks.saturating_sub(ticks) as f64 * self.nanos_per_tick;
         self.now.real.saturating_sub(age as u64)
+    }
+}
+
+/// A conversion made longer ago than this is not used forward: the wall clock is read.
+const PUBLISHED_AGE_MAX: Duration = Duration::from_secs(1);
+/// How long the rate is measured before it is used forward: the clocks' reads are
+/// some tens of nanoseconds apart at worst, about a millionth of this, so a second
+/// forward is off by about a microsecond at most.
+const SETTLED: Duration = Duration::from_millis(50);
+
+/// The export thread's last [`Converter`], for emitting threads to convert the counter
+/// forward from: a sequence lock (one writer, the export thread; a reader that finds
+/// a write under way reads the wall clock instead of waiting).
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Odd while a write is under way; 0 until the first.
+    seq: AtomicU64,
+    ticks: AtomicU64,
+    real: AtomicU64,
+    /// `f64` bits.
+    nanos_per_tick: AtomicU64,
+}
+
+impl Published {
+    /// Makes `converter` the one to convert forward from, once its rate was measured
+    /// over [`SETTLED`] at least. For one thread at a time.
+    pub(crate) fn publish(&self, converter: &Converter) {
+        if converter.measured_over < SETTLED.as_nanos() as u64 {
+            return;
+        }
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.ticks.store(converter.now.ticks, Ordering::Relaxed);
+        self.real.store(converter.now.real, Ordering::Relaxed);
+        self.nanos_per_tick
+            .store(converter.nanos_per_tick.to_bits(), Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Unix nanoseconds of the counter value `ticks`, read after the last
+    /// [`publish`](Self::publish); `None` if nothing usable was published (none yet,
+    /// a write under way, or more than [`PUBLISHED_AGE_MAX`] before `ticks`).
+    pub(crate) fn unix_nanos(&self, ticks: u64) -> Option<u64> {
+        let seq = self.seq.load(Ordering::Acquire);
+        if seq == 0 || seq % 2 == 1 {
+            return None;
+        }
+        let (base, real, rate) = (
+            self.ticks.load(Ordering::Relaxed),
+            self.real.load(Ordering::Relaxed),
+            f64::from_bits(self.nanos_per_tick.load(Ordering::Relaxed)),
+        );
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != seq || rate <= 0.0 {
+            return None;
+        }
+        // A value read on another core may be a few ticks "before" the conversion.
+        let after = ticks.saturating_sub(base) as f64 * rate;
+        (after <= PUBLISHED_AGE_MAX.as_nanos() as f64).then(|| real.saturating_add(after as u64))
     }
 }
 
@@ -245,6 +314,61 @@ mod tests {
         // Later values stay later.
         let (a, b) = (ticks(), ticks());
         assert!(converter.unix_nanos(a) <= converter.unix_nanos(b));
+    }
+
+    #[test]
+    fn counter_values_convert_forward_from_the_published_converter() {
+        if Clock::detect() != Clock::Counter {
+            eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+            return;
+        }
+        let published = Published::default();
+        assert_eq!(published.unix_nanos(ticks()), None, "nothing published yet");
+        let mut calibration = Calibration::new();
+        published.publish(&calibration.converter());
+        assert_eq!(
+            published.unix_nanos(ticks()),
+            None,
+            "the rate is not settled"
+        );
+        std::thread::sleep(SETTLED);
+        published.publish(&calibration.converter());
+        let mut last = 0;
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20));
+            let wall = unix_nanos(SystemTime::now());
+            let converted = published
+                .unix_nanos(ticks())
+                .expect("a conversion published a moment ago is used");
+            let off = converted.abs_diff(wall);
+            assert!(
+                off < 1_000_000,
+                "{converted} vs the wall clock's {wall}: {off} ns apart"
+            );
+            assert!(converted >= last, "later values stay later");
+            last = converted;
+        }
+        // More than a second after the conversion: not used.
+        let rate = f64::from_bits(published.nanos_per_tick.load(Ordering::Relaxed));
+        let later = published.ticks.load(Ordering::Relaxed) + (1.5e9 / rate) as u64;
+        assert_eq!(published.unix_nanos(later), None);
+    }
+
+    #[test]
+    fn a_write_under_way_is_not_read() {
+        let published = Published::default();
+        let mut calibration = Calibration::new();
+        std::thread::sleep(SETTLED);
+        let converter = calibration.converter();
+        published.publish(&converter);
+        // As a reader sees it midway through the next publish.
+        published.seq.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(published.unix_nanos(converter.now.ticks), None);
+        published.seq.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            published.unix_nanos(converter.now.ticks),
+            Some(converter.now.real)
+        );
     }
 
     #[test]

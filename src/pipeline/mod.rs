@@ -3,9 +3,13 @@
 //!
 //! * [`handoff`]: the emitting thread captures the record into a lane of its own (no
 //!   lock, no shared atomic per record, no encoding); the worker takes whole chunks.
+//!   While the worker is behind, a destination that can (JSON lines) encodes the
+//!   record on the emitting thread instead, straight into the lane.
 //! * [`worker`]: one thread per destination: collects the lanes (every
 //!   [`BatchPolicy::delay`], or at once when a busy thread fills a chunk), converts
 //!   the time, has the destination encode a batch and deliver it, counts the outcome.
+//!   What the emitting threads encoded is delivered from where they wrote it, not
+//!   copied ([`Deliver::deliver_parts`]: one `writev` for JSON lines).
 //! * [`Queue`]: the destination's front, where the sink pushes records, the app
 //!   flushes and shuts down, and the counts live ([`Counts`], [`ExportStats`]).
 //!
@@ -54,9 +58,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use handoff::Handoff;
-pub(crate) use queue::Queue;
 #[cfg(test)]
 pub(crate) use queue::ENCODED_HERE;
+pub(crate) use queue::{EncodeHere, Queue};
 #[cfg(any(feature = "prometheus", feature = "otlp"))]
 pub(crate) use stats::DestinationsFn;
 pub use stats::{DestinationStats, ExportStats};

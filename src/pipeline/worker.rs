@@ -6,7 +6,8 @@
 
 mod durable;
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,12 +19,15 @@ pub(crate) use durable::Durable;
 pub(crate) use durable::Stored;
 
 use super::clock::{Calibration, Converter};
-use super::handoff::{Batching, Captured, Pending, Read, Signals};
+use super::handoff::{Batching, Captured, Pending, Read, Signals, Taking};
 use super::{Backoff, Msg, State};
 use crate::report::report_write_error;
 
 /// How often the worker checks that the kernel still keeps time with the counter.
 const CLOCK_CHECK: Duration = Duration::from_secs(1);
+/// How often the conversion of the counter is published for the emitting threads:
+/// well within the second after which they no longer convert forward from it.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// What a queued destination adds to the pipeline: how a record is encoded into a
 /// batch, and how a batch is delivered. Everything else (when to collect, how large a
@@ -35,9 +39,34 @@ pub(crate) trait Deliver: Send + 'static {
     fn encode(&mut self, record: &Captured<'_>, body: &mut Vec<u8>);
 
     /// Appends what the destination encoded on the emitting thread (see
-    /// [`Queue::push`](super::Queue::push)) to `body`.
+    /// [`Queue::push`](super::Queue::push)) to `body`: for a destination that does
+    /// not [take parts](Self::takes_parts), or has a [`Durable`] stage.
     fn encoded(&mut self, bytes: &[u8], body: &mut Vec<u8>) {
         body.extend_from_slice(bytes);
+    }
+
+    /// Whether batches may be given to [`deliver_parts`](Self::deliver_parts), so
+    /// that what was encoded on the emitting threads is delivered from where they
+    /// wrote it, not copied. Such a destination does not [seal](Self::seal) its
+    /// batches.
+    fn takes_parts(&self) -> bool {
+        false
+    }
+
+    /// Delivers a batch given in parts, in order: runs of what [`encode`](Self::encode)
+    /// wrote, and runs of what was encoded on the emitting threads; `records` whole
+    /// records in all. By default, joined into one body for [`deliver`](Self::deliver).
+    fn deliver_parts(
+        &mut self,
+        parts: &[IoSlice<'_>],
+        records: u64,
+        limit: Option<Duration>,
+    ) -> Delivery {
+        let mut body = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            body.extend_from_slice(part);
+        }
+        self.deliver(&body, false, records, limit)
     }
 
     /// Called before the first record of a batch, with the time it is taken.
@@ -147,12 +176,31 @@ pub(super) struct Worker<D> {
     deadline: Option<Instant>,
     next_collect: Instant,
     next_clock_check: Instant,
+    /// When the worker's conversion of the counter is next published for the
+    /// emitting threads ([`Handoff::now`](super::handoff::Handoff::now)).
+    next_publish: Instant,
     /// Whether the destination is failing now (said once per outage).
     failing: bool,
     /// When the durable stage's oldest batch is tried next, and how many tries failed.
     next_attempt: Instant,
     attempt: u32,
     jitter: u64,
+}
+
+/// A batch as the worker hands it to the destination.
+#[derive(Clone, Copy)]
+enum Batch<'a> {
+    /// One body, compressed as [`Deliver::seal`] said.
+    Body { bytes: &'a [u8], compressed: bool },
+    /// Parts, for [`Deliver::deliver_parts`].
+    Parts(&'a [IoSlice<'a>]),
+}
+
+/// A part of a batch being encoded: a range of the worker's body, or records the
+/// destination encoded on the emitting thread, where they lie.
+enum Part<'a> {
+    Body(Range<usize>),
+    Encoded(&'a [u8]),
 }
 
 enum Wake {
@@ -185,6 +233,7 @@ impl<D: Deliver> Worker<D> {
             stop: None,
             deadline: None,
             next_clock_check: now + CLOCK_CHECK,
+            next_publish: now,
             failing: false,
             next_attempt: now,
             attempt: 0,
@@ -207,6 +256,7 @@ impl<D: Deliver> Worker<D> {
                 due = due.min(self.next_attempt);
             }
             let wake = self.wait_until(due);
+            let mut filled = false;
             // On every wake, not only on a quiet tick: a busy queue always has a
             // filled chunk waiting, and must not hold back a scheduled push.
             self.periodic();
@@ -215,7 +265,7 @@ impl<D: Deliver> Worker<D> {
                 Wake::Filled => {
                     // One look at the lanes serves every chunk filled so far.
                     while self.signals.filled.try_recv().is_ok() {}
-                    self.signals.stock_spares();
+                    filled = true;
                 }
                 Wake::Tick => {
                     let now = Instant::now();
@@ -238,6 +288,10 @@ impl<D: Deliver> Worker<D> {
                 self.drain_durably();
             } else {
                 self.drain();
+            }
+            // After the chunks taken are back: new ones only for what is missing.
+            if filled {
+                self.signals.stock_spares();
             }
         }
     }
@@ -289,6 +343,14 @@ impl<D: Deliver> Worker<D> {
         if now >= self.next_clock_check {
             self.next_clock_check = now + CLOCK_CHECK;
             self.state.handoff.check_clock();
+            if self.state.handoff.queued_bytes() == 0 {
+                self.signals.trim_spares();
+            }
+        }
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_EVERY;
+            let converter = self.calibration.converter();
+            self.state.handoff.publish(&converter);
         }
     }
 
@@ -403,42 +465,112 @@ impl<D: Deliver> Worker<D> {
     fn encode_batch(&mut self) -> Option<(u64, usize, bool)> {
         self.body.clear();
         let converter: Converter = self.calibration.converter();
+        self.state.handoff.publish(&converter);
         self.destination.begin(converter.now_unix_nanos());
         let batch = self.state.policy.batch;
         let (destination, body) = (&mut self.destination, &mut self.body);
-        let taking = self
-            .pending
-            .next_batch(&self.signals, batch.records, |entry| {
-                match entry.read() {
-                    Some(Read::Record(mut record)) => {
-                        if record.time_in_ticks {
-                            record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
-                            record.time_in_ticks = false;
-                        }
-                        destination.encode(&record, body);
-                    }
-                    Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
-                    None => {}
-                }
-                if body.len() >= batch.bytes {
-                    Batching::Full
-                } else {
-                    Batching::More
-                }
-            })?;
+        let taking = self.pending.next_batch(batch.records, |entry| {
+            match entry.read() {
+                Some(Read::Record(record)) => encode(destination, record, &converter, body),
+                Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
+                None => {}
+            }
+            if body.len() >= batch.bytes {
+                Batching::Full
+            } else {
+                Batching::More
+            }
+        });
+        self.pending.recycle(&self.signals);
+        let taking = taking?;
         let compressed = self.destination.seal(&mut self.body);
         Some((taking.records, taking.bytes, compressed))
+    }
+
+    /// Encodes the oldest batch into `body` and `parts`: the records the destination
+    /// encoded on the emitting threads are not copied, but delivered from where they
+    /// lie. Returns the batch's records and the queue bytes they held, and the
+    /// delivery's outcome; `None` if nothing was pending.
+    fn send_parts(&mut self) -> Option<(Taking, Option<Delivery>)> {
+        let converter: Converter = self.calibration.converter();
+        self.state.handoff.publish(&converter);
+        self.destination.begin(converter.now_unix_nanos());
+        let batch = self.state.policy.batch;
+        // Out of `self` while its entries are borrowed, so that delivery (which
+        // takes messages while it waits to try again) can borrow the worker.
+        let mut pending = std::mem::replace(&mut self.pending, Pending::new());
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let (mut size, mut from) = (0, 0);
+        let destination = &mut self.destination;
+        let taking = pending.next_batch(batch.records, |entry| {
+            match entry.read() {
+                Some(Read::Record(record)) => {
+                    let before = body.len();
+                    encode(destination, record, &converter, &mut body);
+                    size += body.len() - before;
+                }
+                Some(Read::Encoded(bytes)) => {
+                    if body.len() > from {
+                        parts.push(Part::Body(from..body.len()));
+                        from = body.len();
+                    }
+                    parts.push(Part::Encoded(bytes));
+                    size += bytes.len();
+                }
+                None => {}
+            }
+            if size >= batch.bytes {
+                Batching::Full
+            } else {
+                Batching::More
+            }
+        });
+        let sent = taking.map(|taking| {
+            if body.len() > from {
+                parts.push(Part::Body(from..body.len()));
+            }
+            let slices: Vec<IoSlice<'_>> = parts
+                .iter()
+                .map(|part| match part {
+                    Part::Body(range) => IoSlice::new(&body[range.clone()]),
+                    Part::Encoded(bytes) => IoSlice::new(bytes),
+                })
+                .collect();
+            (taking, self.deliver(Batch::Parts(&slices), taking.records))
+        });
+        drop(parts);
+        pending.recycle(&self.signals);
+        self.pending = pending;
+        self.body = body;
+        sent
     }
 
     /// Encodes and delivers the oldest batch, trying again what the destination
     /// could not take for now; false if nothing was pending.
     fn send_batch(&mut self) -> bool {
-        let Some((records, bytes, compressed)) = self.encode_batch() else {
-            return false;
+        let (records, bytes, outcome) = if self.destination.takes_parts() && self.durable.is_none()
+        {
+            let Some((taking, outcome)) = self.send_parts() else {
+                return false;
+            };
+            (taking.records, taking.bytes, outcome)
+        } else {
+            let Some((records, bytes, compressed)) = self.encode_batch() else {
+                return false;
+            };
+            let body = std::mem::take(&mut self.body);
+            let outcome = self.deliver(
+                Batch::Body {
+                    bytes: &body,
+                    compressed,
+                },
+                records,
+            );
+            self.body = body;
+            (records, bytes, outcome)
         };
-        let body = std::mem::take(&mut self.body);
-        let outcome = self.deliver(&body, compressed, records);
-        self.body = body;
         self.state.handoff.release(bytes);
         let records = self.state.settle_in_flight(records);
         self.state.made_room();
@@ -448,14 +580,19 @@ impl<D: Deliver> Worker<D> {
 
     /// Delivers `body` until an answer that is not "try again", or shutdown's
     /// deadline (`None`: the time ran out first).
-    fn deliver(&mut self, body: &[u8], compressed: bool, records: u64) -> Option<Delivery> {
+    fn deliver(&mut self, batch: Batch<'_>, records: u64) -> Option<Delivery> {
         let mut attempt = 0u32;
         loop {
             let limit = self.limit();
             if limit.is_some_and(|left| left.is_zero()) {
                 return None;
             }
-            let outcome = self.destination.deliver(body, compressed, records, limit);
+            let outcome = match batch {
+                Batch::Body { bytes, compressed } => {
+                    self.destination.deliver(bytes, compressed, records, limit)
+                }
+                Batch::Parts(parts) => self.destination.deliver_parts(parts, records, limit),
+            };
             let (Some(backoff), Delivery::Retry { reason, after }) =
                 (self.state.policy.retry, &outcome)
             else {
@@ -589,6 +726,21 @@ impl<D: Deliver> Worker<D> {
         let half = full / 2;
         half + half.mul_f64((self.jitter % 1024) as f64 / 1024.0)
     }
+}
+
+/// Has `destination` encode `record` into `body`, its time converted from the counter
+/// first if need be.
+fn encode<D: Deliver>(
+    destination: &mut D,
+    mut record: Captured<'_>,
+    converter: &Converter,
+    body: &mut Vec<u8>,
+) {
+    if record.time_in_ticks {
+        record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
+        record.time_in_ticks = false;
+    }
+    destination.encode(&record, body);
 }
 
 fn seed() -> u64 {

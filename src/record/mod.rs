@@ -214,6 +214,12 @@ impl<'a> Record<'a> {
         self.timestamp.get().copied()
     }
 
+    /// The timestamp, read with `now` if no sink has read it yet (a cheaper clock than
+    /// [`SystemTime::now`] where one is kept).
+    pub(crate) fn timestamp_or(&self, now: impl FnOnce() -> SystemTime) -> SystemTime {
+        *self.timestamp.get_or_init(now)
+    }
+
     /// The call site the location came from, for a track call's record.
     pub(crate) fn callsite(&self) -> Option<Callsite> {
         self.callsite

@@ -528,10 +528,7 @@ fn lines_encoded_on_the_emitting_threads_while_the_worker_is_behind_arrive_whole
             },
             None,
         )
-        .with_encode_here({
-            let encoder = LineEncoder::new("test");
-            Box::new(move |record, buf| encoder.encode(record, buf))
-        }),
+        .with_encode_here(LineEncoder::new("test")),
     );
     let opened = queue
         .start("test-export", {
@@ -663,4 +660,103 @@ fn the_counts_show_what_is_still_queued() {
     assert_eq!(queue.stats().queued_bytes(), 0);
     assert!(queue.shutdown());
     assert_eq!(counts(&queue), (3, 0, 0));
+}
+
+/// Takes at most `step` bytes a call, and fails once `fail_after` bytes are in.
+struct Trickle {
+    step: usize,
+    fail_after: usize,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut out = self.out.lock().unwrap();
+        if out.len() >= self.fail_after {
+            return Err(io::Error::other("no space left on device"));
+        }
+        let n = buf.len().min(self.step).min(self.fail_after - out.len());
+        out.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_batch_in_parts_is_written_whole_and_in_order_through_short_writes() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let mut lines = Lines::new(
+        LineEncoder::new("test"),
+        Trickle {
+            step: 3,
+            fail_after: usize::MAX,
+            out: Arc::clone(&out),
+        },
+    );
+    let parts = [
+        IoSlice::new(b"{\"a\":1}\n{\"b\":2}\n"),
+        IoSlice::new(b""),
+        IoSlice::new(b"{\"c\":3}\n"),
+    ];
+    assert!(matches!(
+        lines.deliver_parts(&parts, 3, None),
+        Delivery::Delivered
+    ));
+    assert_eq!(
+        out.lock().unwrap().as_slice(),
+        b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"
+    );
+}
+
+#[test]
+fn a_batch_in_parts_torn_midway_counts_the_lines_written_whole_and_resyncs() {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let mut lines = Lines::new(
+        LineEncoder::new("test"),
+        Trickle {
+            step: 5,
+            // The first line (8 bytes) and half of the second.
+            fail_after: 12,
+            out: Arc::clone(&out),
+        },
+    );
+    let parts = [
+        IoSlice::new(b"{\"a\":1}\n"),
+        IoSlice::new(b"{\"b\":2}\n{\"c\":3}\n"),
+    ];
+    match lines.deliver_parts(&parts, 3, None) {
+        Delivery::Failed(failure) => assert_eq!(failure.delivered, 1),
+        other => panic!("a torn batch: {other:?}"),
+    }
+    // The destination works again: the next batch starts on a new line.
+    lines.writer.fail_after = usize::MAX;
+    assert!(matches!(
+        lines.deliver_parts(&[IoSlice::new(b"{\"d\":4}\n")], 1, None),
+        Delivery::Delivered
+    ));
+    let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    assert_eq!(text, "{\"a\":1}\n{\"b\"\n{\"d\":4}\n");
+}
+
+#[test]
+fn a_batch_in_parts_reaches_a_real_file_whole() {
+    let dir = std::env::temp_dir().join(format!("telemetry-parts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("parts.jsonl");
+    let mut lines = Lines::new(
+        LineEncoder::new("test"),
+        Writer::File(AppendFile::open(&path).unwrap()),
+    );
+    // More parts than one `writev` takes (1,024 on Linux).
+    let bodies: Vec<String> = (0..3000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    let parts: Vec<IoSlice<'_>> = bodies.iter().map(|b| IoSlice::new(b.as_bytes())).collect();
+    assert!(matches!(
+        lines.deliver_parts(&parts, 3000, None),
+        Delivery::Delivered
+    ));
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(written, bodies.concat());
 }

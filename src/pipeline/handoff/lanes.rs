@@ -4,7 +4,11 @@
 //! A lane is a chain of chunks. Only the thread that owns the lane writes to it: it
 //! appends a record (a `u32` length, then the bytes) past what it has committed, then
 //! publishes the new end, with the number of records up to it, in one release store
-//! (so that the export thread counts what it takes without reading it). The export thread reads up to the
+//! (so that the export thread counts what it takes without reading it). A chunk holds
+//! either such records or lines (bytes a destination encoded on the emitting thread,
+//! each ending its own record, with no length before it), so that a run of lines can
+//! be written out as it lies in the chunk; a thread that switches from one to the
+//! other starts a new chunk. The export thread reads up to the
 //! committed end, and only there, so the two never touch the same bytes. When a record
 //! does not fit, the owner links a new chunk after the full one and never touches the
 //! full one again: from then on it belongs to the export thread, which takes its bytes
@@ -35,22 +39,40 @@ pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 const FIRST_CHUNK: usize = 4 * 1024;
 /// The most a busy owner reserves of the bound at once.
 const GRANT_MAX: usize = 4 * 1024;
+/// The least room a line is written into in place ([`Lanes::push_line_in_place`]):
+/// a chunk of lines with less left is followed by a new one.
+const LINE_ROOM: usize = 1024;
 
 /// Bytes taken from the lanes, for the export thread to send: `buf[at..end]` holds
-/// whole records, `records` of them. Only the hand-off builds one (its fields are its
+/// whole records, `records` of them, each with its length before it, or with `lines`
+/// whole lines and nothing else. Only the hand-off builds one (its fields are its
 /// own), from bytes its lanes were given.
 pub(super) struct Taken {
     pub(super) buf: Vec<u8>,
     pub(super) at: usize,
     pub(super) end: usize,
     pub(super) records: u64,
+    pub(super) lines: bool,
+}
+
+impl Taken {
+    /// Whether every record in it was given out (empty lines move no end: their
+    /// count says whether they were).
+    pub(super) fn is_done(&self) -> bool {
+        self.at >= self.end && (!self.lines || self.records == 0)
+    }
 }
 
 /// A chunk's committed end and the records below it, in one word: the end in the low
 /// 40 bits, the records above. A chunk is at most [`CHUNK_BYTES`] (64 Ki records of
 /// nothing but a length prefix), or sized to the one record larger than that it
 /// holds (up to 4 GiB); recycled chunks are exactly chunk-sized (see `next_chunk`).
+/// Lines have no prefix, so a chunk also ends at [`CHUNK_RECORDS`].
 const END_BITS: u32 = 40;
+
+/// The most records a chunk holds: its count must fit beside its end (see [`pack`]).
+/// Only a chunk of empty lines would come near.
+const CHUNK_RECORDS: u64 = (1 << (64 - END_BITS)) - 1;
 
 fn pack(end: usize, records: u64) -> u64 {
     debug_assert!((end as u64) < 1 << END_BITS && records < 1 << (64 - END_BITS));
@@ -75,16 +97,19 @@ struct Chunk {
     committed: AtomicU64,
     /// The chunk after this one, set by the owner after its last commit here.
     next: AtomicPtr<Chunk>,
+    /// Holds lines (see the module docs), not length-prefixed records.
+    lines: bool,
 }
 
 impl Chunk {
-    fn new(mut buf: Vec<u8>) -> *mut Chunk {
+    fn new(mut buf: Vec<u8>, lines: bool) -> *mut Chunk {
         let data = buf.as_mut_ptr();
         Box::into_raw(Box::new(Chunk {
             buf,
             data,
             committed: AtomicU64::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
+            lines,
         }))
     }
 }
@@ -227,18 +252,74 @@ impl Lanes {
     /// Appends one record of exactly `len` bytes, written by `write` (which is given
     /// exactly that many bytes), to the calling thread's lane.
     pub(super) fn push(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
-        self.push_within(len, write, true)
+        self.push_within(len, write, true, false)
     }
 
     /// Like [`push`](Self::push), but past the bound if need be: for the one record
     /// an emitter waited for room for in vain (see `WhenFull::Wait`), so that the
     /// bound is passed by at most one record per waiting thread.
     pub(super) fn push_past_bound(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
-        self.push_within(len, write, false)
+        self.push_within(len, write, false, false)
     }
 
-    fn push_within(&self, len: usize, write: impl FnOnce(&mut [u8]), bounded: bool) -> Pushed {
-        let Ok(prefix) = u32::try_from(len) else {
+    /// Appends one record that is a line of exactly `len` bytes (see the module
+    /// docs), written by `write`, to the calling thread's lane. It counts `len` bytes
+    /// against the bound: a line has no length before it.
+    pub(super) fn push_line(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Pushed {
+        self.push_within(len, write, true, true)
+    }
+
+    /// Appends one line that `write` writes in place, into the room left in the
+    /// calling thread's chunk of lines (at least [`LINE_ROOM`] bytes), and whose
+    /// length it returns. `None` if it returns `None` (the line did not fit): nothing
+    /// was queued, and the caller pushes it with [`push_line`](Self::push_line).
+    pub(super) fn push_line_in_place(
+        &self,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Option<Pushed> {
+        let lane = self.lanes.get_or(Lane::new);
+        if lane.busy.load(Ordering::Relaxed) {
+            return Some(Pushed::Busy);
+        }
+        lane.busy.store(true, Ordering::Relaxed);
+        // Cleared however this returns, a panic in `write` included.
+        let _busy = Unbusy(&lane.busy);
+        // SAFETY: as in `push_within`.
+        let w = unsafe { &mut *lane.writer.get() };
+        // SAFETY: `tail` is null or this lane's chunk being written.
+        let tail = unsafe { w.tail.as_ref() };
+        if tail.map_or(true, |c| {
+            !c.lines || c.buf.len() - w.end < LINE_ROOM || w.records >= CHUNK_RECORDS
+        }) {
+            self.next_chunk(lane, w, LINE_ROOM, true);
+        }
+        // SAFETY: `tail` is a live chunk of lines; bytes past `committed` (== `end`)
+        // are this thread's alone, and initialized. Nothing is published until the
+        // store below, so what `write` leaves there if it fails is never read.
+        let chunk = unsafe { &*w.tail };
+        let room = chunk.buf.len() - w.end;
+        let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), room) };
+        let len = write(out).filter(|&len| len <= room)?;
+        if w.credit < len && !self.reserve(w, len, chunk.buf.len() >= CHUNK_BYTES) {
+            return Some(Pushed::Full);
+        }
+        w.credit -= len;
+        w.end += len;
+        w.records += 1;
+        chunk
+            .committed
+            .store(pack(w.end, w.records), Ordering::Release);
+        Some(Pushed::Queued)
+    }
+
+    fn push_within(
+        &self,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+        bounded: bool,
+        line: bool,
+    ) -> Pushed {
+        let Ok(length) = u32::try_from(len) else {
             return Pushed::Full;
         };
         let lane = self.lanes.get_or(Lane::new);
@@ -251,7 +332,8 @@ impl Lanes {
         // SAFETY: this thread owns `lane` (see `impl Sync for Lane`), and `busy` was
         // clear: no other `&mut` to the writer exists until this push returns.
         let w = unsafe { &mut *lane.writer.get() };
-        let cost = len + RECORD_OVERHEAD;
+        let prefix = if line { 0 } else { RECORD_OVERHEAD };
+        let cost = len + prefix;
         // SAFETY: `tail` is null or this lane's chunk being written.
         let tail = unsafe { w.tail.as_ref() };
         if w.credit < cost {
@@ -264,15 +346,18 @@ impl Lanes {
                 return Pushed::Full;
             }
         }
-        if tail.map_or(0, |c| c.buf.len() - w.end) < cost {
-            self.next_chunk(lane, w, cost);
+        if tail.map_or(true, |c| {
+            c.lines != line || c.buf.len() - w.end < cost || w.records >= CHUNK_RECORDS
+        }) {
+            self.next_chunk(lane, w, cost, line);
         }
         // SAFETY: `tail` is a live chunk with `cost` bytes of room past `end`; bytes
         // past `committed` (== `end`) are this thread's alone, and initialized.
         let chunk = unsafe { &*w.tail };
         let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), cost) };
-        out[..RECORD_OVERHEAD].copy_from_slice(&prefix.to_le_bytes());
-        write(&mut out[RECORD_OVERHEAD..]);
+        let (head, body) = out.split_at_mut(prefix);
+        head.copy_from_slice(&length.to_le_bytes()[..prefix]);
+        write(body);
         // Only now: if `write` panicked, the room stays this thread's for its next record.
         w.credit -= cost;
         w.end += cost;
@@ -300,13 +385,17 @@ impl Lanes {
         false
     }
 
-    /// Moves `w` to a new chunk with at least `cost` bytes of room, and hands the full
-    /// one (if any) to the export thread.
+    /// Moves `w` to a new chunk (of lines if `lines`) with at least `cost` bytes of
+    /// room, and hands the one before (if any) to the export thread.
     #[cold]
-    fn next_chunk(&self, lane: &Lane, w: &mut Writer, cost: usize) {
+    fn next_chunk(&self, lane: &Lane, w: &mut Writer, cost: usize, lines: bool) {
         // SAFETY: as in `push`.
         let old = unsafe { w.tail.as_ref() };
         let size = match old {
+            // Switching between records and lines, not full: as large as the last.
+            Some(old) if old.lines != lines && old.buf.len() - w.end >= cost => {
+                old.buf.len().min(CHUNK_BYTES)
+            }
             // A thread that filled a chunk is busy: the next one is chunk-sized.
             Some(old) => (old.buf.len() * 4).min(CHUNK_BYTES),
             None => FIRST_CHUNK,
@@ -324,7 +413,7 @@ impl Lanes {
             None
         };
         let buf = spare.unwrap_or_else(|| vec![0; size]);
-        let new = Chunk::new(buf);
+        let new = Chunk::new(buf, lines);
         match old {
             Some(old) => {
                 // Read before `next` is set: from then on the chunk is the reader's,
@@ -365,7 +454,7 @@ impl Lanes {
                 let next = chunk.next.load(Ordering::Acquire);
                 let (end, records) = unpack(chunk.committed.load(Ordering::Acquire));
                 if next.is_null() {
-                    if end > r.at {
+                    if end > r.at || records > r.records {
                         // SAFETY: bytes below `committed` are written and no longer
                         // touched by the owner.
                         let bytes =
@@ -375,6 +464,7 @@ impl Lanes {
                             at: 0,
                             end: end - r.at,
                             records: records - r.records,
+                            lines: chunk.lines,
                         });
                         r.at = end;
                         r.records = records;
@@ -383,14 +473,15 @@ impl Lanes {
                 }
                 // SAFETY: the owner has moved on: this chunk is the reader's alone.
                 let chunk = unsafe { Box::from_raw(r.head) };
-                if end > r.at {
-                    into.push_back(Taken {
-                        buf: chunk.buf,
-                        at: r.at,
-                        end,
-                        records: records - r.records,
-                    });
-                }
+                // Even with nothing left to take (all of it was copied while it was
+                // written), so that its memory goes back to the threads too.
+                into.push_back(Taken {
+                    lines: chunk.lines,
+                    buf: chunk.buf,
+                    at: r.at.min(end),
+                    end,
+                    records: records - r.records,
+                });
                 r.head = next;
                 r.at = 0;
                 r.records = 0;
@@ -432,6 +523,7 @@ mod tests {
     fn records(taken: &VecDeque<Taken>) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for t in taken {
+            assert!(!t.lines, "records only");
             let (mut at, before) = (t.at, out.len());
             while at < t.end {
                 let len = u32::from_le_bytes(t.buf[at..at + 4].try_into().unwrap()) as usize;
@@ -446,6 +538,135 @@ mod tests {
             );
         }
         out
+    }
+
+    /// Records and lines (`true`), in order; lines are split at their newlines.
+    fn entries(taken: &VecDeque<Taken>) -> Vec<(bool, Vec<u8>)> {
+        let mut out = Vec::new();
+        for t in taken {
+            if !t.lines {
+                let one = VecDeque::from([Taken {
+                    buf: t.buf.clone(),
+                    at: t.at,
+                    end: t.end,
+                    records: t.records,
+                    lines: false,
+                }]);
+                out.extend(records(&one).into_iter().map(|r| (false, r)));
+                continue;
+            }
+            let lines: Vec<Vec<u8>> = t.buf[t.at..t.end]
+                .split_inclusive(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
+            assert_eq!(
+                count(t),
+                (lines.len() as u64, t.end - t.at),
+                "the lines counted as they were published, and their bytes"
+            );
+            out.extend(lines.into_iter().map(|l| (true, l)));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_and_records_of_a_thread_come_back_in_its_order_in_chunks_of_their_own() {
+        let (lanes, _filled, _spare) = lanes(1 << 30);
+        let mut taken = VecDeque::new();
+        let mut expected = Vec::new();
+        for i in 0..MANY {
+            let bytes = vec![b'a' + (i % 26) as u8; (i % 40) as usize];
+            // Runs of each kind, of 1 to 5.
+            if (i / 5 + i % 3) % 2 == 0 {
+                assert_eq!(
+                    lanes.push(bytes.len(), |out| out.copy_from_slice(&bytes)),
+                    Pushed::Queued
+                );
+                expected.push((false, bytes));
+            } else {
+                let mut line = bytes;
+                line.push(b'\n');
+                let pushed = if i % 2 == 0 {
+                    lanes.push_line(line.len(), |out| out.copy_from_slice(&line))
+                } else {
+                    lanes
+                        .push_line_in_place(|out| {
+                            out[..line.len()].copy_from_slice(&line);
+                            Some(line.len())
+                        })
+                        .expect("a short line fits in place")
+                };
+                assert_eq!(pushed, Pushed::Queued);
+                expected.push((true, line));
+            }
+            if i % (MANY / 3 + 1) == 0 {
+                lanes.collect(&mut taken);
+            }
+        }
+        lanes.collect(&mut taken);
+        assert_eq!(entries(&taken), expected);
+    }
+
+    #[test]
+    fn a_line_holds_its_bytes_alone_of_the_bound() {
+        let (lanes, _filled, _spare) = lanes(1000);
+        let mut queued = 0;
+        while lanes.push_line(100, |out| out.fill(b'x')) == Pushed::Queued {
+            queued += 1;
+        }
+        assert_eq!(queued, 10, "100 bytes a line, no length before it");
+        lanes.release(100);
+        assert_eq!(
+            lanes.push_line_in_place(|out| {
+                out[..100].fill(b'y');
+                Some(100)
+            }),
+            Some(Pushed::Queued)
+        );
+        assert_eq!(
+            lanes.push_line_in_place(|out| {
+                out[..100].fill(b'z');
+                Some(100)
+            }),
+            Some(Pushed::Full)
+        );
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        let bytes: usize = taken.iter().map(|t| t.end - t.at).sum();
+        assert_eq!(bytes, 1100, "the refused line was never published");
+    }
+
+    #[test]
+    fn a_line_that_does_not_fit_in_place_queues_nothing() {
+        let (lanes, _filled, _spare) = lanes(1 << 20);
+        assert_eq!(lanes.push_line_in_place(|_| None), None);
+        // A length past the room given is a bug of the writer: not published.
+        assert_eq!(lanes.push_line_in_place(|out| Some(out.len() + 1)), None);
+        assert_eq!(
+            lanes.push_line_in_place(|out| {
+                out[..2].copy_from_slice(b"a\n");
+                Some(2)
+            }),
+            Some(Pushed::Queued)
+        );
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        assert_eq!(entries(&taken), vec![(true, b"a\n".to_vec())]);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "16 million records")]
+    fn a_chunk_of_empty_lines_ends_before_its_count_would_wrap() {
+        let (lanes, _filled, _spare) = lanes(1 << 20);
+        for _ in 0..CHUNK_RECORDS + 2 {
+            assert_eq!(lanes.push_line(0, |_| {}), Pushed::Queued);
+        }
+        let mut taken = VecDeque::new();
+        lanes.collect(&mut taken);
+        let records: u64 = taken.iter().map(|t| count(t).0).sum();
+        assert_eq!(records, CHUNK_RECORDS + 2);
+        assert!(taken.len() >= 2, "a second chunk");
+        assert!(taken.iter().all(|t| !t.is_done()), "none given out yet");
     }
 
     fn lanes(capacity: usize) -> (Lanes, Receiver<()>, Sender<Vec<u8>>) {

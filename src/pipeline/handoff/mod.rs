@@ -15,17 +15,20 @@
 //! ([`Pushed::Busy`]), so a lane's writer is never aliased.
 //!
 //! A destination may also hand over records it encoded on the emitting thread
-//! ([`Handoff::push_encoded`]): they are marked as such by their first byte, which no
-//! captured record has, and come back as [`Read::Encoded`], never read as a record.
-//! The JSON-lines destination does so only while its worker is behind (see
-//! `Queue::push`): then every emitting thread shares the encoding, so that a burst
-//! from many threads is absorbed by every core instead of waiting for one.
+//! ([`Handoff::push_encoded`]): they go into chunks of their own, which hold nothing
+//! else, with no length before each, and come back as [`Read::Encoded`], never read
+//! as a record: a run of them at once, as they lie in the chunk, so that the worker
+//! can write them out without copying them. The JSON-lines destination does so only
+//! while its worker is behind (see `Queue::push`): then every emitting thread shares
+//! the encoding, so that a burst from many threads is absorbed by every core instead
+//! of waiting for one.
 
 mod capture;
 mod lanes;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
@@ -34,14 +37,12 @@ use capture::{capture_into, captured_len};
 pub(crate) use lanes::Pushed;
 use lanes::{Lanes, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 
-use super::clock::Clock;
+use super::clock::{Clock, Converter, Published};
 use crate::record::Record;
 
-/// Emptied chunks kept ready for the emitting threads.
-const SPARE_CHUNKS: usize = 16;
-/// The first byte of an entry that holds bytes a destination encoded itself; a
-/// captured record's first byte is its kind, 0 to 2.
-const ENCODED: u8 = 0xFF;
+/// Emptied chunks the worker keeps ready for the emitting threads, at least, while
+/// they fill chunks; and at most, once the queue is empty.
+const SPARE_CHUNKS: usize = 8;
 
 /// The emitting threads' side of one destination's queue.
 pub(crate) struct Handoff {
@@ -49,6 +50,8 @@ pub(crate) struct Handoff {
     /// Whether records are timed by the counter ([`Clock::Counter`]); cleared if the
     /// kernel stops keeping time with it (see [`Handoff::check_clock`]).
     counter: AtomicBool,
+    /// The worker's last conversion of the counter, for [`now`](Self::now).
+    published: Published,
 }
 
 /// The worker's side of the hand-off's signals: a busy thread filled a chunk (look
@@ -56,6 +59,8 @@ pub(crate) struct Handoff {
 pub(crate) struct Signals {
     pub(crate) filled: Receiver<()>,
     spare: Sender<Vec<u8>>,
+    /// The pool's other end, to trim it.
+    spares: Receiver<Vec<u8>>,
 }
 
 impl Handoff {
@@ -67,14 +72,19 @@ impl Handoff {
 
     pub(crate) fn with_clock(capacity: usize, clock: Clock) -> (Self, Signals) {
         let (filled, filled_rx) = unbounded();
-        let (spare_tx, spare) = bounded(SPARE_CHUNKS);
+        // Room for every chunk a full queue holds, and the ones kept ready: an emptied
+        // chunk goes back into the pool, never to the allocator, while records flow.
+        let (spare_tx, spare) = bounded(capacity / CHUNK_BYTES + 4 * SPARE_CHUNKS);
+        let spares = spare.clone();
         let handoff = Handoff {
             lanes: Lanes::new(capacity, filled, spare),
             counter: AtomicBool::new(clock == Clock::Counter),
+            published: Published::default(),
         };
         let signals = Signals {
             filled: filled_rx,
             spare: spare_tx,
+            spares,
         };
         (handoff, signals)
     }
@@ -87,13 +97,24 @@ impl Handoff {
             .push(captured_len(record), |out| capture_into(out, record, clock))
     }
 
-    /// Hands over `bytes` that the destination encoded on the emitting thread: they
-    /// come back whole as [`Read::Encoded`].
+    /// Hands over `bytes`, one record that the destination encoded on the emitting
+    /// thread and that ends itself (a JSON line): they come back as they are, after
+    /// the thread's records before them and with those after them that were encoded
+    /// too, as [`Read::Encoded`].
     pub(crate) fn push_encoded(&self, bytes: &[u8]) -> Pushed {
-        self.lanes.push(1 + bytes.len(), |out| {
-            out[0] = ENCODED;
-            out[1..].copy_from_slice(bytes);
-        })
+        self.lanes
+            .push_line(bytes.len(), |out| out.copy_from_slice(bytes))
+    }
+
+    /// Like [`push_encoded`](Self::push_encoded), for a record that `write` encodes
+    /// straight into the lane (the bytes it is given, returning their length used):
+    /// no copy. `None` if it did not fit (`write` returned `None`): then nothing was
+    /// handed over.
+    pub(crate) fn push_encoded_in_place(
+        &self,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Option<Pushed> {
+        self.lanes.push_line_in_place(write)
     }
 
     /// Whether `record` could fit in the bound when the queue is empty.
@@ -140,6 +161,25 @@ impl Handoff {
         self.lanes.release(bytes);
     }
 
+    /// The time now, for a record encoded on the emitting thread: the counter
+    /// converted forward from the worker's last [`publish`](Self::publish), or the
+    /// wall clock where the counter is not used or nothing recent was published.
+    #[inline]
+    pub(crate) fn now(&self) -> SystemTime {
+        if self.counter.load(Ordering::Relaxed) {
+            if let Some(nanos) = self.published.unix_nanos(super::clock::ticks()) {
+                return UNIX_EPOCH + Duration::from_nanos(nanos);
+            }
+        }
+        SystemTime::now()
+    }
+
+    /// Makes `converter` the one [`now`](Self::now) converts forward from: for the
+    /// worker, a few times a second.
+    pub(crate) fn publish(&self, converter: &Converter) {
+        self.published.publish(converter);
+    }
+
     /// Goes back to the wall clock if the kernel no longer keeps time with the
     /// counter: for the worker, about once a second.
     pub(crate) fn check_clock(&self) {
@@ -154,7 +194,7 @@ impl Signals {
     /// quickly, so that the page faults of fresh memory land on the worker, not on an
     /// emitting thread.
     pub(crate) fn stock_spares(&self) {
-        while self.spare.len() < SPARE_CHUNKS / 2 {
+        while self.spare.len() < SPARE_CHUNKS {
             // Not zeros: a zeroed allocation may be served by the kernel's zero
             // pages, untouched, and the faults would land on the thread that writes.
             let buf = vec![0xA5_u8; CHUNK_BYTES];
@@ -162,6 +202,12 @@ impl Signals {
                 break;
             }
         }
+    }
+
+    /// Gives the chunks kept past [`SPARE_CHUNKS`] back to the allocator: for when
+    /// the queue is empty, so that a burst's chunks are not held for good.
+    pub(crate) fn trim_spares(&self) {
+        while self.spares.len() > SPARE_CHUNKS && self.spares.try_recv().is_ok() {}
     }
 }
 
@@ -182,30 +228,36 @@ fn count<'a>(taken: impl IntoIterator<Item = &'a Taken>) -> (u64, usize) {
     (records, bytes)
 }
 
-/// One captured record, as the worker reads it. Only [`Pending`] makes one, from
-/// bytes it took from a [`Handoff`]'s lanes.
+/// One captured record, or a run of records the destination encoded itself, as the
+/// worker reads them. Only [`Pending`] makes one, from bytes it took from a
+/// [`Handoff`]'s lanes.
 #[derive(Clone, Copy)]
-pub(crate) struct Entry<'a>(&'a [u8]);
+pub(crate) struct Entry<'a> {
+    bytes: &'a [u8],
+    /// From a chunk of encoded records ([`Handoff::push_encoded`]).
+    encoded: bool,
+}
 
 /// What an [`Entry`] holds.
 #[derive(Debug)]
 pub(crate) enum Read<'a> {
     /// A captured record.
     Record(Captured<'a>),
-    /// Bytes the destination encoded itself ([`Handoff::push_encoded`]).
+    /// Records the destination encoded itself ([`Handoff::push_encoded`]), one or
+    /// more, whole.
     Encoded(&'a [u8]),
 }
 
 impl<'a> Entry<'a> {
     /// What the entry holds; `None` only if the bytes were cut short (they never are).
     pub(crate) fn read(self) -> Option<Read<'a>> {
-        match self.0.split_first() {
-            Some((&ENCODED, bytes)) => Some(Read::Encoded(bytes)),
-            // SAFETY: an `Entry` holds the bytes of one record that `Handoff::push`
-            // wrote with `capture_into`, in this process (see the module docs), unless
-            // it starts with `ENCODED`, which no captured record does.
-            _ => unsafe { capture::read(self.0) }.map(Read::Record),
+        if self.encoded {
+            return Some(Read::Encoded(self.bytes));
         }
+        // SAFETY: an `Entry` that is not `encoded` holds the bytes of one record that
+        // `Handoff::push` wrote with `capture_into`, in this process, into a chunk
+        // that holds nothing else (see the module docs).
+        unsafe { capture::read(self.bytes) }.map(Read::Record)
     }
 
     /// The captured record; `None` for encoded bytes.
@@ -239,50 +291,82 @@ impl Pending {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.taken.iter().all(|t| t.at >= t.end)
+        self.taken.iter().all(Taken::is_done)
     }
 
     /// Gives the oldest records, up to `max_records` or until `full` says the batch
-    /// is full, to `each`, in order. Emptied chunks go back to the threads through
-    /// `signals`. `None` when nothing was pending.
-    pub(crate) fn next_batch(
-        &mut self,
-        signals: &Signals,
+    /// is full, to `each`, in order. A run of encoded records is given whole (it may
+    /// pass `max_records`). The entries stay readable until the next call that
+    /// changes `self`; [`recycle`](Self::recycle) then hands the emptied chunks back.
+    /// `None` when nothing was pending.
+    pub(crate) fn next_batch<'a>(
+        &'a mut self,
         max_records: usize,
-        mut each: impl FnMut(Entry<'_>) -> Batching,
+        mut each: impl FnMut(Entry<'a>) -> Batching,
     ) -> Option<Taking> {
         let mut taking = Taking {
             records: 0,
             bytes: 0,
         };
         'chunks: for taken in self.taken.iter_mut() {
-            while taken.at < taken.end {
+            let Taken {
+                buf,
+                at,
+                end,
+                records,
+                lines,
+            } = taken;
+            let buf: &'a [u8] = buf;
+            if *lines {
+                // Empty lines move no end: their count says they are there.
+                if *at >= *end && *records == 0 {
+                    continue;
+                }
                 if taking.records as usize >= max_records {
                     break 'chunks;
                 }
-                let Some(len) = taken
-                    .buf
-                    .get(taken.at..taken.at + RECORD_OVERHEAD)
+                // A lane's chunk is never shorter than what it committed.
+                let bytes = buf.get(*at..*end).unwrap_or_default();
+                taking.records += *records;
+                taking.bytes += *end - *at;
+                (*at, *records) = (*end, 0);
+                let entry = Entry {
+                    bytes,
+                    encoded: true,
+                };
+                if each(entry) == Batching::Full {
+                    break 'chunks;
+                }
+                continue;
+            }
+            while *at < *end {
+                if taking.records as usize >= max_records {
+                    break 'chunks;
+                }
+                let Some(len) = buf
+                    .get(*at..*at + RECORD_OVERHEAD)
                     .and_then(|b| b.try_into().ok())
                     .map(|b| u32::from_le_bytes(b) as usize)
-                    .filter(|len| taken.at + RECORD_OVERHEAD + len <= taken.end)
+                    .filter(|len| *at + RECORD_OVERHEAD + len <= *end)
                 else {
                     // A lane's chunk holds whole records only: never reached.
-                    taken.at = taken.end;
-                    taken.records = 0;
+                    (*at, *records) = (*end, 0);
                     break;
                 };
-                let start = taken.at + RECORD_OVERHEAD;
-                taken.at = start + len;
-                taken.records = taken.records.saturating_sub(1);
+                let start = *at + RECORD_OVERHEAD;
+                *at = start + len;
+                *records = records.saturating_sub(1);
                 taking.records += 1;
                 taking.bytes += len + RECORD_OVERHEAD;
-                if each(Entry(&taken.buf[start..start + len])) == Batching::Full {
+                let entry = Entry {
+                    bytes: &buf[start..start + len],
+                    encoded: false,
+                };
+                if each(entry) == Batching::Full {
                     break 'chunks;
                 }
             }
         }
-        self.recycle(signals);
         (taking.records > 0).then_some(taking)
     }
 
@@ -294,9 +378,10 @@ impl Pending {
         Taking { records, bytes }
     }
 
-    /// Drops the chunks read to their end; a chunk-sized one goes back to the threads.
-    fn recycle(&mut self, signals: &Signals) {
-        while self.taken.front().is_some_and(|t| t.at >= t.end) {
+    /// Drops the chunks read to their end; a chunk-sized one goes back to the threads
+    /// through `signals`.
+    pub(crate) fn recycle(&mut self, signals: &Signals) {
+        while self.taken.front().is_some_and(Taken::is_done) {
             if let Some(taken) = self.taken.pop_front() {
                 // Exactly chunk-sized only: a large record's chunk of its own (or the
                 // copy of a partial take) would pass for one, and hold more records

@@ -24,7 +24,7 @@ type Read = (String, Option<f64>, Vec<(String, String)>);
 fn drain(pending: &mut Pending, signals: &Signals) -> Vec<Read> {
     let mut out = Vec::new();
     while pending
-        .next_batch(signals, 7, |entry| {
+        .next_batch(7, |entry| {
             let c = entry.record().expect("a pushed record reads back");
             out.push((
                 c.name.to_owned(),
@@ -37,7 +37,9 @@ fn drain(pending: &mut Pending, signals: &Signals) -> Vec<Read> {
             Batching::More
         })
         .is_some()
-    {}
+    {
+        pending.recycle(signals);
+    }
     out
 }
 
@@ -89,6 +91,87 @@ fn every_thread_s_records_come_back_whole_once_and_in_its_order() {
 }
 
 #[test]
+fn encoded_records_come_back_as_runs_in_their_thread_s_order_with_its_captured_ones() {
+    let (handoff, signals) = handoff(1 << 30);
+    let handoff = Arc::new(handoff);
+    let writers: Vec<_> = (0..3_u32)
+        .map(|t| {
+            let handoff = Arc::clone(&handoff);
+            std::thread::spawn(move || {
+                for i in 0..MANY {
+                    let name = format!("t{t}-{i}");
+                    // Runs of each kind, as a destination switches while behind.
+                    let pushed = match (i / 7) % 3 {
+                        0 => handoff.push(&Record::new(Kind::Event, &name, &[])),
+                        1 => handoff.push_encoded(format!("{name}\n").as_bytes()),
+                        _ => handoff
+                            .push_encoded_in_place(|out| {
+                                let line = format!("{name}\n");
+                                out.get_mut(..line.len())?.copy_from_slice(line.as_bytes());
+                                Some(line.len())
+                            })
+                            .expect("a short line fits"),
+                    };
+                    assert_eq!(pushed, Pushed::Queued);
+                }
+            })
+        })
+        .collect();
+    let mut pending = Pending::new();
+    let (mut names, mut taken, mut given) = (Vec::new(), 0, 0);
+    let mut read = |pending: &mut Pending| {
+        while let Some(taking) = pending.next_batch(5, |entry| {
+            match entry.read().expect("an entry reads back") {
+                super::Read::Record(c) => names.push((false, c.name.to_owned())),
+                super::Read::Encoded(bytes) => {
+                    let text = std::str::from_utf8(bytes).unwrap();
+                    assert!(text.ends_with('\n'), "whole lines only");
+                    names.extend(text.lines().map(|l| (true, l.to_owned())));
+                }
+            }
+            Batching::More
+        }) {
+            given += taking.records;
+            pending.recycle(&signals);
+        }
+    };
+    while writers.iter().any(|w| !w.is_finished()) {
+        taken += handoff.collect(&mut pending);
+        read(&mut pending);
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    taken += handoff.collect(&mut pending);
+    read(&mut pending);
+    assert_eq!((taken, given), (u64::from(3 * MANY), u64::from(3 * MANY)));
+    let mut next = [0_u32; 3];
+    for (encoded, name) in names {
+        let (t, i) = name[1..].split_once('-').unwrap();
+        let (t, i): (usize, u32) = (t.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[t], "thread {t}'s records in order, each once");
+        assert_eq!(encoded, (i / 7) % 3 != 0, "{name} comes back as it went in");
+        next[t] += 1;
+    }
+    assert_eq!(next, [MANY; 3]);
+}
+
+#[test]
+fn empty_encoded_records_are_given_out_and_counted() {
+    let (handoff, signals) = handoff(1 << 20);
+    for _ in 0..3 {
+        assert_eq!(handoff.push_encoded(b""), Pushed::Queued);
+    }
+    let mut pending = Pending::new();
+    assert_eq!(handoff.collect(&mut pending), 3);
+    assert!(!pending.is_empty());
+    let taking = pending.next_batch(usize::MAX, |_| Batching::More);
+    assert_eq!(taking.map(|t| t.records), Some(3));
+    pending.recycle(&signals);
+    assert!(pending.is_empty());
+}
+
+#[test]
 fn a_call_site_s_address_reads_back_as_its_metadata() {
     let callsite = tracing::callsite! {
         name: "track",
@@ -97,7 +180,7 @@ fn a_call_site_s_address_reads_back_as_its_metadata() {
     };
     let meta = tracing_core::Callsite::metadata(callsite);
     let caller = std::panic::Location::caller();
-    let (handoff, signals) = handoff(1 << 20);
+    let (handoff, _signals) = handoff(1 << 20);
     let tags = [Tag::new("plan", "pro")];
     handoff.push(&call(Kind::Event, "macro", &tags, Callsite::Event(meta)));
     handoff.push(&call(
@@ -109,7 +192,7 @@ fn a_call_site_s_address_reads_back_as_its_metadata() {
     let mut pending = Pending::new();
     assert_eq!(handoff.collect(&mut pending), 2);
     let mut sources = Vec::new();
-    pending.next_batch(&signals, usize::MAX, |entry| {
+    pending.next_batch(usize::MAX, |entry| {
         let c = entry.record().unwrap();
         let tags: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let own = |s: Option<&str>| s.map(str::to_owned);
@@ -146,7 +229,7 @@ fn a_call_site_s_address_reads_back_as_its_metadata() {
 
 #[test]
 fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
-    let (handoff, signals) = handoff(1 << 20);
+    let (handoff, _signals) = handoff(1 << 20);
     for i in 0..10_u32 {
         handoff.push(&Record::new(Kind::Metric, "m", &[]).with_value(f64::from(i)));
     }
@@ -154,7 +237,7 @@ fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
     handoff.collect(&mut pending);
     let mut batch = Vec::new();
     let taking = pending
-        .next_batch(&signals, 4, |e| {
+        .next_batch(4, |e| {
             batch.push(e.record().unwrap().value.unwrap());
             Batching::More
         })
@@ -162,7 +245,7 @@ fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
     assert_eq!((taking.records, batch), (4, vec![0.0, 1.0, 2.0, 3.0]));
     let mut batch = Vec::new();
     let taking = pending
-        .next_batch(&signals, 100, |e| {
+        .next_batch(100, |e| {
             batch.push(e.record().unwrap().value.unwrap());
             if batch.len() == 2 {
                 Batching::Full
@@ -173,16 +256,10 @@ fn a_batch_ends_at_its_record_limit_or_when_the_destination_says_full() {
         .unwrap();
     assert_eq!((taking.records, batch), (2, vec![4.0, 5.0]));
     let left = pending.abandon();
-    assert_eq!(
-        pending.next_batch(&signals, 1, |_| Batching::More),
-        None,
-        "given up"
-    );
+    assert_eq!(pending.next_batch(1, |_| Batching::More), None, "given up");
     assert_eq!(left.records, 4);
     assert!(pending.is_empty());
-    assert!(pending
-        .next_batch(&signals, 100, |_| Batching::More)
-        .is_none());
+    assert!(pending.next_batch(100, |_| Batching::More).is_none());
 }
 
 #[test]
@@ -226,7 +303,7 @@ fn the_bound_refuses_what_would_pass_it_and_giving_up_makes_room() {
 
 #[test]
 fn a_metric_s_declaration_travels_with_it() {
-    let (handoff, signals) = handoff(1 << 20);
+    let (handoff, _signals) = handoff(1 << 20);
     let counter = Record::new(Kind::Metric, "net.received", &[])
         .with_value(1024.0)
         .with_instrument(crate::Instrument::Counter)
@@ -237,7 +314,7 @@ fn a_metric_s_declaration_travels_with_it() {
     let mut pending = Pending::new();
     handoff.collect(&mut pending);
     let mut metas = Vec::new();
-    pending.next_batch(&signals, usize::MAX, |entry| {
+    pending.next_batch(usize::MAX, |entry| {
         let c = entry.record().unwrap();
         metas.push((c.meta.instrument, c.meta.unit, c.meta.description));
         Batching::More

@@ -6,7 +6,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::{Deliver, Delivery, Worker};
+use super::{Batch, Deliver, Delivery, Worker};
 
 /// A batch as the [`Durable`] stage gives it back.
 #[derive(Debug)]
@@ -67,7 +67,13 @@ impl<D: Deliver> Worker<D> {
                 }
                 Err(_) => {
                     let body = std::mem::take(&mut self.body);
-                    let outcome = self.deliver(&body, compressed, records);
+                    let outcome = self.deliver(
+                        Batch::Body {
+                            bytes: &body,
+                            compressed,
+                        },
+                        records,
+                    );
                     self.body = body;
                     let records = self.state.settle_in_flight(records);
                     self.settle(records, outcome);
