@@ -4,10 +4,10 @@
 //! destination with a [`Durable`] stage has every batch written there before its
 //! first send ([`durable`]).
 
+mod batch;
 mod durable;
 
 use std::io::{self, IoSlice};
-use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,8 +18,10 @@ pub(crate) use durable::Durable;
 #[cfg(feature = "otlp")]
 pub(crate) use durable::Stored;
 
-use super::clock::{Calibration, Converter};
-use super::handoff::{Batching, Captured, Pending, Read, Signals, Taking};
+use batch::Batch;
+
+use super::clock::Calibration;
+use super::handoff::{Captured, Pending, Signals};
 use super::{Backoff, Msg, State};
 use crate::report::report_write_error;
 
@@ -185,22 +187,6 @@ pub(super) struct Worker<D> {
     next_attempt: Instant,
     attempt: u32,
     jitter: u64,
-}
-
-/// A batch as the worker hands it to the destination.
-#[derive(Clone, Copy)]
-enum Batch<'a> {
-    /// One body, compressed as [`Deliver::seal`] said.
-    Body { bytes: &'a [u8], compressed: bool },
-    /// Parts, for [`Deliver::deliver_parts`].
-    Parts(&'a [IoSlice<'a>]),
-}
-
-/// A part of a batch being encoded: a range of the worker's body, or records the
-/// destination encoded on the emitting thread, where they lie.
-enum Part<'a> {
-    Body(Range<usize>),
-    Encoded(&'a [u8]),
 }
 
 enum Wake {
@@ -460,93 +446,6 @@ impl<D: Deliver> Worker<D> {
         }
     }
 
-    /// Encodes the oldest batch into `body`: its records and the queue bytes they
-    /// held, and whether the body is compressed; `None` if nothing was pending.
-    fn encode_batch(&mut self) -> Option<(u64, usize, bool)> {
-        self.body.clear();
-        let converter: Converter = self.calibration.converter();
-        self.state.handoff.publish(&converter);
-        self.destination.begin(converter.now_unix_nanos());
-        let batch = self.state.policy.batch;
-        let (destination, body) = (&mut self.destination, &mut self.body);
-        let taking = self.pending.next_batch(batch.records, |entry| {
-            match entry.read() {
-                Some(Read::Record(record)) => encode(destination, record, &converter, body),
-                Some(Read::Encoded(bytes)) => destination.encoded(bytes, body),
-                None => {}
-            }
-            if body.len() >= batch.bytes {
-                Batching::Full
-            } else {
-                Batching::More
-            }
-        });
-        self.pending.recycle(&self.signals);
-        let taking = taking?;
-        let compressed = self.destination.seal(&mut self.body);
-        Some((taking.records, taking.bytes, compressed))
-    }
-
-    /// Encodes the oldest batch into `body` and `parts`: the records the destination
-    /// encoded on the emitting threads are not copied, but delivered from where they
-    /// lie. Returns the batch's records and the queue bytes they held, and the
-    /// delivery's outcome; `None` if nothing was pending.
-    fn send_parts(&mut self) -> Option<(Taking, Option<Delivery>)> {
-        let converter: Converter = self.calibration.converter();
-        self.state.handoff.publish(&converter);
-        self.destination.begin(converter.now_unix_nanos());
-        let batch = self.state.policy.batch;
-        // Out of `self` while its entries are borrowed, so that delivery (which
-        // takes messages while it waits to try again) can borrow the worker.
-        let mut pending = std::mem::replace(&mut self.pending, Pending::new());
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        let mut parts: Vec<Part<'_>> = Vec::new();
-        let (mut size, mut from) = (0, 0);
-        let destination = &mut self.destination;
-        let taking = pending.next_batch(batch.records, |entry| {
-            match entry.read() {
-                Some(Read::Record(record)) => {
-                    let before = body.len();
-                    encode(destination, record, &converter, &mut body);
-                    size += body.len() - before;
-                }
-                Some(Read::Encoded(bytes)) => {
-                    if body.len() > from {
-                        parts.push(Part::Body(from..body.len()));
-                        from = body.len();
-                    }
-                    parts.push(Part::Encoded(bytes));
-                    size += bytes.len();
-                }
-                None => {}
-            }
-            if size >= batch.bytes {
-                Batching::Full
-            } else {
-                Batching::More
-            }
-        });
-        let sent = taking.map(|taking| {
-            if body.len() > from {
-                parts.push(Part::Body(from..body.len()));
-            }
-            let slices: Vec<IoSlice<'_>> = parts
-                .iter()
-                .map(|part| match part {
-                    Part::Body(range) => IoSlice::new(&body[range.clone()]),
-                    Part::Encoded(bytes) => IoSlice::new(bytes),
-                })
-                .collect();
-            (taking, self.deliver(Batch::Parts(&slices), taking.records))
-        });
-        drop(parts);
-        pending.recycle(&self.signals);
-        self.pending = pending;
-        self.body = body;
-        sent
-    }
-
     /// Encodes and delivers the oldest batch, trying again what the destination
     /// could not take for now; false if nothing was pending.
     fn send_batch(&mut self) -> bool {
@@ -726,21 +625,6 @@ impl<D: Deliver> Worker<D> {
         let half = full / 2;
         half + half.mul_f64((self.jitter % 1024) as f64 / 1024.0)
     }
-}
-
-/// Has `destination` encode `record` into `body`, its time converted from the counter
-/// first if need be.
-fn encode<D: Deliver>(
-    destination: &mut D,
-    mut record: Captured<'_>,
-    converter: &Converter,
-    body: &mut Vec<u8>,
-) {
-    if record.time_in_ticks {
-        record.time_unix_nano = converter.unix_nanos(record.time_unix_nano);
-        record.time_in_ticks = false;
-    }
-    destination.encode(&record, body);
 }
 
 fn seed() -> u64 {
