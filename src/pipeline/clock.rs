@@ -208,9 +208,11 @@ impl Published {
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// Unix nanoseconds of the counter value `ticks`, read after the last
+    /// Unix nanoseconds of the counter value `ticks`, read around the last
     /// [`publish`](Self::publish); `None` if nothing usable was published (none yet,
-    /// a write under way, or more than [`PUBLISHED_AGE_MAX`] before `ticks`).
+    /// a write under way) or `ticks` is more than [`PUBLISHED_AGE_MAX`] from it
+    /// either way (long after it; or before it, as a counter reset across a suspend
+    /// leaves it until the next conversion).
     pub(crate) fn unix_nanos(&self, ticks: u64) -> Option<u64> {
         let seq = self.seq.load(Ordering::Acquire);
         if seq == 0 || seq % 2 == 1 {
@@ -225,9 +227,16 @@ impl Published {
         if self.seq.load(Ordering::Relaxed) != seq || rate <= 0.0 {
             return None;
         }
-        // A value read on another core may be a few ticks "before" the conversion.
-        let after = ticks.saturating_sub(base) as f64 * rate;
-        (after <= PUBLISHED_AGE_MAX.as_nanos() as f64).then(|| real.saturating_add(after as u64))
+        // A value read just before the conversion was published (on another core, or
+        // by a thread the publish overtook) is converted back from it.
+        let max = PUBLISHED_AGE_MAX.as_nanos() as f64;
+        if ticks >= base {
+            let after = (ticks - base) as f64 * rate;
+            (after <= max).then(|| real.saturating_add(after as u64))
+        } else {
+            let before = (base - ticks) as f64 * rate;
+            (before <= max).then(|| real.saturating_sub(before as u64))
+        }
     }
 }
 
@@ -355,7 +364,32 @@ mod tests {
     }
 
     #[test]
+    fn a_counter_value_before_the_conversion_converts_back_and_not_far_back() {
+        if Clock::detect() != Clock::Counter {
+            eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+            return;
+        }
+        let published = Published::default();
+        let mut calibration = Calibration::new();
+        std::thread::sleep(SETTLED);
+        let converter = calibration.converter();
+        published.publish(&converter);
+        let ticks_per_ms = (1e6 / converter.nanos_per_tick) as u64;
+        let base = converter.now.ticks;
+        // A millisecond before: a millisecond before the published wall clock.
+        let back = published.unix_nanos(base - ticks_per_ms).unwrap();
+        let off = (converter.now.real - back).abs_diff(1_000_000);
+        assert!(off < 1_000, "a millisecond back came out {off} ns off");
+        // Ten seconds before (a counter reset across a suspend): not converted.
+        assert_eq!(published.unix_nanos(base - 10_000 * ticks_per_ms), None);
+    }
+
+    #[test]
     fn a_write_under_way_is_not_read() {
+        if Clock::detect() != Clock::Counter {
+            eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+            return;
+        }
         let published = Published::default();
         let mut calibration = Calibration::new();
         std::thread::sleep(SETTLED);

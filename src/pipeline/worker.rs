@@ -178,6 +178,8 @@ pub(super) struct Worker<D> {
     deadline: Option<Instant>,
     next_collect: Instant,
     next_clock_check: Instant,
+    /// When records were last taken from the lanes.
+    last_taken: Instant,
     /// When the worker's conversion of the counter is next published for the
     /// emitting threads ([`Handoff::now`](super::handoff::Handoff::now)).
     next_publish: Instant,
@@ -219,6 +221,7 @@ impl<D: Deliver> Worker<D> {
             stop: None,
             deadline: None,
             next_clock_check: now + CLOCK_CHECK,
+            last_taken: now,
             next_publish: now,
             failing: false,
             next_attempt: now,
@@ -329,7 +332,9 @@ impl<D: Deliver> Worker<D> {
         if now >= self.next_clock_check {
             self.next_clock_check = now + CLOCK_CHECK;
             self.state.handoff.check_clock();
-            if self.state.handoff.queued_bytes() == 0 {
+            // Quiet for a second: the chunks a burst left in the pool go back. (Not
+            // "nothing queued": a busy thread's unused grant stays reserved.)
+            if now.duration_since(self.last_taken) >= CLOCK_CHECK {
                 self.signals.trim_spares();
             }
         }
@@ -353,6 +358,9 @@ impl<D: Deliver> Worker<D> {
     /// Takes what the lanes hold into `pending`; returns how many records.
     fn collect(&mut self) -> u64 {
         let taken = self.state.handoff.collect(&mut self.pending);
+        if taken > 0 {
+            self.last_taken = Instant::now();
+        }
         self.state.note_fill();
         self.state
             .counters

@@ -760,3 +760,47 @@ fn a_batch_in_parts_reaches_a_real_file_whole() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(written, bodies.concat());
 }
+
+/// After a burst that held many chunks at once, the pool of emptied chunks is
+/// trimmed back once the queue has been quiet for a second: a burst's memory is not
+/// held for good.
+#[test]
+fn the_chunks_a_burst_left_are_given_back_once_quiet() {
+    let (entered_tx, entered) = mpsc::channel();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let handoff = export(
+        Gate {
+            entered: entered_tx,
+            release: Arc::clone(&gate),
+            out: Arc::clone(&out),
+        },
+        POLICY,
+    );
+    emit(&handoff, "first");
+    entered.recv().unwrap(); // the worker is now stuck writing it
+                             // About 8 MiB while the writer is stuck: some 30 chunks of 256 KiB queued at once.
+    let tag = "x".repeat(200);
+    let tags = [Tag::new("pad", tag.as_str())];
+    for _ in 0..32_000 {
+        handoff.push(&Record::new(Kind::Event, "burst", &tags));
+    }
+    release(&gate);
+    assert!(handoff.flush());
+    assert_eq!(counts(&handoff), (32_001, 0, 0));
+    let after_burst = handoff.spare_chunks();
+    assert!(
+        after_burst > 16,
+        "the burst's chunks went back to the pool: {after_burst}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handoff.spare_chunks() > 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        handoff.spare_chunks() <= 8,
+        "{} chunks still kept, 10 s after the burst",
+        handoff.spare_chunks()
+    );
+    assert!(handoff.shutdown());
+}

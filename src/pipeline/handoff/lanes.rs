@@ -495,6 +495,12 @@ impl Lanes {
         self.reserved.load(Ordering::Relaxed)
     }
 
+    /// Emptied chunks in the pool: for a test.
+    #[cfg(test)]
+    pub(super) fn spare_chunks(&self) -> usize {
+        self.spare.len()
+    }
+
     /// The bound, in bytes.
     pub(super) fn capacity(&self) -> usize {
         self.capacity

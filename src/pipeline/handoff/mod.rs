@@ -122,6 +122,17 @@ impl Handoff {
         captured_len(record) + RECORD_OVERHEAD <= self.lanes.capacity()
     }
 
+    /// Emptied chunks kept for the emitting threads: for a test.
+    #[cfg(test)]
+    pub(crate) fn spare_chunks(&self) -> usize {
+        self.lanes.spare_chunks()
+    }
+
+    /// The bound, in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.lanes.capacity()
+    }
+
     /// Bytes of the bound in use or reserved.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.lanes.reserved()
