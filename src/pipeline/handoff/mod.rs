@@ -40,8 +40,8 @@ use lanes::{Lanes, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 use super::clock::{Clock, Converter, Published};
 use crate::record::Record;
 
-/// Emptied chunks the worker keeps ready for the emitting threads, at least, while
-/// they fill chunks; and at most, once the queue is empty.
+/// Emptied chunks the worker keeps ready for the emitting threads: at least, while
+/// they fill chunks; at most, once it has taken nothing for a second.
 const SPARE_CHUNKS: usize = 8;
 
 /// The emitting threads' side of one destination's queue.
@@ -216,7 +216,8 @@ impl Signals {
     }
 
     /// Gives the chunks kept past [`SPARE_CHUNKS`] back to the allocator: for when
-    /// the queue is empty, so that a burst's chunks are not held for good.
+    /// the worker has taken nothing for a second, so that a burst's chunks are not
+    /// held for good.
     pub(crate) fn trim_spares(&self) {
         while self.spares.len() > SPARE_CHUNKS && self.spares.try_recv().is_ok() {}
     }
