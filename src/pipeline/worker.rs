@@ -467,16 +467,7 @@ impl<D: Deliver> Worker<D> {
             let Some((records, bytes, compressed)) = self.encode_batch() else {
                 return false;
             };
-            let body = std::mem::take(&mut self.body);
-            let outcome = self.deliver(
-                Batch::Body {
-                    bytes: &body,
-                    compressed,
-                },
-                records,
-            );
-            self.body = body;
-            (records, bytes, outcome)
+            (records, bytes, self.deliver_body(compressed, records))
         };
         self.state.handoff.release(bytes);
         let records = self.state.settle_in_flight(records);

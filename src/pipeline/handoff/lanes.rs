@@ -126,6 +126,31 @@ struct Writer {
     credit: usize,
 }
 
+impl Writer {
+    /// Whether a record of `cost` bytes (a line if `lines`) needs a new chunk: there
+    /// is none yet, the one being written holds the other kind, has less room, or
+    /// holds as many records as its count can say.
+    #[inline(always)]
+    fn needs_chunk(&self, cost: usize, lines: bool) -> bool {
+        // SAFETY: `tail` is null or this lane's chunk being written.
+        unsafe { self.tail.as_ref() }.map_or(true, |c| {
+            c.lines != lines || c.buf.len() - self.end < cost || self.records >= CHUNK_RECORDS
+        })
+    }
+
+    /// Publishes the record of `cost` bytes just written at `end` of `chunk` (the
+    /// chunk being written), with the records up to it, in one release store.
+    #[inline(always)]
+    fn commit(&mut self, chunk: &Chunk, cost: usize) {
+        self.credit -= cost;
+        self.end += cost;
+        self.records += 1;
+        chunk
+            .committed
+            .store(pack(self.end, self.records), Ordering::Release);
+    }
+}
+
 /// The export thread's side of a lane.
 struct Reader {
     /// The oldest chunk not yet taken whole; null until the first chunk is seen.
@@ -277,39 +302,23 @@ impl Lanes {
         &self,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Option<Pushed> {
-        let lane = self.lanes.get_or(Lane::new);
-        if lane.busy.load(Ordering::Relaxed) {
-            return Some(Pushed::Busy);
-        }
-        lane.busy.store(true, Ordering::Relaxed);
-        // Cleared however this returns, a panic in `write` included.
-        let _busy = Unbusy(&lane.busy);
-        // SAFETY: as in `push_within`.
-        let w = unsafe { &mut *lane.writer.get() };
-        // SAFETY: `tail` is null or this lane's chunk being written.
-        let tail = unsafe { w.tail.as_ref() };
-        if tail.map_or(true, |c| {
-            !c.lines || c.buf.len() - w.end < LINE_ROOM || w.records >= CHUNK_RECORDS
-        }) {
-            self.next_chunk(lane, w, LINE_ROOM, true);
-        }
-        // SAFETY: `tail` is a live chunk of lines; bytes past `committed` (== `end`)
-        // are this thread's alone, and initialized. Nothing is published until the
-        // store below, so what `write` leaves there if it fails is never read.
-        let chunk = unsafe { &*w.tail };
-        let room = chunk.buf.len() - w.end;
-        let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), room) };
-        let len = write(out).filter(|&len| len <= room)?;
-        if w.credit < len && !self.reserve(w, len, chunk.buf.len() >= CHUNK_BYTES) {
-            return Some(Pushed::Full);
-        }
-        w.credit -= len;
-        w.end += len;
-        w.records += 1;
-        chunk
-            .committed
-            .store(pack(w.end, w.records), Ordering::Release);
-        Some(Pushed::Queued)
+        self.with_writer(Some(Pushed::Busy), |lane, w| {
+            if w.needs_chunk(LINE_ROOM, true) {
+                self.next_chunk(lane, w, LINE_ROOM, true);
+            }
+            // SAFETY: `tail` is a live chunk of lines; bytes past `committed` (==
+            // `end`) are this thread's alone, and initialized. Nothing is published
+            // until `commit`, so what `write` leaves there if it fails is never read.
+            let chunk = unsafe { &*w.tail };
+            let room = chunk.buf.len() - w.end;
+            let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), room) };
+            let len = write(out).filter(|&len| len <= room)?;
+            if w.credit < len && !self.reserve(w, len, chunk.buf.len() >= CHUNK_BYTES) {
+                return Some(Pushed::Full);
+            }
+            w.commit(chunk, len);
+            Some(Pushed::Queued)
+        })
     }
 
     fn push_within(
@@ -322,50 +331,53 @@ impl Lanes {
         let Ok(length) = u32::try_from(len) else {
             return Pushed::Full;
         };
+        self.with_writer(Pushed::Busy, |lane, w| {
+            let prefix = if line { 0 } else { RECORD_OVERHEAD };
+            let cost = len + prefix;
+            if w.credit < cost {
+                // SAFETY: `tail` is null or this lane's chunk being written.
+                let busy = unsafe { w.tail.as_ref() }.is_some_and(|c| c.buf.len() >= CHUNK_BYTES);
+                if !bounded {
+                    let want = cost - w.credit;
+                    self.reserved.fetch_add(want, Ordering::Relaxed);
+                    w.credit += want;
+                } else if !self.reserve(w, cost, busy) {
+                    return Pushed::Full;
+                }
+            }
+            if w.needs_chunk(cost, line) {
+                self.next_chunk(lane, w, cost, line);
+            }
+            // SAFETY: `tail` is a live chunk with `cost` bytes of room past `end`;
+            // bytes past `committed` (== `end`) are this thread's alone, and
+            // initialized.
+            let chunk = unsafe { &*w.tail };
+            let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), cost) };
+            let (head, body) = out.split_at_mut(prefix);
+            head.copy_from_slice(&length.to_le_bytes()[..prefix]);
+            write(body);
+            // Only now: if `write` panicked, the room stays this thread's for its next
+            // record.
+            w.commit(chunk, cost);
+            Pushed::Queued
+        })
+    }
+
+    /// Runs `push` with the calling thread's lane and its writer; `busy` if the
+    /// thread is already inside a push (re-entered from the record's own code).
+    #[inline(always)]
+    fn with_writer<T>(&self, busy: T, push: impl FnOnce(&Lane, &mut Writer) -> T) -> T {
         let lane = self.lanes.get_or(Lane::new);
         if lane.busy.load(Ordering::Relaxed) {
-            return Pushed::Busy;
+            return busy;
         }
         lane.busy.store(true, Ordering::Relaxed);
-        // Cleared however this returns, a panic in `write` included.
+        // Cleared however this returns, a panic in `push` included.
         let _busy = Unbusy(&lane.busy);
         // SAFETY: this thread owns `lane` (see `impl Sync for Lane`), and `busy` was
         // clear: no other `&mut` to the writer exists until this push returns.
         let w = unsafe { &mut *lane.writer.get() };
-        let prefix = if line { 0 } else { RECORD_OVERHEAD };
-        let cost = len + prefix;
-        // SAFETY: `tail` is null or this lane's chunk being written.
-        let tail = unsafe { w.tail.as_ref() };
-        if w.credit < cost {
-            let busy = tail.is_some_and(|c| c.buf.len() >= CHUNK_BYTES);
-            if !bounded {
-                let want = cost - w.credit;
-                self.reserved.fetch_add(want, Ordering::Relaxed);
-                w.credit += want;
-            } else if !self.reserve(w, cost, busy) {
-                return Pushed::Full;
-            }
-        }
-        if tail.map_or(true, |c| {
-            c.lines != line || c.buf.len() - w.end < cost || w.records >= CHUNK_RECORDS
-        }) {
-            self.next_chunk(lane, w, cost, line);
-        }
-        // SAFETY: `tail` is a live chunk with `cost` bytes of room past `end`; bytes
-        // past `committed` (== `end`) are this thread's alone, and initialized.
-        let chunk = unsafe { &*w.tail };
-        let out = unsafe { std::slice::from_raw_parts_mut(chunk.data.add(w.end), cost) };
-        let (head, body) = out.split_at_mut(prefix);
-        head.copy_from_slice(&length.to_le_bytes()[..prefix]);
-        write(body);
-        // Only now: if `write` panicked, the room stays this thread's for its next record.
-        w.credit -= cost;
-        w.end += cost;
-        w.records += 1;
-        chunk
-            .committed
-            .store(pack(w.end, w.records), Ordering::Release);
-        Pushed::Queued
+        push(lane, w)
     }
 
     /// Reserves at least `cost` bytes of the bound for `w` (a grant if it is `busy`);

@@ -54,6 +54,21 @@ impl<D: Deliver> Worker<D> {
         Some((taking.records, taking.bytes, compressed))
     }
 
+    /// Delivers the body [`encode_batch`](Self::encode_batch) made, `compressed` as
+    /// it said, of `records` records (see [`deliver`](Self::deliver)).
+    pub(super) fn deliver_body(&mut self, compressed: bool, records: u64) -> Option<Delivery> {
+        let body = std::mem::take(&mut self.body);
+        let outcome = self.deliver(
+            Batch::Body {
+                bytes: &body,
+                compressed,
+            },
+            records,
+        );
+        self.body = body;
+        outcome
+    }
+
     /// Encodes the oldest batch into `body` and `parts`: the records the destination
     /// encoded on the emitting threads are not copied, but delivered from where they
     /// lie. Returns the batch's records and the queue bytes they held, and the

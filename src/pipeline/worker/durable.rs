@@ -6,7 +6,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::{Batch, Deliver, Delivery, Worker};
+use super::{Deliver, Delivery, Worker};
 
 /// A batch as the [`Durable`] stage gives it back.
 #[derive(Debug)]
@@ -66,15 +66,7 @@ impl<D: Deliver> Worker<D> {
                     self.state.settle_in_flight(records);
                 }
                 Err(_) => {
-                    let body = std::mem::take(&mut self.body);
-                    let outcome = self.deliver(
-                        Batch::Body {
-                            bytes: &body,
-                            compressed,
-                        },
-                        records,
-                    );
-                    self.body = body;
+                    let outcome = self.deliver_body(compressed, records);
                     let records = self.state.settle_in_flight(records);
                     self.settle(records, outcome);
                 }
