@@ -176,7 +176,7 @@ const PUBLISHED_AGE_MAX: Duration = Duration::from_secs(1);
 /// How long the rate is measured before it is used forward: the clocks' reads are
 /// some tens of nanoseconds apart at worst, about a millionth of this, so a second
 /// forward is off by about a microsecond at most.
-const SETTLED: Duration = Duration::from_millis(50);
+pub(crate) const SETTLED: Duration = Duration::from_millis(50);
 
 /// The export thread's last [`Converter`], for emitting threads to convert the counter
 /// forward from: a sequence lock (one writer, the export thread; a reader that finds
@@ -363,17 +363,26 @@ mod tests {
         assert_eq!(published.unix_nanos(later), None);
     }
 
-    #[test]
-    fn a_counter_value_before_the_conversion_converts_back_and_not_far_back() {
+    /// A conversion published once its rate is settled; `None` (skipped) where the
+    /// counter is not used.
+    fn published_once_settled() -> Option<(Published, Converter)> {
         if Clock::detect() != Clock::Counter {
             eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
-            return;
+            return None;
         }
         let published = Published::default();
         let mut calibration = Calibration::new();
         std::thread::sleep(SETTLED);
         let converter = calibration.converter();
         published.publish(&converter);
+        Some((published, converter))
+    }
+
+    #[test]
+    fn a_counter_value_before_the_conversion_converts_back_and_not_far_back() {
+        let Some((published, converter)) = published_once_settled() else {
+            return;
+        };
         let ticks_per_ms = (1e6 / converter.nanos_per_tick) as u64;
         let base = converter.now.ticks;
         // A millisecond before: a millisecond before the published wall clock.
@@ -386,15 +395,9 @@ mod tests {
 
     #[test]
     fn a_write_under_way_is_not_read() {
-        if Clock::detect() != Clock::Counter {
-            eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+        let Some((published, converter)) = published_once_settled() else {
             return;
-        }
-        let published = Published::default();
-        let mut calibration = Calibration::new();
-        std::thread::sleep(SETTLED);
-        let converter = calibration.converter();
-        published.publish(&converter);
+        };
         // As a reader sees it midway through the next publish.
         published.seq.fetch_add(1, Ordering::Relaxed);
         assert_eq!(published.unix_nanos(converter.now.ticks), None);

@@ -538,6 +538,7 @@ fn lines_encoded_on_the_emitting_threads_while_the_worker_is_behind_arrive_whole
         .unwrap();
     opened.recv().unwrap().unwrap();
     let before = crate::pipeline::ENCODED_HERE.load(std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::SystemTime::now();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let queue = Arc::clone(&queue);
@@ -551,7 +552,20 @@ fn lines_encoded_on_the_emitting_threads_while_the_worker_is_behind_arrive_whole
     for thread in threads {
         thread.join().unwrap();
     }
+    let ended = std::time::SystemTime::now();
     assert!(queue.shutdown());
+    // Each line's time is when it was emitted, whichever clock the thread read (the
+    // lines are timed to the microsecond).
+    let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    let slack = Duration::from_millis(1);
+    for line in text.lines() {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        let at = humantime::parse_rfc3339(json["timestamp"].as_str().unwrap()).unwrap();
+        assert!(
+            at + slack >= started && at <= ended + slack,
+            "{line} is timed outside its emission, {started:?} to {ended:?}"
+        );
+    }
     assert_eq!(counts(&queue), (8_000, 0, 0));
     let mut next = [0_usize; 4];
     for name in names(&out) {

@@ -3,8 +3,6 @@
 //! (`.ci/run`), which checks the lanes' unsafe code and the call-site addresses read
 //! back as references.
 
-use std::sync::Arc;
-
 use super::capture::call;
 use super::*;
 use crate::fields::Kind;
@@ -43,35 +41,44 @@ fn drain(pending: &mut Pending, signals: &Signals) -> Vec<Read> {
     out
 }
 
+/// Three threads push `MANY` records each (`push(handoff, thread, i)`), while this
+/// one collects them and has `read` take what is pending, until all are in; returns
+/// how many were collected.
+fn from_three_threads(
+    handoff: &Handoff,
+    push: fn(&Handoff, u32, u32),
+    mut read: impl FnMut(&mut Pending),
+) -> u64 {
+    let mut pending = Pending::new();
+    let mut taken = 0;
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3_u32)
+            .map(|t| s.spawn(move || (0..MANY).for_each(|i| push(handoff, t, i))))
+            .collect();
+        while writers.iter().any(|w| !w.is_finished()) {
+            taken += handoff.collect(&mut pending);
+            read(&mut pending);
+        }
+    });
+    taken += handoff.collect(&mut pending);
+    read(&mut pending);
+    taken
+}
+
 #[test]
 fn every_thread_s_records_come_back_whole_once_and_in_its_order() {
     let (handoff, signals) = handoff(1 << 30);
-    let handoff = Arc::new(handoff);
-    let writers: Vec<_> = (0..3_u32)
-        .map(|t| {
-            let handoff = Arc::clone(&handoff);
-            std::thread::spawn(move || {
-                for i in 0..MANY {
-                    let name = format!("t{t}");
-                    let tags = [Tag::new("i", u64::from(i)), Tag::new("who", name.as_str())];
-                    let record = Record::new(Kind::Metric, &name, &tags).with_value(f64::from(i));
-                    assert_eq!(handoff.push(&record), Pushed::Queued);
-                }
-            })
-        })
-        .collect();
-    let mut pending = Pending::new();
     let mut seen = Vec::new();
-    let mut taken = 0;
-    while writers.iter().any(|w| !w.is_finished()) {
-        taken += handoff.collect(&mut pending);
-        seen.extend(drain(&mut pending, &signals));
-    }
-    for w in writers {
-        w.join().unwrap();
-    }
-    taken += handoff.collect(&mut pending);
-    seen.extend(drain(&mut pending, &signals));
+    let taken = from_three_threads(
+        &handoff,
+        |handoff, t, i| {
+            let name = format!("t{t}");
+            let tags = [Tag::new("i", u64::from(i)), Tag::new("who", name.as_str())];
+            let record = Record::new(Kind::Metric, &name, &tags).with_value(f64::from(i));
+            assert_eq!(handoff.push(&record), Pushed::Queued);
+        },
+        |pending| seen.extend(drain(pending, &signals)),
+    );
     assert_eq!(taken, u64::from(3 * MANY));
     let mut next = [0_u32; 3];
     for (name, value, tags) in seen {
@@ -93,33 +100,24 @@ fn every_thread_s_records_come_back_whole_once_and_in_its_order() {
 #[test]
 fn encoded_records_come_back_as_runs_in_their_thread_s_order_with_its_captured_ones() {
     let (handoff, signals) = handoff(1 << 30);
-    let handoff = Arc::new(handoff);
-    let writers: Vec<_> = (0..3_u32)
-        .map(|t| {
-            let handoff = Arc::clone(&handoff);
-            std::thread::spawn(move || {
-                for i in 0..MANY {
-                    let name = format!("t{t}-{i}");
-                    // Runs of each kind, as a destination switches while behind.
-                    let pushed = match (i / 7) % 3 {
-                        0 => handoff.push(&Record::new(Kind::Event, &name, &[])),
-                        1 => handoff.push_encoded(format!("{name}\n").as_bytes()),
-                        _ => handoff
-                            .push_encoded_in_place(|out| {
-                                let line = format!("{name}\n");
-                                out.get_mut(..line.len())?.copy_from_slice(line.as_bytes());
-                                Some(line.len())
-                            })
-                            .expect("a short line fits"),
-                    };
-                    assert_eq!(pushed, Pushed::Queued);
-                }
-            })
-        })
-        .collect();
-    let mut pending = Pending::new();
-    let (mut names, mut taken, mut given) = (Vec::new(), 0, 0);
-    let mut read = |pending: &mut Pending| {
+    let (mut names, mut given) = (Vec::new(), 0);
+    let push = |handoff: &Handoff, t: u32, i: u32| {
+        let name = format!("t{t}-{i}");
+        // Runs of each kind, as a destination switches while behind.
+        let pushed = match (i / 7) % 3 {
+            0 => handoff.push(&Record::new(Kind::Event, &name, &[])),
+            1 => handoff.push_encoded(format!("{name}\n").as_bytes()),
+            _ => handoff
+                .push_encoded_in_place(|out| {
+                    let line = format!("{name}\n");
+                    out.get_mut(..line.len())?.copy_from_slice(line.as_bytes());
+                    Some(line.len())
+                })
+                .expect("a short line fits"),
+        };
+        assert_eq!(pushed, Pushed::Queued);
+    };
+    let read = |pending: &mut Pending| {
         while let Some(taking) = pending.next_batch(5, |entry| {
             match entry.read().expect("an entry reads back") {
                 super::Read::Record(c) => names.push((false, c.name.to_owned())),
@@ -135,15 +133,7 @@ fn encoded_records_come_back_as_runs_in_their_thread_s_order_with_its_captured_o
             pending.recycle(&signals);
         }
     };
-    while writers.iter().any(|w| !w.is_finished()) {
-        taken += handoff.collect(&mut pending);
-        read(&mut pending);
-    }
-    for w in writers {
-        w.join().unwrap();
-    }
-    taken += handoff.collect(&mut pending);
-    read(&mut pending);
+    let taken = from_three_threads(&handoff, push, read);
     assert_eq!((taken, given), (u64::from(3 * MANY), u64::from(3 * MANY)));
     let mut next = [0_u32; 3];
     for (encoded, name) in names {
@@ -169,6 +159,28 @@ fn empty_encoded_records_are_given_out_and_counted() {
     assert_eq!(taking.map(|t| t.records), Some(3));
     pending.recycle(&signals);
     assert!(pending.is_empty());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "reads the processor's time-stamp counter")]
+fn the_time_for_a_line_encoded_here_is_the_wall_clock_s() {
+    if Clock::detect() != Clock::Counter {
+        eprintln!("SKIPPED: this machine's clock source is not an invariant TSC");
+        return;
+    }
+    let (handoff, _signals) = Handoff::with_clock(1 << 20, Clock::Counter);
+    let mut calibration = crate::pipeline::clock::Calibration::new();
+    std::thread::sleep(crate::pipeline::clock::SETTLED);
+    handoff.publish(&calibration.converter());
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (before, now, after) = (SystemTime::now(), handoff.now(), SystemTime::now());
+        let slack = std::time::Duration::from_micros(100);
+        assert!(
+            now + slack >= before && now <= after + slack,
+            "{now:?} is not between {before:?} and {after:?}"
+        );
+    }
 }
 
 #[test]
