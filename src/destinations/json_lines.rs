@@ -4,7 +4,7 @@
 use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::file::AppendFile;
 use super::Export;
@@ -227,7 +227,7 @@ impl<W: WriteLines> Deliver for Lines<W> {
             TagSource::Typed(&captured.tags),
         )
         .with_source(captured.module_path, captured.file, captured.line)
-        .with_timestamp(UNIX_EPOCH + Duration::from_nanos(captured.time_unix_nano))
+        .with_unix_nanos(captured.time_unix_nano)
         .with_meta(captured.meta);
         if let Some(value) = captured.value {
             record = record.with_value(value);

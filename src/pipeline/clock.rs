@@ -26,7 +26,9 @@
 //! reading it would fault (`prctl(PR_SET_TSC)` at start).
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::record::Stamp;
 
 /// How the emitting threads time their records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +53,7 @@ impl Clock {
 
 /// Unix nanoseconds of `time` (0 before the epoch, saturating far after it).
 pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| {
-        d.as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(d.subsec_nanos()))
-    })
+    Stamp::from(time).unix_nanos()
 }
 
 /// The counter now.
@@ -294,7 +292,7 @@ mod counter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn counter_values_convert_to_the_wall_clock_within_a_millisecond() {

@@ -1,6 +1,7 @@
 //! What a sink receives: a borrowed view of one track call ([`Record`]); the values
 //! of its tags are in [`value`].
 
+mod stamp;
 mod value;
 
 use std::cell::OnceCell;
@@ -12,6 +13,7 @@ use tracing_core::Metadata;
 
 use crate::fields::{Instrument, Kind};
 use crate::track::MetricMeta;
+pub(crate) use stamp::Stamp;
 pub use value::{OwnedTagValue, Tag, TagValue};
 
 /// One track call, as a [`Sink`](crate::Sink) sees it.
@@ -43,7 +45,7 @@ pub struct Record<'a> {
     callsite: Option<Callsite>,
     /// What a metric's call site declares: instrument, unit, description.
     meta: MetricMeta,
-    timestamp: OnceCell<SystemTime>,
+    timestamp: OnceCell<Stamp>,
 }
 
 /// The call site a track call's source location comes from.
@@ -210,14 +212,29 @@ impl<'a> Record<'a> {
     }
 
     /// The timestamp if some sink has read it already, without reading the clock.
-    pub(crate) fn timestamp_if_read(&self) -> Option<SystemTime> {
+    pub(crate) fn timestamp_if_read(&self) -> Option<Stamp> {
         self.timestamp.get().copied()
     }
 
     /// The timestamp, read with `now` if no sink has read it yet (a cheaper clock than
     /// [`SystemTime::now`] where one is kept).
-    pub(crate) fn timestamp_or(&self, now: impl FnOnce() -> SystemTime) -> SystemTime {
+    pub(crate) fn timestamp_or(&self, now: impl FnOnce() -> Stamp) -> Stamp {
         *self.timestamp.get_or_init(now)
+    }
+
+    /// The timestamp as encoders write it (see [`timestamp`](Self::timestamp)).
+    #[inline]
+    pub(crate) fn stamp(&self) -> Stamp {
+        *self.timestamp.get_or_init(Stamp::now)
+    }
+
+    /// Fixes the timestamp at `nanos` nanoseconds after the Unix epoch, as a queued
+    /// record holds it.
+    #[must_use]
+    pub(crate) fn with_unix_nanos(self, nanos: u64) -> Self {
+        // A fresh record's cell is empty, so this cannot fail.
+        let _ = self.timestamp.set(Stamp::from_unix_nanos(nanos));
+        self
     }
 
     /// The call site the location came from, for a track call's record.
@@ -237,7 +254,7 @@ impl<'a> Record<'a> {
     #[must_use]
     pub fn with_timestamp(self, timestamp: SystemTime) -> Self {
         // A fresh record's cell is empty, so this cannot fail.
-        let _ = self.timestamp.set(timestamp);
+        let _ = self.timestamp.set(Stamp::from(timestamp));
         self
     }
 
@@ -486,7 +503,7 @@ impl<'a> Record<'a> {
     /// assert_eq!(r.timestamp(), r.timestamp());
     /// ```
     pub fn timestamp(&self) -> SystemTime {
-        *self.timestamp.get_or_init(SystemTime::now)
+        self.stamp().system_time()
     }
 }
 

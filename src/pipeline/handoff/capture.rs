@@ -23,7 +23,7 @@ use std::panic::Location;
 use tracing_core::Metadata;
 
 use crate::fields::{Instrument, Kind};
-use crate::pipeline::clock::{self, unix_nanos, Clock};
+use crate::pipeline::clock::{self, Clock};
 use crate::record::{Callsite, Record, Tag, TagValue};
 use crate::track::MetricMeta;
 
@@ -88,10 +88,7 @@ pub(super) fn capture(record: &Record<'_>) -> Vec<u8> {
 pub(super) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
     let (time, ticks) = match (record.timestamp_if_read(), clock) {
         (None, Clock::Counter) => (clock::ticks(), true),
-        (read, _) => (
-            unix_nanos(read.unwrap_or_else(|| record.timestamp())),
-            false,
-        ),
+        (read, _) => (read.unwrap_or_else(|| record.stamp()).unix_nanos(), false),
     };
     let mut w = Out { out, at: 0 };
     let trace = record.trace_id().zip(record.span_id());

@@ -28,7 +28,6 @@ mod lanes;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
@@ -39,6 +38,7 @@ use lanes::{Lanes, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 
 use super::clock::{Clock, Converter, Published};
 use crate::record::Record;
+use crate::record::Stamp;
 
 /// Emptied chunks the worker keeps ready for the emitting threads: at least, while
 /// they fill chunks; at most, once it has taken nothing for a second.
@@ -176,13 +176,13 @@ impl Handoff {
     /// converted forward from the worker's last [`publish`](Self::publish), or the
     /// wall clock where the counter is not used or nothing recent was published.
     #[inline]
-    pub(crate) fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> Stamp {
         if self.counter.load(Ordering::Relaxed) {
             if let Some(nanos) = self.published.unix_nanos(super::clock::ticks()) {
-                return UNIX_EPOCH + Duration::from_nanos(nanos);
+                return Stamp::from_unix_nanos(nanos);
             }
         }
-        SystemTime::now()
+        Stamp::now()
     }
 
     /// Makes `converter` the one [`now`](Self::now) converts forward from: for the
