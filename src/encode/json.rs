@@ -685,4 +685,125 @@ mod tests {
             Some(line.len())
         );
     }
+
+    /// splitmix64: random inputs, the same on every run, without a dependency.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    #[test]
+    fn floats_of_random_bits_are_written_as_serde_json_writes_them() {
+        let mut next = rng(3);
+        for i in 0..200_000 {
+            let bits = next();
+            // Half of them with an exponent from 2^-8 to 2^60, where whole numbers
+            // and the short path's edges are.
+            let bits = if i % 2 == 0 {
+                bits
+            } else {
+                (bits & !(0x7ff << 52)) | ((1015 + bits % 69) << 52)
+            };
+            let v = f64::from_bits(bits);
+            let mut buf = Vec::new();
+            if json_f64(&mut buf, v) {
+                assert_eq!(buf, serde_json::to_vec(&v).unwrap(), "{bits:#x}");
+            } else {
+                assert!(!v.is_finite());
+            }
+        }
+        // Every float near 10^15 (an eighth apart below it), and the same negated.
+        let limit = 1e15f64.to_bits();
+        for v in (limit - 20_000..=limit + 20_000)
+            .map(f64::from_bits)
+            .flat_map(|v| [v, -v])
+        {
+            let mut buf = Vec::new();
+            assert!(json_f64(&mut buf, v));
+            assert_eq!(buf, serde_json::to_vec(&v).unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_escape_test_agrees_with_the_byte_by_byte_one_for_random_strings() {
+        let naive = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        let mut next = rng(1);
+        let mut bytes = [0u8; 80];
+        for _ in 0..200_000 {
+            let (len, at) = ((next() % 64) as usize, (next() % 16) as usize);
+            let sparse = next() % 2 == 0;
+            for b in &mut bytes[at..at + len] {
+                let r = next();
+                // Sparse: mostly bytes that need nothing, so one special byte decides.
+                *b = if sparse && r % 32 != 0 {
+                    0x20 + (r >> 8) as u8 % 0xe0
+                } else {
+                    r as u8
+                };
+            }
+            let s = &bytes[at..at + len];
+            assert_eq!(needs_escape(s), naive(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_of_random_instants_in_any_order_are_as_humantime_writes_them() {
+        const LAST: u64 = 253_402_300_799;
+        let mut next = rng(5);
+        let mut previous = Duration::ZERO;
+        for _ in 0..200_000 {
+            // Anywhere, or the previous second (the cache), or one either side of it.
+            let secs = match next() % 3 {
+                0 => next() % (LAST + 1),
+                1 => previous.as_secs(),
+                _ => (previous.as_secs() + 1)
+                    .min(LAST)
+                    .saturating_sub(next() % 3),
+            };
+            let at = Duration::new(secs, (next() % 1_000_000_000) as u32);
+            previous = at;
+            let mut buf = Vec::new();
+            write_timestamp(&mut buf, at);
+            assert_eq!(buf.pop(), Some(b'"'));
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                humantime::format_rfc3339_micros(UNIX_EPOCH + at).to_string(),
+                "{at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_earliest_and_latest_system_times_come_back_exactly() {
+        let extreme = |later: bool| {
+            let (mut at, mut step) = (UNIX_EPOCH, Duration::new(1 << 62, 0));
+            while step > Duration::ZERO {
+                while let Some(t) = if later {
+                    at.checked_add(step)
+                } else {
+                    at.checked_sub(step)
+                } {
+                    at = t;
+                }
+                step /= 2;
+            }
+            at
+        };
+        for (at, text) in [
+            (extreme(true), "9999-12-31T23:59:59.999999Z"),
+            (extreme(false), "1970-01-01T00:00:00.000000Z"),
+        ] {
+            let record = Record::new(crate::Kind::Event, "e", &[]).with_timestamp(at);
+            assert_eq!(record.timestamp(), at);
+            let mut line = Vec::new();
+            LineEncoder::new("s").encode(&record, &mut line);
+            assert!(line.starts_with(format!("{{\"timestamp\":\"{text}\"").as_bytes()));
+        }
+    }
 }
