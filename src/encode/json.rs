@@ -4,8 +4,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
-#[cfg(test)]
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::record::{Record, Tag, TagValue};
 
@@ -508,6 +506,8 @@ fn json_f64(buf: &mut impl LineBuf, v: f64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
     use super::*;
 
     #[test]

@@ -37,8 +37,7 @@ pub(crate) use lanes::Pushed;
 use lanes::{Lanes, Taken, CHUNK_BYTES, RECORD_OVERHEAD};
 
 use super::clock::{Clock, Converter, Published};
-use crate::record::Record;
-use crate::record::Stamp;
+use crate::record::{Record, Stamp};
 
 /// Emptied chunks the worker keeps ready for the emitting threads: at least, while
 /// they fill chunks; at most, once it has taken nothing for a second.
