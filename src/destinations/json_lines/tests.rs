@@ -7,10 +7,13 @@ use crate::record::Tag;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Instant;
 
+/// What opens a [`Gate`]: see [`release`].
+type Opener = Arc<(Mutex<bool>, Condvar)>;
+
 /// A writer that tells when a write starts and blocks until released.
 struct Gate {
     entered: mpsc::Sender<()>,
-    release: Arc<(Mutex<bool>, Condvar)>,
+    release: Opener,
     out: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -27,6 +30,22 @@ impl Write for Gate {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Gate {
+    /// A closed gate, with what tells that a write started, what opens it, and
+    /// what it let through.
+    fn closed() -> (Gate, mpsc::Receiver<()>, Opener, Arc<Mutex<Vec<u8>>>) {
+        let (entered_tx, entered) = mpsc::channel();
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate {
+            entered: entered_tx,
+            release: Arc::clone(&release),
+            out: Arc::clone(&out),
+        };
+        (gate, entered, release, out)
     }
 }
 
@@ -95,23 +114,14 @@ fn names(out: &Mutex<Vec<u8>>) -> Vec<String> {
 
 #[test]
 fn a_full_buffer_waits_once_then_drops_at_once_until_the_writer_makes_room() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let out = Arc::new(Mutex::new(Vec::new()));
+    let (writer, entered, gate, out) = Gate::closed();
     // Room for the batch being written and four more.
     let line = line_len("queued-0");
     let limits = Policy {
         queue_bytes: line_len("taken-by-the-worker") + 4 * line,
         ..per_record(0, line)
     };
-    let handoff = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::clone(&out),
-        },
-        limits,
-    );
+    let handoff = export(writer, limits);
 
     emit(&handoff, "taken-by-the-worker");
     entered.recv().unwrap(); // the worker is now stuck writing it
@@ -161,18 +171,9 @@ fn a_full_buffer_waits_once_then_drops_at_once_until_the_writer_makes_room() {
 
 #[test]
 fn shedding_ends_as_soon_as_the_writer_makes_room() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let out = Arc::new(Mutex::new(Vec::new()));
+    let (writer, entered, gate, out) = Gate::closed();
     let line = line_len("a-0");
-    let handoff = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::clone(&out),
-        },
-        per_record(2, line),
-    );
+    let handoff = export(writer, per_record(2, line));
     emit(&handoff, "a-0");
     entered.recv().unwrap();
     emit(&handoff, "a-1");
@@ -265,20 +266,12 @@ fn after_a_torn_write_the_next_line_starts_clean() {
 
 #[test]
 fn shutdown_gives_up_on_a_destination_that_makes_no_progress() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (writer, entered, gate, _out) = Gate::closed();
     let limits = Policy {
         ending: Ending::Stall(Duration::from_millis(200)),
         ..per_record(4, line_len("queued"))
     };
-    let handoff = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::default(),
-        },
-        limits,
-    );
+    let handoff = export(writer, limits);
     emit(&handoff, "stuck");
     entered.recv().unwrap();
     emit(&handoff, "queued");
@@ -405,18 +398,12 @@ fn records_from_threads_that_keep_emitting_while_shutting_down_are_all_counted()
 
 #[test]
 fn a_writer_stuck_on_a_job_of_several_batches_has_every_one_accounted_for() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (writer, entered, gate, _out) = Gate::closed();
     let limits = Policy {
         ending: Ending::Stall(Duration::from_millis(200)),
         ..POLICY
     };
     let handoff = Arc::new(Queue::new(limits, None));
-    let writer = Gate {
-        entered: entered_tx,
-        release: Arc::clone(&gate),
-        out: Arc::default(),
-    };
     let opened = handoff
         .start("test-export", move || {
             Ok(Lines::new(LineEncoder::new("test"), writer))
@@ -618,15 +605,9 @@ fn a_flush_returns_while_another_thread_keeps_emitting() {
 /// as any other, then is kept).
 #[test]
 fn a_record_larger_than_the_bound_goes_past_it_and_drops_nothing_else() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let out = Arc::new(Mutex::new(Vec::new()));
+    let (writer, entered, gate, out) = Gate::closed();
     let queue = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::clone(&out),
-        },
+        writer,
         Policy {
             queue_bytes: 4096,
             ..POLICY
@@ -648,16 +629,8 @@ fn a_record_larger_than_the_bound_goes_past_it_and_drops_nothing_else() {
 /// once it is written.
 #[test]
 fn the_counts_show_what_is_still_queued() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let queue = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::default(),
-        },
-        POLICY,
-    );
+    let (writer, entered, gate, _out) = Gate::closed();
+    let queue = export(writer, POLICY);
     emit(&queue, "stuck");
     entered.recv().unwrap();
     emit(&queue, "waiting-1");
@@ -780,17 +753,8 @@ fn a_batch_in_parts_reaches_a_real_file_whole() {
 /// held for good.
 #[test]
 fn the_chunks_a_burst_left_are_given_back_once_quiet() {
-    let (entered_tx, entered) = mpsc::channel();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let handoff = export(
-        Gate {
-            entered: entered_tx,
-            release: Arc::clone(&gate),
-            out: Arc::clone(&out),
-        },
-        POLICY,
-    );
+    let (writer, entered, gate, _out) = Gate::closed();
+    let handoff = export(writer, POLICY);
     emit(&handoff, "first");
     entered.recv().unwrap(); // the worker is now stuck writing it
                              // About 8 MiB while the writer is stuck: some 30 chunks of 256 KiB queued at once.

@@ -88,7 +88,8 @@ pub(super) fn capture(record: &Record<'_>) -> Vec<u8> {
 pub(super) fn capture_into(out: &mut [u8], record: &Record<'_>, clock: Clock) {
     let (time, ticks) = match (record.timestamp_if_read(), clock) {
         (None, Clock::Counter) => (clock::ticks(), true),
-        (read, _) => (read.unwrap_or_else(|| record.stamp()).unix_nanos(), false),
+        // The time a sink read, or the wall clock's now.
+        _ => (record.stamp().unix_nanos(), false),
     };
     let mut w = Out { out, at: 0 };
     let trace = record.trace_id().zip(record.span_id());

@@ -587,6 +587,14 @@ mod tests {
         out
     }
 
+    /// Pushes `line` written in place, as the emitting thread's encoder writes it.
+    fn in_place(lanes: &Lanes, line: &[u8]) -> Option<Pushed> {
+        lanes.push_line_in_place(|out| {
+            out[..line.len()].copy_from_slice(line);
+            Some(line.len())
+        })
+    }
+
     #[test]
     fn lines_and_records_of_a_thread_come_back_in_its_order_in_chunks_of_their_own() {
         let (lanes, _filled, _spare) = lanes(1 << 30);
@@ -607,12 +615,7 @@ mod tests {
                 let pushed = if i % 2 == 0 {
                     lanes.push_line(line.len(), |out| out.copy_from_slice(&line))
                 } else {
-                    lanes
-                        .push_line_in_place(|out| {
-                            out[..line.len()].copy_from_slice(&line);
-                            Some(line.len())
-                        })
-                        .expect("a short line fits in place")
+                    in_place(&lanes, &line).expect("a short line fits in place")
                 };
                 assert_eq!(pushed, Pushed::Queued);
                 expected.push((true, line));
@@ -634,20 +637,8 @@ mod tests {
         }
         assert_eq!(queued, 10, "100 bytes a line, no length before it");
         lanes.release(100);
-        assert_eq!(
-            lanes.push_line_in_place(|out| {
-                out[..100].fill(b'y');
-                Some(100)
-            }),
-            Some(Pushed::Queued)
-        );
-        assert_eq!(
-            lanes.push_line_in_place(|out| {
-                out[..100].fill(b'z');
-                Some(100)
-            }),
-            Some(Pushed::Full)
-        );
+        assert_eq!(in_place(&lanes, &[b'y'; 100]), Some(Pushed::Queued));
+        assert_eq!(in_place(&lanes, &[b'z'; 100]), Some(Pushed::Full));
         let mut taken = VecDeque::new();
         lanes.collect(&mut taken);
         let bytes: usize = taken.iter().map(|t| t.end - t.at).sum();
@@ -660,13 +651,7 @@ mod tests {
         assert_eq!(lanes.push_line_in_place(|_| None), None);
         // A length past the room given is a bug of the writer: not published.
         assert_eq!(lanes.push_line_in_place(|out| Some(out.len() + 1)), None);
-        assert_eq!(
-            lanes.push_line_in_place(|out| {
-                out[..2].copy_from_slice(b"a\n");
-                Some(2)
-            }),
-            Some(Pushed::Queued)
-        );
+        assert_eq!(in_place(&lanes, b"a\n"), Some(Pushed::Queued));
         let mut taken = VecDeque::new();
         lanes.collect(&mut taken);
         assert_eq!(entries(&taken), vec![(true, b"a\n".to_vec())]);
